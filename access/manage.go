@@ -1,0 +1,99 @@
+package access
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/lib/pq"
+
+	"gitmesh/gitexec"
+)
+
+// ErrExists and ErrUnknown describe admin input that names the wrong thing.
+var (
+	ErrExists  = errors.New("already exists")
+	ErrUnknown = errors.New("unknown")
+)
+
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$`)
+
+// ValidateName checks a user, group or device name.
+func ValidateName(kind, name string) error {
+	if !namePattern.MatchString(name) {
+		return fmt.Errorf("bad %s name %q: use 1 to 64 letters, digits, '.', '_' or '-', not starting with '.' or '-'", kind, name)
+	}
+	return nil
+}
+
+// IsUniqueViolation reports a duplicate key.
+func IsUniqueViolation(err error) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && pqErr.Code == "23505"
+}
+
+// AddUser creates a user with no access.
+func AddUser(ctx context.Context, d *sql.DB, name string) error {
+	if err := ValidateName("user", name); err != nil {
+		return err
+	}
+	_, err := d.ExecContext(ctx, `INSERT INTO users (name) VALUES ($1)`, name)
+	if IsUniqueViolation(err) {
+		return fmt.Errorf("user %s %w", name, ErrExists)
+	}
+	return err
+}
+
+// PatternRegex validates a repository name or glob ("team/*": '*' matches
+// within one path segment) and returns the anchored regular expression
+// PostgreSQL matches names against.
+func PatternRegex(pattern string) (string, error) {
+	if !strings.Contains(pattern, "*") {
+		if err := gitexec.ValidateName(pattern); err != nil {
+			return "", err
+		}
+		return "^" + regexp.QuoteMeta(pattern) + "$", nil
+	}
+	// Validate the glob as a name with each '*' standing for one letter.
+	if err := gitexec.ValidateName(strings.ReplaceAll(pattern, "*", "x")); err != nil {
+		return "", fmt.Errorf("bad pattern %q: %w", pattern, err)
+	}
+	parts := strings.Split(pattern, "*")
+	for i, p := range parts {
+		parts[i] = regexp.QuoteMeta(p)
+	}
+	return "^" + strings.Join(parts, "[^/]*") + "$", nil
+}
+
+// Grant gives user level on a repository or pattern, replacing an earlier
+// grant on the same pattern. An exact name must be an existing repository.
+func Grant(ctx context.Context, d *sql.DB, user, pattern string, level Level) error {
+	re, err := PatternRegex(pattern)
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(pattern, "*") {
+		var ok bool
+		if err := d.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM repositories WHERE name = $1)`, pattern).Scan(&ok); err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("no repository %s (grant a pattern such as 'team/*' to cover repositories not created yet)", pattern)
+		}
+	}
+	res, err := d.ExecContext(ctx, `
+		INSERT INTO grants (user_id, pattern, regex, level)
+		SELECT id, $2, $3, $4 FROM users WHERE name = $1
+		ON CONFLICT (user_id, pattern) WHERE user_id IS NOT NULL
+		DO UPDATE SET level = excluded.level, regex = excluded.regex`, user, pattern, re, int(level))
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w user %s", ErrUnknown, user)
+	}
+	return nil
+}

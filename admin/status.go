@@ -1,0 +1,102 @@
+package admin
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// CopyStatus is one device's copy of one repository, as `status` shows it.
+type CopyStatus struct {
+	Repository string    `json:"repository"`
+	Device     string    `json:"device"`
+	Version    int64     `json:"version"`
+	Lag        int64     `json:"lag"`
+	IsWriting  bool      `json:"is_writing"`
+	Writer     *Writer   `json:"writer,omitempty"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// Writer is who set is_writing, and when.
+type Writer struct {
+	User    string    `json:"user"`
+	Device  string    `json:"device"`
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+}
+
+const statusQuery = `
+SELECT r.name, d.name, v.version,
+       max(v.version) OVER (PARTITION BY r.id) - v.version,
+       v.is_writing, v.write_properties, v.updated_at
+FROM working_copy_versions v
+JOIN repositories r ON r.id = v.repository_id
+JOIN devices d ON d.id = v.device_id
+WHERE $1 = '' OR r.name = $1
+ORDER BY r.name, d.name`
+
+// Status lists every recorded copy, of one repository or of all.
+func Status(ctx context.Context, d *sql.DB, repo string) ([]CopyStatus, error) {
+	if repo != "" {
+		var ok bool
+		if err := d.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM repositories WHERE name = $1)`, repo).Scan(&ok); err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("no repository %s", repo)
+		}
+	}
+	rows, err := d.QueryContext(ctx, statusQuery, repo)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []CopyStatus{}
+	for rows.Next() {
+		var c CopyStatus
+		var props []byte
+		if err := rows.Scan(&c.Repository, &c.Device, &c.Version, &c.Lag, &c.IsWriting, &props, &c.UpdatedAt); err != nil {
+			return nil, err
+		}
+		if len(props) > 0 && string(props) != "null" {
+			c.Writer = new(Writer)
+			if err := json.Unmarshal(props, c.Writer); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// LockHolder is a gitmesh session holding or awaiting an advisory lock.
+type LockHolder struct {
+	Application string    `json:"application"`
+	PID         int       `json:"pid"`
+	Granted     bool      `json:"granted"`
+	Since       time.Time `json:"since"`
+}
+
+// Locks lists the advisory locks gitmesh sessions hold or wait for now.
+func Locks(ctx context.Context, d *sql.DB) ([]LockHolder, error) {
+	rows, err := d.QueryContext(ctx, `
+		SELECT a.application_name, a.pid, l.granted, COALESCE(l.waitstart, a.backend_start)
+		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND a.application_name LIKE 'gitmesh %'
+		ORDER BY l.granted DESC, a.backend_start`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []LockHolder
+	for rows.Next() {
+		var h LockHolder
+		if err := rows.Scan(&h.Application, &h.PID, &h.Granted, &h.Since); err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// cmdArgs are a subcommand's positional arguments and flags. urfave/cli v2
+// stops parsing flags at the first positional argument, but the documented
+// forms put flags last ("device add NAME --url URL"), so flags are read
+// from both places.
+type cmdArgs struct {
+	pos   []string
+	vals  map[string]string
+	bools map[string]bool
+}
+
+// parseArgs reads c's arguments: want names the positional arguments,
+// valueFlags and boolFlags the flags that may follow them.
+func parseArgs(c *cli.Context, want []string, valueFlags, boolFlags []string) (cmdArgs, error) {
+	a := cmdArgs{vals: map[string]string{}, bools: map[string]bool{}}
+	for _, f := range valueFlags {
+		if c.IsSet(f) {
+			a.vals[f] = c.String(f)
+		}
+	}
+	for _, f := range boolFlags {
+		a.bools[f] = c.Bool(f)
+	}
+	rest := c.Args().Slice()
+	for i := 0; i < len(rest); i++ {
+		s := rest[i]
+		name, value, hasValue := strings.Cut(strings.TrimLeft(s, "-"), "=")
+		switch {
+		case !strings.HasPrefix(s, "-") || s == "-":
+			a.pos = append(a.pos, s)
+		case contains(valueFlags, name):
+			if !hasValue {
+				if i+1 >= len(rest) {
+					return a, usageError{fmt.Errorf("flag --%s needs a value", name)}
+				}
+				i++
+				value = rest[i]
+			}
+			a.vals[name] = value
+		case contains(boolFlags, name) && !hasValue:
+			a.bools[name] = true
+		default:
+			return a, usageError{fmt.Errorf("%s: unknown flag %s", c.Command.FullName(), s)}
+		}
+	}
+	if len(a.pos) != len(want) {
+		return a, usageError{fmt.Errorf("%s takes %d argument(s): %s", c.Command.FullName(), len(want), strings.Join(want, " "))}
+	}
+	return a, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,91 @@
+// Package config holds gitmesh's settings, read once at start from an
+// optional TOML file, then the environment, then flags (later wins).
+package config
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Settings is everything gitmesh is told from outside.
+type Settings struct {
+	DatabaseURL    string   `toml:"database_url"`
+	Device         string   `toml:"device"`
+	RepoRoot       string   `toml:"repo_root"`
+	LogFile        string   `toml:"log_file"`
+	ClusterKey     string   `toml:"cluster_key"`
+	KnownHosts     string   `toml:"known_hosts"`
+	LockTimeout    Duration `toml:"lock_timeout"`
+	FetchTimeout   Duration `toml:"fetch_timeout"`
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	RecordTimeout  Duration `toml:"record_timeout"`
+	// Path is the config file the settings came from, if any.
+	Path string `toml:"-"`
+}
+
+// Defaults are the settings before any file, variable or flag.
+func Defaults() Settings {
+	return Settings{
+		LockTimeout:    Duration(60 * time.Second),
+		FetchTimeout:   Duration(5 * time.Minute),
+		ConnectTimeout: Duration(5 * time.Second),
+		RecordTimeout:  Duration(2 * time.Minute),
+	}
+}
+
+// Duration reads "90s" or "2m" from TOML.
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// LoadFile overlays the TOML file at path onto s. Unknown keys are an error:
+// a misspelt setting must not be silently ignored.
+func LoadFile(s *Settings, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config %s: %w", path, err)
+	}
+	md, err := toml.Decode(string(b), s)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return fmt.Errorf("config %s: unknown setting %q", path, und[0].String())
+	}
+	s.Path = path
+	return nil
+}
+
+// NeedDatabase reports a clear error when no database is configured.
+func (s Settings) NeedDatabase() error {
+	if s.DatabaseURL == "" {
+		return fmt.Errorf("no database configured: set GITMESH_DATABASE_URL or --database-url")
+	}
+	return nil
+}
+
+// NeedDevice reports a clear error when this device is not named or has no
+// repo root.
+func (s Settings) NeedDevice() error {
+	if s.Device == "" {
+		return fmt.Errorf("no device configured: set GITMESH_DEVICE or --device")
+	}
+	if s.RepoRoot == "" {
+		return fmt.Errorf("no repo root configured: set GITMESH_REPO_ROOT or --repo-root")
+	}
+	return nil
+}

@@ -1,0 +1,124 @@
+// Package db opens gitmesh's PostgreSQL connections and applies migrations.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lib/pq"
+
+	schema "gitmesh/sql"
+)
+
+// Open returns a pool whose connections are named for pg_stat_activity
+// (application_name = "gitmesh <op> <repo> <pid>") and bounded by
+// connectTimeout. Single round-trip mode (binary_parameters) keeps the serve
+// fast path to one round trip per query.
+func Open(url, appName string, connectTimeout time.Duration) (*sql.DB, error) {
+	cfg, err := pq.NewConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("database URL: %w", err)
+	}
+	cfg.ApplicationName = appName
+	if connectTimeout > 0 {
+		cfg.ConnectTimeout = connectTimeout
+	}
+	cfg.BinaryParameters = true
+	c, err := pq.NewConnectorConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("database URL: %w", err)
+	}
+	return sql.OpenDB(c), nil
+}
+
+// IsUnavailable reports whether err means the database could not be reached
+// or dropped the connection, as opposed to rejecting a statement.
+func IsUnavailable(err error) bool {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		// Class 08: connection exception; 57P: operator intervention
+		// (shutdown, crash), 53: insufficient resources.
+		c := string(pqErr.Code)
+		return strings.HasPrefix(c, "08") || strings.HasPrefix(c, "57P") || strings.HasPrefix(c, "53")
+	}
+	var netErr net.Error
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, sql.ErrConnDone) || errors.As(err, &netErr)
+}
+
+// migrationLock is the advisory lock (two-int form) that serialises
+// concurrent `gitmesh migrate` runs.
+const migrationLockClass, migrationLockObj = 0x676d4d00, 0 // "gmM\0"
+
+// Migrate applies every embedded sql/*.sql file not yet recorded in
+// schema_migrations, each in its own transaction, in name order. It returns
+// the names it applied.
+func Migrate(ctx context.Context, d *sql.DB) ([]string, error) {
+	conn, err := d.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1, $2)`, migrationLockClass, migrationLockObj); err != nil {
+		return nil, fmt.Errorf("take migration lock: %w", err)
+	}
+	defer conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1, $2)`, migrationLockClass, migrationLockObj)
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return nil, fmt.Errorf("create schema_migrations: %w", err)
+	}
+	names, err := fs.Glob(schema.Files, "*.sql")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	var applied []string
+	for _, name := range names {
+		did, err := applyOne(ctx, conn, name)
+		if err != nil {
+			return applied, fmt.Errorf("migration %s: %w", name, err)
+		}
+		if did {
+			applied = append(applied, name)
+		}
+	}
+	return applied, nil
+}
+
+func applyOne(ctx context.Context, conn *sql.Conn, name string) (bool, error) {
+	body, err := fs.ReadFile(schema.Files, name)
+	if err != nil {
+		return false, err
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback()
+	var done bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = $1)`, name).Scan(&done); err != nil {
+		return false, err
+	}
+	if done {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		return false, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (name) VALUES ($1)`, name); err != nil {
+		return false, err
+	}
+	return true, tx.Commit()
+}

@@ -1,0 +1,9 @@
+package e2e
+
+import (
+	"testing"
+
+	"gitmesh/meshtest"
+)
+
+func TestMain(m *testing.M) { meshtest.Main(m) }

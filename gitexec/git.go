@@ -1,0 +1,238 @@
+package gitexec
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Git runs git for gitmesh's own bookkeeping: creating copies, fetching from
+// peers and reading refs.
+type Git struct {
+	// SSHCommand is GIT_SSH_COMMAND for fetches from ssh:// peers.
+	SSHCommand string
+	// Timeout bounds one fetch from a peer.
+	Timeout time.Duration
+}
+
+// Env is the environment git runs in: the caller's, without variables that
+// could point git elsewhere, plus GIT_PROTOCOL when the client sent a valid one.
+func Env(environ []string) []string {
+	out := make([]string, 0, len(environ))
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, "GIT_") && !(strings.HasPrefix(kv, "GIT_PROTOCOL=") && validProtocol(kv[len("GIT_PROTOCOL="):])) {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// validProtocol accepts what git clients send: "version=2", colon separated.
+func validProtocol(v string) bool {
+	if v == "" || len(v) > 64 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(nameByte(c) || c == '=' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// gitArgs is the argv that serves verb on dir.
+func gitArgs(verb Verb, dir string) []string {
+	return []string{"git", strings.TrimPrefix(string(verb), "git-"), dir}
+}
+
+// Exec replaces this process with the git service; it returns only on error.
+func Exec(verb Verb, dir string, env []string) error {
+	bin, err := exec.LookPath("git")
+	if err != nil {
+		return fmt.Errorf("find git: %w", err)
+	}
+	return syscall.Exec(bin, gitArgs(verb, dir), env)
+}
+
+// RunService runs the git service as a child wired to this process's stdio.
+// The child gets SIGKILL if this process dies, so no git outlives the
+// gitmesh that must record its work.
+func RunService(verb Verb, dir string, env []string) error {
+	args := gitArgs(verb, dir)
+	cmd := exec.Command("git", args[1:]...)
+	cmd.Env = env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	errc := make(chan error, 1)
+	go func() {
+		// Pdeathsig fires when the thread that started the child exits, so
+		// that thread must stay put until the child is done.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		errc <- cmd.Run()
+	}()
+	return <-errc
+}
+
+// Exists reports whether dir holds a git repository gitmesh can serve.
+func Exists(dir string) bool {
+	st, err := os.Stat(filepath.Join(dir, "HEAD"))
+	return err == nil && st.Mode().IsRegular()
+}
+
+// InitBare creates an empty bare repository at dir (and its parents).
+func (g Git) InitBare(ctx context.Context, dir string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	_, err := g.run(ctx, "", "init", "--quiet", "--bare", "--initial-branch=main", dir)
+	return err
+}
+
+// FetchMirror makes dir's refs equal to url's: every ref, forced, pruned,
+// applied atomically so a failed fetch leaves the old refs in place.
+func (g Git) FetchMirror(ctx context.Context, dir, url string) error {
+	_, err := g.run(ctx, dir, "fetch", "--quiet", "--atomic", "--prune", "--force",
+		"--update-head-ok", "--no-write-fetch-head", url, "+refs/*:refs/*")
+	return err
+}
+
+// RemoteHead returns the ref that url's HEAD points to ("" when HEAD is
+// detached or missing).
+func (g Git) RemoteHead(ctx context.Context, url string) (string, error) {
+	out, err := g.run(ctx, "", "ls-remote", "--symref", url, "HEAD")
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(line, "ref: "); ok {
+			target, _, _ := strings.Cut(rest, "\t")
+			return target, nil
+		}
+	}
+	return "", nil
+}
+
+// SetHead points dir's HEAD at ref.
+func (g Git) SetHead(ctx context.Context, dir, ref string) error {
+	if !strings.HasPrefix(ref, "refs/") {
+		return fmt.Errorf("refusing HEAD target %q", ref)
+	}
+	_, err := g.run(ctx, dir, "symbolic-ref", "HEAD", ref)
+	return err
+}
+
+// Head returns the ref dir's HEAD points to, read from the HEAD file.
+func Head(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "HEAD"))
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(b))
+	if ref, ok := strings.CutPrefix(s, "ref: "); ok {
+		return ref, nil
+	}
+	return "", nil // detached
+}
+
+// Refs returns dir's refs as "<object> <refname>" lines sorted by name.
+func (g Git) Refs(ctx context.Context, dir string) (string, error) {
+	out, err := g.run(ctx, dir, "for-each-ref", "--format=%(objectname) %(refname)")
+	return string(out), err
+}
+
+// Digest is the refs_digest of a copy: sha256 of its sorted refs and HEAD's
+// target.
+func Digest(refs, head string) string {
+	h := sha256.New()
+	h.Write([]byte(refs))
+	fmt.Fprintf(h, "HEAD %s\n", head)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// RefsDigest reads dir and returns its Digest.
+func (g Git) RefsDigest(ctx context.Context, dir string) (string, error) {
+	refs, err := g.Refs(ctx, dir)
+	if err != nil {
+		return "", err
+	}
+	head, err := Head(dir)
+	if err != nil {
+		return "", err
+	}
+	return Digest(refs, head), nil
+}
+
+// run runs git in dir (or nowhere in particular) with the timeout, killing
+// the whole process group (ssh, upload-pack) when it expires.
+func (g Git) run(ctx context.Context, dir string, args ...string) ([]byte, error) {
+	if g.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, g.Timeout)
+		defer cancel()
+	}
+	name := args[0]
+	if dir != "" {
+		args = append([]string{"-C", dir}, args...)
+	}
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Env = Env(os.Environ())
+	if g.SSHCommand != "" {
+		cmd.Env = append(cmd.Env, "GIT_SSH_COMMAND="+g.SSHCommand)
+	}
+	cmd.Env = append(cmd.Env, "GIT_TERMINAL_PROMPT=0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if ctx.Err() == context.DeadlineExceeded {
+		return out, fmt.Errorf("git %s: timed out after %s", name, g.Timeout)
+	}
+	if err != nil {
+		return out, fmt.Errorf("git %s: %w: %s", name, err, lastLine(stderr.String()))
+	}
+	return out, nil
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
+}
+
+// SSHCommand is the GIT_SSH_COMMAND for fetches from ssh:// peers: the
+// cluster key only, no prompts, host keys checked strictly.
+func SSHCommand(key, knownHosts string, connectTimeout time.Duration) string {
+	if key == "" && knownHosts == "" {
+		return ""
+	}
+	secs := max(int(connectTimeout.Seconds()), 1)
+	cmd := fmt.Sprintf("ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=%d", secs)
+	if key != "" {
+		cmd += " -o IdentitiesOnly=yes -i " + shellQuote(key)
+	}
+	if knownHosts != "" {
+		cmd += " -o UserKnownHostsFile=" + shellQuote(knownHosts) + " -o GlobalKnownHostsFile=/dev/null"
+	}
+	return cmd
+}
+
+// shellQuote single-quotes s for sh, which runs GIT_SSH_COMMAND.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -1,0 +1,126 @@
+package gitexec
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Limits on repository names.
+const (
+	MaxNameLen    = 200
+	MaxSegmentLen = 100
+	MaxSegments   = 8
+)
+
+// ErrBadName marks a repository name outside the rules.
+var ErrBadName = errors.New("bad repository name")
+
+func badName(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrBadName}, args...)...)
+}
+
+// NameFromPath turns the path a git client sends ("/team/app.git",
+// "team/app") into a normalised repository name ("team/app").
+func NameFromPath(p string) (string, error) {
+	p = strings.TrimPrefix(p, "/")
+	p = strings.TrimSuffix(p, ".git")
+	if err := ValidateName(p); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+// ValidateName checks a normalised repository name: segments of
+// [A-Za-z0-9._-] separated by "/", none starting with "." or "-", none
+// ending in ".git", bounded in length and depth.
+func ValidateName(name string) error {
+	if name == "" {
+		return badName("the repository name is empty")
+	}
+	if len(name) > MaxNameLen {
+		return badName("the repository name is longer than %d bytes", MaxNameLen)
+	}
+	segs := strings.Split(name, "/")
+	if len(segs) > MaxSegments {
+		return badName("the repository name has more than %d parts", MaxSegments)
+	}
+	for _, s := range segs {
+		if err := validateSegment(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func validateSegment(s string) error {
+	switch {
+	case s == "":
+		return badName("the repository name has an empty part")
+	case len(s) > MaxSegmentLen:
+		return badName("a part of the repository name is longer than %d bytes", MaxSegmentLen)
+	case s[0] == '.' || s[0] == '-':
+		return badName("a part of the repository name starts with %q", s[:1])
+	case strings.HasSuffix(s, ".git"):
+		return badName("a part of the repository name ends in .git")
+	}
+	for i := 0; i < len(s); i++ {
+		if !nameByte(s[i]) {
+			return badName("the repository name may only hold letters, digits, '.', '_', '-' and '/'")
+		}
+	}
+	return nil
+}
+
+func nameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '.' || c == '_' || c == '-'
+}
+
+// RepoDir is where a device keeps the bare copy of a valid name.
+func RepoDir(root, name string) string {
+	return filepath.Join(root, filepath.FromSlash(name)+".git")
+}
+
+// ConfinedRepoDir returns RepoDir after checking that no symlink on the way
+// leads outside root. A missing directory is fine: it may be created.
+func ConfinedRepoDir(root, name string) (string, error) {
+	if err := ValidateName(name); err != nil {
+		return "", err
+	}
+	dir := RepoDir(root, name)
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return "", fmt.Errorf("repo root %s: %w", root, err)
+	}
+	real, err := evalExisting(dir)
+	if err != nil {
+		return "", err
+	}
+	if real != realRoot && !strings.HasPrefix(real, realRoot+string(filepath.Separator)) {
+		return "", badName("the repository path leads outside the repository root")
+	}
+	return dir, nil
+}
+
+// evalExisting resolves symlinks in the longest existing prefix of p.
+func evalExisting(p string) (string, error) {
+	real, err := filepath.EvalSymlinks(p)
+	if err == nil {
+		return real, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	parent := filepath.Dir(p)
+	if parent == p {
+		return p, nil
+	}
+	realParent, err := evalExisting(parent)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(realParent, filepath.Base(p)), nil
+}

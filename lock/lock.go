@@ -1,0 +1,145 @@
+// Package lock takes PostgreSQL session advisory locks with a bounded wait,
+// and names whoever holds a lock that is being waited for.
+package lock
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// Key is an advisory lock in the two-int4 key space. Keys come from
+// database ids, never from hashes of names, so they cannot collide.
+type Key struct {
+	Class int32
+	Obj   int32
+}
+
+// writeClass marks the cluster-wide write lock of a repository ("gmW\0").
+const writeClass int32 = 0x676d5700
+
+// Write is the cluster-wide write lock of a repository.
+func Write(repoID int32) Key { return Key{writeClass, repoID} }
+
+// Read is the lock one device takes to refresh its copy of a repository.
+// Device ids are positive, so negative classes never meet writeClass.
+func Read(repoID, deviceID int32) Key { return Key{-deviceID, repoID} }
+
+// Describe names the lock for people.
+func (k Key) Describe() string {
+	if k.Class == writeClass {
+		return "write lock"
+	}
+	return "read lock"
+}
+
+// Holder is the session holding a lock.
+type Holder struct {
+	Application string // application_name: "gitmesh <op> <who> <pid> <repo>"
+	PID         int    // PostgreSQL backend pid
+	Since       time.Time
+}
+
+// ErrTimeout means the lock was still held by another session at the limit.
+var ErrTimeout = errors.New("lock wait timed out")
+
+// TimeoutError says who held the lock when the wait gave up.
+type TimeoutError struct {
+	Key    Key
+	Waited time.Duration
+	Holder *Holder
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("%s not acquired after %s", e.Key.Describe(), e.Waited.Round(time.Millisecond))
+}
+
+// Unwrap lets errors.Is(err, ErrTimeout) work.
+func (e *TimeoutError) Unwrap() error { return ErrTimeout }
+
+// NotifyAfter is how long a wait goes on before the waiter is told who holds
+// the lock.
+const NotifyAfter = time.Second
+
+// Acquire takes key on conn, waiting at most limit. If the wait goes past
+// NotifyAfter, notify is called once with the holder (nil if it is gone).
+func Acquire(ctx context.Context, conn *sql.Conn, key Key, limit time.Duration, notify func(*Holder)) error {
+	var ok bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, $2)`, key.Class, key.Obj).Scan(&ok); err != nil {
+		return fmt.Errorf("take %s: %w", key.Describe(), err)
+	}
+	if ok {
+		return nil
+	}
+	start := time.Now()
+	defer conn.ExecContext(context.Background(), `SELECT set_config('lock_timeout', '0', false)`)
+	notified := false
+	for {
+		left := limit - time.Since(start)
+		if left <= 0 {
+			h, _ := HolderOf(ctx, conn, key)
+			return &TimeoutError{Key: key, Waited: time.Since(start), Holder: h}
+		}
+		step := left
+		if !notified && step > NotifyAfter {
+			step = NotifyAfter
+		}
+		err := wait(ctx, conn, key, step)
+		if err == nil {
+			return nil
+		}
+		if !isLockTimeout(err) {
+			return fmt.Errorf("take %s: %w", key.Describe(), err)
+		}
+		if !notified && notify != nil {
+			h, _ := HolderOf(ctx, conn, key)
+			notify(h)
+		}
+		notified = true
+	}
+}
+
+func wait(ctx context.Context, conn *sql.Conn, key Key, d time.Duration) error {
+	ms := fmt.Sprint(max(d.Milliseconds(), 1))
+	if _, err := conn.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, false)`, ms); err != nil {
+		return err
+	}
+	_, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1, $2)`, key.Class, key.Obj)
+	return err
+}
+
+func isLockTimeout(err error) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && pqErr.Code == "55P03"
+}
+
+// Release drops key. Closing the connection drops it too.
+func Release(ctx context.Context, conn *sql.Conn, key Key) error {
+	_, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1, $2)`, key.Class, key.Obj)
+	return err
+}
+
+// HolderOf names the session holding key, or returns nil when none does.
+func HolderOf(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, key Key) (*Holder, error) {
+	var h Holder
+	err := q.QueryRowContext(ctx, `
+		SELECT a.application_name, a.pid, a.backend_start
+		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		  AND l.classid = $1::int4::oid AND l.objid = $2::int4::oid`, key.Class, key.Obj).
+		Scan(&h.Application, &h.PID, &h.Since)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &h, nil
+}

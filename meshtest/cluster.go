@@ -1,0 +1,322 @@
+package meshtest
+
+import (
+	"bytes"
+	"database/sql"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var (
+	pg       *Postgres
+	bin      string
+	buildErr error
+	once     sync.Once
+)
+
+// Main starts PostgreSQL and builds gitmesh for a test package, runs the
+// tests, and stops everything it started. Use it as TestMain.
+func Main(m *testing.M) {
+	code := 1
+	defer func() {
+		if pg != nil {
+			pg.Stop()
+		}
+		if bin != "" {
+			os.RemoveAll(filepath.Dir(bin))
+		}
+		os.Exit(code)
+	}()
+	var err error
+	if pg, err = StartPostgres(); err != nil {
+		fmt.Fprintln(os.Stderr, "meshtest:", err)
+		return
+	}
+	if bin, err = build(); err != nil {
+		fmt.Fprintln(os.Stderr, "meshtest:", err)
+		return
+	}
+	code = m.Run()
+}
+
+// Server is the PostgreSQL server of this test process.
+func Server() *Postgres { return pg }
+
+// Binary is the gitmesh binary built for this test process.
+func Binary() string { return bin }
+
+// build compiles gitmesh once per test process.
+func build() (string, error) {
+	dir, err := os.MkdirTemp("", "gitmesh-bin-")
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "gitmesh")
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command("go", "build", "-o", out, ".")
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %w: %s", err, b)
+	}
+	return out, nil
+}
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		return "", fmt.Errorf("go list -m: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// Cluster is a gitmesh cluster of devices sharing one fresh database.
+type Cluster struct {
+	T       testing.TB
+	Dir     string
+	DBURL   string
+	Devices map[string]*Device
+	// Settings are extra TOML lines written into every device's config.
+	Settings string
+}
+
+// Device is one member of a Cluster.
+type Device struct {
+	Name   string
+	Root   string // repo root
+	Config string // TOML settings file
+	Log    string // gitmesh's JSON log
+	c      *Cluster
+}
+
+// NewCluster migrates a fresh database and registers the named devices,
+// each with its own repo root; peers fetch from each other by local path.
+func NewCluster(t testing.TB, names ...string) *Cluster {
+	t.Helper()
+	if pg == nil {
+		t.Fatal("meshtest: no PostgreSQL; call meshtest.Main from TestMain")
+	}
+	dbURL, err := pg.NewDatabase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{T: t, Dir: t.TempDir(), DBURL: dbURL, Devices: map[string]*Device{}}
+	for _, n := range names {
+		c.AddDevice(n, "")
+	}
+	c.MustAdmin("migrate")
+	for _, n := range names {
+		c.MustAdmin("device", "add", n, "--url", c.Devices[n].Root)
+	}
+	return c
+}
+
+// AddDevice creates a device's root, config and log; extra is appended to
+// its config file. It does not register the device in the database.
+func (c *Cluster) AddDevice(name, extra string) *Device {
+	d := &Device{Name: name, c: c,
+		Root:   filepath.Join(c.Dir, name, "repos"),
+		Config: filepath.Join(c.Dir, name, "gitmesh.toml"),
+		Log:    filepath.Join(c.Dir, name, "gitmesh.log")}
+	if err := os.MkdirAll(d.Root, 0o755); err != nil {
+		c.T.Fatal(err)
+	}
+	d.WriteConfig(extra)
+	c.Devices[name] = d
+	return d
+}
+
+// WriteConfig rewrites the device's config with extra TOML lines.
+func (d *Device) WriteConfig(extra string) {
+	conf := fmt.Sprintf("database_url = %q\ndevice = %q\nrepo_root = %q\nlog_file = %q\nlock_timeout = \"30s\"\nfetch_timeout = \"60s\"\n%s\n%s\n",
+		d.c.DBURL, d.Name, d.Root, d.Log, d.c.Settings, extra)
+	if err := os.WriteFile(d.Config, []byte(conf), 0o644); err != nil {
+		d.c.T.Fatal(err)
+	}
+}
+
+// Result is what a command printed and how it exited.
+type Result struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+// Run runs gitmesh with this device's settings and extra environment.
+func (d *Device) Run(env []string, args ...string) Result {
+	cmd := exec.Command(bin, append([]string{"--config", d.Config}, args...)...)
+	cmd.Env = append(cleanEnv(), env...)
+	return run(cmd)
+}
+
+// Admin runs a gitmesh admin command on the first device's settings.
+func (c *Cluster) Admin(args ...string) Result {
+	return c.first().Run(nil, args...)
+}
+
+// MustAdmin runs an admin command and fails the test unless it exits 0.
+func (c *Cluster) MustAdmin(args ...string) string {
+	c.T.Helper()
+	r := c.Admin(args...)
+	if r.Code != 0 {
+		c.T.Fatalf("gitmesh %s: exit %d: %s", strings.Join(args, " "), r.Code, r.Stderr)
+	}
+	return r.Stdout
+}
+
+func (c *Cluster) first() *Device {
+	var first *Device
+	for _, d := range c.Devices {
+		if first == nil || d.Name < first.Name {
+			first = d
+		}
+	}
+	return first
+}
+
+// DB opens the cluster's database for assertions.
+func (c *Cluster) DB() *sql.DB {
+	d, err := sql.Open("postgres", c.DBURL)
+	if err != nil {
+		c.T.Fatal(err)
+	}
+	c.T.Cleanup(func() { d.Close() })
+	return d
+}
+
+// CreateRepo creates repo on device dev and lets user write to it.
+func (c *Cluster) CreateRepo(dev, repo string, writers ...string) {
+	c.T.Helper()
+	if r := c.Devices[dev].Run(nil, "repo", "create", repo); r.Code != 0 {
+		c.T.Fatalf("repo create %s on %s: %s", repo, dev, r.Stderr)
+	}
+	for _, u := range writers {
+		c.User(u)
+		c.MustAdmin("grant", u, repo, "write")
+	}
+}
+
+// User adds a user unless it exists.
+func (c *Cluster) User(name string) {
+	c.Admin("user", "add", name)
+}
+
+// SSHScript writes the GIT_SSH_COMMAND that makes git reach device dev as
+// user, exactly as sshd would: SSH_ORIGINAL_COMMAND set to what git asked
+// for, then `gitmesh serve USER` with the device's settings.
+func (d *Device) SSHScript(user string) string {
+	path := filepath.Join(d.c.Dir, fmt.Sprintf("ssh-%s-%s", d.Name, user))
+	script := fmt.Sprintf(`#!/bin/sh
+# git runs: ssh [options] HOST COMMAND; sshd passes COMMAND as SSH_ORIGINAL_COMMAND.
+for last; do :; done
+SSH_ORIGINAL_COMMAND=$last exec %q --config %q serve %q
+`, bin, d.Config, user)
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		d.c.T.Fatal(err)
+	}
+	return path
+}
+
+// URL is the address a git client uses for repo on any device (the
+// GIT_SSH_COMMAND picks the device).
+func URL(repo string) string { return "gitmesh:" + repo + ".git" }
+
+// Git runs git as user against device dev, in dir (may be "").
+func (d *Device) Git(user, dir string, args ...string) Result {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(GitEnv(d.c.Dir), "GIT_SSH_COMMAND="+d.SSHScript(user), "GIT_SSH_VARIANT=ssh")
+	return run(cmd)
+}
+
+// MustGit runs Git and fails the test unless git exits 0.
+func (d *Device) MustGit(user, dir string, args ...string) string {
+	d.c.T.Helper()
+	r := d.Git(user, dir, args...)
+	if r.Code != 0 {
+		d.c.T.Fatalf("git %s on %s as %s: exit %d: %s", strings.Join(args, " "), d.Name, user, r.Code, r.Stderr)
+	}
+	return r.Stdout
+}
+
+// GitEnv is a clean environment for git with an identity and a private HOME.
+func GitEnv(home string) []string {
+	return append(cleanEnv(), "HOME="+home,
+		"GIT_AUTHOR_NAME=Test", "GIT_AUTHOR_EMAIL=test@example.com",
+		"GIT_COMMITTER_NAME=Test", "GIT_COMMITTER_EMAIL=test@example.com",
+		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null")
+}
+
+// cleanEnv drops GITMESH_ and GIT_ variables the test runner may carry.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GITMESH_") && !strings.HasPrefix(kv, "GIT_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func run(cmd *exec.Cmd) Result {
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := Result{Stdout: stdout.String(), Stderr: stderr.String()}
+	if err != nil {
+		r.Code = -1
+		if ee, ok := err.(*exec.ExitError); ok {
+			r.Code = ee.ExitCode()
+		}
+	}
+	return r
+}
+
+// Work makes a client work tree with one commit of file=content.
+func (c *Cluster) Work(name string) string {
+	dir := filepath.Join(c.Dir, "work-"+name)
+	cmd := exec.Command("git", "init", "-q", "-b", "main", dir)
+	cmd.Env = GitEnv(c.Dir)
+	if r := run(cmd); r.Code != 0 {
+		c.T.Fatalf("git init: %s", r.Stderr)
+	}
+	return dir
+}
+
+// Commit writes file=content in work tree dir and commits it; it returns
+// the new commit id.
+func (c *Cluster) Commit(dir, file, content string) string {
+	c.T.Helper()
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(content), 0o644); err != nil {
+		c.T.Fatal(err)
+	}
+	c.LocalGit(dir, "add", file)
+	c.LocalGit(dir, "commit", "-q", "-m", "edit "+file)
+	return strings.TrimSpace(c.LocalGit(dir, "rev-parse", "HEAD"))
+}
+
+// LocalGit runs git in dir without any device, failing the test on error.
+func (c *Cluster) LocalGit(dir string, args ...string) string {
+	c.T.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = GitEnv(c.Dir)
+	r := run(cmd)
+	if r.Code != 0 {
+		c.T.Fatalf("git %s: %s", strings.Join(args, " "), r.Stderr)
+	}
+	return r.Stdout
+}
+
+// Rev returns the object id of ref in device dev's copy of repo, or "".
+func (c *Cluster) Rev(dev, repo, ref string) string {
+	cmd := exec.Command("git", "--git-dir", filepath.Join(c.Devices[dev].Root, repo+".git"), "rev-parse", "--verify", "-q", ref)
+	cmd.Env = GitEnv(c.Dir)
+	return strings.TrimSpace(run(cmd).Stdout)
+}

@@ -1,0 +1,121 @@
+// Package serve is the forced command: one SSH connection, parsed, checked,
+// brought up to date and handed to git.
+package serve
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+
+	"github.com/rs/zerolog"
+
+	"gitmesh/access"
+	"gitmesh/config"
+	"gitmesh/db"
+	"gitmesh/gitexec"
+	"gitmesh/version"
+)
+
+// Conn is one SSH connection as sshd hands it over.
+type Conn struct {
+	User     string   // the key's user, from the forced command
+	Original string   // SSH_ORIGINAL_COMMAND
+	Environ  []string // the process environment, filtered before git sees it
+	Log      zerolog.Logger
+	Tell     func(format string, args ...any)
+}
+
+// User serves a user's connection: reads catch up first, pushes run under
+// the write lock. On success a read never returns (git replaced gitmesh).
+func User(ctx context.Context, s config.Settings, c Conn) error {
+	cmd, err := gitexec.ParseCommand(c.Original)
+	if err != nil {
+		return err
+	}
+	if err := s.NeedDevice(); err != nil {
+		return err
+	}
+	if err := s.NeedDatabase(); err != nil {
+		return err
+	}
+	dir, err := gitexec.ConfinedRepoDir(s.RepoRoot, cmd.Repo)
+	if err != nil {
+		return err
+	}
+	log := c.Log.With().Str("user", c.User).Str("repo", cmd.Repo).Str("verb", string(cmd.Verb)).Logger()
+	op := "fetch"
+	need := access.Read
+	if cmd.Verb.IsWrite() {
+		op, need = "push", access.Write
+	}
+	dbh, err := db.Open(s.DatabaseURL, AppName(op, cmd.Repo, c.User, s.Device), s.ConnectTimeout.D())
+	if err != nil {
+		return err
+	}
+	defer dbh.Close()
+	st, err := version.Lookup(ctx, dbh, cmd.Repo, c.User, s.Device, need)
+	if err != nil {
+		return err
+	}
+	node := &version.Node{DB: dbh, Device: s.Device, RepoRoot: s.RepoRoot,
+		Git: Git(s), LockTimeout: s.LockTimeout.D(), RecordTimeout: s.RecordTimeout.D(),
+		Log: log, Tell: c.Tell}
+	env := gitexec.Env(c.Environ)
+	if cmd.Verb.IsWrite() {
+		return node.Push(ctx, st, c.User, func() error {
+			return gitexec.RunService(cmd.Verb, dir, env)
+		})
+	}
+	if err := node.CatchUp(ctx, st); err != nil {
+		return err
+	}
+	return execGit(dbh, cmd.Verb, dir, env)
+}
+
+// execGit closes the database and becomes git.
+func execGit(dbh *sql.DB, verb gitexec.Verb, dir string, env []string) error {
+	dbh.Close()
+	if !gitexec.Exists(dir) {
+		return fmt.Errorf("the copy of this repository is missing on this device (%s)", dir)
+	}
+	return gitexec.Exec(verb, dir, env)
+}
+
+// Cluster serves a peer device's fetch: upload-pack only, no database.
+func Cluster(s config.Settings, c Conn) error {
+	cmd, err := gitexec.ParseCommand(c.Original)
+	if err != nil {
+		return err
+	}
+	if cmd.Verb != gitexec.UploadPack {
+		return fmt.Errorf("%w: the cluster key may only run git-upload-pack", gitexec.ErrBadCommand)
+	}
+	if s.RepoRoot == "" {
+		return fmt.Errorf("no repo root configured: set GITMESH_REPO_ROOT or --repo-root")
+	}
+	dir, err := gitexec.ConfinedRepoDir(s.RepoRoot, cmd.Repo)
+	if err != nil {
+		return err
+	}
+	if !gitexec.Exists(dir) {
+		return version.ErrNotFound
+	}
+	return gitexec.Exec(cmd.Verb, dir, gitexec.Env(c.Environ))
+}
+
+// Git is the bookkeeping git for these settings: fetch timeout and, for
+// ssh:// peers, the cluster key and known_hosts.
+func Git(s config.Settings) gitexec.Git {
+	return gitexec.Git{Timeout: s.FetchTimeout.D(), SSHCommand: gitexec.SSHCommand(s.ClusterKey, s.KnownHosts, s.ConnectTimeout.D())}
+}
+
+// AppName is the application_name of a gitmesh connection, so that
+// pg_stat_activity and `status` can name lock holders.
+func AppName(op, repo, user, device string) string {
+	name := fmt.Sprintf("gitmesh %s %s %d %s@%s", op, repo, os.Getpid(), user, device)
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	return name
+}

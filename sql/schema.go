@@ -1,0 +1,9 @@
+// Package schema holds gitmesh's PostgreSQL migrations, applied in name order.
+package schema
+
+import "embed"
+
+// Files holds the *.sql migrations.
+//
+//go:embed *.sql
+var Files embed.FS

@@ -1,0 +1,178 @@
+// Package version keeps each device's copy of a repository at the newest
+// version: the read protocol (catch up from a peer) and the write protocol
+// (push under the cluster-wide write lock, then record the new version).
+package version
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"gitmesh/access"
+)
+
+// Copy is one device's recorded version of a repository.
+type Copy struct {
+	DeviceID  int32
+	Device    string
+	URL       string
+	Version   int64
+	IsWriting bool
+	Writer    *Writer
+	Digest    string
+}
+
+// Writer is the write_properties of a pending write.
+type Writer struct {
+	User       string    `json:"user"`
+	Device     string    `json:"device"`
+	PID        int       `json:"pid"`
+	BackendPID int       `json:"backend_pid"`
+	Started    time.Time `json:"started"`
+	Token      string    `json:"token"`
+}
+
+// State is what PostgreSQL knows of one repository, seen from this device.
+type State struct {
+	Repo   string
+	RepoID int32
+	SelfID int32        // this device's id; 0 when the device is not registered
+	Level  access.Level // the user's access; None for admin reads
+	Copies []Copy       // one per device that holds a recorded version
+}
+
+// Highest is the newest recorded version, or -1 when none is recorded.
+func (s State) Highest() int64 {
+	h := int64(-1)
+	for _, c := range s.Copies {
+		h = max(h, c.Version)
+	}
+	return h
+}
+
+// Self returns this device's copy, if it has a recorded version.
+func (s State) Self() (Copy, bool) {
+	for _, c := range s.Copies {
+		if c.DeviceID == s.SelfID {
+			return c, true
+		}
+	}
+	return Copy{}, false
+}
+
+// Current reports whether this device holds the newest version.
+func (s State) Current() bool {
+	c, ok := s.Self()
+	return ok && c.Version == s.Highest()
+}
+
+// Frozen returns the copy whose write never finished, if any.
+func (s State) Frozen() (Copy, bool) {
+	for _, c := range s.Copies {
+		if c.IsWriting {
+			return c, true
+		}
+	}
+	return Copy{}, false
+}
+
+// Leaders are the copies at the newest version other than this device's.
+func (s State) Leaders() []Copy {
+	h := s.Highest()
+	var out []Copy
+	for _, c := range s.Copies {
+		if c.Version == h && c.DeviceID != s.SelfID {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// ErrNotFound is returned for an unknown repository and, identically, for a
+// repository the user may not use.
+var ErrNotFound = errors.New("repository not found")
+
+// ErrNoDevice means this device is not registered.
+var ErrNoDevice = errors.New("device not registered")
+
+// queryer is *sql.DB or *sql.Conn.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// lookupQuery reads the repository, this device, the user's access level
+// and every device's version in one round trip: the whole fast path.
+const lookupQuery = `
+WITH r AS (SELECT id FROM repositories WHERE name = $1),
+     u AS (SELECT id FROM users WHERE name = $2)
+SELECT r.id,
+       COALESCE((SELECT id FROM devices WHERE name = $3), 0),
+       COALESCE((SELECT max(g.level) FROM grants g, u
+                  WHERE (g.user_id = u.id OR g.group_id IN
+                         (SELECT m.group_id FROM group_members m WHERE m.user_id = u.id))
+                    AND $1 ~ g.regex), 0),
+       d.id, d.name, d.url, v.version, v.is_writing, v.write_properties, v.refs_digest
+FROM r LEFT JOIN working_copy_versions v ON v.repository_id = r.id
+       LEFT JOIN devices d ON d.id = v.device_id
+ORDER BY d.name`
+
+// Lookup loads repo's state as seen by user on device. It returns
+// ErrNotFound when the repository is unknown or the user below need.
+func Lookup(ctx context.Context, q queryer, repo, user, device string, need access.Level) (State, error) {
+	st, err := load(ctx, q, repo, user, device)
+	if err != nil {
+		return State{}, err
+	}
+	if st.Level < need {
+		return State{}, ErrNotFound
+	}
+	if st.SelfID == 0 {
+		return State{}, fmt.Errorf("%w: %s", ErrNoDevice, device)
+	}
+	return st, nil
+}
+
+func load(ctx context.Context, q queryer, repo, user, device string) (State, error) {
+	rows, err := q.QueryContext(ctx, lookupQuery, repo, user, device)
+	if err != nil {
+		return State{}, fmt.Errorf("read versions of %s: %w", repo, err)
+	}
+	defer rows.Close()
+	st := State{Repo: repo}
+	found := false
+	for rows.Next() {
+		found = true
+		var (
+			devID         sql.NullInt32
+			name, url, dg sql.NullString
+			ver           sql.NullInt64
+			writing       sql.NullBool
+			props         []byte
+		)
+		if err := rows.Scan(&st.RepoID, &st.SelfID, &st.Level, &devID, &name, &url, &ver, &writing, &props, &dg); err != nil {
+			return State{}, fmt.Errorf("read versions of %s: %w", repo, err)
+		}
+		if !devID.Valid {
+			continue // repository without any recorded version
+		}
+		c := Copy{DeviceID: devID.Int32, Device: name.String, URL: url.String,
+			Version: ver.Int64, IsWriting: writing.Bool, Digest: dg.String}
+		if len(props) > 0 && string(props) != "null" {
+			c.Writer = new(Writer)
+			if err := json.Unmarshal(props, c.Writer); err != nil {
+				return State{}, fmt.Errorf("write_properties of %s on %s: %w", repo, c.Device, err)
+			}
+		}
+		st.Copies = append(st.Copies, c)
+	}
+	if err := rows.Err(); err != nil {
+		return State{}, fmt.Errorf("read versions of %s: %w", repo, err)
+	}
+	if !found {
+		return State{}, ErrNotFound
+	}
+	return st, nil
+}

@@ -1,0 +1,191 @@
+package version
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"gitmesh/gitexec"
+	"gitmesh/lock"
+)
+
+// Node is this device as the protocols see it.
+type Node struct {
+	DB            *sql.DB
+	Device        string
+	RepoRoot      string
+	Git           gitexec.Git
+	LockTimeout   time.Duration
+	RecordTimeout time.Duration
+	Log           zerolog.Logger
+	// Tell writes one sentence to the user (stderr in serve).
+	Tell func(format string, args ...any)
+}
+
+// ErrNoVersions means no device has a recorded version of the repository,
+// so there is no way to know which copy is right.
+var ErrNoVersions = errors.New("no device holds a recorded version")
+
+// NoPeerError means no device at the newest version could be fetched from.
+type NoPeerError struct {
+	Repo    string
+	Version int64
+	Tried   []string // "device: error"
+}
+
+func (e *NoPeerError) Error() string {
+	return fmt.Sprintf("no up-to-date copy of %s (version %d) is reachable: %s",
+		e.Repo, e.Version, strings.Join(e.Tried, "; "))
+}
+
+// CatchUp brings this device's copy of st.Repo to the newest version. st is
+// the state read on the fast path; when it shows this device current,
+// CatchUp does nothing.
+func (n *Node) CatchUp(ctx context.Context, st State) error {
+	if st.Current() {
+		return nil
+	}
+	if len(st.Copies) == 0 {
+		return ErrNoVersions
+	}
+	conn, err := n.DB.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close()
+	key := lock.Read(st.RepoID, st.SelfID)
+	if err := lock.Acquire(ctx, conn, key, n.LockTimeout, n.waiting(st.Repo, key)); err != nil {
+		return err
+	}
+	defer lock.Release(context.Background(), conn, key)
+	// Another reader may have fetched while this one waited.
+	st, err = n.reload(ctx, conn, st.Repo)
+	if err != nil {
+		return err
+	}
+	return n.syncLocked(ctx, conn, st)
+}
+
+func (n *Node) reload(ctx context.Context, conn *sql.Conn, repo string) (State, error) {
+	st, err := load(ctx, conn, repo, "", n.Device)
+	if err != nil {
+		return State{}, err
+	}
+	if st.SelfID == 0 {
+		return State{}, fmt.Errorf("%w: %s", ErrNoDevice, n.Device)
+	}
+	return st, nil
+}
+
+// syncLocked fetches from a leader unless this device is current. The
+// caller holds this device's read lock on the repository.
+func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
+	if st.Current() {
+		return nil
+	}
+	if len(st.Copies) == 0 {
+		return ErrNoVersions
+	}
+	dir := gitexec.RepoDir(n.RepoRoot, st.Repo)
+	if !gitexec.Exists(dir) {
+		if err := n.Git.InitBare(ctx, dir); err != nil {
+			return fmt.Errorf("create copy of %s: %w", st.Repo, err)
+		}
+	}
+	leaders := st.Leaders()
+	rand.Shuffle(len(leaders), func(i, j int) { leaders[i], leaders[j] = leaders[j], leaders[i] })
+	noPeer := &NoPeerError{Repo: st.Repo, Version: st.Highest()}
+	for _, peer := range leaders {
+		start := time.Now()
+		digest, err := n.fetchFrom(ctx, dir, st.Repo, peer)
+		n.logSync(ctx, conn, st, peer, time.Since(start), err)
+		if err != nil {
+			noPeer.Tried = append(noPeer.Tried, fmt.Sprintf("%s: %v", peer.Device, err))
+			continue
+		}
+		if _, err := conn.ExecContext(ctx, recordSyncQuery, st.RepoID, st.SelfID, peer.Version, digest); err != nil {
+			return fmt.Errorf("record version %d of %s: %w", peer.Version, st.Repo, err)
+		}
+		return nil
+	}
+	return noPeer
+}
+
+const recordSyncQuery = `
+INSERT INTO working_copy_versions (repository_id, device_id, version, refs_digest)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (repository_id, device_id) DO UPDATE
+SET version = excluded.version, refs_digest = excluded.refs_digest, updated_at = now()`
+
+// fetchFrom mirrors peer's copy into dir and returns dir's new digest.
+func (n *Node) fetchFrom(ctx context.Context, dir, repo string, peer Copy) (string, error) {
+	url := PeerURL(peer.URL, repo)
+	if err := n.Git.FetchMirror(ctx, dir, url); err != nil {
+		return "", err
+	}
+	digest, err := n.Git.RefsDigest(ctx, dir)
+	if err != nil || digest == peer.Digest {
+		return digest, err
+	}
+	// Refs match but the digest does not: HEAD's target moved, or the peer
+	// is mid-write. Take HEAD from the peer (one more connection).
+	head, err := n.Git.RemoteHead(ctx, url)
+	if err != nil {
+		return "", err
+	}
+	if head != "" {
+		if err := n.Git.SetHead(ctx, dir, head); err != nil {
+			return "", err
+		}
+	}
+	return n.Git.RefsDigest(ctx, dir)
+}
+
+// PeerURL is where repo lives on a device whose base URL is base: an
+// ssh:// URL or a local path.
+func PeerURL(base, repo string) string {
+	if strings.Contains(base, "://") {
+		return strings.TrimRight(base, "/") + "/" + repo + ".git"
+	}
+	return filepath.Join(base, filepath.FromSlash(repo)+".git")
+}
+
+func (n *Node) logSync(ctx context.Context, conn *sql.Conn, st State, peer Copy, d time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = err.Error()
+	}
+	from := int64(-1)
+	if self, ok := st.Self(); ok {
+		from = self.Version
+	}
+	n.Log.Info().Str("op", "sync").Str("repo", st.Repo).Str("peer", peer.Device).
+		Int64("from_version", from).Int64("to_version", peer.Version).Dur("duration", d).
+		AnErr("error", err).Msg("fetch from peer")
+	_, dbErr := conn.ExecContext(ctx, `INSERT INTO sync_log
+		(repository_id, device_id, from_device, from_version, to_version, duration_ms, result)
+		VALUES ($1, $2, $3, NULLIF($4, -1), $5, $6, $7)`,
+		st.RepoID, st.SelfID, peer.DeviceID, from, peer.Version, d.Milliseconds(), result)
+	if dbErr != nil {
+		n.Log.Warn().Err(dbErr).Str("repo", st.Repo).Msg("sync log")
+	}
+}
+
+// waiting returns the notice a lock wait gives after lock.NotifyAfter.
+func (n *Node) waiting(repo string, key lock.Key) func(*lock.Holder) {
+	return func(h *lock.Holder) {
+		if h == nil {
+			n.Tell("waiting for the %s of %s (up to %s)", key.Describe(), repo, n.LockTimeout)
+			return
+		}
+		n.Tell("waiting for the %s of %s, held by %q since %s (up to %s)", key.Describe(), repo,
+			h.Application, h.Since.UTC().Format(time.TimeOnly+" MST"), n.LockTimeout)
+	}
+}
