@@ -78,11 +78,25 @@ func (a *app) cli() *cli.App {
 			}
 			return cli.ShowAppHelp(c)
 		},
-		Commands: []*cli.Command{
-			a.migrateCommand(), a.deviceCommand(), a.repoCommand(), a.userCommand(),
-			a.grantCommand(), a.serveCommand(), a.statusCommand(),
-		},
+		Commands: a.commands(),
 	}
+}
+
+// registry holds subcommands defined in other files of package main
+// (cmd_*.go), each registered from an init function.
+var registry []func(*app) *cli.Command
+
+func register(f func(*app) *cli.Command) { registry = append(registry, f) }
+
+func (a *app) commands() []*cli.Command {
+	cmds := []*cli.Command{
+		a.migrateCommand(), a.deviceCommand(), a.repoCommand(), a.userCommand(),
+		a.grantCommand(), a.serveCommand(), a.statusCommand(),
+	}
+	for _, f := range registry {
+		cmds = append(cmds, f(a))
+	}
+	return cmds
 }
 
 func settingFlags() []cli.Flag {

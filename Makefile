@@ -1,0 +1,38 @@
+# gitmesh. `make test` and `make demo` install what they lack (apt-get when
+# root) or stop with the exact command to run.
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+
+.PHONY: all build setup test race vet bench fuzz demo demo-stop clean
+
+all: build
+
+build:
+	$(GO) build -o gitmesh .
+
+setup:
+	@scripts/setup.sh
+
+vet:
+	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: files above need formatting" >&2; exit 1; }
+	$(GO) vet ./...
+
+test: setup vet
+	$(GO) test -race -count=1 -timeout 40m ./...
+
+bench: setup
+	$(GO) test -run '^$$' -bench . -benchtime 200x -count 1 ./bench/
+
+FUZZTIME ?= 30s
+fuzz: setup
+	$(GO) test -run '^$$' -fuzz FuzzParseCommand -fuzztime $(FUZZTIME) ./gitexec/
+	$(GO) test -run '^$$' -fuzz FuzzValidateName -fuzztime $(FUZZTIME) ./gitexec/
+
+demo: setup build
+	@scripts/demo.sh start
+
+demo-stop:
+	@scripts/demo.sh stop
+
+clean:
+	rm -f gitmesh

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what gitmesh's tests and demo need, or says exactly what to run.
+# Debian packages through apt-get (when root), Go modules through the proxy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v git >/dev/null || need+=(git)
+command -v make >/dev/null || need+=(make)
+command -v ssh >/dev/null || need+=(openssh-client)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v psql >/dev/null || need+=(postgresql-client)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || need+=(postgresql)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+  else
+    echo "setup: missing ${need[*]}; run: sudo apt-get update && sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+fi
+# A fresh postgresql package may start a cluster on 5432; the tests and the
+# demo start their own, so that one is left alone.
+mkdir -p /run/sshd 2>/dev/null || true
+
+if ! command -v go >/dev/null; then
+  if [ -x /usr/local/go/bin/go ]; then
+    echo "setup: Go is at /usr/local/go/bin; run: export PATH=\$PATH:/usr/local/go/bin" >&2
+  else
+    echo "setup: Go 1.26 or newer is missing; install it from the Go project and put it on PATH" >&2
+  fi
+  exit 1
+fi
+go mod download
