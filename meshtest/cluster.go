@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"database/sql"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -212,16 +213,29 @@ func (c *Cluster) User(name string) {
 // for, then `gitmesh serve USER` with the device's settings.
 func (d *Device) SSHScript(user string) string {
 	path := filepath.Join(d.c.Dir, fmt.Sprintf("ssh-%s-%s", d.Name, user))
+	scriptMu.Lock()
+	defer scriptMu.Unlock()
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
 	script := fmt.Sprintf(`#!/bin/sh
 # git runs: ssh [options] HOST COMMAND; sshd passes COMMAND as SSH_ORIGINAL_COMMAND.
 for last; do :; done
 SSH_ORIGINAL_COMMAND=$last exec %q --config %q serve %q
 `, bin, d.Config, user)
-	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+	// Written aside and renamed: a concurrent exec never sees a half file.
+	tmp := fmt.Sprintf("%s.%d.tmp", path, rand.Int64())
+	if err := os.WriteFile(tmp, []byte(script), 0o755); err != nil {
+		d.c.T.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		d.c.T.Fatal(err)
 	}
 	return path
 }
+
+// scriptMu keeps script writes apart from concurrent readers' execs.
+var scriptMu sync.Mutex
 
 // URL is the address a git client uses for repo on any device (the
 // GIT_SSH_COMMAND picks the device).
