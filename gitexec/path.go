@@ -35,7 +35,9 @@ func NameFromPath(p string) (string, error) {
 
 // ValidateName checks a normalised repository name: segments of
 // [A-Za-z0-9._-] separated by "/", none starting with "." or "-", none
-// ending in ".git", bounded in length and depth.
+// holding ".." or ending in ".git", bounded in length and depth. A valid
+// name is always a relative path that stays below the repo root, and no
+// repository's directory can lie inside another's.
 func ValidateName(name string) error {
 	if name == "" {
 		return badName("the repository name is empty")
@@ -63,6 +65,8 @@ func validateSegment(s string) error {
 		return badName("a part of the repository name is longer than %d bytes", MaxSegmentLen)
 	case s[0] == '.' || s[0] == '-':
 		return badName("a part of the repository name starts with %q", s[:1])
+	case strings.Contains(s, ".."):
+		return badName("the repository name contains \"..\"")
 	case strings.HasSuffix(s, ".git"):
 		return badName("a part of the repository name ends in .git")
 	}
@@ -105,8 +109,17 @@ func ConfinedRepoDir(root, name string) (string, error) {
 	return dir, nil
 }
 
-// evalExisting resolves symlinks in the longest existing prefix of p.
+// evalExisting resolves symlinks in the longest existing prefix of p. A
+// dangling symlink is followed to where it points (so that a link to a
+// missing directory outside the root is caught before anything creates
+// that directory), at most maxLinks times.
 func evalExisting(p string) (string, error) {
+	return evalExistingN(p, 0)
+}
+
+const maxLinks = 40
+
+func evalExistingN(p string, links int) (string, error) {
 	real, err := filepath.EvalSymlinks(p)
 	if err == nil {
 		return real, nil
@@ -114,11 +127,29 @@ func evalExisting(p string) (string, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
+	if st, lerr := os.Lstat(p); lerr == nil && st.Mode()&os.ModeSymlink != 0 {
+		if links >= maxLinks {
+			return "", fmt.Errorf("%s: too many levels of symbolic links", p)
+		}
+		target, err := os.Readlink(p)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(target) {
+			// Relative to the link's real directory, which exists.
+			dir, err := filepath.EvalSymlinks(filepath.Dir(p))
+			if err != nil {
+				return "", err
+			}
+			target = filepath.Join(dir, target)
+		}
+		return evalExistingN(target, links+1)
+	}
 	parent := filepath.Dir(p)
 	if parent == p {
 		return p, nil
 	}
-	realParent, err := evalExisting(parent)
+	realParent, err := evalExistingN(parent, links)
 	if err != nil {
 		return "", err
 	}
