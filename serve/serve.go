@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -54,7 +55,9 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 		return err
 	}
 	defer dbh.Close()
+	start := time.Now()
 	st, err := version.Lookup(ctx, dbh, cmd.Repo, c.User, s.Device, need)
+	log.Debug().Dur("lookup", time.Since(start)).Bool("current", err == nil && st.Current()).Msg("fast path")
 	if err != nil {
 		return err
 	}

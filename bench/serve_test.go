@@ -1,0 +1,69 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gitmesh/meshtest"
+)
+
+func TestMain(m *testing.M) { meshtest.Main(m) }
+
+// BenchmarkLsRemote times `git ls-remote` against a current device through
+// `gitmesh serve` and through `git shell -c` on the same repository,
+// alternating the two so that machine noise hits both alike, and reports
+// both times and their ratio.
+func BenchmarkLsRemote(b *testing.B) {
+	c := meshtest.NewCluster(b, "a", "b")
+	c.CreateRepo("a", "team/app", "alice")
+	url := meshtest.URL("team/app")
+	work := c.Work("alice")
+	c.Commit(work, "README", "hello\n")
+	a := c.Devices["a"]
+	a.MustGit("alice", work, "push", "-q", url, "main")
+
+	gitmeshCmd := lsRemote(c.Dir, a.SSHScript("alice"), url)
+	shellCmd := lsRemote(c.Dir, gitShellScript(b, c.Dir, a.Root), url)
+	var viaGitmesh, viaShell time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		viaGitmesh += timeRun(b, gitmeshCmd)
+		viaShell += timeRun(b, shellCmd)
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(float64(viaGitmesh.Microseconds())/n/1000, "gitmesh-ms/op")
+	b.ReportMetric(float64(viaShell.Microseconds())/n/1000, "gitshell-ms/op")
+	b.ReportMetric(float64(viaGitmesh)/float64(viaShell), "ratio")
+}
+
+func lsRemote(home, sshScript, url string) []string {
+	return []string{home, sshScript, url}
+}
+
+func timeRun(b *testing.B, args []string) time.Duration {
+	cmd := exec.Command("git", "ls-remote", args[2])
+	cmd.Env = append(meshtest.GitEnv(args[0]), "GIT_SSH_COMMAND="+args[1], "GIT_SSH_VARIANT=ssh")
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	d := time.Since(start)
+	if err != nil {
+		b.Fatalf("ls-remote: %v: %s", err, out)
+	}
+	return d
+}
+
+// gitShellScript is the baseline: what sshd would run with git-shell as the
+// login shell, in the repo root.
+func gitShellScript(b *testing.B, dir, root string) string {
+	path := filepath.Join(dir, "ssh-git-shell")
+	script := fmt.Sprintf("#!/bin/sh\nfor last; do :; done\ncd %q && exec git shell -c \"$last\"\n", root)
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	return path
+}
