@@ -202,7 +202,7 @@ func (g Git) run(ctx context.Context, dir string, args ...string) ([]byte, error
 		return out, fmt.Errorf("git %s: timed out after %s", name, g.Timeout)
 	}
 	if err != nil {
-		return out, fmt.Errorf("git %s: %w: %s", name, err, lastLine(stderr.String()))
+		return out, fmt.Errorf("git %s: %w: %s", name, err, failureReason(stderr.String()))
 	}
 	return out, nil
 }

@@ -64,6 +64,11 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	node := &version.Node{DB: dbh, Device: s.Device, RepoRoot: s.RepoRoot,
 		Git: Git(s), LockTimeout: s.LockTimeout.D(), RecordTimeout: s.RecordTimeout.D(),
 		Log: log, Tell: c.Tell}
+	if !st.Current() {
+		if err := checkPeerAccess(s, cmd.Repo, st.Leaders()); err != nil {
+			return err
+		}
+	}
 	env := gitexec.Env(c.Environ)
 	if cmd.Verb.IsWrite() {
 		return node.Push(ctx, st, c.User, func() error {
