@@ -65,25 +65,51 @@ func Exec(verb Verb, dir string, env []string) error {
 	return syscall.Exec(bin, gitArgs(verb, dir), env)
 }
 
-// RunService runs the git service as a child wired to this process's stdio.
-// The child gets SIGKILL if this process dies, so no git outlives the
-// gitmesh that must record its work.
-func RunService(verb Verb, dir string, env []string) error {
-	args := gitArgs(verb, dir)
-	cmd := exec.Command("git", args[1:]...)
+// Service is a git service running as a child of gitmesh.
+type Service struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// StartService runs the git service as a child wired to this process's
+// stdio, with extra `git -c` settings. The child and its hooks form one
+// process group, and get SIGKILL if this process dies, so no git outlives
+// the gitmesh that must record its work.
+func StartService(verb Verb, dir string, env, gitConfig []string) (*Service, error) {
+	var args []string
+	for _, c := range gitConfig {
+		args = append(args, "-c", c)
+	}
+	args = append(args, gitArgs(verb, dir)[1:]...)
+	cmd := exec.Command("git", args...)
 	cmd.Env = env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	errc := make(chan error, 1)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	s := &Service{cmd: cmd, done: make(chan error, 1)}
+	started := make(chan error, 1)
 	go func() {
 		// Pdeathsig fires when the thread that started the child exits, so
-		// that thread must stay put until the child is done.
+		// that thread stays locked until the child is done.
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		errc <- cmd.Run()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		s.done <- cmd.Wait()
 	}()
-	return <-errc
+	if err := <-started; err != nil {
+		return nil, fmt.Errorf("start git %s: %w", verb, err)
+	}
+	return s, nil
 }
+
+// Wait returns the service's exit error.
+func (s *Service) Wait() error { return <-s.done }
+
+// Kill ends the service and its hooks at once: the client gets no report.
+func (s *Service) Kill() { syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL) }
 
 // Exists reports whether dir holds a git repository gitmesh can serve.
 func Exists(dir string) bool {

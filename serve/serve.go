@@ -71,8 +71,11 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	}
 	env := gitexec.Env(c.Environ)
 	if cmd.Verb.IsWrite() {
-		return node.Push(ctx, st, c.User, func() error {
-			return gitexec.RunService(cmd.Verb, dir, env)
+		if node.Bin, err = os.Executable(); err != nil {
+			return err
+		}
+		return node.Push(ctx, st, c.User, func(extraEnv, gitConfig []string) (*gitexec.Service, error) {
+			return gitexec.StartService(cmd.Verb, dir, append(env, extraEnv...), gitConfig)
 		})
 	}
 	if err := node.CatchUp(ctx, st); err != nil {

@@ -24,6 +24,8 @@ type Node struct {
 	Git           gitexec.Git
 	LockTimeout   time.Duration
 	RecordTimeout time.Duration
+	// Bin is the gitmesh binary, run by git as the push's hook.
+	Bin string
 	Log           zerolog.Logger
 	// Tell writes one sentence to the user (stderr in serve).
 	Tell func(format string, args ...any)

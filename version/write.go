@@ -8,11 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"gitmesh/db"
 	"gitmesh/gitexec"
+	"gitmesh/hook"
 	"gitmesh/lock"
 )
 
@@ -33,51 +33,109 @@ func (e *FrozenError) Error() string {
 		e.Repo, who, e.Copy.Device, e.Repo, e.Copy.Device, e.Copy.Device)
 }
 
-// ErrLostWrite means the write could not be recorded: the repository stays
-// frozen until an administrator thaws it.
+// ErrLostWrite means the write could not be recorded: the client got no
+// acknowledgement and the repository stays frozen until an administrator
+// thaws it.
 var ErrLostWrite = errors.New("the push could not be recorded")
 
+// Receiver starts git-receive-pack with the extra environment and `git -c`
+// settings that route its reference-transaction hook to this process.
+type Receiver func(env, gitConfig []string) (*gitexec.Service, error)
+
 // Push runs one write: take the write lock, refuse if frozen, catch up, mark
-// the write pending, run receive, record the new version.
-func (n *Node) Push(ctx context.Context, st State, user string, receive func() error) error {
+// the write pending, run receive-pack and record every committed ref
+// transaction before git may acknowledge it.
+func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) error {
 	conn, err := n.DB.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
-	defer conn.Close()
+	w := &write{n: n, conn: conn, st: st, user: user}
+	defer func() { w.conn.Close() }()
 	wkey := lock.Write(st.RepoID)
 	if err := lock.Acquire(ctx, conn, wkey, n.LockTimeout, n.waiting(st.Repo, wkey)); err != nil {
 		return err
 	}
-	defer lock.Release(context.Background(), conn, wkey)
-	if st, err = n.reload(ctx, conn, st.Repo); err != nil {
+	defer func() { lock.Release(context.Background(), w.conn, wkey) }()
+	if w.st, err = n.reload(ctx, conn, st.Repo); err != nil {
 		return err
 	}
-	if c, frozen := st.Frozen(); frozen {
+	if c, frozen := w.st.Frozen(); frozen {
 		return &FrozenError{Repo: st.Repo, Copy: c}
 	}
-	if err := n.catchUpLocked(ctx, conn, st); err != nil {
+	if err := n.catchUpLocked(ctx, conn, w.st); err != nil {
 		return err
 	}
-	dir := gitexec.RepoDir(n.RepoRoot, st.Repo)
-	before, err := n.snapshot(ctx, dir)
+	if w.token, err = n.markWriting(ctx, conn, w.st, user); err != nil {
+		return err
+	}
+	return w.run(ctx, start)
+}
+
+// write is one push in progress; its hook handler runs while receive-pack
+// does, and uses conn alone.
+type write struct {
+	n      *Node
+	conn   *sql.Conn
+	st     State
+	user   string
+	token  string
+	svc    *gitexec.Service
+	failed error // set when a committed transaction could not be recorded
+}
+
+func (w *write) run(ctx context.Context, start Receiver) error {
+	srv, err := hook.Listen(w.n.Bin)
 	if err != nil {
+		w.finish(ctx)
 		return err
 	}
-	token, err := n.markWriting(ctx, conn, st, user)
-	if err != nil {
+	defer srv.Close()
+	if w.svc, err = start([]string{srv.Env()}, []string{srv.GitConfig()}); err != nil {
+		w.finish(ctx)
 		return err
 	}
-	runErr := receive()
-	after, err := n.snapshot(ctx, dir)
-	if err != nil {
-		n.Log.Error().Err(err).Str("repo", st.Repo).Msg("read refs after push; repository stays frozen")
-		return fmt.Errorf("%w: read refs after push: %v", ErrLostWrite, err)
+	go srv.Serve(func(r hook.Request) error { return w.handle(ctx, r) })
+	runErr := w.svc.Wait()
+	srv.Close()
+	if w.failed != nil {
+		return w.failed
 	}
-	if err := n.record(ctx, conn, st, user, token, before, after); err != nil {
-		return err
-	}
+	w.finish(ctx)
 	return runErr
+}
+
+// handle answers one hook run: refs may move only while this process holds
+// the write lock, and git may report success only once the new version is
+// recorded.
+func (w *write) handle(ctx context.Context, r hook.Request) error {
+	switch r.State {
+	case "prepared":
+		if w.failed != nil {
+			return w.failed
+		}
+		return w.checkLock(ctx)
+	case "committed":
+		if err := w.record(ctx, r.Updates); err != nil {
+			w.failed = err
+			w.svc.Kill() // the client must not see "ok"
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *write) checkLock(ctx context.Context) error {
+	k := lock.Write(w.st.RepoID)
+	var held bool
+	err := w.conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
+		WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND granted AND objsubid = 2
+		  AND classid = $1::int4::oid AND objid = $2::int4::oid)`, k.Class, k.Obj).Scan(&held)
+	if err != nil || !held {
+		w.n.Log.Error().AnErr("error", err).Str("repo", w.st.Repo).Msg("write lock lost before refs moved")
+		return fmt.Errorf("gitmesh lost the write lock of %s before the refs moved; nothing was changed, try again", w.st.Repo)
+	}
+	return nil
 }
 
 // catchUpLocked syncs under this device's read lock; the caller holds the
@@ -92,23 +150,6 @@ func (n *Node) catchUpLocked(ctx context.Context, conn *sql.Conn, st State) erro
 	}
 	defer lock.Release(context.Background(), conn, rkey)
 	return n.syncLocked(ctx, conn, st)
-}
-
-// refState is a copy's refs and HEAD at one moment.
-type refState struct {
-	refs string // "<object> <refname>" lines
-	head string
-}
-
-func (r refState) digest() string { return gitexec.Digest(r.refs, r.head) }
-
-func (n *Node) snapshot(ctx context.Context, dir string) (refState, error) {
-	refs, err := n.Git.Refs(ctx, dir)
-	if err != nil {
-		return refState{}, err
-	}
-	head, err := gitexec.Head(dir)
-	return refState{refs, head}, err
 }
 
 const markQuery = `
@@ -132,54 +173,46 @@ func (n *Node) markWriting(ctx context.Context, conn *sql.Conn, st State, user s
 	return token, nil
 }
 
-// recordQuery ends the write: a new version when refs changed, matched by
-// the writer's token so a thawed repository is never overwritten late.
+// recordQuery stores a committed transaction as the newest version. It
+// matches the writer's token, so a repository thawed meanwhile is never
+// overwritten late; the mark stays until receive-pack is done.
 const recordQuery = `
 UPDATE working_copy_versions
-SET version = CASE WHEN $4 THEN (SELECT max(version) FROM working_copy_versions WHERE repository_id = $1) + 1
-                   ELSE version END,
-    refs_digest = $5, is_writing = false, write_properties = NULL, updated_at = now()
+SET version = (SELECT max(version) FROM working_copy_versions WHERE repository_id = $1) + 1,
+    refs_digest = $4, updated_at = now()
 WHERE repository_id = $1 AND device_id = $2 AND is_writing AND write_properties->>'token' = $3
 RETURNING version`
 
-// record stores the outcome of the write, retrying on a lost database for
-// up to RecordTimeout.
-func (n *Node) record(ctx context.Context, conn *sql.Conn, st State, user, token string, before, after refState) error {
-	changed := before.digest() != after.digest()
-	deadline := time.Now().Add(n.RecordTimeout)
-	told := false
-	for attempt := 0; ; attempt++ {
-		err := n.recordOnce(ctx, conn, st, user, token, changed, after, updates(before.refs, after.refs))
-		if err == nil || !db.IsUnavailable(err) || time.Now().After(deadline) {
-			if err != nil {
-				n.Log.Error().Err(err).Str("repo", st.Repo).Str("user", user).Msg("record push failed; repository stays frozen")
-				return fmt.Errorf("%w: %v", ErrLostWrite, err)
-			}
-			return nil
-		}
-		if !told {
-			n.Tell("the database is unreachable; retrying to record the push for up to %s", n.RecordTimeout)
-			told = true
-		}
-		conn.Close()
-		time.Sleep(min(time.Second<<min(attempt, 3), time.Until(deadline)+time.Millisecond))
-		if c, cerr := n.DB.Conn(ctx); cerr == nil {
-			conn = c
-			defer c.Close()
-		}
+// clearQuery ends the write.
+const clearQuery = `
+UPDATE working_copy_versions
+SET is_writing = false, write_properties = NULL, updated_at = now()
+WHERE repository_id = $1 AND device_id = $2 AND is_writing AND write_properties->>'token' = $3`
+
+// errMarkGone means the write mark was cleared by someone else (a thaw).
+var errMarkGone = errors.New("the write mark was cleared by someone else (thawed?)")
+
+func (w *write) record(ctx context.Context, ups []hook.Update) error {
+	dir := gitexec.RepoDir(w.n.RepoRoot, w.st.Repo)
+	digest, err := w.n.Git.RefsDigest(ctx, dir)
+	if err != nil {
+		return fmt.Errorf("%w: read refs: %v", ErrLostWrite, err)
 	}
+	return w.retry(ctx, "record the push", func(conn *sql.Conn) error {
+		return w.recordOnce(ctx, conn, digest, ups)
+	})
 }
 
-func (n *Node) recordOnce(ctx context.Context, conn *sql.Conn, st State, user, token string, changed bool, after refState, ups []refUpdate) error {
+func (w *write) recordOnce(ctx context.Context, conn *sql.Conn, digest string, ups []hook.Update) error {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
 	var v int64
-	err = tx.QueryRowContext(ctx, recordQuery, st.RepoID, st.SelfID, token, changed, after.digest()).Scan(&v)
+	err = tx.QueryRowContext(ctx, recordQuery, w.st.RepoID, w.st.SelfID, w.token, digest).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("the write mark on %s was cleared by someone else (thawed?)", st.Repo)
+		return errMarkGone
 	}
 	if err != nil {
 		return err
@@ -187,48 +220,64 @@ func (n *Node) recordOnce(ctx context.Context, conn *sql.Conn, st State, user, t
 	for _, u := range ups {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO push_log
 			(repository_id, device_id, user_name, ref, old_value, new_value, version)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, st.RepoID, st.SelfID, user, u.ref, u.old, u.new, v); err != nil {
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, w.st.RepoID, w.st.SelfID, w.user, u.Ref, u.Old, u.New, v); err != nil {
 			return err
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	n.Log.Info().Str("op", "push").Str("repo", st.Repo).Str("user", user).Int64("version", v).
+	w.n.Log.Info().Str("op", "push").Str("repo", w.st.Repo).Str("user", w.user).Int64("version", v).
 		Int("refs", len(ups)).Msg("recorded push")
 	return nil
 }
 
-// refUpdate is one ref that a push changed; a zero id means absent.
-type refUpdate struct{ ref, old, new string }
-
-const zeroID = "0000000000000000000000000000000000000000"
-
-// updates compares two for-each-ref listings.
-func updates(before, after string) []refUpdate {
-	b, a := parseRefs(before), parseRefs(after)
-	var out []refUpdate
-	for ref, nv := range a {
-		if ov, ok := b[ref]; !ok {
-			out = append(out, refUpdate{ref, zeroID, nv})
-		} else if ov != nv {
-			out = append(out, refUpdate{ref, ov, nv})
-		}
+// finish clears the write mark; if that fails the repository stays frozen
+// although every acknowledged update is recorded, and thaw finds nothing
+// to discard.
+func (w *write) finish(ctx context.Context) {
+	err := w.retry(ctx, "clear the write mark", func(conn *sql.Conn) error {
+		_, err := conn.ExecContext(ctx, clearQuery, w.st.RepoID, w.st.SelfID, w.token)
+		return err
+	})
+	if err != nil {
+		w.n.Tell("%s stays frozen for writes: %v", w.st.Repo, err)
 	}
-	for ref, ov := range b {
-		if _, ok := a[ref]; !ok {
-			out = append(out, refUpdate{ref, ov, zeroID})
-		}
-	}
-	return out
 }
 
-func parseRefs(s string) map[string]string {
-	m := map[string]string{}
-	for _, line := range strings.Split(s, "\n") {
-		if obj, ref, ok := strings.Cut(line, " "); ok {
-			m[ref] = obj
+// retry runs f on the write's connection; when the database is
+// unreachable it tells the user, reconnects and tries again until
+// RecordTimeout has passed.
+func (w *write) retry(ctx context.Context, what string, f func(*sql.Conn) error) error {
+	deadline := time.Now().Add(w.n.RecordTimeout)
+	told := false
+	for attempt := 0; ; attempt++ {
+		err := f(w.conn)
+		if err == nil {
+			return nil
 		}
+		if !db.IsUnavailable(err) || time.Now().After(deadline) {
+			w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Str("user", w.user).Msg(what + " failed; repository stays frozen")
+			return fmt.Errorf("%w: %s: %v", ErrLostWrite, what, err)
+		}
+		if !told {
+			w.n.Tell("the database is unreachable; retrying to %s for up to %s", what, w.n.RecordTimeout)
+			told = true
+		}
+		time.Sleep(min(100*time.Millisecond<<min(attempt, 4), max(time.Until(deadline), time.Millisecond)))
+		w.reconnect(ctx)
 	}
-	return m
+}
+
+// reconnect replaces a broken connection and tries to take the write lock
+// again; without it, later ref transactions of this push are refused.
+func (w *write) reconnect(ctx context.Context) {
+	c, err := w.n.DB.Conn(ctx)
+	if err != nil {
+		return
+	}
+	w.conn.Close()
+	w.conn = c
+	k := lock.Write(w.st.RepoID)
+	c.ExecContext(ctx, `SELECT pg_try_advisory_lock($1, $2)`, k.Class, k.Obj)
 }
