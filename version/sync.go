@@ -26,7 +26,7 @@ type Node struct {
 	RecordTimeout time.Duration
 	// Bin is the gitmesh binary, run by git as the push's hook.
 	Bin string
-	Log           zerolog.Logger
+	Log zerolog.Logger
 	// Tell writes one sentence to the user (stderr in serve).
 	Tell func(format string, args ...any)
 }
