@@ -91,7 +91,7 @@ func register(f func(*app) *cli.Command) { registry = append(registry, f) }
 func (a *app) commands() []*cli.Command {
 	cmds := []*cli.Command{
 		a.migrateCommand(), a.deviceCommand(), a.repoCommand(), a.userCommand(),
-		a.grantCommand(), a.serveCommand(), a.statusCommand(),
+		a.serveCommand(), a.statusCommand(),
 	}
 	for _, f := range registry {
 		cmds = append(cmds, f(a))
@@ -283,24 +283,6 @@ func (a *app) userCommand() *cli.Command {
 				return access.AddUser(c.Context, d, v[0])
 			}),
 		}},
-	}
-}
-
-func (a *app) grantCommand() *cli.Command {
-	return &cli.Command{
-		Name: "grant", Usage: "give a user read, write or admin on a repository or pattern",
-		ArgsUsage: "USER REPO|PATTERN read|write|admin",
-		Action: a.withDB("grant", func(c *cli.Context, d *sql.DB) error {
-			v, err := args(c, "USER", "REPO", "LEVEL")
-			if err != nil {
-				return err
-			}
-			level, err := access.ParseLevel(v[2])
-			if err != nil {
-				return usageError{err}
-			}
-			return access.Grant(c.Context, d, v[0], strings.TrimSuffix(strings.TrimPrefix(v[1], "/"), ".git"), level)
-		}),
 	}
 }
 

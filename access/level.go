@@ -6,7 +6,11 @@ import "fmt"
 // Level is what a grant allows; each level implies the ones below it.
 type Level int
 
-// The levels, in order.
+// The levels, in order. Read allows fetch, clone and archive; Write adds
+// push. Admin implies Write: serve treats it exactly as Write, and it marks
+// the people who own a repository (the level that future SSH-side
+// repository administration will require). Administering gitmesh itself
+// (grants, devices, thaw) needs the database, not a grant.
 const (
 	None Level = iota
 	Read

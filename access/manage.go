@@ -48,14 +48,17 @@ func AddUser(ctx context.Context, d *sql.DB, name string) error {
 }
 
 // PatternRegex validates a repository name or glob ("team/*": '*' matches
-// within one path segment) and returns the anchored regular expression
-// PostgreSQL matches names against.
+// any run of characters within one path segment, never a '/') and returns
+// the anchored regular expression PostgreSQL matches names against.
 func PatternRegex(pattern string) (string, error) {
 	if !strings.Contains(pattern, "*") {
 		if err := gitexec.ValidateName(pattern); err != nil {
 			return "", err
 		}
 		return "^" + regexp.QuoteMeta(pattern) + "$", nil
+	}
+	if strings.Contains(pattern, "**") {
+		return "", fmt.Errorf("%w: bad pattern %q: '**' is not supported; '*' matches within one path segment, so grant 'team/*' and 'team/*/*' separately", gitexec.ErrBadName, pattern)
 	}
 	// Validate the glob as a name with each '*' standing for one letter.
 	if err := gitexec.ValidateName(strings.ReplaceAll(pattern, "*", "x")); err != nil {
@@ -68,9 +71,33 @@ func PatternRegex(pattern string) (string, error) {
 	return "^" + strings.Join(parts, "[^/]*") + "$", nil
 }
 
+// Subject is who a grant is for: a user, or every member of a group.
+type Subject struct {
+	Name  string
+	Group bool
+}
+
+func (s Subject) String() string {
+	if s.Group {
+		return "group " + s.Name
+	}
+	return "user " + s.Name
+}
+
 // Grant gives user level on a repository or pattern, replacing an earlier
 // grant on the same pattern. An exact name must be an existing repository.
 func Grant(ctx context.Context, d *sql.DB, user, pattern string, level Level) error {
+	return GrantTo(ctx, d, Subject{Name: user}, pattern, level)
+}
+
+// GrantTo gives a user or group level on a repository or pattern,
+// replacing an earlier grant to the same subject on the same pattern. An
+// exact name must be an existing repository; a pattern also covers
+// repositories created later.
+func GrantTo(ctx context.Context, d *sql.DB, who Subject, pattern string, level Level) error {
+	if level < Read || level > Admin {
+		return fmt.Errorf("grant %s: level %s is not read, write or admin", pattern, level)
+	}
 	re, err := PatternRegex(pattern)
 	if err != nil {
 		return err
@@ -84,16 +111,28 @@ func Grant(ctx context.Context, d *sql.DB, user, pattern string, level Level) er
 			return fmt.Errorf("no repository %s (grant a pattern such as 'team/*' to cover repositories not created yet)", pattern)
 		}
 	}
-	res, err := d.ExecContext(ctx, `
-		INSERT INTO grants (user_id, pattern, regex, level)
-		SELECT id, $2, $3, $4 FROM users WHERE name = $1
-		ON CONFLICT (user_id, pattern) WHERE user_id IS NOT NULL
-		DO UPDATE SET level = excluded.level, regex = excluded.regex`, user, pattern, re, int(level))
+	q := grantUserQuery
+	if who.Group {
+		q = grantGroupQuery
+	}
+	res, err := d.ExecContext(ctx, q, who.Name, pattern, re, int(level))
 	if err != nil {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("%w user %s", ErrUnknown, user)
+		return fmt.Errorf("%w %s", ErrUnknown, who)
 	}
 	return nil
 }
+
+const grantUserQuery = `
+	INSERT INTO grants (user_id, pattern, regex, level)
+	SELECT id, $2, $3, $4 FROM users WHERE name = $1
+	ON CONFLICT (user_id, pattern) WHERE user_id IS NOT NULL
+	DO UPDATE SET level = excluded.level, regex = excluded.regex`
+
+const grantGroupQuery = `
+	INSERT INTO grants (group_id, pattern, regex, level)
+	SELECT id, $2, $3, $4 FROM groups WHERE name = $1
+	ON CONFLICT (group_id, pattern) WHERE group_id IS NOT NULL
+	DO UPDATE SET level = excluded.level, regex = excluded.regex`

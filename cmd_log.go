@@ -1,0 +1,69 @@
+package main
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"gitmesh/gitexec"
+	"gitmesh/pushlog"
+)
+
+// log REPO: the push log, newest first.
+func init() {
+	register(func(a *app) *cli.Command {
+		return &cli.Command{
+			Name:      "log",
+			Usage:     "show who pushed which ref of a repository, newest first",
+			ArgsUsage: "REPO [--limit N] [--json]",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "limit", Usage: "show at most N entries (0: all)", Value: "100"},
+				&cli.BoolFlag{Name: "json", Usage: "print a JSON array"},
+			},
+			Action: a.withDB("log", a.logAction),
+		}
+	})
+}
+
+func (a *app) logAction(c *cli.Context, d *sql.DB) error {
+	v, err := parseArgs(c, []string{"REPO"}, []string{"limit"}, []string{"json"})
+	if err != nil {
+		return err
+	}
+	limit := 100
+	if s, ok := v.vals["limit"]; ok {
+		if limit, err = strconv.Atoi(s); err != nil || limit < 0 {
+			return usageError{fmt.Errorf("--limit takes a number of entries (0 for all), not %q", s)}
+		}
+	}
+	repo, err := gitexec.NameFromPath(v.pos[0])
+	if err != nil {
+		return err
+	}
+	entries, err := pushlog.Read(c.Context, d, repo, limit)
+	if errors.Is(err, pushlog.ErrNoRepo) {
+		return cli.Exit(fmt.Sprintf("no repository %s; 'gitmesh repo list' shows them", repo), exitNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	if v.bools["json"] {
+		return printJSON(c.App.Writer, entries)
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tVERSION\tDEVICE\tUSER\tACTION\tREF\tOLD\tNEW")
+	for _, e := range entries {
+		dev := e.Device
+		if dev == "" {
+			dev = "(deleted)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Version,
+			dev, e.User, e.Action(), e.Ref, e.Old, e.New)
+	}
+	return tw.Flush()
+}
