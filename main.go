@@ -49,7 +49,8 @@ func main() {
 	a := &app{}
 	err := a.cli().Run(os.Args)
 	code := exitCode(err)
-	if err != nil {
+	var gitExit *gitexec.ExitError
+	if err != nil && !errors.As(err, &gitExit) {
 		fmt.Fprintf(os.Stderr, "gitmesh: %s\n", message(err))
 		a.log.Error().Err(err).Int("exit", code).Msg("failed")
 	}
@@ -379,10 +380,11 @@ func (e usageError) Unwrap() error { return e.error }
 
 func exitCode(err error) int {
 	var (
-		frozen *version.FrozenError
-		noPeer *version.NoPeerError
-		usage  usageError
-		exit   cli.ExitCoder
+		frozen  *version.FrozenError
+		noPeer  *version.NoPeerError
+		usage   usageError
+		exit    cli.ExitCoder
+		gitExit *gitexec.ExitError
 	)
 	switch {
 	case err == nil:
@@ -401,6 +403,8 @@ func exitCode(err error) int {
 		return exitUnavailable
 	case errors.As(err, &exit):
 		return exit.ExitCode()
+	case errors.As(err, &gitExit):
+		return gitExit.Code
 	}
 	return exitError
 }

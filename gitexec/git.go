@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -105,6 +107,21 @@ func StartService(verb Verb, dir string, env, gitConfig []string) (*Service, err
 	return s, nil
 }
 
+// ExitError carries git's own exit status; git has already told the user
+// why on stderr.
+type ExitError struct{ Code int }
+
+func (e *ExitError) Error() string { return fmt.Sprintf("git exited with status %d", e.Code) }
+
+// ExitStatus turns a git child's failure into an ExitError.
+func ExitStatus(err error) error {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() > 0 {
+		return &ExitError{Code: ee.ExitCode()}
+	}
+	return err
+}
+
 // Wait returns the service's exit error.
 func (s *Service) Wait() error { return <-s.done }
 
@@ -150,6 +167,30 @@ func (g Git) RemoteHead(ctx context.Context, url string) (string, error) {
 	return "", nil
 }
 
+// RemoteRefs reads url's refs ("<object> <refname>" lines, as Refs gives
+// them) and HEAD's target.
+func (g Git) RemoteRefs(ctx context.Context, url string) (refs, head string, err error) {
+	out, err := g.run(ctx, "", "ls-remote", "--symref", url)
+	if err != nil {
+		return "", "", err
+	}
+	var b strings.Builder
+	for _, line := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(line, "ref: "); ok {
+			if target, name, _ := strings.Cut(rest, "\t"); name == "HEAD" {
+				head = target
+			}
+			continue
+		}
+		obj, ref, ok := strings.Cut(line, "\t")
+		if !ok || ref == "HEAD" || strings.HasSuffix(ref, "^{}") {
+			continue
+		}
+		fmt.Fprintf(&b, "%s %s\n", obj, ref)
+	}
+	return b.String(), head, nil
+}
+
 // SetHead points dir's HEAD at ref.
 func (g Git) SetHead(ctx context.Context, dir, ref string) error {
 	if !strings.HasPrefix(ref, "refs/") {
@@ -178,11 +219,17 @@ func (g Git) Refs(ctx context.Context, dir string) (string, error) {
 	return string(out), err
 }
 
-// Digest is the refs_digest of a copy: sha256 of its sorted refs and HEAD's
-// target.
+// Digest is the refs_digest of a copy: sha256 of its refs ("<object>
+// <refname>" lines, sorted here) and HEAD's target.
 func Digest(refs, head string) string {
+	lines := strings.Split(strings.TrimSpace(refs), "\n")
+	sort.Strings(lines)
 	h := sha256.New()
-	h.Write([]byte(refs))
+	for _, l := range lines {
+		if l != "" {
+			fmt.Fprintf(h, "%s\n", l)
+		}
+	}
 	fmt.Fprintf(h, "HEAD %s\n", head)
 	return hex.EncodeToString(h.Sum(nil))
 }

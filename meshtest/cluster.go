@@ -91,6 +91,7 @@ type Cluster struct {
 // Device is one member of a Cluster.
 type Device struct {
 	Name   string
+	DBURL  string // the database URL in its config (a proxy, say)
 	Root   string // repo root
 	Config string // TOML settings file
 	Log    string // gitmesh's JSON log
@@ -104,7 +105,13 @@ func NewCluster(t testing.TB, names ...string) *Cluster {
 	if pg == nil {
 		t.Fatal("meshtest: no PostgreSQL; call meshtest.Main from TestMain")
 	}
-	dbURL, err := pg.NewDatabase()
+	return NewClusterOn(t, pg, names...)
+}
+
+// NewClusterOn is NewCluster on a given server.
+func NewClusterOn(t testing.TB, server *Postgres, names ...string) *Cluster {
+	t.Helper()
+	dbURL, err := server.NewDatabase()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +129,7 @@ func NewCluster(t testing.TB, names ...string) *Cluster {
 // AddDevice creates a device's root, config and log; extra is appended to
 // its config file. It does not register the device in the database.
 func (c *Cluster) AddDevice(name, extra string) *Device {
-	d := &Device{Name: name, c: c,
+	d := &Device{Name: name, c: c, DBURL: c.DBURL,
 		Root:   filepath.Join(c.Dir, name, "repos"),
 		Config: filepath.Join(c.Dir, name, "gitmesh.toml"),
 		Log:    filepath.Join(c.Dir, name, "gitmesh.log")}
@@ -137,7 +144,7 @@ func (c *Cluster) AddDevice(name, extra string) *Device {
 // WriteConfig rewrites the device's config with extra TOML lines.
 func (d *Device) WriteConfig(extra string) {
 	conf := fmt.Sprintf("database_url = %q\ndevice = %q\nrepo_root = %q\nlog_file = %q\nlock_timeout = \"30s\"\nfetch_timeout = \"60s\"\n%s\n%s\n",
-		d.c.DBURL, d.Name, d.Root, d.Log, d.c.Settings, extra)
+		d.DBURL, d.Name, d.Root, d.Log, d.c.Settings, extra)
 	if err := os.WriteFile(d.Config, []byte(conf), 0o644); err != nil {
 		d.c.T.Fatal(err)
 	}
@@ -243,10 +250,15 @@ func URL(repo string) string { return "gitmesh:" + repo + ".git" }
 
 // Git runs git as user against device dev, in dir (may be "").
 func (d *Device) Git(user, dir string, args ...string) Result {
+	return run(d.GitCmd(user, dir, args...))
+}
+
+// GitCmd is Git, not yet started: for pushes a test interrupts.
+func (d *Device) GitCmd(user, dir string, args ...string) *exec.Cmd {
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
 	cmd.Env = append(GitEnv(d.c.Dir), "GIT_SSH_COMMAND="+d.SSHScript(user), "GIT_SSH_VARIANT=ssh")
-	return run(cmd)
+	return cmd
 }
 
 // MustGit runs Git and fails the test unless git exits 0.

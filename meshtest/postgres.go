@@ -26,6 +26,9 @@ import (
 type Postgres struct {
 	AdminURL string // a superuser URL
 	dir      string
+	bin      string
+	cred     *syscall.Credential
+	port     int
 	cmd      *exec.Cmd
 	done     chan error
 	counter  atomic.Int64
@@ -39,6 +42,12 @@ func StartPostgres() (*Postgres, error) {
 	if u := os.Getenv("GITMESH_TEST_DATABASE_URL"); u != "" {
 		return &Postgres{AdminURL: u}, nil
 	}
+	return StartOwnPostgres()
+}
+
+// StartOwnPostgres always starts a throwaway server, for tests that stop
+// and start it.
+func StartOwnPostgres() (*Postgres, error) {
 	bin, err := postgresBin()
 	if err != nil {
 		return nil, err
@@ -51,12 +60,16 @@ func StartPostgres() (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Postgres{dir: dir}
+	p := &Postgres{dir: dir, bin: bin, cred: cred}
 	if err := p.initdb(bin, cred); err != nil {
 		p.Stop()
 		return nil, err
 	}
-	if err := p.start(bin, cred); err != nil {
+	if p.port, err = FreePort(); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	if err := p.StartServer(); err != nil {
 		p.Stop()
 		return nil, err
 	}
@@ -114,17 +127,15 @@ func (p *Postgres) initdb(bin string, cred *syscall.Credential) error {
 	return nil
 }
 
-func (p *Postgres) start(bin string, cred *syscall.Credential) error {
-	port, err := FreePort()
-	if err != nil {
-		return err
-	}
+// StartServer starts the server process (again) on its port.
+func (p *Postgres) StartServer() error {
+	bin, cred, port := p.bin, p.cred, p.port
 	p.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", filepath.Join(p.dir, "data"),
 		"-p", strconv.Itoa(port), "-k", p.dir, "-c", "listen_addresses=127.0.0.1",
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=300", "-c", "shared_buffers=64MB")
 	p.cmd.Dir = p.dir
-	logf, err := os.Create(filepath.Join(p.dir, "postgres.log"))
+	logf, err := os.OpenFile(filepath.Join(p.dir, "postgres.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
 	}
@@ -200,13 +211,14 @@ func (p *Postgres) Stop() {
 	}
 }
 
-// Restart stops the server and starts it again on the same port and data.
+// StopServer stops the server process (fast shutdown), keeping its data.
 func (p *Postgres) StopServer() error {
 	if p.cmd == nil {
 		return fmt.Errorf("cannot stop a server the harness did not start")
 	}
 	p.cmd.Process.Signal(syscall.SIGINT)
 	<-p.done
+	p.cmd = nil
 	return nil
 }
 

@@ -135,6 +135,11 @@ func Lookup(ctx context.Context, q queryer, repo, user, device string, need acce
 	return st, nil
 }
 
+// Load reads repo's state for an administrator: no user, no device.
+func Load(ctx context.Context, q queryer, repo string) (State, error) {
+	return load(ctx, q, repo, "", "")
+}
+
 func load(ctx context.Context, q queryer, repo, user, device string) (State, error) {
 	rows, err := q.QueryContext(ctx, lookupQuery, repo, user, device)
 	if err != nil {

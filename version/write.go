@@ -102,7 +102,7 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 		return w.failed
 	}
 	w.finish(ctx)
-	return runErr
+	return gitexec.ExitStatus(runErr)
 }
 
 // handle answers one hook run: refs may move only while this process holds
@@ -133,7 +133,7 @@ func (w *write) checkLock(ctx context.Context) error {
 		  AND classid = $1::int4::oid AND objid = $2::int4::oid)`, k.Class, k.Obj).Scan(&held)
 	if err != nil || !held {
 		w.n.Log.Error().AnErr("error", err).Str("repo", w.st.Repo).Msg("write lock lost before refs moved")
-		return fmt.Errorf("gitmesh lost the write lock of %s before the refs moved; nothing was changed, try again", w.st.Repo)
+		return fmt.Errorf("lost the write lock of %s before the refs moved; nothing was changed, try again", w.st.Repo)
 	}
 	return nil
 }
@@ -255,6 +255,9 @@ func (w *write) retry(ctx context.Context, what string, f func(*sql.Conn) error)
 		err := f(w.conn)
 		if err == nil {
 			return nil
+		}
+		if db.IsUnavailable(err) && time.Now().After(deadline) {
+			err = fmt.Errorf("the database stayed unreachable for %s (%v)", w.n.RecordTimeout, err)
 		}
 		if !db.IsUnavailable(err) || time.Now().After(deadline) {
 			w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Str("user", w.user).Msg(what + " failed; repository stays frozen")

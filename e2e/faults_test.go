@@ -1,0 +1,237 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"gitmesh/meshtest"
+)
+
+// slowPreReceive installs an administrator's pre-receive hook in dev's copy
+// that touches marker and then sleeps, holding a push in receive-pack.
+func slowPreReceive(t *testing.T, c *meshtest.Cluster, dev, repo, marker string) {
+	t.Helper()
+	path := filepath.Join(c.Devices[dev].Root, repo+".git", "hooks", "pre-receive")
+	script := fmt.Sprintf("#!/bin/sh\ncat >/dev/null\ntouch %q\nsleep 5\n", marker)
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func exists(path string) func() bool {
+	return func() bool { _, err := os.Stat(path); return err == nil }
+}
+
+// pushed sets up team/app on a with one acknowledged commit, readable on
+// every device, and returns the work tree and the commit.
+func pushed(t *testing.T, c *meshtest.Cluster) (string, string) {
+	c.CreateRepo("a", "team/app", "alice")
+	work := c.Work("alice")
+	acked := c.Commit(work, "README", "acknowledged\n")
+	c.Devices["a"].MustGit("alice", work, "push", "-q", meshtest.URL("team/app"), "main")
+	return work, acked
+}
+
+func TestKilledServeFreezesRepositoryAndThawRecovers(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	url := meshtest.URL("team/app")
+	work, acked := pushed(t, c)
+	marker := filepath.Join(c.Dir, "in-pre-receive")
+	slowPreReceive(t, c, "a", "team/app", marker)
+
+	c.Commit(work, "README", "never acknowledged\n")
+	push := c.Devices["a"].GitCmd("alice", work, "push", url, "main")
+	var stderr bytes.Buffer
+	push.Stderr = &stderr
+	if err := push.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the push to reach pre-receive", exists(marker))
+	var pid int
+	if err := c.DB().QueryRow(`SELECT (write_properties->>'pid')::int FROM working_copy_versions WHERE is_writing`).Scan(&pid); err != nil {
+		t.Fatalf("no write mark while the push is in pre-receive: %v", err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := push.Wait(); err == nil {
+		t.Fatalf("push succeeded although its gitmesh was killed: %s", stderr.String())
+	}
+
+	// Frozen: pushes refused everywhere naming the device; reads go on.
+	for _, d := range []string{"a", "b"} {
+		r := c.Devices[d].Git("alice", work, "push", url, "main")
+		if r.Code == 0 || !strings.Contains(r.Stderr, "frozen") || !strings.Contains(r.Stderr, "device a") {
+			t.Fatalf("push to %s of the frozen repository: exit %d, %s", d, r.Code, r.Stderr)
+		}
+	}
+	for _, d := range []string{"a", "b", "c"} {
+		if out := c.Devices[d].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, acked) {
+			t.Fatalf("read from %s while frozen: %q, want %s", d, out, acked)
+		}
+	}
+	if st := c.MustAdmin("status", "team/app"); !strings.Contains(st, "FROZEN") {
+		t.Fatalf("status does not show the frozen copy:\n%s", st)
+	}
+
+	// The copies agree (the push never moved a ref), so no --force is needed.
+	out := c.MustAdmin("thaw", "team/app", "--promote", "a")
+	if !strings.Contains(out, "thawed") {
+		t.Fatalf("thaw output: %s", out)
+	}
+	os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive"))
+	next := c.Commit(work, "README", "after thaw\n")
+	c.Devices["b"].MustGit("alice", work, "push", "-q", url, "main")
+	for _, d := range []string{"a", "b", "c"} {
+		clone := filepath.Join(c.Dir, "check-"+d)
+		c.Devices[d].MustGit("alice", "", "clone", "-q", url, clone)
+		log := c.LocalGit(clone, "log", "--format=%H")
+		if !strings.Contains(log, acked) || !strings.Contains(log, next) {
+			t.Fatalf("%s lost an acknowledged push after thaw:\n%s", d, log)
+		}
+	}
+}
+
+func TestCutDatabaseConnectionDuringPushIsNotAcknowledged(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	u, _ := url.Parse(c.DBURL)
+	proxy := meshtest.NewProxy(t, u.Host)
+	proxied := *u
+	proxied.Host = proxy.Addr
+	a := c.Devices["a"]
+	a.DBURL = proxied.String()
+	a.WriteConfig(`record_timeout = "2s"`)
+	work, acked := pushed(t, c)
+	repoURL := meshtest.URL("team/app")
+	marker := filepath.Join(c.Dir, "in-pre-receive")
+	slowPreReceive(t, c, "a", "team/app", marker)
+
+	unacked := c.Commit(work, "README", "cut off\n")
+	push := a.GitCmd("alice", work, "push", repoURL, "main")
+	var stderr bytes.Buffer
+	push.Stderr = &stderr
+	if err := push.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the push to reach pre-receive", exists(marker))
+	proxy.SetDown(true)
+	proxy.Cut()
+	err := push.Wait()
+	if err == nil {
+		t.Fatalf("the client got ok for a push whose database connection was cut: %s", stderr.String())
+	}
+	t.Logf("client stderr: %s", stderr.String())
+	if !strings.Contains(stderr.String(), "database") {
+		t.Errorf("the client was not told about the database: %s", stderr.String())
+	}
+	if got := c.Rev("a", "team/app", "refs/heads/main"); got == unacked {
+		t.Errorf("a ref moved although the write lock was gone")
+	}
+	proxy.SetDown(false)
+
+	r := c.Devices["b"].Git("alice", work, "push", repoURL, "main")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "frozen") {
+		t.Fatalf("push after the cut: exit %d, %s", r.Code, r.Stderr)
+	}
+	c.MustAdmin("thaw", "team/app", "--promote", "a")
+	os.Remove(filepath.Join(a.Root, "team/app.git", "hooks", "pre-receive"))
+	c.Devices["b"].MustGit("alice", work, "push", "-q", repoURL, "main")
+	if out := a.MustGit("alice", "", "ls-remote", repoURL, "refs/heads/main"); !strings.HasPrefix(out, unacked) {
+		t.Fatalf("after thaw and a new push, a serves %q", out)
+	}
+	_ = acked
+}
+
+func TestReadsFailOverAndNeverServeStaleCopies(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	url := meshtest.URL("team/app")
+	work, _ := pushed(t, c)
+	c.Devices["b"].MustGit("alice", "", "ls-remote", url) // b catches up
+	latest := c.Commit(work, "README", "latest\n")
+	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
+	c.Devices["b"].MustGit("alice", "", "ls-remote", url) // a and b at the newest
+
+	db := c.DB()
+	if _, err := db.Exec(`UPDATE devices SET url = '/nonexistent/a' WHERE name = 'a'`); err != nil {
+		t.Fatal(err)
+	}
+	// Whichever of a and b c tries first, it ends up with the newest copy.
+	if out := c.Devices["c"].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, latest) {
+		t.Fatalf("c served %q, want %s", out, latest)
+	}
+
+	newer := c.Commit(work, "README", "newer\n")
+	c.Devices["c"].MustGit("alice", work, "push", "-q", url, "main")
+	if _, err := db.Exec(`UPDATE devices SET url = '/nonexistent/c' WHERE name = 'c'`); err != nil {
+		t.Fatal(err)
+	}
+	// Only c holds the newest version and it is unreachable: b must refuse.
+	r := c.Devices["b"].Git("alice", "", "ls-remote", url, "refs/heads/main")
+	if r.Code == 0 || strings.Contains(r.Stdout, newer) || r.Stdout != "" {
+		t.Fatalf("b served a stale copy: exit %d, stdout %q", r.Code, r.Stdout)
+	}
+	if !strings.Contains(r.Stderr, "no up-to-date copy") || !strings.Contains(r.Stderr, "c:") {
+		t.Fatalf("b's refusal does not say why: %s", r.Stderr)
+	}
+}
+
+func TestDatabaseRestartGivesClearErrorsThenService(t *testing.T) {
+	pg, err := meshtest.StartOwnPostgres()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Stop()
+	c := meshtest.NewClusterOn(t, pg, "a", "b")
+	url := meshtest.URL("team/app")
+	work, acked := pushed(t, c)
+
+	if err := pg.StopServer(); err != nil {
+		t.Fatal(err)
+	}
+	r := c.Devices["b"].Git("alice", "", "ls-remote", url)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "database is unreachable") {
+		t.Fatalf("read while PostgreSQL is down: exit %d, %s", r.Code, r.Stderr)
+	}
+	r = c.Devices["a"].Git("alice", work, "push", url, "main:other")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "database is unreachable") {
+		t.Fatalf("push while PostgreSQL is down: exit %d, %s", r.Code, r.Stderr)
+	}
+	status := c.Admin("status")
+	if status.Code != 6 || !strings.Contains(status.Stderr, "database is unreachable") {
+		t.Fatalf("status while PostgreSQL is down: exit %d, %s", status.Code, status.Stderr)
+	}
+
+	if err := pg.StartServer(); err != nil {
+		t.Fatal(err)
+	}
+	if out := c.Devices["b"].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, acked) {
+		t.Fatalf("after restart b serves %q", out)
+	}
+	next := c.Commit(work, "README", "after restart\n")
+	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
+	if got := c.Rev("a", "team/app", "refs/heads/main"); got != next {
+		t.Fatalf("push after restart: a has %s", got)
+	}
+	if st := c.MustAdmin("status", "--json"); !strings.Contains(st, `"is_writing": false`) || strings.Contains(st, `"is_writing": true`) {
+		t.Fatalf("status after restart:\n%s", st)
+	}
+	_ = strconv.Itoa
+}

@@ -1,0 +1,70 @@
+package e2e
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gitmesh/meshtest"
+)
+
+func TestThawOnAHealthyRepositoryChangesNothing(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	pushed(t, c)
+	c.Devices["b"].MustGit("alice", "", "ls-remote", meshtest.URL("team/app"))
+	before := c.MustAdmin("status", "--json", "team/app")
+	out := c.MustAdmin("thaw", "team/app", "--promote", "a")
+	if !strings.Contains(out, "not frozen") || !strings.Contains(out, "nothing to do") {
+		t.Fatalf("thaw of a healthy repository: %s", out)
+	}
+	if after := c.MustAdmin("status", "--json", "team/app"); stripTimes(after) != stripTimes(before) {
+		t.Fatalf("thaw of a healthy repository changed state:\n%s\n%s", before, after)
+	}
+}
+
+func stripTimes(s string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.Contains(l, "updated_at") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestThawListsWhatItWouldDiscardAndNeedsForce(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	url := meshtest.URL("team/app")
+	work, acked := pushed(t, c)
+	c.Devices["b"].MustGit("alice", "", "ls-remote", url)
+	// An unrecorded write on b: a ref moved on disk, the mark left behind.
+	stray := c.Commit(work, "README", "unrecorded\n")
+	c.LocalGit(work, "push", "-q", filepath.Join(c.Devices["b"].Root, "team/app.git"), "main")
+	db := c.DB()
+	if _, err := db.Exec(`UPDATE working_copy_versions SET is_writing = true,
+		write_properties = jsonb_build_object('user', 'alice', 'device', 'b', 'pid', 1, 'started', now(), 'token', 'x')
+		WHERE device_id = (SELECT id FROM devices WHERE name = 'b')`); err != nil {
+		t.Fatal(err)
+	}
+
+	// Promoting a discards b's unrecorded main.
+	r := c.Admin("thaw", "team/app", "--promote", "a")
+	if r.Code == 0 || !strings.Contains(r.Stdout, "would discard on b: refs/heads/main "+stray) || !strings.Contains(r.Stderr, "--force") {
+		t.Fatalf("thaw without --force: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if st := c.MustAdmin("status", "team/app"); !strings.Contains(st, "FROZEN") {
+		t.Fatalf("a refused thaw changed state:\n%s", st)
+	}
+	// Demoting b discards the same; with --force b resyncs from a.
+	r = c.Admin("thaw", "team/app", "--demote", "b")
+	if r.Code == 0 || !strings.Contains(r.Stdout, "would discard on b: refs/heads/main "+stray) {
+		t.Fatalf("demote without --force: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	c.MustAdmin("thaw", "team/app", "--demote", "b", "--force")
+	if out := c.Devices["b"].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, acked) {
+		t.Fatalf("after demote b serves %q, want %s", out, acked)
+	}
+	if st := c.MustAdmin("status", "team/app"); strings.Contains(st, "FROZEN") {
+		t.Fatalf("still frozen after thaw:\n%s", st)
+	}
+}
