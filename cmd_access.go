@@ -18,11 +18,21 @@ import (
 // a user's level on a repository is the strongest of the grants that match
 // it, given to the user or to any group the user belongs to.
 func init() {
-	register(func(a *app) *cli.Command { return a.grantCommand() })
-	register(func(a *app) *cli.Command { return a.revokeCommand() })
-	register(func(a *app) *cli.Command { return a.grantsCommand() })
-	register(func(a *app) *cli.Command { return a.groupCommand() })
-	register(func(a *app) *cli.Command { return a.accessCommand() })
+	register(func(a *app) *cli.Command { return usageErrors(a.grantCommand()) })
+	register(func(a *app) *cli.Command { return usageErrors(a.revokeCommand()) })
+	register(func(a *app) *cli.Command { return usageErrors(a.grantsCommand()) })
+	register(func(a *app) *cli.Command { return usageErrors(a.groupCommand()) })
+	register(func(a *app) *cli.Command { return usageErrors(a.accessCommand()) })
+}
+
+// usageErrors makes a bad flag exit 2 with one sentence on stderr, like
+// every other bad command line, instead of urfave/cli's help on stdout.
+func usageErrors(cmd *cli.Command) *cli.Command {
+	cmd.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+	for _, sub := range cmd.Subcommands {
+		usageErrors(sub)
+	}
+	return cmd
 }
 
 var groupFlag = &cli.StringFlag{Name: "group", Usage: "grant to (or revoke from) this group instead of a user"}
