@@ -27,6 +27,7 @@ FUZZTIME ?= 30s
 fuzz: setup
 	$(GO) test -run '^$$' -fuzz FuzzParseCommand -fuzztime $(FUZZTIME) ./gitexec/
 	$(GO) test -run '^$$' -fuzz FuzzValidateName -fuzztime $(FUZZTIME) ./gitexec/
+	$(GO) test -run '^$$' -fuzz FuzzParseKey -fuzztime $(FUZZTIME) ./access/
 
 demo: setup build
 	@scripts/demo.sh start
