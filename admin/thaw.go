@@ -30,6 +30,9 @@ type Thaw struct {
 // ErrWouldDiscard refuses a thaw that loses ref values without --force.
 var ErrWouldDiscard = errors.New("refusing to discard ref values without --force")
 
+// ErrDiverged means copies that should be equal are not.
+var ErrDiverged = errors.New("copies diverge")
+
 // copyRefs is one device's copy as read from the device itself.
 type copyRefs struct {
 	device string
@@ -76,10 +79,16 @@ func (t Thaw) Run(ctx context.Context, d *sql.DB) error {
 	if err != nil {
 		return err
 	}
-	_, frozen := st.Frozen()
-	if !frozen && plan.agree() {
-		fmt.Fprintf(t.Out, "%s is not frozen and its copies agree: nothing to do\n", t.Repo)
-		return nil
+	// Only a frozen repository (or one no device has a version of) is
+	// thawed: when the freeze ended while this waited for the lock, a
+	// --force meant for an unrecorded write must not roll back a recorded one.
+	if _, frozen := st.Frozen(); !frozen && len(st.Copies) > 0 {
+		if plan.agree() {
+			fmt.Fprintf(t.Out, "%s is not frozen and its copies agree: nothing to do\n", t.Repo)
+			return nil
+		}
+		plan.print(t.Out, t.Repo)
+		return fmt.Errorf("%s is not frozen, so thaw changes nothing; its copies differ as listed above: %w", t.Repo, ErrDiverged)
 	}
 	if n := plan.print(t.Out, t.Repo); n > 0 && !t.Force {
 		return fmt.Errorf("%s: %w (%d shown above)", t.Repo, ErrWouldDiscard, n)

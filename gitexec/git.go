@@ -268,9 +268,10 @@ func (g Git) run(ctx context.Context, dir string, args ...string) ([]byte, error
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := runTied(cmd)
+	out := stdout.Bytes()
 	if ctx.Err() == context.DeadlineExceeded {
 		return out, fmt.Errorf("git %s: timed out after %s", name, g.Timeout)
 	}
@@ -278,6 +279,21 @@ func (g Git) run(ctx context.Context, dir string, args ...string) ([]byte, error
 		return out, fmt.Errorf("git %s: %w: %s", name, err, failureReason(stderr.String()))
 	}
 	return out, nil
+}
+
+// runTied runs cmd so that it gets SIGKILL when gitmesh dies: a fetch
+// orphaned by a killed serve could otherwise rewind refs long after
+// another process recorded a newer version.
+func runTied(cmd *exec.Cmd) error {
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	errc := make(chan error, 1)
+	go func() {
+		// Pdeathsig follows the thread that started the child.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		errc <- cmd.Run()
+	}()
+	return <-errc
 }
 
 func lastLine(s string) string {

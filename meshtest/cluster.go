@@ -141,11 +141,24 @@ func (c *Cluster) AddDevice(name, extra string) *Device {
 	return d
 }
 
-// WriteConfig rewrites the device's config with extra TOML lines.
+// WriteConfig rewrites the device's config; extra TOML lines override the
+// harness's defaults.
 func (d *Device) WriteConfig(extra string) {
-	conf := fmt.Sprintf("database_url = %q\ndevice = %q\nrepo_root = %q\nlog_file = %q\nlock_timeout = \"30s\"\nfetch_timeout = \"60s\"\n%s\n%s\n",
-		d.DBURL, d.Name, d.Root, d.Log, d.c.Settings, extra)
-	if err := os.WriteFile(d.Config, []byte(conf), 0o644); err != nil {
+	lines := []string{
+		fmt.Sprintf("database_url = %q", d.DBURL), fmt.Sprintf("device = %q", d.Name),
+		fmt.Sprintf("repo_root = %q", d.Root), fmt.Sprintf("log_file = %q", d.Log),
+		`lock_timeout = "30s"`, `fetch_timeout = "60s"`,
+	}
+	var conf []string
+	overrides := d.c.Settings + "\n" + extra
+	for _, l := range lines {
+		key, _, _ := strings.Cut(l, " =")
+		if !strings.Contains("\n"+overrides, "\n"+key+" ") && !strings.Contains("\n"+overrides, "\n"+key+"=") {
+			conf = append(conf, l)
+		}
+	}
+	conf = append(conf, overrides)
+	if err := os.WriteFile(d.Config, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
 		d.c.T.Fatal(err)
 	}
 }

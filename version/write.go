@@ -125,12 +125,17 @@ func (w *write) handle(ctx context.Context, r hook.Request) error {
 	return nil
 }
 
+// checkLock confirms, on the write's own session, that it still holds the
+// write lock and that its mark is still in place (not thawed meanwhile).
 func (w *write) checkLock(ctx context.Context) error {
 	k := lock.Write(w.st.RepoID)
 	var held bool
 	err := w.conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
 		WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND granted AND objsubid = 2
-		  AND classid = $1::int4::oid AND objid = $2::int4::oid)`, k.Class, k.Obj).Scan(&held)
+		  AND classid = $1::int4::oid AND objid = $2::int4::oid)
+		AND EXISTS (SELECT 1 FROM working_copy_versions WHERE repository_id = $3 AND device_id = $4
+		  AND is_writing AND write_properties->>'token' = $5)`,
+		k.Class, k.Obj, w.st.RepoID, w.st.SelfID, w.token).Scan(&held)
 	if err != nil || !held {
 		w.n.Log.Error().AnErr("error", err).Str("repo", w.st.Repo).Msg("write lock lost before refs moved")
 		return fmt.Errorf("lost the write lock of %s before the refs moved; nothing was changed, try again", w.st.Repo)
