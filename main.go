@@ -97,6 +97,9 @@ func (a *app) commands() []*cli.Command {
 	for _, f := range registry {
 		cmds = append(cmds, f(a))
 	}
+	for _, c := range cmds {
+		usageErrors(c)
+	}
 	return cmds
 }
 

@@ -40,10 +40,6 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	if err := s.NeedDatabase(); err != nil {
 		return err
 	}
-	dir, err := gitexec.ConfinedRepoDir(s.RepoRoot, cmd.Repo)
-	if err != nil {
-		return err
-	}
 	log := c.Log.With().Str("user", c.User).Str("repo", cmd.Repo).Str("verb", string(cmd.Verb)).Logger()
 	op := "fetch"
 	need := access.Read
@@ -58,6 +54,12 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	start := time.Now()
 	st, err := version.Lookup(ctx, dbh, cmd.Repo, c.User, s.Device, need)
 	log.Debug().Dur("lookup", time.Since(start)).Bool("current", err == nil && st.Current()).Msg("fast path")
+	if err != nil {
+		return err
+	}
+	// Only after the access check, so that a path's fate tells nothing to
+	// someone who may not use it.
+	dir, err := gitexec.ConfinedRepoDir(s.RepoRoot, cmd.Repo)
 	if err != nil {
 		return err
 	}

@@ -223,6 +223,9 @@ func (w *write) recordOnce(ctx context.Context, conn *sql.Conn, digest string, u
 		return err
 	}
 	for _, u := range ups {
+		if u.Ref == "HEAD" {
+			continue // the symref's own line repeats the branch it points to
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO push_log
 			(repository_id, device_id, user_name, ref, old_value, new_value, version)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, w.st.RepoID, w.st.SelfID, w.user, u.Ref, u.Old, u.New, v); err != nil {
