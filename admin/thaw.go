@@ -79,6 +79,13 @@ func (t Thaw) Run(ctx context.Context, d *sql.DB) error {
 	if err != nil {
 		return err
 	}
+	// A thaw decides about the write that froze the repository, so it names
+	// that write's device: promoting or demoting another copy could discard
+	// a write acknowledged since the operator looked.
+	if c, frozen := st.Frozen(); frozen && c.Device != t.Device {
+		return fmt.Errorf("%s is frozen by a write on device %s, not %s; thaw it with --promote %s or --demote %s",
+			t.Repo, c.Device, t.Device, c.Device, c.Device)
+	}
 	// Only a frozen repository (or one no device has a version of) is
 	// thawed: when the freeze ended while this waited for the lock, a
 	// --force meant for an unrecorded write must not roll back a recorded one.

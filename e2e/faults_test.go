@@ -235,3 +235,24 @@ func TestDatabaseRestartGivesClearErrorsThenService(t *testing.T) {
 	}
 	_ = strconv.Itoa
 }
+
+func TestLockFilesLeftByAKilledGitDoNotWedgeACopy(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	url := meshtest.URL("team/app")
+	work, _ := pushed(t, c)
+	c.Devices["b"].MustGit("alice", "", "ls-remote", url)
+	// A git killed mid-update on b leaves its lock files behind.
+	for _, p := range []string{"refs/heads/main.lock", "packed-refs.lock"} {
+		if err := os.WriteFile(filepath.Join(c.Devices["b"].Root, "team/app.git", p), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := c.Commit(work, "README", "next\n")
+	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
+	if out := c.Devices["b"].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, next) {
+		t.Fatalf("b serves %q after catching up, want %s", out, next)
+	}
+	os.WriteFile(filepath.Join(c.Devices["b"].Root, "team/app.git", "refs/heads/main.lock"), nil, 0o644)
+	c.Commit(work, "README", "pushed to b\n")
+	c.Devices["b"].MustGit("alice", work, "push", "-q", url, "main")
+}

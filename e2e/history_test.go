@@ -182,7 +182,7 @@ func TestRandomisedHistoryWithFaults(t *testing.T) {
 	for _, v := range violations {
 		t.Error(v)
 	}
-	if len(violations) > 0 && os.Getenv("GITMESH_HISTORY_VERBOSE") != "" {
+	if len(violations) > 0 {
 		dumpLogs(t, c)
 	}
 	if len(violations) > 0 {

@@ -47,15 +47,20 @@ func TestThawListsWhatItWouldDiscardAndNeedsForce(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Promoting a discards b's unrecorded main.
-	r := c.Admin("thaw", "team/app", "--promote", "a")
-	if r.Code == 0 || !strings.Contains(r.Stdout, "would discard on b: refs/heads/main "+stray) || !strings.Contains(r.Stderr, "--force") {
-		t.Fatalf("thaw without --force: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	// The thaw must name the device whose write froze the repository.
+	r := c.Admin("thaw", "team/app", "--promote", "a", "--force")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "frozen by a write on device b") {
+		t.Fatalf("thaw naming another device: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	// Promoting b would replace a's acknowledged main with b's stray one.
+	r = c.Admin("thaw", "team/app", "--promote", "b")
+	if r.Code == 0 || !strings.Contains(r.Stdout, "would discard on a: refs/heads/main "+acked) || !strings.Contains(r.Stderr, "--force") {
+		t.Fatalf("promote without --force: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 	if st := c.MustAdmin("status", "team/app"); !strings.Contains(st, "FROZEN") {
 		t.Fatalf("a refused thaw changed state:\n%s", st)
 	}
-	// Demoting b discards the same; with --force b resyncs from a.
+	// Demoting b discards its stray main; with --force b resyncs from a.
 	r = c.Admin("thaw", "team/app", "--demote", "b")
 	if r.Code == 0 || !strings.Contains(r.Stdout, "would discard on b: refs/heads/main "+stray) {
 		t.Fatalf("demote without --force: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)

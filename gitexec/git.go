@@ -325,3 +325,40 @@ func SSHCommand(key, knownHosts string, connectTimeout time.Duration) string {
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// RemoveStaleLocks deletes the *.lock files a killed git left in dir's refs
+// and top level; otherwise every later fetch or push fails with "remove the
+// file manually". Callers hold the lock that makes them the copy's only
+// writer, so any lock file present belongs to a dead process.
+func RemoveStaleLocks(dir string) ([]string, error) {
+	var removed []string
+	remove := func(p string) error {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		removed = append(removed, p)
+		return nil
+	}
+	top, err := filepath.Glob(filepath.Join(dir, "*.lock"))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range top {
+		if err := remove(p); err != nil {
+			return removed, err
+		}
+	}
+	err = filepath.WalkDir(filepath.Join(dir, "refs"), func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasSuffix(p, ".lock") {
+			return remove(p)
+		}
+		return nil
+	})
+	if errors.Is(err, os.ErrNotExist) {
+		err = nil
+	}
+	return removed, err
+}

@@ -101,6 +101,9 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 			return fmt.Errorf("create copy of %s: %w", st.Repo, err)
 		}
 	}
+	if err := n.removeStaleLocks(dir); err != nil {
+		return err
+	}
 	leaders := st.Leaders()
 	rand.Shuffle(len(leaders), func(i, j int) { leaders[i], leaders[j] = leaders[j], leaders[i] })
 	noPeer := &NoPeerError{Repo: st.Repo, Version: st.Highest()}
@@ -148,6 +151,19 @@ func (n *Node) fetchFrom(ctx context.Context, dir, repo string, peer Copy) (stri
 		}
 	}
 	return n.Git.RefsDigest(ctx, dir)
+}
+
+// removeStaleLocks clears what a killed git left behind; the caller is the
+// copy's only writer (read lock, or write lock on a current copy).
+func (n *Node) removeStaleLocks(dir string) error {
+	removed, err := gitexec.RemoveStaleLocks(dir)
+	for _, p := range removed {
+		n.Log.Warn().Str("file", p).Msg("removed a lock file left by a killed git")
+	}
+	if err != nil {
+		return fmt.Errorf("remove stale lock files in %s: %w", dir, err)
+	}
+	return nil
 }
 
 // PeerURL is where repo lives on a device whose base URL is base: an

@@ -66,6 +66,9 @@ func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) 
 	if err := n.catchUpLocked(ctx, conn, w.st); err != nil {
 		return err
 	}
+	if err := n.removeStaleLocks(gitexec.RepoDir(n.RepoRoot, st.Repo)); err != nil {
+		return err
+	}
 	if w.token, err = n.markWriting(ctx, conn, w.st, user); err != nil {
 		return err
 	}
