@@ -256,3 +256,72 @@ func TestLockFilesLeftByAKilledGitDoNotWedgeACopy(t *testing.T) {
 	c.Commit(work, "README", "pushed to b\n")
 	c.Devices["b"].MustGit("alice", work, "push", "-q", url, "main")
 }
+
+// recordMarker is a piece of the statement that records a push's version.
+const recordMarker = "SET version = (SELECT max(version) FROM working_copy_versions"
+
+func proxiedDevice(t *testing.T, c *meshtest.Cluster, dev, extra string) *meshtest.Proxy {
+	u, _ := url.Parse(c.DBURL)
+	proxy := meshtest.NewProxy(t, u.Host)
+	proxied := *u
+	proxied.Host = proxy.Addr
+	d := c.Devices[dev]
+	d.DBURL = proxied.String()
+	d.WriteConfig(extra)
+	return proxy
+}
+
+func TestWriterReconnectsToRecordAfterLosingItsSession(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	proxy := proxiedDevice(t, c, "a", `record_timeout = "30s"`)
+	work, _ := pushed(t, c)
+	url := meshtest.URL("team/app")
+
+	next := c.Commit(work, "README", "recorded after a reconnect\n")
+	fired := proxy.CutOn(recordMarker, false)
+	r := c.Devices["a"].Git("alice", work, "push", url, "main")
+	select {
+	case <-fired:
+	default:
+		t.Fatal("the trap never fired: the record statement changed?")
+	}
+	if r.Code != 0 || !strings.Contains(r.Stderr, "retrying") {
+		t.Fatalf("push whose session died before recording: exit %d, %s", r.Code, r.Stderr)
+	}
+	if out := c.Devices["b"].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, next) {
+		t.Fatalf("b serves %q, want the acknowledged %s", out, next)
+	}
+	if st := c.MustAdmin("status", "team/app"); strings.Contains(st, "FROZEN") {
+		t.Fatalf("frozen after a recorded push:\n%s", st)
+	}
+}
+
+func TestUnrecordablePushIsNotAcknowledgedAndFreezes(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	proxy := proxiedDevice(t, c, "a", `record_timeout = "2s"`)
+	work, acked := pushed(t, c)
+	url := meshtest.URL("team/app")
+	c.Devices["b"].MustGit("alice", "", "ls-remote", url) // b holds the acknowledged state
+
+	c.Commit(work, "README", "never recorded\n")
+	fired := proxy.CutOn(recordMarker, true)
+	r := c.Devices["a"].Git("alice", work, "push", url, "main")
+	<-fired
+	proxy.SetDown(false)
+	if r.Code == 0 || strings.Contains(r.Stderr, "main -> main") {
+		t.Fatalf("the client saw success for an unrecorded push: exit %d, %s", r.Code, r.Stderr)
+	}
+	if !strings.Contains(r.Stderr, "retrying") {
+		t.Errorf("the user was not told about the retries: %s", r.Stderr)
+	}
+	if out := c.Devices["b"].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, acked) {
+		t.Fatalf("b serves %q, want the last acknowledged %s", out, acked)
+	}
+	if st := c.MustAdmin("status", "team/app"); !strings.Contains(st, "FROZEN") {
+		t.Fatalf("not frozen after an unrecorded push:\n%s", st)
+	}
+	c.MustAdmin("thaw", "team/app", "--demote", "a", "--force")
+	if out := c.Devices["a"].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, acked) {
+		t.Fatalf("after demote a serves %q, want %s", out, acked)
+	}
+}

@@ -1,6 +1,7 @@
 package meshtest
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"sync"
@@ -16,6 +17,11 @@ type Proxy struct {
 	mu     sync.Mutex
 	conns  []net.Conn
 	down   bool
+	// trap, when set, cuts every connection (and sets down to trapDown) the
+	// moment a client sends bytes containing it.
+	trap     []byte
+	trapDown bool
+	trapped  chan struct{}
 }
 
 // NewProxy forwards connections to target until the test ends.
@@ -56,9 +62,46 @@ func (p *Proxy) forward(c net.Conn) {
 	p.mu.Lock()
 	p.conns = append(p.conns, c, s)
 	p.mu.Unlock()
-	go func() { io.Copy(s, c); s.Close() }()
+	go func() { p.clientToServer(c, s); s.Close() }()
 	io.Copy(c, s)
 	c.Close()
+}
+
+func (p *Proxy) clientToServer(c, s net.Conn) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			hit := p.trap != nil && bytes.Contains(buf[:n], p.trap)
+			if hit {
+				p.trap = nil
+				p.down = p.trapDown
+				close(p.trapped)
+			}
+			p.mu.Unlock()
+			if hit {
+				p.Cut()
+				return
+			}
+			if _, werr := s.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// CutOn arms a trap: when a client next sends bytes containing pattern,
+// every connection is cut before they reach the server, and new ones are
+// refused if down is true. The returned channel closes when it fires.
+func (p *Proxy) CutOn(pattern string, down bool) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.trap, p.trapDown, p.trapped = []byte(pattern), down, make(chan struct{})
+	return p.trapped
 }
 
 // Cut closes every open connection.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -106,6 +107,9 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 	}
 	leaders := st.Leaders()
 	rand.Shuffle(len(leaders), func(i, j int) { leaders[i], leaders[j] = leaders[j], leaders[i] })
+	// A copy with a write in progress (or frozen) may hold refs nobody
+	// recorded: fetch from it only when no other copy is current.
+	sort.SliceStable(leaders, func(i, j int) bool { return !leaders[i].IsWriting && leaders[j].IsWriting })
 	noPeer := &NoPeerError{Repo: st.Repo, Version: st.Highest()}
 	for _, peer := range leaders {
 		start := time.Now()
