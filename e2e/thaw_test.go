@@ -73,3 +73,28 @@ func TestThawListsWhatItWouldDiscardAndNeedsForce(t *testing.T) {
 		t.Fatalf("still frozen after thaw:\n%s", st)
 	}
 }
+
+func TestThawAllRepairsEveryRepositoryOfADevice(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	for _, repo := range []string{"team/app", "team/lib", "team/docs"} {
+		c.CreateRepo("a", repo, "alice")
+	}
+	// Device a crashed while writing to two of them.
+	if _, err := c.DB().Exec(`UPDATE working_copy_versions SET is_writing = true,
+		write_properties = jsonb_build_object('user', 'alice', 'device', 'a', 'pid', 1, 'started', now(), 'token', 'x')
+		WHERE repository_id IN (SELECT id FROM repositories WHERE name IN ('team/app', 'team/lib'))`); err != nil {
+		t.Fatal(err)
+	}
+	out := c.MustAdmin("thaw", "--all", "--promote", "a")
+	for _, want := range []string{"thawed team/app", "thawed team/lib", "team/docs is not frozen"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("thaw --all output lacks %q:\n%s", want, out)
+		}
+	}
+	if st := c.MustAdmin("status"); strings.Contains(st, "FROZEN") {
+		t.Fatalf("still frozen after thaw --all:\n%s", st)
+	}
+	work := c.Work("alice")
+	c.Commit(work, "README", "x\n")
+	c.Devices["b"].MustGit("alice", work, "push", "-q", meshtest.URL("team/lib"), "main")
+}
