@@ -2,9 +2,11 @@ package bench
 
 import (
 	"fmt"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,17 +30,30 @@ func BenchmarkLsRemote(b *testing.B) {
 
 	gitmeshCmd := lsRemote(c.Dir, a.SSHScript("alice"), url)
 	shellCmd := lsRemote(c.Dir, gitShellScript(b, c.Dir, a.Root), url)
-	var viaGitmesh, viaShell time.Duration
+	// Device b serves the same repository through PostgreSQL's unix socket.
+	bdev := c.Devices["b"]
+	bdev.MustGit("alice", "", "ls-remote", url)
+	u, _ := neturl.Parse(c.DBURL)
+	socketCmd := gitmeshCmd
+	if dsn := meshtest.Server().SocketDSN(strings.TrimPrefix(u.Path, "/")); dsn != "" {
+		bdev.DBURL = dsn
+		bdev.WriteConfig("")
+		socketCmd = lsRemote(c.Dir, bdev.SSHScript("alice"), url)
+	}
+	var viaGitmesh, viaSocket, viaShell time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		viaGitmesh += timeRun(b, gitmeshCmd)
+		viaSocket += timeRun(b, socketCmd)
 		viaShell += timeRun(b, shellCmd)
 	}
 	b.StopTimer()
 	n := float64(b.N)
 	b.ReportMetric(float64(viaGitmesh.Microseconds())/n/1000, "gitmesh-ms/op")
+	b.ReportMetric(float64(viaSocket.Microseconds())/n/1000, "gitmesh-unix-ms/op")
 	b.ReportMetric(float64(viaShell.Microseconds())/n/1000, "gitshell-ms/op")
 	b.ReportMetric(float64(viaGitmesh)/float64(viaShell), "ratio")
+	b.ReportMetric(float64(viaSocket)/float64(viaShell), "ratio-unix")
 }
 
 func lsRemote(home, sshScript, url string) []string {

@@ -252,3 +252,12 @@ func FreePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// SocketDSN is the key=value DSN reaching database name over the server's
+// unix socket, or "" for a server the harness did not start.
+func (p *Postgres) SocketDSN(name string) string {
+	if p.dir == "" {
+		return ""
+	}
+	return fmt.Sprintf("host=%s port=%d user=postgres dbname=%s sslmode=disable", p.dir, p.port, name)
+}
