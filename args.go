@@ -48,13 +48,26 @@ func parseArgs(c *cli.Context, want []string, valueFlags, boolFlags []string) (c
 		case contains(boolFlags, name) && !hasValue:
 			a.bools[name] = true
 		default:
-			return a, usageError{fmt.Errorf("%s: unknown flag %s", c.Command.FullName(), s)}
+			return a, usageError{fmt.Errorf("%s: unknown flag %s", commandName(c), s)}
 		}
 	}
 	if len(a.pos) != len(want) {
-		return a, usageError{fmt.Errorf("%s takes %d argument(s): %s", c.Command.FullName(), len(want), strings.Join(want, " "))}
+		return a, wrongArgs(c, want)
 	}
 	return a, nil
+}
+
+// wrongArgs says what the command takes.
+func wrongArgs(c *cli.Context, want []string) error {
+	if len(want) == 0 {
+		return usageError{fmt.Errorf("%s takes no arguments", commandName(c))}
+	}
+	return usageError{fmt.Errorf("%s takes %d argument(s): %s", commandName(c), len(want), strings.Join(want, " "))}
+}
+
+// commandName is "device add" for `gitmesh device add`.
+func commandName(c *cli.Context) string {
+	return strings.TrimPrefix(c.Command.HelpName, c.App.Name+" ")
 }
 
 func contains(list []string, s string) bool {

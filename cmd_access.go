@@ -29,10 +29,29 @@ func init() {
 // every other bad command line, instead of urfave/cli's help on stdout.
 func usageErrors(cmd *cli.Command) *cli.Command {
 	cmd.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+	if len(cmd.Subcommands) > 0 && cmd.Action == nil {
+		cmd.Action = needSubcommand
+	}
 	for _, sub := range cmd.Subcommands {
 		usageErrors(sub)
 	}
 	return cmd
+}
+
+// needSubcommand is the action of a command group run without a known
+// subcommand ("gitmesh key", "gitmesh key frob").
+func needSubcommand(c *cli.Context) error {
+	var names []string
+	for _, s := range c.Command.Subcommands {
+		if !s.Hidden && s.Name != "help" {
+			names = append(names, s.Name)
+		}
+	}
+	list := strings.Join(names, ", ")
+	if c.NArg() > 0 {
+		return usageError{fmt.Errorf("unknown command %q after %q; it takes one of: %s", c.Args().First(), commandName(c), list)}
+	}
+	return usageError{fmt.Errorf("%s needs one of: %s", commandName(c), list)}
 }
 
 var groupFlag = &cli.StringFlag{Name: "group", Usage: "grant to (or revoke from) this group instead of a user"}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -62,22 +63,22 @@ func main() {
 
 func (a *app) cli() *cli.App {
 	return &cli.App{
-		Name:            "gitmesh",
-		Usage:           "make several git hosts one multi-master cluster behind OpenSSH",
-		Flags:           settingFlags(),
-		Before:          a.load,
-		Writer:          os.Stdout,
-		ErrWriter:       os.Stderr,
-		HideHelpCommand: true,
-		ExitErrHandler:  func(*cli.Context, error) {},
+		Name:           "gitmesh",
+		Usage:          "make several git hosts one multi-master cluster behind OpenSSH",
+		Flags:          settingFlags(),
+		Before:         a.load,
+		Writer:         os.Stdout,
+		ErrWriter:      os.Stderr,
+		Version:        buildVersion(),
+		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError{err}
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return usageError{fmt.Errorf("unknown command %q; run 'gitmesh help'", c.Args().First())}
+				return usageError{fmt.Errorf("unknown command %q; run 'gitmesh help' for the list", c.Args().First())}
 			}
-			return cli.ShowAppHelp(c)
+			return usageError{errors.New("no command given; run 'gitmesh help' for the list")}
 		},
 		Commands: a.commands(),
 	}
@@ -104,6 +105,7 @@ func (a *app) commands() []*cli.Command {
 }
 
 func settingFlags() []cli.Flag {
+	def := config.Defaults() // shown in --help; applied by load, not by the flags
 	return []cli.Flag{
 		&cli.StringFlag{Name: "config", EnvVars: []string{"GITMESH_CONFIG"}, Usage: "TOML settings file"},
 		&cli.StringFlag{Name: "database-url", EnvVars: []string{"GITMESH_DATABASE_URL"}, Usage: "PostgreSQL URL or DSN"},
@@ -112,10 +114,10 @@ func settingFlags() []cli.Flag {
 		&cli.StringFlag{Name: "log-file", EnvVars: []string{"GITMESH_LOG_FILE"}, Usage: "JSON log file"},
 		&cli.StringFlag{Name: "cluster-key", EnvVars: []string{"GITMESH_CLUSTER_KEY"}, Usage: "private key for fetches from peers"},
 		&cli.StringFlag{Name: "known-hosts", EnvVars: []string{"GITMESH_KNOWN_HOSTS"}, Usage: "known_hosts file of the peers"},
-		&cli.DurationFlag{Name: "lock-timeout", EnvVars: []string{"GITMESH_LOCK_TIMEOUT"}, Usage: "longest wait for a lock"},
-		&cli.DurationFlag{Name: "fetch-timeout", EnvVars: []string{"GITMESH_FETCH_TIMEOUT"}, Usage: "longest fetch from a peer"},
-		&cli.DurationFlag{Name: "connect-timeout", EnvVars: []string{"GITMESH_CONNECT_TIMEOUT"}, Usage: "longest connect to PostgreSQL or a peer"},
-		&cli.DurationFlag{Name: "record-timeout", EnvVars: []string{"GITMESH_RECORD_TIMEOUT"}, Usage: "how long a push retries recording its version"},
+		&cli.DurationFlag{Name: "lock-timeout", EnvVars: []string{"GITMESH_LOCK_TIMEOUT"}, Value: def.LockTimeout.D(), Usage: "longest wait for a lock"},
+		&cli.DurationFlag{Name: "fetch-timeout", EnvVars: []string{"GITMESH_FETCH_TIMEOUT"}, Value: def.FetchTimeout.D(), Usage: "longest fetch from a peer"},
+		&cli.DurationFlag{Name: "connect-timeout", EnvVars: []string{"GITMESH_CONNECT_TIMEOUT"}, Value: def.ConnectTimeout.D(), Usage: "longest connect to PostgreSQL or a peer"},
+		&cli.DurationFlag{Name: "record-timeout", EnvVars: []string{"GITMESH_RECORD_TIMEOUT"}, Value: def.RecordTimeout.D(), Usage: "how long a push retries recording its version"},
 	}
 }
 
@@ -176,7 +178,7 @@ func (a *app) withDB(op string, f func(c *cli.Context, d *sql.DB) error) cli.Act
 // args checks the number of positional arguments.
 func args(c *cli.Context, names ...string) ([]string, error) {
 	if c.NArg() != len(names) {
-		return nil, usageError{fmt.Errorf("%s takes %d argument(s): %s", c.Command.FullName(), len(names), strings.Join(names, " "))}
+		return nil, wrongArgs(c, names)
 	}
 	return c.Args().Slice(), nil
 }
@@ -215,6 +217,17 @@ func (a *app) deviceCommand() *cli.Command {
 						return usageError{errors.New("device add needs --url URL: where peers fetch this device's copies from")}
 					}
 					return admin.AddDevice(c.Context, d, v.pos[0], v.vals["url"])
+				}),
+			},
+			{
+				Name: "remove", Usage: "forget a device and its recorded copies", ArgsUsage: "NAME [--force]",
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Usage: "even if it holds the only newest copy of a repository"}},
+				Action: a.withDB("device-remove", func(c *cli.Context, d *sql.DB) error {
+					v, err := parseArgs(c, []string{"NAME"}, nil, []string{"force"})
+					if err != nil {
+						return err
+					}
+					return admin.RemoveDevice(c.Context, d, v.pos[0], v.bools["force"])
 				}),
 			},
 			{
@@ -285,6 +298,27 @@ func (a *app) userCommand() *cli.Command {
 					return err
 				}
 				return access.AddUser(c.Context, d, v[0])
+			}),
+		}, {
+			Name: "list", Usage: "list users",
+			Action: a.withDB("user-list", func(c *cli.Context, d *sql.DB) error {
+				if _, err := args(c); err != nil {
+					return err
+				}
+				names, err := access.Users(c.Context, d)
+				for _, n := range names {
+					fmt.Fprintln(c.App.Writer, n)
+				}
+				return err
+			}),
+		}, {
+			Name: "remove", Usage: "delete a user with its keys, grants and group memberships", ArgsUsage: "NAME",
+			Action: a.withDB("user-remove", func(c *cli.Context, d *sql.DB) error {
+				v, err := args(c, "NAME")
+				if err != nil {
+					return err
+				}
+				return access.RemoveUser(c.Context, d, v[0])
 			}),
 		}},
 	}
@@ -376,6 +410,21 @@ func printStatus(w io.Writer, rows []admin.CopyStatus, locks []admin.LockHolder)
 	}
 }
 
+// buildVersion is the module version and VCS revision the binary was built from.
+func buildVersion() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := info.Main.Version
+	for _, kv := range info.Settings {
+		if kv.Key == "vcs.revision" && len(kv.Value) >= 12 {
+			v += " " + kv.Value[:12]
+		}
+	}
+	return v
+}
+
 // usageError marks a bad command line.
 type usageError struct{ error }
 
@@ -392,7 +441,8 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &usage), errors.Is(err, gitexec.ErrBadCommand), errors.Is(err, gitexec.ErrBadName):
+	case errors.As(err, &usage), errors.Is(err, gitexec.ErrBadCommand), errors.Is(err, gitexec.ErrBadName),
+		errors.Is(err, access.ErrInvalid):
 		return exitUsage
 	case errors.Is(err, version.ErrNotFound):
 		return exitNotFound
@@ -416,7 +466,7 @@ func exitCode(err error) int {
 func message(err error) string {
 	var te *lock.TimeoutError
 	switch {
-	case errors.Is(err, version.ErrNotFound):
+	case err == version.ErrNotFound: // serve's answer; admin commands say more
 		return "repository not found, or you do not have access to it"
 	case errors.As(err, &te):
 		msg := fmt.Sprintf("gave up waiting for the %s after %s", te.Key.Describe(), te.Waited.Round(time.Second))

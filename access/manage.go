@@ -13,10 +13,12 @@ import (
 	"gitmesh/gitexec"
 )
 
-// ErrExists and ErrUnknown describe admin input that names the wrong thing.
+// ErrExists and ErrUnknown describe admin input that names the wrong thing;
+// ErrInvalid input that breaks a rule (exit 2).
 var (
 	ErrExists  = errors.New("already exists")
 	ErrUnknown = errors.New("unknown")
+	ErrInvalid = errors.New("invalid")
 )
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$`)
@@ -24,7 +26,7 @@ var namePattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$`)
 // ValidateName checks a user, group or device name.
 func ValidateName(kind, name string) error {
 	if !namePattern.MatchString(name) {
-		return fmt.Errorf("bad %s name %q: use 1 to 64 letters, digits, '.', '_' or '-', not starting with '.' or '-'", kind, name)
+		return fmt.Errorf("%w %s name %q: use 1 to 64 letters, digits, '.', '_' or '-', not starting with '.' or '-'", ErrInvalid, kind, name)
 	}
 	return nil
 }
@@ -136,3 +138,33 @@ const grantGroupQuery = `
 	SELECT id, $2, $3, $4 FROM groups WHERE name = $1
 	ON CONFLICT (group_id, pattern) WHERE group_id IS NOT NULL
 	DO UPDATE SET level = excluded.level, regex = excluded.regex`
+
+// Users lists user names.
+func Users(ctx context.Context, d *sql.DB) ([]string, error) {
+	rows, err := d.QueryContext(ctx, `SELECT name FROM users ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// RemoveUser deletes a user with its keys, grants and memberships.
+func RemoveUser(ctx context.Context, d *sql.DB, name string) error {
+	res, err := d.ExecContext(ctx, `DELETE FROM users WHERE name = $1`, name)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w user %s", ErrUnknown, name)
+	}
+	return nil
+}

@@ -6,8 +6,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"gitmesh/access"
@@ -27,17 +29,41 @@ func AddDevice(ctx context.Context, d *sql.DB, name, url string) error {
 	if err := access.ValidateName("device", name); err != nil {
 		return err
 	}
-	if !strings.HasPrefix(url, "ssh://") && !filepath.IsAbs(url) {
-		return fmt.Errorf("bad device URL %q: use ssh://USER@HOST[:PORT] or an absolute path", url)
-	}
-	if strings.ContainsAny(url, " \t\r\n'\"\\") {
-		return fmt.Errorf("bad device URL %q: no spaces, quotes or backslashes", url)
+	if err := validateURL(url); err != nil {
+		return err
 	}
 	_, err := d.ExecContext(ctx, `INSERT INTO devices (name, url) VALUES ($1, $2)`, name, url)
 	if access.IsUniqueViolation(err) {
 		return fmt.Errorf("device %s %w", name, access.ErrExists)
 	}
 	return err
+}
+
+// validateURL accepts ssh://[USER@]HOST[:PORT] or an absolute path: what
+// version.PeerURL appends "/<repo>.git" to.
+func validateURL(raw string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("%w device URL %q: %s", access.ErrInvalid, raw, why)
+	}
+	if strings.ContainsAny(raw, " \t\r\n'\"\\") {
+		return bad("no spaces, quotes or backslashes")
+	}
+	if filepath.IsAbs(raw) {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "ssh" || u.Hostname() == "" {
+		return bad("use ssh://USER@HOST[:PORT] or an absolute path")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return bad("the port must be a number from 1 to 65535")
+		}
+	}
+	if strings.TrimSuffix(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" {
+		return bad("give the device's address only; gitmesh appends /REPO.git")
+	}
+	return nil
 }
 
 // Devices lists the registered devices by name.
@@ -120,4 +146,42 @@ func Repos(ctx context.Context, d *sql.DB) ([]string, error) {
 		out = append(out, n)
 	}
 	return out, rows.Err()
+}
+
+// RemoveDevice forgets a device and its recorded copies. It refuses while
+// the device holds the only copy of some repository's newest version, or a
+// write mark, unless force: its peers could not catch up without it.
+func RemoveDevice(ctx context.Context, d *sql.DB, name string, force bool) error {
+	var sole []string
+	rows, err := d.QueryContext(ctx, `
+		SELECT r.name FROM working_copy_versions v
+		JOIN repositories r ON r.id = v.repository_id JOIN devices dv ON dv.id = v.device_id
+		WHERE dv.name = $1 AND (v.is_writing OR NOT EXISTS (
+			SELECT 1 FROM working_copy_versions o
+			WHERE o.repository_id = v.repository_id AND o.device_id <> v.device_id AND o.version >= v.version))
+		ORDER BY r.name`, name)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			rows.Close()
+			return err
+		}
+		sole = append(sole, r)
+	}
+	rows.Close()
+	if len(sole) > 0 && !force {
+		return fmt.Errorf("device %s holds the only newest copy (or a write mark) of %s; let another device catch up (a read there), thaw, or use --force to lose it",
+			name, strings.Join(sole, ", "))
+	}
+	res, err := d.ExecContext(ctx, `DELETE FROM devices WHERE name = $1`, name)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w device %s", access.ErrUnknown, name)
+	}
+	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"gitmesh/version"
 )
 
 // CopyStatus is one device's copy of one repository, as `status` shows it.
@@ -45,7 +47,7 @@ func Status(ctx context.Context, d *sql.DB, repo string) ([]CopyStatus, error) {
 			return nil, err
 		}
 		if !ok {
-			return nil, fmt.Errorf("no repository %s", repo)
+			return nil, fmt.Errorf("%w: no repository %s", version.ErrNotFound, repo)
 		}
 	}
 	rows, err := d.QueryContext(ctx, statusQuery, repo)

@@ -51,11 +51,13 @@ func IsUnavailable(err error) bool {
 		c := string(pqErr.Code)
 		return strings.HasPrefix(c, "08") || strings.HasPrefix(c, "57P") || strings.HasPrefix(c, "53")
 	}
-	var netErr net.Error
+	// Only errors of the connection itself: a syscall.Errno also satisfies
+	// net.Error, and a missing file is no reason to blame the database.
+	var opErr *net.OpError
 	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, sql.ErrConnDone) || errors.As(err, &netErr)
+		errors.Is(err, sql.ErrConnDone) || errors.As(err, &opErr)
 }
 
 // migrationLock is the advisory lock (two-int form) that serialises

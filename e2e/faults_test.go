@@ -325,3 +325,33 @@ func TestUnrecordablePushIsNotAcknowledgedAndFreezes(t *testing.T) {
 		t.Fatalf("after demote a serves %q, want %s", out, acked)
 	}
 }
+
+func TestAKilledPushLeavesNoHookDirectoryBehind(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	work, _ := pushed(t, c)
+	url := meshtest.URL("team/app")
+	marker := filepath.Join(c.Dir, "in-pre-receive")
+	slowPreReceive(t, c, "a", "team/app", marker)
+	c.Commit(work, "README", "killed\n")
+	push := c.Devices["a"].GitCmd("alice", work, "push", url, "main")
+	if err := push.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the push to reach pre-receive", exists(marker))
+	var pid int
+	if err := c.DB().QueryRow(`SELECT (write_properties->>'pid')::int FROM working_copy_versions WHERE is_writing`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	left, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("gitmesh-push-%d-*", pid)))
+	if len(left) != 1 {
+		t.Fatalf("hook directories of the running push: %v", left)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	push.Wait()
+	os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive"))
+	c.MustAdmin("thaw", "team/app", "--promote", "a")
+	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
+	if _, err := os.Stat(left[0]); !os.IsNotExist(err) {
+		t.Fatalf("the killed push's hook directory %s is still there after the next push", left[0])
+	}
+}

@@ -14,7 +14,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -47,7 +49,8 @@ type Server struct {
 // Listen creates a private directory holding the hook scripts and the
 // socket. bin is the absolute path of the gitmesh binary.
 func Listen(bin string) (*Server, error) {
-	dir, err := os.MkdirTemp("", "gitmesh-push-")
+	removeOrphans()
+	dir, err := os.MkdirTemp("", fmt.Sprintf("gitmesh-push-%d-", os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("hook dir: %w", err)
 	}
@@ -63,6 +66,32 @@ func Listen(bin string) (*Server, error) {
 	}
 	s.ln = ln
 	return s, nil
+}
+
+// removeOrphans deletes the directories of pushes whose serve was killed
+// before it could remove its own.
+func removeOrphans() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "gitmesh-push-*-*"))
+	for _, d := range dirs {
+		pidText, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), "gitmesh-push-"), "-")
+		pid, err := strconv.Atoi(pidText)
+		if err == nil && pid > 0 && !alive(pid) {
+			os.RemoveAll(d)
+		}
+	}
+}
+
+// alive reports whether pid runs; a zombie (killed, not yet reaped) does not.
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) == syscall.ESRCH {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true // no /proc: trust kill
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }
 
 func writeScripts(hooks, bin string) error {
