@@ -64,6 +64,7 @@ stop() {
   pgdir=$(cat "$RUN/pgdir" 2>/dev/null || true)
   case "$pgdir" in /tmp/gitmesh-demo-pg.*) rm -rf "$pgdir" ;; esac
   rm -rf "$RUN"
+  rmdir "$(dirname "$RUN")" 2>/dev/null || true
   say "demo stopped and $RUN removed"
 }
 
