@@ -18,7 +18,7 @@ import (
 var (
 	ErrExists  = errors.New("already exists")
 	ErrUnknown = errors.New("unknown")
-	ErrInvalid = errors.New("invalid")
+	ErrInvalid = errors.New("bad")
 )
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$`)
