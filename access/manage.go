@@ -21,14 +21,30 @@ var (
 	ErrInvalid = errors.New("bad")
 )
 
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$`)
-
 // ValidateName checks a user, group or device name.
 func ValidateName(kind, name string) error {
-	if !namePattern.MatchString(name) {
+	if !validName(name) {
 		return fmt.Errorf("%w %s name %q: use 1 to 64 letters, digits, '.', '_' or '-', not starting with '.' or '-'", ErrInvalid, kind, name)
 	}
 	return nil
+}
+
+// validName reports whether name is 1 to 64 bytes of letters, digits, '.',
+// '_' and '-', not starting with '.' or '-'. A loop, not a regexp: serve
+// would compile the regexp on every start.
+func validName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_':
+		case (c == '.' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // IsUniqueViolation reports a duplicate key.
@@ -84,12 +100,6 @@ func (s Subject) String() string {
 		return "group " + s.Name
 	}
 	return "user " + s.Name
-}
-
-// Grant gives user level on a repository or pattern, replacing an earlier
-// grant on the same pattern. An exact name must be an existing repository.
-func Grant(ctx context.Context, d *sql.DB, user, pattern string, level Level) error {
-	return GrantTo(ctx, d, Subject{Name: user}, pattern, level)
 }
 
 // GrantTo gives a user or group level on a repository or pattern,
