@@ -18,15 +18,16 @@ import (
 // a user's level on a repository is the strongest of the grants that match
 // it, given to the user or to any group the user belongs to.
 func init() {
-	register(func(a *app) *cli.Command { return usageErrors(a.grantCommand()) })
-	register(func(a *app) *cli.Command { return usageErrors(a.revokeCommand()) })
-	register(func(a *app) *cli.Command { return usageErrors(a.grantsCommand()) })
-	register(func(a *app) *cli.Command { return usageErrors(a.groupCommand()) })
-	register(func(a *app) *cli.Command { return usageErrors(a.accessCommand()) })
+	register((*app).grantCommand)
+	register((*app).revokeCommand)
+	register((*app).grantsCommand)
+	register((*app).groupCommand)
+	register((*app).accessCommand)
 }
 
 // usageErrors makes a bad flag exit 2 with one sentence on stderr, like
 // every other bad command line, instead of urfave/cli's help on stdout.
+// commands() applies it to every command and its subcommands.
 func usageErrors(cmd *cli.Command) *cli.Command {
 	cmd.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
 	if len(cmd.Subcommands) > 0 && cmd.Action == nil {

@@ -17,7 +17,7 @@ import (
 // log REPO: the push log, newest first.
 func init() {
 	register(func(a *app) *cli.Command {
-		return usageErrors(&cli.Command{
+		return &cli.Command{
 			Name:      "log",
 			Usage:     "show who pushed which ref of a repository, newest first",
 			ArgsUsage: "REPO [--limit N] [--json]",
@@ -26,7 +26,7 @@ func init() {
 				&cli.BoolFlag{Name: "json", Usage: "print a JSON array"},
 			},
 			Action: a.withDB("log", a.logAction),
-		})
+		}
 	})
 }
 

@@ -13,10 +13,6 @@ import (
 // ErrNoRepo means the repository is not registered.
 var ErrNoRepo = errors.New("no such repository")
 
-// ZeroID is the object id git uses for "no ref": an old value of zeros is a
-// created ref, a new value of zeros a deleted one.
-const ZeroID = "0000000000000000000000000000000000000000"
-
 // Entry is one accepted ref update.
 type Entry struct {
 	Time    time.Time `json:"time"`
@@ -29,6 +25,8 @@ type Entry struct {
 }
 
 // Action names what the update did to the ref: create, delete or update.
+// Git writes "no ref" as an object id of zeros: an old value of zeros is a
+// created ref, a new value of zeros a deleted one.
 func (e Entry) Action() string {
 	switch {
 	case isZero(e.Old):
