@@ -62,7 +62,8 @@ func build() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.Command("go", "build", "-o", out, ".")
+	// The tag is the Makefile's: serve starts without urfave/cli's docs code.
+	cmd := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-o", out, ".")
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %w: %s", err, b)

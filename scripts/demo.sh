@@ -133,7 +133,7 @@ keygen() { ssh-keygen -q -t ed25519 -N "" -C "$2" -f "$1"; }
 start() {
   [ -x /usr/sbin/sshd ] || die "/usr/sbin/sshd is missing; run: apt-get install -y openssh-server (or make setup)"
   command -v ssh-keygen >/dev/null && command -v ssh >/dev/null || die "ssh is missing; run: apt-get install -y openssh-client"
-  [ -x "$ROOT/gitmesh" ] || die "no gitmesh binary; run make demo (it builds one) or go build -o gitmesh ."
+  [ -x "$ROOT/gitmesh" ] || die "no gitmesh binary; run make demo (it builds one) or make build"
   if [ -e "$RUN" ]; then
     say "a previous demo is in $RUN; stopping it first"
     stop
