@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
@@ -161,6 +162,12 @@ func (a *app) keysCommandCommand() *cli.Command {
 			v, err := args(c, "LOGIN-USER", "KEY-TYPE", "BASE64-KEY")
 			if err != nil {
 				return err
+			}
+			// Keys open only the account gitmesh runs as (AuthorizedKeysCommandUser):
+			// configured outside a "Match User git" block, a user's key must
+			// not log in as root or anyone else.
+			if me, err := user.Current(); err != nil || me.Username != v[0] {
+				return nil
 			}
 			bin, conf, err := a.forcedCommandPaths("")
 			if err != nil {

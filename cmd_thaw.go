@@ -21,7 +21,8 @@ func init() {
 				&cli.StringFlag{Name: "promote", Usage: "make DEVICE's copy the newest; the others resync from it"},
 				&cli.StringFlag{Name: "demote", Usage: "make DEVICE's copy resync from the others"},
 				&cli.BoolFlag{Name: "all", Usage: "every repository DEVICE holds"},
-				&cli.BoolFlag{Name: "force", Usage: "discard the ref values listed"},
+				&cli.BoolFlag{Name: "force", Usage: "discard the ref values thaw lists as it runs"},
+				&cli.BoolFlag{Name: "discard-recorded", Usage: "let --demote drop recorded (acknowledged) versions no other copy holds"},
 			},
 			Action: a.withDB("thaw", a.thaw),
 		}
@@ -33,12 +34,12 @@ func (a *app) thaw(c *cli.Context, d *sql.DB) error {
 	if c.Bool("all") || contains(c.Args().Slice(), "--all") {
 		want = nil
 	}
-	v, err := parseArgs(c, want, []string{"promote", "demote"}, []string{"all", "force"})
+	v, err := parseArgs(c, want, []string{"promote", "demote"}, []string{"all", "force", "discard-recorded"})
 	if err != nil {
 		return err
 	}
 	t := admin.Thaw{Promote: v.vals["promote"] != "", Device: v.vals["promote"] + v.vals["demote"],
-		Force: v.bools["force"], Git: serve.Git(a.settings), LockTimeout: a.settings.LockTimeout.D(), Out: c.App.Writer}
+		Force: v.bools["force"], DiscardRecorded: v.bools["discard-recorded"], Git: serve.Git(a.settings), LockTimeout: a.settings.LockTimeout.D(), Out: c.App.Writer}
 	if (v.vals["promote"] == "") == (v.vals["demote"] == "") {
 		return usageError{errors.New("thaw needs exactly one of --promote DEVICE or --demote DEVICE")}
 	}

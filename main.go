@@ -454,10 +454,10 @@ func exitCode(err error) int {
 		return exitNotRecorded
 	case errors.As(err, &noPeer), db.IsUnavailable(err):
 		return exitUnavailable
-	case errors.As(err, &exit):
-		return exit.ExitCode()
 	case errors.As(err, &gitExit):
 		return gitExit.Code
+	case errors.As(err, &exit):
+		return exit.ExitCode()
 	}
 	return exitError
 }

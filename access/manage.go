@@ -10,6 +10,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"gitmesh/db"
 	"gitmesh/gitexec"
 )
 
@@ -151,20 +152,7 @@ const grantGroupQuery = `
 
 // Users lists user names.
 func Users(ctx context.Context, d *sql.DB) ([]string, error) {
-	rows, err := d.QueryContext(ctx, `SELECT name FROM users ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	return db.Strings(ctx, d, `SELECT name FROM users ORDER BY name`)
 }
 
 // RemoveUser deletes a user with its keys, grants and memberships.

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"gitmesh/access"
+	"gitmesh/db"
 	"gitmesh/gitexec"
 )
 
@@ -132,28 +133,23 @@ func CreateRepo(ctx context.Context, d *sql.DB, g gitexec.Git, root, device, nam
 
 // Repos lists repository names.
 func Repos(ctx context.Context, d *sql.DB) ([]string, error) {
-	rows, err := d.QueryContext(ctx, `SELECT name FROM repositories ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	return db.Strings(ctx, d, `SELECT name FROM repositories ORDER BY name`)
 }
 
 // RemoveDevice forgets a device and its recorded copies. It refuses while
 // the device holds the only copy of some repository's newest version, or a
 // write mark, unless force: its peers could not catch up without it.
 func RemoveDevice(ctx context.Context, d *sql.DB, name string, force bool) error {
-	var sole []string
-	rows, err := d.QueryContext(ctx, `
+	tx, err := d.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	// No version may move between the check and the delete.
+	if _, err := tx.ExecContext(ctx, `LOCK TABLE working_copy_versions IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+		return err
+	}
+	sole, err := db.Strings(ctx, tx, `
 		SELECT r.name FROM working_copy_versions v
 		JOIN repositories r ON r.id = v.repository_id JOIN devices dv ON dv.id = v.device_id
 		WHERE dv.name = $1 AND (v.is_writing OR NOT EXISTS (
@@ -163,25 +159,16 @@ func RemoveDevice(ctx context.Context, d *sql.DB, name string, force bool) error
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
-		var r string
-		if err := rows.Scan(&r); err != nil {
-			rows.Close()
-			return err
-		}
-		sole = append(sole, r)
-	}
-	rows.Close()
 	if len(sole) > 0 && !force {
 		return fmt.Errorf("device %s holds the only newest copy (or a write mark) of %s; let another device catch up (a read there), thaw, or use --force to lose it",
 			name, strings.Join(sole, ", "))
 	}
-	res, err := d.ExecContext(ctx, `DELETE FROM devices WHERE name = $1`, name)
+	res, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE name = $1`, name)
 	if err != nil {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("%w device %s", access.ErrUnknown, name)
 	}
-	return nil
+	return tx.Commit()
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"gitmesh/db"
 	"gitmesh/gitexec"
 	"gitmesh/lock"
 	"gitmesh/version"
@@ -21,7 +22,10 @@ type Thaw struct {
 	Device  string
 	Promote bool // else demote
 	Force   bool
-	Git     gitexec.Git
+	// DiscardRecorded lets a demote drop versions no other copy holds:
+	// pushes that were recorded, and so acknowledged.
+	DiscardRecorded bool
+	Git             gitexec.Git
 	// LockTimeout bounds the wait for the write lock.
 	LockTimeout time.Duration
 	Out         io.Writer // what would be discarded, and what was done
@@ -123,6 +127,9 @@ func (t Thaw) plan(ctx context.Context, st version.State, devs []Device, target 
 		p.others = append(p.others, t.read(ctx, dev, st.Repo))
 	}
 	if !t.Promote {
+		if err := t.checkDemote(st); err != nil {
+			return p, err
+		}
 		if len(p.others) == 0 {
 			return p, fmt.Errorf("no other device holds a recorded copy of %s, so %s cannot resync from one; use --promote", st.Repo, t.Device)
 		}
@@ -135,6 +142,25 @@ func (t Thaw) plan(ctx context.Context, st version.State, devs []Device, target 
 		}
 	}
 	return p, nil
+}
+
+// checkDemote refuses to demote the only copy of recorded versions: those
+// pushes were acknowledged, and --force alone must not lose them.
+func (t Thaw) checkDemote(st version.State) error {
+	var mine, others int64 = -1, -1
+	for _, c := range st.Copies {
+		if c.Device == t.Device {
+			mine = c.Version
+		} else {
+			others = max(others, c.Version)
+		}
+	}
+	if mine > others && others >= 0 && !t.DiscardRecorded {
+		return fmt.Errorf("%s holds versions %d to %d of %s that no other copy has: pushes that were recorded and acknowledged; "+
+			"keep them with --promote %s, or lose them with --demote %s --force --discard-recorded",
+			t.Device, others+1, mine, st.Repo, t.Device, t.Device)
+	}
+	return nil
 }
 
 // involved are the copies whose refs the thaw decides about: for a promote,
@@ -281,20 +307,7 @@ func findDevice(devs []Device, name string) (Device, bool) {
 
 // ReposOf lists the repositories a device holds a recorded copy of.
 func ReposOf(ctx context.Context, d *sql.DB, device string) ([]string, error) {
-	rows, err := d.QueryContext(ctx, `SELECT r.name FROM working_copy_versions v
+	return db.Strings(ctx, d, `SELECT r.name FROM working_copy_versions v
 		JOIN repositories r ON r.id = v.repository_id JOIN devices d ON d.id = v.device_id
 		WHERE d.name = $1 ORDER BY r.name`, device)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
 }

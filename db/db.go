@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+	"golang.org/x/sys/unix"
 
 	schema "gitmesh/sql"
 )
@@ -38,7 +39,49 @@ func Open(url, appName string, connectTimeout time.Duration) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database URL: %w", err)
 	}
+	c.Dialer(deadPeerDialer())
 	return sql.OpenDB(c), nil
+}
+
+// deadPeerDialer notices a PostgreSQL that went silent (a cut network, a
+// powered-off host): lib/pq would otherwise block on the socket forever,
+// whatever the context says. Keepalives find an idle dead peer in about
+// 11 s; TCP_USER_TIMEOUT fails a send left unacknowledged for 10 s. A
+// server that is merely busy (a lock wait) still answers both.
+func deadPeerDialer() pq.Dialer {
+	return dialer{net.Dialer{
+		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 5 * time.Second, Interval: 2 * time.Second, Count: 3},
+		Control: func(network, _ string, rc syscall.RawConn) error {
+			if !strings.HasPrefix(network, "tcp") {
+				return nil
+			}
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 10000)
+			})
+			if err != nil {
+				return err
+			}
+			return serr
+		},
+	}}
+}
+
+// dialer adapts net.Dialer to lib/pq's Dialer and DialerContext.
+type dialer struct{ d net.Dialer }
+
+func (d dialer) Dial(network, address string) (net.Conn, error) {
+	return d.d.Dial(network, address)
+}
+
+func (d dialer) DialTimeout(network, address string, timeout time.Duration) (net.Conn, error) {
+	nd := d.d
+	nd.Timeout = timeout
+	return nd.Dial(network, address)
+}
+
+func (d dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return d.d.DialContext(ctx, network, address)
 }
 
 // IsUnavailable reports whether err means the database could not be reached
@@ -123,4 +166,27 @@ func applyOne(ctx context.Context, conn *sql.Conn, name string) (bool, error) {
 		return false, err
 	}
 	return true, tx.Commit()
+}
+
+// Queryer is *sql.DB, *sql.Conn or *sql.Tx.
+type Queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// Strings runs a query that returns one text column.
+func Strings(ctx context.Context, q Queryer, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }

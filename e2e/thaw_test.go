@@ -98,3 +98,27 @@ func TestThawAllRepairsEveryRepositoryOfADevice(t *testing.T) {
 	c.Commit(work, "README", "x\n")
 	c.Devices["b"].MustGit("alice", work, "push", "-q", meshtest.URL("team/lib"), "main")
 }
+
+func TestDemoteNeverDropsRecordedVersionsWithoutBeingTold(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	url := meshtest.URL("team/app")
+	work, first := pushed(t, c)
+	c.Devices["b"].MustGit("alice", "", "ls-remote", url) // b holds the first push only
+	second := c.Commit(work, "README", "acknowledged, only on a\n")
+	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
+	if _, err := c.DB().Exec(`UPDATE working_copy_versions SET is_writing = true,
+		write_properties = jsonb_build_object('user', 'alice', 'device', 'a', 'pid', 1, 'started', now(), 'token', 'x')
+		WHERE device_id = (SELECT id FROM devices WHERE name = 'a')`); err != nil {
+		t.Fatal(err)
+	}
+	r := c.Admin("thaw", "team/app", "--demote", "a", "--force")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "recorded and acknowledged") {
+		t.Fatalf("demote of the only holder of a recorded push: exit %d, %s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	c.MustAdmin("thaw", "team/app", "--promote", "a")
+	for _, d := range []string{"a", "b"} {
+		if out := c.Devices[d].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, second) {
+			t.Fatalf("%s serves %q after promote, want %s (not %s)", d, out, second, first)
+		}
+	}
+}

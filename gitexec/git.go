@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -26,15 +27,20 @@ type Git struct {
 	Timeout time.Duration
 }
 
-// Env is the environment git runs in: the caller's, without variables that
-// could point git elsewhere, plus GIT_PROTOCOL when the client sent a valid one.
+// keptEnv are the variables git and the repositories' hooks get; anything
+// else (GIT_DIR, LD_PRELOAD, a client's LC_*, gitmesh's own database URL)
+// stays behind.
+var keptEnv = []string{"PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "TZ"}
+
+// Env is the environment git runs in: an allowlist of the caller's, plus
+// GIT_PROTOCOL when the client sent a valid one.
 func Env(environ []string) []string {
-	out := make([]string, 0, len(environ))
+	out := make([]string, 0, len(keptEnv)+1)
 	for _, kv := range environ {
-		if strings.HasPrefix(kv, "GIT_") && !(strings.HasPrefix(kv, "GIT_PROTOCOL=") && validProtocol(kv[len("GIT_PROTOCOL="):])) {
-			continue
+		name, value, _ := strings.Cut(kv, "=")
+		if slices.Contains(keptEnv, name) || name == "GIT_PROTOCOL" && validProtocol(value) {
+			out = append(out, kv)
 		}
-		out = append(out, kv)
 	}
 	return out
 }
@@ -116,8 +122,11 @@ func (e *ExitError) Error() string { return fmt.Sprintf("git exited with status 
 // ExitStatus turns a git child's failure into an ExitError.
 func ExitStatus(err error) error {
 	var ee *exec.ExitError
-	if errors.As(err, &ee) && ee.ExitCode() > 0 {
-		return &ExitError{Code: ee.ExitCode()}
+	if errors.As(err, &ee) {
+		if ee.ExitCode() > 0 {
+			return &ExitError{Code: ee.ExitCode()}
+		}
+		return &ExitError{Code: 1} // killed by a signal
 	}
 	return err
 }
@@ -148,6 +157,13 @@ func (g Git) InitBare(ctx context.Context, dir string) error {
 func (g Git) FetchMirror(ctx context.Context, dir, url string) error {
 	_, err := g.run(ctx, dir, "fetch", "--quiet", "--atomic", "--prune", "--force",
 		"--update-head-ok", "--no-write-fetch-head", url, "+refs/*:refs/*")
+	return err
+}
+
+// GCAuto runs `git gc --auto` in the foreground, as receive-pack would
+// have after a push.
+func (g Git) GCAuto(ctx context.Context, dir string) error {
+	_, err := g.run(ctx, dir, "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet")
 	return err
 }
 
@@ -276,7 +292,8 @@ func (g Git) run(ctx context.Context, dir string, args ...string) ([]byte, error
 		return out, fmt.Errorf("git %s: timed out after %s", name, g.Timeout)
 	}
 	if err != nil {
-		return out, fmt.Errorf("git %s: %w: %s", name, err, failureReason(stderr.String()))
+		// %v: git's exit status must not become gitmesh's (cli.ExitCoder).
+		return out, fmt.Errorf("git %s: %v: %s", name, err, failureReason(stderr.String()))
 	}
 	return out, nil
 }
@@ -311,7 +328,8 @@ func SSHCommand(key, knownHosts string, connectTimeout time.Duration) string {
 		return ""
 	}
 	secs := max(int(connectTimeout.Seconds()), 1)
-	cmd := fmt.Sprintf("ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=%d", secs)
+	// -F /dev/null: the git account's own ~/.ssh/config has no say here.
+	cmd := fmt.Sprintf("ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=%d", secs)
 	if key != "" {
 		cmd += " -o IdentitiesOnly=yes -i " + shellQuote(key)
 	}

@@ -52,7 +52,7 @@ func Listen(bin string) (*Server, error) {
 	removeOrphans()
 	dir, err := os.MkdirTemp("", fmt.Sprintf("gitmesh-push-%d-", os.Getpid()))
 	if err != nil {
-		return nil, fmt.Errorf("hook dir: %w", err)
+		return nil, fmt.Errorf("hook dir: %v", err)
 	}
 	s := &Server{dir: dir}
 	if err := writeScripts(filepath.Join(dir, "hooks"), bin); err != nil {
@@ -62,7 +62,7 @@ func Listen(bin string) (*Server, error) {
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, "hook.sock"), Net: "unix"})
 	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("hook socket: %w", err)
+		return nil, fmt.Errorf("hook socket: %v", err) // %v: not a database error
 	}
 	s.ln = ln
 	return s, nil

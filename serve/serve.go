@@ -5,6 +5,7 @@ package serve
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -59,14 +60,14 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	}
 	// Only after the access check, so that a path's fate tells nothing to
 	// someone who may not use it.
-	dir, err := gitexec.ConfinedRepoDir(s.RepoRoot, cmd.Repo)
+	dir, err := confined(s.RepoRoot, cmd.Repo, log)
 	if err != nil {
 		return err
 	}
 	node := &version.Node{DB: dbh, Device: s.Device, RepoRoot: s.RepoRoot,
 		Git: Git(s), LockTimeout: s.LockTimeout.D(), RecordTimeout: s.RecordTimeout.D(),
 		Log: log, Tell: c.Tell}
-	if !st.Current() {
+	if !node.Current(st) {
 		if err := checkPeerAccess(s, cmd.Repo, st.Leaders()); err != nil {
 			return err
 		}
@@ -83,14 +84,26 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	if err := node.CatchUp(ctx, st); err != nil {
 		return err
 	}
-	return execGit(dbh, cmd.Verb, dir, env)
+	return execGit(dbh, cmd.Verb, dir, env, log)
+}
+
+// confined is the repository's directory; the user hears why a path is
+// refused, never the server's paths (those go to the log).
+func confined(root, repo string, log zerolog.Logger) (string, error) {
+	dir, err := gitexec.ConfinedRepoDir(root, repo)
+	if err != nil && !errors.Is(err, gitexec.ErrBadName) {
+		log.Error().Err(err).Msg("repository path")
+		return "", errors.New("this device cannot open its copy of the repository; the administrator can find why in gitmesh's log")
+	}
+	return dir, err
 }
 
 // execGit closes the database and becomes git.
-func execGit(dbh *sql.DB, verb gitexec.Verb, dir string, env []string) error {
+func execGit(dbh *sql.DB, verb gitexec.Verb, dir string, env []string, log zerolog.Logger) error {
 	dbh.Close()
 	if !gitexec.Exists(dir) {
-		return fmt.Errorf("the copy of this repository is missing on this device (%s)", dir)
+		log.Error().Str("dir", dir).Msg("copy missing although recorded as current")
+		return errors.New("this device's copy of the repository is missing and no other device holds the newest version; an administrator must restore it")
 	}
 	return gitexec.Exec(verb, dir, env)
 }
@@ -126,7 +139,8 @@ func Git(s config.Settings) gitexec.Git {
 // AppName is the application_name of a gitmesh connection, so that
 // pg_stat_activity and `status` can name lock holders.
 func AppName(op, repo, user, device string) string {
-	name := fmt.Sprintf("gitmesh %s %s %d %s@%s", op, repo, os.Getpid(), user, device)
+	// The repository last: a long name is what the 63-byte limit cuts.
+	name := fmt.Sprintf("gitmesh %s %d %s@%s %s", op, os.Getpid(), user, device, repo)
 	if len(name) > 63 {
 		name = name[:63]
 	}

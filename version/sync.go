@@ -44,6 +44,9 @@ type NoPeerError struct {
 }
 
 func (e *NoPeerError) Error() string {
+	if len(e.Tried) == 0 {
+		return fmt.Sprintf("no other device holds version %d of %s, and this device's copy is missing", e.Version, e.Repo)
+	}
 	return fmt.Sprintf("no up-to-date copy of %s (version %d) is reachable: %s",
 		e.Repo, e.Version, strings.Join(e.Tried, "; "))
 }
@@ -52,7 +55,7 @@ func (e *NoPeerError) Error() string {
 // the state read on the fast path; when it shows this device current,
 // CatchUp does nothing.
 func (n *Node) CatchUp(ctx context.Context, st State) error {
-	if st.Current() {
+	if n.Current(st) {
 		return nil
 	}
 	if len(st.Copies) == 0 {
@@ -76,6 +79,12 @@ func (n *Node) CatchUp(ctx context.Context, st State) error {
 	return n.syncLocked(ctx, conn, st)
 }
 
+// Current reports whether this device holds the newest version and its
+// copy is on disk (a lost disk is caught up like a stale copy).
+func (n *Node) Current(st State) bool {
+	return st.Current() && gitexec.Exists(gitexec.RepoDir(n.RepoRoot, st.Repo))
+}
+
 func (n *Node) reload(ctx context.Context, conn *sql.Conn, repo string) (State, error) {
 	st, err := load(ctx, conn, repo, "", n.Device)
 	if err != nil {
@@ -90,7 +99,7 @@ func (n *Node) reload(ctx context.Context, conn *sql.Conn, repo string) (State, 
 // syncLocked fetches from a leader unless this device is current. The
 // caller holds this device's read lock on the repository.
 func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
-	if st.Current() {
+	if n.Current(st) {
 		return nil
 	}
 	if len(st.Copies) == 0 {
@@ -119,19 +128,28 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 			noPeer.Tried = append(noPeer.Tried, fmt.Sprintf("%s: %v", peer.Device, err))
 			continue
 		}
-		if _, err := conn.ExecContext(ctx, recordSyncQuery, st.RepoID, st.SelfID, peer.Version, digest); err != nil {
+		res, err := conn.ExecContext(ctx, recordSyncQuery, st.RepoID, st.SelfID, peer.Version, digest, peer.DeviceID)
+		if err != nil {
 			return fmt.Errorf("record version %d of %s: %w", peer.Version, st.Repo, err)
+		}
+		if k, _ := res.RowsAffected(); k != 1 && !st.Current() {
+			return fmt.Errorf("the copy of %s on %s changed while it was fetched (an administrator's thaw?); try again", st.Repo, peer.Device)
 		}
 		return nil
 	}
 	return noPeer
 }
 
+// recordSyncQuery records the version fetched, only if the peer still
+// holds it (a thaw may have dropped it meanwhile) and only upwards.
 const recordSyncQuery = `
 INSERT INTO working_copy_versions (repository_id, device_id, version, refs_digest)
-VALUES ($1, $2, $3, $4)
+SELECT $1, $2, $3, $4
+WHERE EXISTS (SELECT 1 FROM working_copy_versions
+              WHERE repository_id = $1 AND device_id = $5 AND version = $3)
 ON CONFLICT (repository_id, device_id) DO UPDATE
-SET version = excluded.version, refs_digest = excluded.refs_digest, updated_at = now()`
+SET version = excluded.version, refs_digest = excluded.refs_digest, updated_at = now()
+WHERE working_copy_versions.version < excluded.version`
 
 // fetchFrom mirrors peer's copy into dir and returns dir's new digest.
 func (n *Node) fetchFrom(ctx context.Context, dir, repo string, peer Copy) (string, error) {
@@ -143,8 +161,10 @@ func (n *Node) fetchFrom(ctx context.Context, dir, repo string, peer Copy) (stri
 	if err != nil || digest == peer.Digest {
 		return digest, err
 	}
-	// Refs match but the digest does not: HEAD's target moved, or the peer
-	// is mid-write. Take HEAD from the peer (one more connection).
+	// The digest differs from the one the peer recorded: HEAD's target
+	// moved, or the peer is mid-write. Take HEAD from the peer (one more
+	// connection); a difference left after that is the peer's write in
+	// progress, and is logged.
 	head, err := n.Git.RemoteHead(ctx, url)
 	if err != nil {
 		return "", err
@@ -154,7 +174,12 @@ func (n *Node) fetchFrom(ctx context.Context, dir, repo string, peer Copy) (stri
 			return "", err
 		}
 	}
-	return n.Git.RefsDigest(ctx, dir)
+	digest, err = n.Git.RefsDigest(ctx, dir)
+	if err == nil && digest != peer.Digest {
+		n.Log.Warn().Str("repo", repo).Str("peer", peer.Device).Bool("peer_writing", peer.IsWriting).
+			Msg("fetched refs differ from those the peer recorded")
+	}
+	return digest, err
 }
 
 // removeStaleLocks clears what a killed git left behind; the caller is the

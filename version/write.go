@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"gitmesh/db"
@@ -66,25 +67,38 @@ func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) 
 	if err := n.catchUpLocked(ctx, conn, w.st); err != nil {
 		return err
 	}
-	if err := n.removeStaleLocks(gitexec.RepoDir(n.RepoRoot, st.Repo)); err != nil {
+	dir := gitexec.RepoDir(n.RepoRoot, st.Repo)
+	if err := n.removeStaleLocks(dir); err != nil {
 		return err
 	}
+	if w.digest, err = n.Git.RefsDigest(ctx, dir); err != nil {
+		return fmt.Errorf("read refs of %s: %w", st.Repo, err)
+	}
+	w.version = w.st.Highest() // this copy's, after catching up under the write lock
 	if w.token, err = n.markWriting(ctx, conn, w.st, user); err != nil {
 		return err
 	}
-	return w.run(ctx, start)
+	err = w.run(ctx, start)
+	// receive-pack's own auto-gc is off: its ref transactions would reach
+	// the hook after the client's report. Run it here, still under the lock.
+	if gcErr := n.Git.GCAuto(ctx, dir); gcErr != nil {
+		n.Log.Warn().Err(gcErr).Str("repo", st.Repo).Msg("gc --auto")
+	}
+	return err
 }
 
 // write is one push in progress; its hook handler runs while receive-pack
 // does, and uses conn alone.
 type write struct {
-	n      *Node
-	conn   *sql.Conn
-	st     State
-	user   string
-	token  string
-	svc    *gitexec.Service
-	failed error // set when a committed transaction could not be recorded
+	n       *Node
+	conn    *sql.Conn
+	st      State
+	user    string
+	token   string
+	digest  string // of the refs as last recorded (or as they were at the mark)
+	version int64  // this device's version as last recorded
+	svc     *gitexec.Service
+	failed  error // set when a committed transaction could not be recorded
 }
 
 func (w *write) run(ctx context.Context, start Receiver) error {
@@ -94,13 +108,18 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 		return err
 	}
 	defer srv.Close()
-	if w.svc, err = start([]string{srv.Env()}, []string{srv.GitConfig()}); err != nil {
+	if w.svc, err = start([]string{srv.Env()}, []string{srv.GitConfig(), "receive.autogc=false"}); err != nil {
 		w.finish(ctx)
 		return err
 	}
-	go srv.Serve(func(r hook.Request) error { return w.handle(ctx, r) })
+	served := make(chan struct{})
+	go func() {
+		srv.Serve(func(r hook.Request) error { return w.handle(ctx, r) })
+		close(served)
+	}()
 	runErr := w.svc.Wait()
 	srv.Close()
+	<-served // an answer in flight finishes before w is read here
 	if w.failed != nil {
 		return w.failed
 	}
@@ -149,7 +168,7 @@ func (w *write) checkLock(ctx context.Context) error {
 // catchUpLocked syncs under this device's read lock; the caller holds the
 // write lock, so no version moves meanwhile.
 func (n *Node) catchUpLocked(ctx context.Context, conn *sql.Conn, st State) error {
-	if st.Current() {
+	if n.Current(st) {
 		return nil
 	}
 	rkey := lock.Read(st.RepoID, st.SelfID)
@@ -157,6 +176,11 @@ func (n *Node) catchUpLocked(ctx context.Context, conn *sql.Conn, st State) erro
 		return err
 	}
 	defer lock.Release(context.Background(), conn, rkey)
+	// A reader may have fetched while this waited for the read lock.
+	st, err := n.reload(ctx, conn, st.Repo)
+	if err != nil {
+		return err
+	}
 	return n.syncLocked(ctx, conn, st)
 }
 
@@ -206,29 +230,42 @@ func (w *write) record(ctx context.Context, ups []hook.Update) error {
 	if err != nil {
 		return fmt.Errorf("%w: read refs: %v", ErrLostWrite, err)
 	}
-	return w.retry(ctx, "record the push", func(conn *sql.Conn) error {
+	ups = slices.DeleteFunc(ups, func(u hook.Update) bool {
+		return u.Ref == "HEAD" || u.Old == u.New // HEAD repeats its branch; equal values change nothing
+	})
+	if digest == w.digest && len(ups) == 0 {
+		return nil
+	}
+	err = w.retry(ctx, "record the push", func(conn *sql.Conn) error {
 		return w.recordOnce(ctx, conn, digest, ups)
 	})
+	if err == nil {
+		w.digest = digest
+	}
+	return err
 }
 
+// recordOnce stores one committed transaction: a new version when the refs
+// changed, and its ref updates in the push log. Deleting a packed ref
+// takes two transactions: the first changes the refs, the second names the
+// update; both belong to one version.
 func (w *write) recordOnce(ctx context.Context, conn *sql.Conn, digest string, ups []hook.Update) error {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	var v int64
-	err = tx.QueryRowContext(ctx, recordQuery, w.st.RepoID, w.st.SelfID, w.token, digest).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return errMarkGone
-	}
-	if err != nil {
-		return err
+	v := w.version
+	if digest != w.digest {
+		err = tx.QueryRowContext(ctx, recordQuery, w.st.RepoID, w.st.SelfID, w.token, digest).Scan(&v)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errMarkGone
+		}
+		if err != nil {
+			return err
+		}
 	}
 	for _, u := range ups {
-		if u.Ref == "HEAD" {
-			continue // the symref's own line repeats the branch it points to
-		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO push_log
 			(repository_id, device_id, user_name, ref, old_value, new_value, version)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, w.st.RepoID, w.st.SelfID, w.user, u.Ref, u.Old, u.New, v); err != nil {
@@ -238,14 +275,15 @@ func (w *write) recordOnce(ctx context.Context, conn *sql.Conn, digest string, u
 	if err := tx.Commit(); err != nil {
 		return err
 	}
+	w.version = v
 	w.n.Log.Info().Str("op", "push").Str("repo", w.st.Repo).Str("user", w.user).Int64("version", v).
 		Int("refs", len(ups)).Msg("recorded push")
 	return nil
 }
 
 // finish clears the write mark; if that fails the repository stays frozen
-// although every acknowledged update is recorded, and thaw finds nothing
-// to discard.
+// although every acknowledged update is recorded: thaw --promote of this
+// device keeps them.
 func (w *write) finish(ctx context.Context) {
 	err := w.retry(ctx, "clear the write mark", func(conn *sql.Conn) error {
 		_, err := conn.ExecContext(ctx, clearQuery, w.st.RepoID, w.st.SelfID, w.token)
