@@ -87,6 +87,7 @@ func Locks(ctx context.Context, d *sql.DB) ([]LockHolder, error) {
 		SELECT a.application_name, a.pid, l.granted, COALESCE(l.waitstart, a.backend_start)
 		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'advisory' AND a.application_name LIKE 'gitmesh %'
+		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 		ORDER BY l.granted DESC, a.backend_start`)
 	if err != nil {
 		return nil, err
