@@ -22,6 +22,19 @@ type Proxy struct {
 	trap     []byte
 	trapDown bool
 	trapped  chan struct{}
+	stats    ProxyStats
+}
+
+// ProxyStats counts what clients did through a Proxy since ResetStats.
+type ProxyStats struct {
+	// Conns is the connections clients opened (refused ones too).
+	Conns int
+	// Bursts is the reads of client bytes, each forwarded as one write to
+	// the server. A client that writes a message and waits for the answer
+	// makes one burst per round trip, so this counts round trips (lib/pq
+	// sends Parse, Bind, Describe, Execute and Sync in one write when
+	// binary_parameters is on).
+	Bursts int
 }
 
 // NewProxy forwards connections to target until the test ends.
@@ -44,6 +57,7 @@ func (p *Proxy) accept() {
 		}
 		p.mu.Lock()
 		down := p.down
+		p.stats.Conns++
 		p.mu.Unlock()
 		if down {
 			c.Close()
@@ -73,6 +87,7 @@ func (p *Proxy) clientToServer(c, s net.Conn) {
 		n, err := c.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
+			p.stats.Bursts++
 			hit := p.trap != nil && bytes.Contains(buf[:n], p.trap)
 			if hit {
 				p.trap = nil
@@ -118,5 +133,19 @@ func (p *Proxy) Cut() {
 func (p *Proxy) SetDown(down bool) {
 	p.mu.Lock()
 	p.down = down
+	p.mu.Unlock()
+}
+
+// Stats returns the counts since the proxy started or ResetStats.
+func (p *Proxy) Stats() ProxyStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stats
+}
+
+// ResetStats sets the counts to zero.
+func (p *Proxy) ResetStats() {
+	p.mu.Lock()
+	p.stats = ProxyStats{}
 	p.mu.Unlock()
 }
