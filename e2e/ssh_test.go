@@ -299,6 +299,11 @@ func TestKeysCommand(t *testing.T) {
 		!strings.Contains(full, "command=\""+meshtest.Binary()+" --config "+a.Config) {
 		t.Fatalf("authorized_keys lacks the forced commands:\n%s", full)
 	}
+	// A known key offered for another account opens nothing.
+	f := strings.Fields(readFile(t, key+".pub"))
+	if r := a.Run(nil, "keys-command", "postgres", f[0], f[1]); r.Code != 0 || r.Stdout != "" {
+		t.Fatalf("keys-command for another account: exit %d, %q, %s", r.Code, r.Stdout, r.Stderr)
+	}
 	unknown := strings.Fields(pubKey(t, c.NewKey("stranger")))
 	for _, args := range [][]string{unknown, {"ssh-rsa", unknown[1]}, {"ssh-ed25519", "%%%"}} {
 		r := a.Run(nil, "keys-command", c.Login, args[0], args[1])
@@ -309,7 +314,7 @@ func TestKeysCommand(t *testing.T) {
 	// A removed key is gone from both.
 	fp := fingerprint(t, key)
 	c.MustAdmin("key", "remove", fp)
-	f := strings.Fields(readFile(t, key+".pub"))
+	f = strings.Fields(readFile(t, key+".pub"))
 	if r := a.Run(nil, "keys-command", c.Login, f[0], f[1]); r.Stdout != "" {
 		t.Fatalf("keys-command still knows a removed key: %q", r.Stdout)
 	}
