@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -142,8 +141,8 @@ func TestCutDatabaseConnectionDuringPushIsNotAcknowledged(t *testing.T) {
 	if !strings.Contains(stderr.String(), "database") {
 		t.Errorf("the client was not told about the database: %s", stderr.String())
 	}
-	if got := c.Rev("a", "team/app", "refs/heads/main"); got == unacked {
-		t.Errorf("a ref moved although the write lock was gone")
+	if got := c.Rev("a", "team/app", "refs/heads/main"); got != acked {
+		t.Errorf("a has main=%s, want the acknowledged %s: a ref moved although the write lock was gone", got, acked)
 	}
 	proxy.SetDown(false)
 
@@ -157,26 +156,27 @@ func TestCutDatabaseConnectionDuringPushIsNotAcknowledged(t *testing.T) {
 	if out := a.MustGit("alice", "", "ls-remote", repoURL, "refs/heads/main"); !strings.HasPrefix(out, unacked) {
 		t.Fatalf("after thaw and a new push, a serves %q", out)
 	}
-	_ = acked
 }
 
 func TestReadsFailOverAndNeverServeStaleCopies(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b", "c")
 	url := meshtest.URL("team/app")
 	work, _ := pushed(t, c)
-	c.Devices["b"].MustGit("alice", "", "ls-remote", url) // b catches up
-	latest := c.Commit(work, "README", "latest\n")
-	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
-	c.Devices["b"].MustGit("alice", "", "ls-remote", url) // a and b at the newest
-
 	db := c.DB()
-	if _, err := db.Exec(`UPDATE devices SET url = '/nonexistent/a' WHERE name = 'a'`); err != nil {
-		t.Fatal(err)
-	}
-	// Whichever of a and b c tries first, it ends up with the newest copy.
-	if out := c.Devices["c"].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, latest) {
-		t.Fatalf("c served %q, want %s", out, latest)
-	}
+
+	// Each round a and b hold the newest version, a's URL leads nowhere,
+	// and c reads. c tries the leaders in random order, so rounds go on
+	// until c has tried a, failed, and then fetched from b.
+	failovers(t, c, "a", "b", "", func(round int) string {
+		latest := c.Commit(work, "README", fmt.Sprintf("round %d\n", round))
+		c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
+		c.Devices["b"].MustGit("alice", "", "ls-remote", url) // a and b at the newest
+		if _, err := db.Exec(`UPDATE devices SET url = '/nonexistent/a' WHERE name = 'a'`); err != nil {
+			t.Fatal(err)
+		}
+		return latest
+	})
+	restoreURLs(t, c)
 
 	newer := c.Commit(work, "README", "newer\n")
 	c.Devices["c"].MustGit("alice", work, "push", "-q", url, "main")
@@ -233,7 +233,6 @@ func TestDatabaseRestartGivesClearErrorsThenService(t *testing.T) {
 	if st := c.MustAdmin("status", "--json"); !strings.Contains(st, `"is_writing": false`) || strings.Contains(st, `"is_writing": true`) {
 		t.Fatalf("status after restart:\n%s", st)
 	}
-	_ = strconv.Itoa
 }
 
 func TestLockFilesLeftByAKilledGitDoNotWedgeACopy(t *testing.T) {
@@ -255,6 +254,91 @@ func TestLockFilesLeftByAKilledGitDoNotWedgeACopy(t *testing.T) {
 	os.WriteFile(filepath.Join(c.Devices["b"].Root, "team/app.git", "refs/heads/main.lock"), nil, 0o644)
 	c.Commit(work, "README", "pushed to b\n")
 	c.Devices["b"].MustGit("alice", work, "push", "-q", url, "main")
+}
+
+// syncAttempt is one fetch a device logged in sync_log.
+type syncAttempt struct {
+	id     int64
+	from   string
+	result string
+}
+
+func (a syncAttempt) String() string { return a.from + ": " + a.result }
+
+func describe(tries []syncAttempt) string {
+	var s []string
+	for _, a := range tries {
+		s = append(s, a.String())
+	}
+	return "[" + strings.Join(s, "; ") + "]"
+}
+
+// syncAttempts lists dev's fetches logged after id after, oldest first.
+func syncAttempts(t *testing.T, c *meshtest.Cluster, dev string, after int64) []syncAttempt {
+	t.Helper()
+	rows, err := c.DB().Query(`SELECT s.id, f.name, s.result FROM sync_log s
+		JOIN devices d ON d.id = s.device_id JOIN devices f ON f.id = s.from_device
+		WHERE d.name = $1 AND s.id > $2 ORDER BY s.id`, dev, after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []syncAttempt
+	for rows.Next() {
+		var a syncAttempt
+		if err := rows.Scan(&a.id, &a.from, &a.result); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// failoverRounds bounds failovers: a reader picks the broken leader first
+// with probability 1/2, so 12 rounds all miss it with probability 2^-12.
+const failoverRounds = 12
+
+// failovers runs rounds until device c, reading, is seen to fail on the
+// broken leader and then fetch from the healthy one. Each round restores
+// every URL, then setup pushes a new commit so that broken and healthy
+// both hold the newest version, breaks broken, and returns the commit;
+// c's read must serve it. A round in which c fetches from healthy first
+// proves nothing about failover and is run again.
+// failure is a piece of the failed fetch's logged error.
+func failovers(t *testing.T, c *meshtest.Cluster, broken, healthy, failure string, setup func(round int) string) {
+	t.Helper()
+	url := meshtest.URL("team/app")
+	var seen int64
+	for round := 1; round <= failoverRounds; round++ {
+		restoreURLs(t, c)
+		latest := setup(round)
+		if out := c.Devices["c"].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, latest) {
+			t.Fatalf("round %d: c served %q, want %s", round, out, latest)
+		}
+		tries := syncAttempts(t, c, "c", seen)
+		if len(tries) == 0 {
+			t.Fatalf("round %d: c served the newest commit without logging a fetch", round)
+		}
+		seen = tries[len(tries)-1].id
+		t.Logf("round %d: c fetched %s", round, describe(tries))
+		// The read succeeded, so its last fetch is from healthy and ok, and
+		// every fetch before it failed on broken.
+		if last := tries[len(tries)-1]; last.from != healthy || last.result != "ok" {
+			t.Fatalf("round %d: c's last fetch was %v, want ok from %s", round, last, healthy)
+		}
+		for _, a := range tries[:len(tries)-1] {
+			if a.from != broken || a.result == "ok" || !strings.Contains(a.result, failure) {
+				t.Fatalf("round %d: c's fetches %s: only a fetch from %s failing with %q may precede the ok one", round, describe(tries), broken, failure)
+			}
+		}
+		if len(tries) > 1 {
+			return
+		}
+	}
+	t.Fatalf("in %d rounds c never tried %s before %s: reads do not fail over from a broken leader", failoverRounds, broken, healthy)
 }
 
 // recordMarker is a piece of the statement that records a push's version.

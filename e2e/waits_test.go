@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -90,7 +91,6 @@ func TestFetchFromAHangingPeerTimesOutAndFailsOver(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b", "c")
 	url := meshtest.URL("team/app")
 	work, _ := pushed(t, c)
-	c.Devices["b"].MustGit("alice", "", "ls-remote", url)
 	// ssh settings that pass the checks; the peer never answers anyway.
 	key := filepath.Join(c.Dir, "cluster_key")
 	known := filepath.Join(c.Dir, "known_hosts")
@@ -98,17 +98,20 @@ func TestFetchFromAHangingPeerTimesOutAndFailsOver(t *testing.T) {
 	os.WriteFile(known, []byte("# empty\n"), 0o644)
 	cdev := c.Devices["c"]
 	cdev.WriteConfig("fetch_timeout = \"2s\"\nconnect_timeout = \"30s\"\ncluster_key = \"" + key + "\"\nknown_hosts = \"" + known + "\"")
-	if _, err := c.DB().Exec(`UPDATE devices SET url = $1 WHERE name = 'a'`, "ssh://git@"+silentPeer(t)); err != nil {
-		t.Fatal(err)
-	}
-	latest := c.Commit(work, "README", "latest\n")
-	c.Devices["b"].MustGit("alice", work, "push", "-q", url, "main")
-	c.Devices["a"].MustGit("alice", "", "ls-remote", url) // a and b at the newest
+	hanging := "ssh://git@" + silentPeer(t)
 
-	// Whichever leader c tries first, it ends up with the newest copy.
-	if out := cdev.MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, latest) {
-		t.Fatalf("c served %q, want %s", out, latest)
-	}
+	// Each round a and b hold the newest version, a's URL is a peer that
+	// never answers, and c reads: when c tries a first, the fetch times
+	// out and c fetches from b. Rounds go on until that happens.
+	failovers(t, c, "a", "b", "timed out", func(round int) string {
+		latest := c.Commit(work, "README", fmt.Sprintf("round %d\n", round))
+		c.Devices["b"].MustGit("alice", work, "push", "-q", url, "main")
+		c.Devices["a"].MustGit("alice", "", "ls-remote", url) // a and b at the newest
+		if _, err := c.DB().Exec(`UPDATE devices SET url = $1 WHERE name = 'a'`, hanging); err != nil {
+			t.Fatal(err)
+		}
+		return latest
+	})
 	// With the hanging peer the only leader, the read fails in bounded time.
 	newer := c.Commit(work, "README", "newer\n")
 	c.Devices["b"].MustGit("alice", work, "push", "-q", url, "main")
