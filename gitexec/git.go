@@ -237,14 +237,23 @@ func (g Git) Refs(ctx context.Context, dir string) (string, error) {
 
 // Digest is the refs_digest of a copy: sha256 of its refs ("<object>
 // <refname>" lines, sorted here) and HEAD's target.
+//
+// A HEAD pointing at no existing ref counts as no HEAD: a peer's
+// upload-pack does not advertise such a HEAD, so a copy read remotely
+// (thaw, verify) and one read on disk give the same digest.
 func Digest(refs, head string) string {
 	lines := strings.Split(strings.TrimSpace(refs), "\n")
 	sort.Strings(lines)
 	h := sha256.New()
+	headExists := false
 	for _, l := range lines {
 		if l != "" {
 			fmt.Fprintf(h, "%s\n", l)
+			headExists = headExists || strings.HasSuffix(l, " "+head)
 		}
+	}
+	if !headExists {
+		head = ""
 	}
 	fmt.Fprintf(h, "HEAD %s\n", head)
 	return hex.EncodeToString(h.Sum(nil))

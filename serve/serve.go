@@ -64,9 +64,7 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	if err != nil {
 		return err
 	}
-	node := &version.Node{DB: dbh, Device: s.Device, RepoRoot: s.RepoRoot,
-		Git: Git(s), LockTimeout: s.LockTimeout.D(), RecordTimeout: s.RecordTimeout.D(),
-		Log: log, Tell: c.Tell}
+	node := NewNode(s, dbh, log, c.Tell)
 	if !node.Current(st) {
 		if err := checkPeerAccess(s, cmd.Repo, st.Leaders()); err != nil {
 			return err
@@ -128,6 +126,13 @@ func Cluster(s config.Settings, c Conn) error {
 		return version.ErrNotFound
 	}
 	return gitexec.Exec(cmd.Verb, dir, gitexec.Env(c.Environ))
+}
+
+// NewNode is this device, as the read and write protocols see it.
+func NewNode(s config.Settings, dbh *sql.DB, log zerolog.Logger, tell func(string, ...any)) *version.Node {
+	return &version.Node{DB: dbh, Device: s.Device, RepoRoot: s.RepoRoot,
+		Git: Git(s), LockTimeout: s.LockTimeout.D(), RecordTimeout: s.RecordTimeout.D(),
+		Log: log, Tell: tell}
 }
 
 // Git is the bookkeeping git for these settings: fetch timeout and, for

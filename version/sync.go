@@ -79,6 +79,19 @@ func (n *Node) CatchUp(ctx context.Context, st State) error {
 	return n.syncLocked(ctx, conn, st)
 }
 
+// Sync brings this device's copy of repo to the newest version, as a read
+// would, for an administrator.
+func (n *Node) Sync(ctx context.Context, repo string) error {
+	st, err := load(ctx, n.DB, repo, "", n.Device)
+	if err != nil {
+		return err
+	}
+	if st.SelfID == 0 {
+		return fmt.Errorf("%w: %s", ErrNoDevice, n.Device)
+	}
+	return n.CatchUp(ctx, st)
+}
+
 // Current reports whether this device holds the newest version and its
 // copy is on disk (a lost disk is caught up like a stale copy).
 func (n *Node) Current(st State) bool {

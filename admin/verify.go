@@ -1,0 +1,63 @@
+package admin
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+
+	"gitmesh/gitexec"
+	"gitmesh/version"
+)
+
+// Verify reads every recorded copy of repo from its device and reports, on
+// out, each copy whose refs differ from the digest recorded with its
+// version, and each copy at the newest version that differs from another
+// one there. It returns how many problems it found.
+func Verify(ctx context.Context, d *sql.DB, g gitexec.Git, repo string, out io.Writer) (int, error) {
+	st, err := version.Load(ctx, d, repo)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", repo, err)
+	}
+	devs, err := Devices(ctx, d)
+	if err != nil {
+		return 0, err
+	}
+	problems := 0
+	newest := map[string]string{} // device -> digest read, at the newest version
+	for _, c := range st.Copies {
+		dev, _ := findDevice(devs, c.Device)
+		read := Thaw{Git: g}.read(ctx, dev, repo)
+		switch {
+		case read.err != nil:
+			fmt.Fprintf(out, "%s on %s: cannot read the copy: %v\n", repo, c.Device, read.err)
+			problems++
+			continue
+		case c.IsWriting:
+			fmt.Fprintf(out, "%s on %s: frozen (a write never finished); see 'gitmesh status'\n", repo, c.Device)
+			problems++
+		case read.digest != c.Digest:
+			fmt.Fprintf(out, "%s on %s: refs differ from those recorded with version %d\n", repo, c.Device, c.Version)
+			problems++
+		}
+		if c.Version == st.Highest() {
+			newest[c.Device] = read.digest
+		}
+	}
+	var first, firstDigest string
+	for dev, dg := range newest {
+		if first == "" || dev < first {
+			first, firstDigest = dev, dg
+		}
+	}
+	for dev, dg := range newest {
+		if dg != firstDigest {
+			fmt.Fprintf(out, "%s: the copies on %s and %s are both at version %d but differ\n", repo, first, dev, st.Highest())
+			problems++
+		}
+	}
+	if problems == 0 {
+		fmt.Fprintf(out, "%s: %d copies match their recorded versions\n", repo, len(st.Copies))
+	}
+	return problems, nil
+}
