@@ -149,7 +149,8 @@ func TestRandomisedHistoryWithFaults(t *testing.T) {
 	var faults sync.WaitGroup
 	faults.Add(2)
 	go func() { defer faults.Done(); injectFaults(t, c, proxy, seed, stop) }()
-	go func() { defer faults.Done(); repairLoop(t, c, stop) }()
+	var demoted, refused atomic.Int64
+	go func() { defer faults.Done(); repairLoop(t, c, h, seed, stop, violate, &demoted, &refused) }()
 	wg.Wait()
 	close(stop)
 	faults.Wait()
@@ -177,8 +178,8 @@ func TestRandomisedHistoryWithFaults(t *testing.T) {
 			checkRead(h, final, repo, dev, out, violate)
 		}
 	}
-	t.Logf("seed %d: pushes %d acknowledged, %d failed; reads %d served, %d failed; %d branch heads checked",
-		seed, pushOK.Load(), pushFail.Load(), readOK.Load(), readFail.Load(), len(final))
+	t.Logf("seed %d: pushes %d acknowledged, %d failed; reads %d served, %d failed; %d branch heads checked; thaw --demote without --force: %d succeeded, %d refused",
+		seed, pushOK.Load(), pushFail.Load(), readOK.Load(), readFail.Load(), len(final), demoted.Load(), refused.Load())
 	if pushOK.Load() < int64(ops)/16 || readOK.Load() < int64(ops)/8 {
 		t.Errorf("too few operations succeeded for the run to mean anything")
 	}
@@ -271,16 +272,24 @@ func restoreURLs(t *testing.T, c *meshtest.Cluster) {
 	}
 }
 
-// repairLoop plays the administrator: it thaws what status reports frozen,
-// promoting the writer's copy (it held the newest version when it wrote).
-func repairLoop(t *testing.T, c *meshtest.Cluster, stop chan struct{}) {
+// repairLoop plays the administrator: it thaws what status reports frozen.
+// At random (seeded) it first tries --demote without --force, which must
+// either thaw changing nothing acknowledged (checked by a read on the
+// demoted device against what was acknowledged before the thaw) or refuse
+// and leave the repository frozen; otherwise, or after a refusal, it
+// promotes the writer's copy (it held the newest version when it wrote)
+// with --force.
+func repairLoop(t *testing.T, c *meshtest.Cluster, h *history, seed uint64, stop chan struct{}, violate func(string, ...any), demoted, refused *atomic.Int64) {
+	rng := rand.New(rand.NewPCG(seed, 777))
+	verbose := os.Getenv("GITMESH_HISTORY_VERBOSE") != ""
+	admin := c.Devices["b"]
 	for {
 		select {
 		case <-stop:
 			return
 		case <-time.After(200 * time.Millisecond):
 		}
-		r := c.Devices["b"].Run(nil, "status", "--json")
+		r := admin.Run(nil, "status", "--json")
 		var rows []struct {
 			Repository string `json:"repository"`
 			Device     string `json:"device"`
@@ -290,11 +299,29 @@ func repairLoop(t *testing.T, c *meshtest.Cluster, stop chan struct{}) {
 			continue
 		}
 		for _, row := range rows {
-			if row.IsWriting {
-				r := c.Devices["b"].Run(nil, "thaw", row.Repository, "--promote", row.Device, "--force")
-				if os.Getenv("GITMESH_HISTORY_VERBOSE") != "" {
-					t.Logf("%s thaw %s --promote %s: %s %s", time.Now().Format("15:04:05.000"), row.Repository, row.Device, r.Stdout, r.Stderr)
+			if !row.IsWriting {
+				continue
+			}
+			if rng.IntN(2) == 0 {
+				before := h.snapshot()
+				r := admin.Run(nil, "thaw", row.Repository, "--demote", row.Device)
+				if verbose {
+					t.Logf("%s thaw %s --demote %s: exit %d: %s %s", time.Now().Format("15:04:05.000"), row.Repository, row.Device, r.Code, r.Stdout, r.Stderr)
 				}
+				if r.Code == 0 {
+					demoted.Add(1)
+					// The demoted copy resyncs from the others on this read:
+					// it must hold every push acknowledged before the thaw.
+					if rd := c.Devices[row.Device].Git("alice", "", "ls-remote", meshtest.URL(row.Repository)); rd.Code == 0 {
+						checkRead(h, before, row.Repository, row.Device+" (after thaw --demote)", rd.Stdout, violate)
+					}
+					continue
+				}
+				refused.Add(1)
+			}
+			r := admin.Run(nil, "thaw", row.Repository, "--promote", row.Device, "--force")
+			if verbose {
+				t.Logf("%s thaw %s --promote %s --force: exit %d: %s %s", time.Now().Format("15:04:05.000"), row.Repository, row.Device, r.Code, r.Stdout, r.Stderr)
 			}
 		}
 	}
