@@ -101,6 +101,11 @@ func (t Thaw) Run(ctx context.Context, d *sql.DB) error {
 		plan.print(t.Out, t.Repo)
 		return fmt.Errorf("%s is not frozen, so thaw changes nothing; its copies differ as listed above: %w", t.Repo, ErrDiverged)
 	}
+	if !t.Promote {
+		if err := t.checkDemote(st); err != nil {
+			return err
+		}
+	}
 	if n := plan.print(t.Out, t.Repo); n > 0 && !t.Force {
 		return fmt.Errorf("%s: %w (%d shown above)", t.Repo, ErrWouldDiscard, n)
 	}
@@ -127,9 +132,6 @@ func (t Thaw) plan(ctx context.Context, st version.State, devs []Device, target 
 		p.others = append(p.others, t.read(ctx, dev, st.Repo))
 	}
 	if !t.Promote {
-		if err := t.checkDemote(st); err != nil {
-			return p, err
-		}
 		if len(p.others) == 0 {
 			return p, fmt.Errorf("no other device holds a recorded copy of %s, so %s cannot resync from one; use --promote", st.Repo, t.Device)
 		}
