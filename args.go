@@ -1,10 +1,13 @@
 package main
 
 import (
+	"database/sql"
 	"fmt"
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"gitmesh/admin"
 )
 
 // cmdArgs are a subcommand's positional arguments and flags. urfave/cli v2
@@ -77,4 +80,15 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// repoArgs is the one optional REPO argument, or every repository.
+func repoArgs(c *cli.Context, d *sql.DB) ([]string, error) {
+	switch c.NArg() {
+	case 0:
+		return admin.Repos(c.Context, d)
+	case 1:
+		return []string{repoArg(c.Args().First())}, nil
+	}
+	return nil, wrongArgs(c, []string{"[REPO]"})
 }

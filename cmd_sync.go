@@ -6,7 +6,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"gitmesh/admin"
 	"gitmesh/serve"
 )
 
@@ -22,23 +21,17 @@ func init() {
 }
 
 func (a *app) sync(c *cli.Context, d *sql.DB) error {
-	if c.NArg() > 1 {
-		return wrongArgs(c, []string{"[REPO]"})
-	}
 	if err := a.settings.NeedDevice(); err != nil {
 		return err
 	}
-	repos := c.Args().Slice()
-	if len(repos) == 0 {
-		var err error
-		if repos, err = admin.Repos(c.Context, d); err != nil {
-			return err
-		}
+	repos, err := repoArgs(c, d)
+	if err != nil {
+		return err
 	}
 	node := serve.NewNode(a.settings, d, a.log, tell)
 	failed := 0
 	for _, r := range repos {
-		if err := node.Sync(c.Context, repoArg(r)); err != nil {
+		if err := node.Sync(c.Context, r); err != nil {
 			fmt.Fprintf(c.App.ErrWriter, "gitmesh: %s: %s\n", r, message(err))
 			failed++
 			continue

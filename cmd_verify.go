@@ -22,19 +22,13 @@ func init() {
 }
 
 func (a *app) verify(c *cli.Context, d *sql.DB) error {
-	if c.NArg() > 1 {
-		return wrongArgs(c, []string{"[REPO]"})
-	}
-	repos := c.Args().Slice()
-	if len(repos) == 0 {
-		var err error
-		if repos, err = admin.Repos(c.Context, d); err != nil {
-			return err
-		}
+	repos, err := repoArgs(c, d)
+	if err != nil {
+		return err
 	}
 	problems := 0
 	for _, r := range repos {
-		n, err := admin.Verify(c.Context, d, serve.Git(a.settings), repoArg(r), c.App.Writer)
+		n, err := admin.Verify(c.Context, d, serve.Git(a.settings), r, c.App.Writer)
 		if err != nil {
 			return err
 		}
