@@ -280,7 +280,7 @@ func (g Git) run(ctx context.Context, dir string, args ...string) ([]byte, error
 		ctx, cancel = context.WithTimeout(ctx, g.Timeout)
 		defer cancel()
 	}
-	name := args[0]
+	name := subcommand(args)
 	if dir != "" {
 		args = append([]string{"-C", dir}, args...)
 	}
@@ -307,6 +307,18 @@ func (g Git) run(ctx context.Context, dir string, args ...string) ([]byte, error
 	return out, nil
 }
 
+// subcommand names a git invocation for messages: "gc" in "-c k=v gc".
+func subcommand(args []string) string {
+	for i := 0; i < len(args); i++ {
+		if args[i] == "-c" {
+			i++
+			continue
+		}
+		return args[i]
+	}
+	return "git"
+}
+
 // runTied runs cmd so that it gets SIGKILL when gitmesh dies: a fetch
 // orphaned by a killed serve could otherwise rewind refs long after
 // another process recorded a newer version.
@@ -320,14 +332,6 @@ func runTied(cmd *exec.Cmd) error {
 		errc <- cmd.Run()
 	}()
 	return <-errc
-}
-
-func lastLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	return s
 }
 
 // SSHCommand is the GIT_SSH_COMMAND for fetches from ssh:// peers: the
