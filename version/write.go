@@ -305,12 +305,11 @@ func (w *write) retry(ctx context.Context, what string, f func(*sql.Conn) error)
 		if err == nil {
 			return nil
 		}
-		if db.IsUnavailable(err) && time.Now().After(deadline) {
-			err = fmt.Errorf("the database stayed unreachable for %s (%v)", w.n.RecordTimeout, err)
+		if !db.IsUnavailable(err) {
+			return w.lost(what, err)
 		}
-		if !db.IsUnavailable(err) || time.Now().After(deadline) {
-			w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Str("user", w.user).Msg(what + " failed; repository stays frozen")
-			return fmt.Errorf("%w: %s: %v", ErrLostWrite, what, err)
+		if time.Now().After(deadline) {
+			return w.lost(what, fmt.Errorf("the database stayed unreachable for %s (%v)", w.n.RecordTimeout, err))
 		}
 		if !told {
 			w.n.Tell("the database is unreachable; retrying to %s for up to %s", what, w.n.RecordTimeout)
@@ -319,6 +318,12 @@ func (w *write) retry(ctx context.Context, what string, f func(*sql.Conn) error)
 		time.Sleep(min(100*time.Millisecond<<min(attempt, 4), max(time.Until(deadline), time.Millisecond)))
 		w.reconnect(ctx)
 	}
+}
+
+// lost gives up on what: the repository stays frozen.
+func (w *write) lost(what string, err error) error {
+	w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Str("user", w.user).Msg(what + " failed; repository stays frozen")
+	return fmt.Errorf("%w: %s: %v", ErrLostWrite, what, err)
 }
 
 // reconnect replaces a broken connection and tries to take the write lock
