@@ -1,0 +1,173 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaults(t *testing.T) {
+	d := Defaults()
+	tests := []struct {
+		name string
+		got  Duration
+		want time.Duration
+	}{
+		{"lock_timeout", d.LockTimeout, time.Minute},
+		{"fetch_timeout", d.FetchTimeout, 5 * time.Minute},
+		{"connect_timeout", d.ConnectTimeout, 5 * time.Second},
+		{"record_timeout", d.RecordTimeout, 2 * time.Minute},
+	}
+	for _, tt := range tests {
+		if tt.got.D() != tt.want {
+			t.Errorf("Defaults().%s = %s, want %s", tt.name, tt.got.D(), tt.want)
+		}
+	}
+	if d.DatabaseURL != "" || d.Device != "" || d.RepoRoot != "" || d.LogFile != "" ||
+		d.ClusterKey != "" || d.KnownHosts != "" || d.Path != "" {
+		t.Errorf("Defaults() sets a string setting: %+v", d)
+	}
+}
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "gitmesh.toml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadFileFull(t *testing.T) {
+	path := writeConfig(t, `
+# every setting
+database_url    = "postgres://gitmesh@db/gitmesh?sslmode=disable"
+device          = "a"
+repo_root       = "/srv/git"
+log_file        = "/var/log/gitmesh.log"
+cluster_key     = "/etc/gitmesh/id_ed25519"
+known_hosts     = "/etc/gitmesh/known_hosts"
+lock_timeout    = "90s"
+fetch_timeout   = "10m"
+connect_timeout = "1500ms"
+record_timeout  = "1h2m3s"
+`)
+	s := Defaults()
+	if err := LoadFile(&s, path); err != nil {
+		t.Fatalf("LoadFile: %v", err)
+	}
+	want := Settings{
+		DatabaseURL:    "postgres://gitmesh@db/gitmesh?sslmode=disable",
+		Device:         "a",
+		RepoRoot:       "/srv/git",
+		LogFile:        "/var/log/gitmesh.log",
+		ClusterKey:     "/etc/gitmesh/id_ed25519",
+		KnownHosts:     "/etc/gitmesh/known_hosts",
+		LockTimeout:    Duration(90 * time.Second),
+		FetchTimeout:   Duration(10 * time.Minute),
+		ConnectTimeout: Duration(1500 * time.Millisecond),
+		RecordTimeout:  Duration(time.Hour + 2*time.Minute + 3*time.Second),
+		Path:           path,
+	}
+	if s != want {
+		t.Errorf("LoadFile =\n %+v\nwant\n %+v", s, want)
+	}
+}
+
+// A file overlays the settings: what it does not name keeps its value.
+func TestLoadFilePartialKeepsDefaults(t *testing.T) {
+	path := writeConfig(t, "device = \"b\"\nlock_timeout = \"2m\"\n")
+	s := Defaults()
+	s.RepoRoot = "/from/before"
+	if err := LoadFile(&s, path); err != nil {
+		t.Fatalf("LoadFile: %v", err)
+	}
+	want := Defaults()
+	want.RepoRoot = "/from/before"
+	want.Device = "b"
+	want.LockTimeout = Duration(2 * time.Minute)
+	want.Path = path
+	if s != want {
+		t.Errorf("LoadFile =\n %+v\nwant\n %+v", s, want)
+	}
+}
+
+func TestLoadFileErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		text    string
+		mention []string // substrings the error must contain
+	}{
+		{"unknown key", "device = \"a\"\nlock_timout = \"1s\"\n", []string{"unknown setting", "lock_timout"}},
+		{"unknown key in a table", "device = \"a\"\n[extra]\ncolour = \"blue\"\n", []string{"unknown setting", "extra"}},
+		{"bad duration", "lock_timeout = \"ninety seconds\"\n", []string{"lock_timeout"}},
+		{"duration without unit", "fetch_timeout = \"90\"\n", []string{"fetch_timeout"}},
+		{"duration as a number", "fetch_timeout = 90\n", []string{"fetch_timeout"}},
+		{"wrong type", "device = 7\n", []string{"device"}},
+		{"not TOML", "device = \"a\n", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeConfig(t, tt.text)
+			s := Defaults()
+			err := LoadFile(&s, path)
+			if err == nil {
+				t.Fatalf("LoadFile(%q) succeeded, want an error", tt.text)
+			}
+			msg := err.Error()
+			for _, m := range append([]string{path}, tt.mention...) {
+				if !strings.Contains(msg, m) {
+					t.Errorf("error %q does not mention %q", msg, m)
+				}
+			}
+			if s.Path != "" {
+				t.Errorf("Path = %q after a failed load, want empty", s.Path)
+			}
+		})
+	}
+}
+
+func TestLoadFileMissing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "absent.toml")
+	s := Defaults()
+	err := LoadFile(&s, path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("LoadFile(missing) = %v, want an fs.ErrNotExist error", err)
+	}
+	if !strings.Contains(err.Error(), path) {
+		t.Errorf("error %q does not name the file", err)
+	}
+	if s != Defaults() {
+		t.Errorf("settings changed by a failed load: %+v", s)
+	}
+}
+
+func TestNeed(t *testing.T) {
+	tests := []struct {
+		name              string
+		s                 Settings
+		dbErr, deviceErr  bool
+		deviceErrMentions string
+	}{
+		{"empty", Settings{}, true, true, "GITMESH_DEVICE"},
+		{"database only", Settings{DatabaseURL: "postgres://x"}, false, true, "GITMESH_DEVICE"},
+		{"device without root", Settings{Device: "a"}, true, true, "GITMESH_REPO_ROOT"},
+		{"all", Settings{DatabaseURL: "postgres://x", Device: "a", RepoRoot: "/srv"}, false, false, ""},
+	}
+	for _, tt := range tests {
+		if err := tt.s.NeedDatabase(); (err != nil) != tt.dbErr {
+			t.Errorf("%s: NeedDatabase() = %v, want error %v", tt.name, err, tt.dbErr)
+		}
+		err := tt.s.NeedDevice()
+		if (err != nil) != tt.deviceErr {
+			t.Errorf("%s: NeedDevice() = %v, want error %v", tt.name, err, tt.deviceErr)
+		}
+		if err != nil && !strings.Contains(err.Error(), tt.deviceErrMentions) {
+			t.Errorf("%s: NeedDevice() = %q, want it to mention %s", tt.name, err, tt.deviceErrMentions)
+		}
+	}
+}

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lib/pq"
+	"github.com/urfave/cli/v2"
+
+	"gitmesh/access"
+	"gitmesh/gitexec"
+	"gitmesh/lock"
+	"gitmesh/version"
+)
+
+func TestExitCodeAndMessage(t *testing.T) {
+	since := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	_, missing := os.Open(filepath.Join(t.TempDir(), "absent.toml"))
+	dialErr := &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 5432},
+		Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}
+	frozen := &version.FrozenError{Repo: "team/app", Copy: version.Copy{Device: "b", IsWriting: true,
+		Writer: &version.Writer{User: "alice", Started: since}}}
+	noPeer := &version.NoPeerError{Repo: "team/app", Version: 4, Tried: []string{"b: ssh: connect to host b: Connection refused"}}
+
+	tests := []struct {
+		name string
+		err  error
+		code int
+		msg  string // the exact message; "" when only contains matters
+		has  string // a piece the message must contain
+	}{
+		{name: "nil", err: nil, code: 0},
+		{name: "usage", err: usageError{errors.New("device add takes 1 argument(s): NAME")}, code: 2,
+			msg: "device add takes 1 argument(s): NAME"},
+		{name: "wrapped usage", err: fmt.Errorf("parse: %w", usageError{errors.New("x")}), code: 2},
+		{name: "bad command", err: fmt.Errorf("%w: unknown command", gitexec.ErrBadCommand), code: 2,
+			msg: "bad command: unknown command"},
+		{name: "bad name", err: fmt.Errorf("create: %w", gitexec.ErrBadName), code: 2},
+		{name: "invalid access input", err: fmt.Errorf("grant: %w level %q", access.ErrInvalid, "root"), code: 2},
+		{name: "not found, bare: the same answer as forbidden", err: version.ErrNotFound, code: 3,
+			msg: "repository not found, or you do not have access to it"},
+		{name: "not found, wrapped: admin commands say more", err: fmt.Errorf("%w: team/app", version.ErrNotFound), code: 3,
+			msg: "repository not found: team/app"},
+		{name: "frozen", err: frozen, code: 4, msg: frozen.Error()},
+		{name: "frozen, wrapped", err: fmt.Errorf("push: %w", frozen), code: 4, has: "gitmesh thaw team/app --promote b"},
+		{name: "lock timeout with holder", code: 5,
+			err: &lock.TimeoutError{Key: lock.Write(1), Waited: 61400 * time.Millisecond,
+				Holder: &lock.Holder{Application: "gitmesh push alice 42 team/app", PID: 7, Since: since}},
+			msg: `gave up waiting for the write lock after 1m1s; it is held by "gitmesh push alice 42 team/app" since 2024-05-01T12:00:00Z; try again later`},
+		{name: "lock timeout, holder gone", code: 5,
+			err: fmt.Errorf("fetch: %w", &lock.TimeoutError{Key: lock.Read(1, 2), Waited: 2 * time.Second}),
+			msg: "gave up waiting for the read lock after 2s; try again later"},
+		{name: "lost write", err: fmt.Errorf("%w: record version: deadline exceeded", version.ErrLostWrite), code: 7,
+			msg: "the push could not be recorded: record version: deadline exceeded"},
+		{name: "lost write over a dead database is still a lost write",
+			err: fmt.Errorf("%w: %w", version.ErrLostWrite, dialErr), code: 7},
+		{name: "no peer", err: noPeer, code: 6, msg: noPeer.Error()},
+		{name: "no peer over a network error keeps its own message", err: fmt.Errorf("%w (%w)", noPeer, dialErr), code: 6,
+			has: "no up-to-date copy of team/app (version 4) is reachable"},
+		{name: "database dial", err: fmt.Errorf("connect: %w", dialErr), code: 6,
+			has: "database is unreachable"},
+		{name: "database went away", err: fmt.Errorf("read versions: %w", &pq.Error{Code: "57P01", Message: "terminating connection due to administrator command"}),
+			code: 6, has: "database is unreachable"},
+		{name: "statement rejected is not unavailability", err: fmt.Errorf("add: %w", &pq.Error{Code: "23505", Message: "duplicate key"}),
+			code: 1, has: "add: pq: duplicate key"},
+		{name: "missing file", err: fmt.Errorf("read config: %w", missing), code: 1},
+		{name: "ambiguous leaders", err: version.ErrNoVersions, code: 1, has: "ambiguous leaders"},
+		{name: "git's status", err: &gitexec.ExitError{Code: 128}, code: 128},
+		{name: "git's status, wrapped", err: fmt.Errorf("receive-pack: %w", &gitexec.ExitError{Code: 3}), code: 3},
+		{name: "cli exit coder", err: cli.Exit("bye", 9), code: 9, msg: "bye"},
+		{name: "anything else", err: errors.New("something\nbroke   badly"), code: 1, msg: "something broke badly"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := exitCode(tt.err); got != tt.code {
+				t.Errorf("exitCode(%v) = %d, want %d", tt.err, got, tt.code)
+			}
+			if tt.err == nil {
+				return
+			}
+			msg := message(tt.err)
+			if strings.ContainsAny(msg, "\r\n") {
+				t.Errorf("message(%v) = %q spans lines", tt.err, msg)
+			}
+			if tt.msg != "" && msg != tt.msg {
+				t.Errorf("message(%v) =\n %q\nwant\n %q", tt.err, msg, tt.msg)
+			}
+			if tt.has != "" && !strings.Contains(msg, tt.has) {
+				t.Errorf("message(%v) = %q, want it to contain %q", tt.err, msg, tt.has)
+			}
+			// (version wraps ErrLostWrite's cause with %v, so 7 never blames it either.)
+			if tt.code != 6 && tt.code != 7 && strings.Contains(msg, "database is unreachable") {
+				t.Errorf("message(%v) = %q blames the database", tt.err, msg)
+			}
+		})
+	}
+}
+
+// parsed runs `gitmesh device add ARGS...` in a small application whose
+// action calls parseArgs with the given rules.
+func parsed(t *testing.T, args []string, want, valueFlags, boolFlags []string) (cmdArgs, error) {
+	t.Helper()
+	var (
+		got  cmdArgs
+		ran  bool
+		perr error
+	)
+	add := &cli.Command{
+		Name: "add",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "url"},
+			&cli.BoolFlag{Name: "force"},
+		},
+		Action: func(c *cli.Context) error {
+			ran = true
+			got, perr = parseArgs(c, want, valueFlags, boolFlags)
+			return perr
+		},
+	}
+	app := &cli.App{
+		Name:           "gitmesh",
+		Writer:         io.Discard,
+		ErrWriter:      io.Discard,
+		ExitErrHandler: func(*cli.Context, error) {},
+		Commands:       []*cli.Command{usageErrors(&cli.Command{Name: "device", Subcommands: []*cli.Command{add}})},
+	}
+	err := app.Run(append([]string{"gitmesh", "device", "add"}, args...))
+	if ran && err != perr {
+		t.Fatalf("app returned %v, action %v", err, perr)
+	}
+	return got, err
+}
+
+func TestParseArgs(t *testing.T) {
+	name := []string{"NAME"}
+	url, force := []string{"url"}, []string{"force"}
+	tests := []struct {
+		name       string
+		args       []string
+		want       []string
+		valueFlags []string
+		boolFlags  []string
+		pos        []string
+		vals       map[string]string
+		bools      map[string]bool
+		err        string // a piece of the usage error; "" for success
+	}{
+		{name: "flag after the name", args: []string{"a", "--url", "ssh://git@a"}, want: name, valueFlags: url,
+			pos: []string{"a"}, vals: map[string]string{"url": "ssh://git@a"}},
+		{name: "flag before the name", args: []string{"--url", "ssh://git@a", "a"}, want: name, valueFlags: url,
+			pos: []string{"a"}, vals: map[string]string{"url": "ssh://git@a"}},
+		{name: "--flag=value", args: []string{"a", "--url=ssh://git@a:2222/x=y"}, want: name, valueFlags: url,
+			pos: []string{"a"}, vals: map[string]string{"url": "ssh://git@a:2222/x=y"}},
+		{name: "single dash", args: []string{"a", "-url", "/srv/a"}, want: name, valueFlags: url,
+			pos: []string{"a"}, vals: map[string]string{"url": "/srv/a"}},
+		{name: "later value wins", args: []string{"--url", "x", "a", "--url", "y"}, want: name, valueFlags: url,
+			pos: []string{"a"}, vals: map[string]string{"url": "y"}},
+		{name: "value flag absent", args: []string{"a"}, want: name, valueFlags: url,
+			pos: []string{"a"}, vals: map[string]string{}},
+		{name: "bool after the name", args: []string{"a", "--force"}, want: name, boolFlags: force,
+			pos: []string{"a"}, bools: map[string]bool{"force": true}},
+		{name: "bool before the name", args: []string{"--force", "a"}, want: name, boolFlags: force,
+			pos: []string{"a"}, bools: map[string]bool{"force": true}},
+		{name: "bool absent", args: []string{"a"}, want: name, boolFlags: force,
+			pos: []string{"a"}, bools: map[string]bool{"force": false}},
+		{name: "both, mixed", args: []string{"a", "--force", "--url", "u"}, want: name, valueFlags: url, boolFlags: force,
+			pos: []string{"a"}, vals: map[string]string{"url": "u"}, bools: map[string]bool{"force": true}},
+		{name: "a lone dash is positional", args: []string{"-"}, want: name,
+			pos: []string{"-"}},
+		{name: "unknown flag after the name", args: []string{"a", "--bogus"}, want: name, valueFlags: url,
+			err: "device add: unknown flag --bogus"},
+		{name: "flag the command does not take", args: []string{"a", "--force"}, want: name, valueFlags: url,
+			err: "unknown flag --force"},
+		{name: "bool given a value", args: []string{"a", "--force=yes"}, want: name, boolFlags: force,
+			err: "unknown flag --force=yes"},
+		{name: "unknown flag before the name", args: []string{"--bogus", "a"}, want: name, valueFlags: url,
+			err: "bogus"},
+		{name: "value missing", args: []string{"a", "--url"}, want: name, valueFlags: url,
+			err: "flag --url needs a value"},
+		{name: "name missing", args: []string{"--url", "u"}, want: name, valueFlags: url,
+			err: "device add takes 1 argument(s): NAME"},
+		{name: "too many", args: []string{"a", "b"}, want: name,
+			err: "device add takes 1 argument(s): NAME"},
+		{name: "none wanted", args: []string{"a"},
+			err: "device add takes no arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parsed(t, tt.args, tt.want, tt.valueFlags, tt.boolFlags)
+			if tt.err != "" {
+				var ue usageError
+				if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("parseArgs(%q) = %v, want a usage error containing %q", tt.args, err, tt.err)
+				}
+				if code := exitCode(err); code != exitUsage {
+					t.Errorf("exitCode = %d, want %d", code, exitUsage)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseArgs(%q): %v", tt.args, err)
+			}
+			if !reflect.DeepEqual(got.pos, tt.pos) {
+				t.Errorf("pos = %q, want %q", got.pos, tt.pos)
+			}
+			if tt.vals == nil {
+				tt.vals = map[string]string{}
+			}
+			if tt.bools == nil {
+				tt.bools = map[string]bool{}
+			}
+			if !reflect.DeepEqual(got.vals, tt.vals) {
+				t.Errorf("vals = %v, want %v", got.vals, tt.vals)
+			}
+			if !reflect.DeepEqual(got.bools, tt.bools) {
+				t.Errorf("bools = %v, want %v", got.bools, tt.bools)
+			}
+		})
+	}
+}
+
+// The real application, for what needs no database: the command line's
+// mistakes are usage errors, a missing config file is not the database's
+// fault, and a database that refuses connections is.
+func TestAppExitCodes(t *testing.T) {
+	for _, v := range []string{"GITMESH_CONFIG", "GITMESH_DATABASE_URL", "GITMESH_DEVICE", "GITMESH_REPO_ROOT",
+		"GITMESH_LOG_FILE", "GITMESH_CLUSTER_KEY", "GITMESH_KNOWN_HOSTS", "GITMESH_LOCK_TIMEOUT",
+		"GITMESH_FETCH_TIMEOUT", "GITMESH_CONNECT_TIMEOUT", "GITMESH_RECORD_TIMEOUT"} {
+		t.Setenv(v, "")
+		os.Unsetenv(v)
+	}
+	refused := closedPort(t)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		has  string
+	}{
+		{"no command", []string{}, 2, "no command given"},
+		{"frobnicate", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{"--bogus status", []string{"--bogus", "status"}, 2, "bogus"},
+		{"device", []string{"device"}, 2, "device needs one of: add, remove, list"},
+		{"device frob", []string{"device", "frob"}, 2, `unknown command "frob"`},
+		{"device add --bogus a", []string{"device", "add", "--bogus", "a"}, 2, "bogus"},
+		{"--lock-timeout soon status", []string{"--lock-timeout", "soon", "status"}, 2, "soon"},
+		{"status", []string{"status"}, 1, "no database configured"},
+		{"config file missing", []string{"--config", filepath.Join(t.TempDir(), "absent.toml"), "status"}, 1, "absent.toml"},
+		{"database refuses connections", []string{"--database-url", "postgres://gitmesh@" + refused + "/gitmesh?sslmode=disable", "--connect-timeout", "5s", "device", "list"},
+			6, "database is unreachable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := &app{}
+			c := a.cli()
+			c.Writer, c.ErrWriter = io.Discard, io.Discard
+			err := c.Run(append([]string{"gitmesh"}, tt.args...))
+			if code := exitCode(err); code != tt.code {
+				t.Errorf("exit code %d (%v), want %d", code, err, tt.code)
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if msg := message(err); !strings.Contains(msg, tt.has) {
+				t.Errorf("message %q, want it to contain %q", msg, tt.has)
+			}
+		})
+	}
+}
+
+// closedPort is a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
