@@ -203,16 +203,16 @@ func Run(state string, stdin io.Reader, stderr io.Writer) error {
 func ask(sock, state string, input []byte) error {
 	c, err := net.DialTimeout("unix", sock, 5*time.Second)
 	if err != nil {
-		return fmt.Errorf("gitmesh serve is gone: %w", err)
+		return fmt.Errorf("gitmesh serve is gone: %v", err) // %v: not a database error
 	}
 	defer c.Close()
 	if _, err := c.Write(append([]byte(state+"\n"), input...)); err != nil {
-		return fmt.Errorf("gitmesh serve is gone: %w", err)
+		return fmt.Errorf("gitmesh serve is gone: %v", err) // %v: not a database error
 	}
 	c.(*net.UnixConn).CloseWrite()
 	answer, err := io.ReadAll(c)
 	if err != nil {
-		return fmt.Errorf("gitmesh serve is gone: %w", err)
+		return fmt.Errorf("gitmesh serve is gone: %v", err) // %v: not a database error
 	}
 	a := strings.TrimSpace(string(answer))
 	if a == "ok" {
