@@ -85,17 +85,20 @@ type Match struct {
 	Group   string `json:"group,omitempty"` // "" for a grant to the user directly
 }
 
-// explainQuery finds the grants that apply to user $1 on repository $2 by
-// the same rule serve uses (version.lookupQuery): the user's own grants and
-// those of every group the user belongs to, whose regex matches the name.
-const explainQuery = `
-SELECT r.level, r.pattern, COALESCE(g.name, '')
-FROM grants r
-LEFT JOIN groups g ON g.id = r.group_id
+// GrantsOf is the access rule, shared by serve (version's lookup query)
+// and `access`: the grants r of user $1, direct or through any of the
+// user's groups, whose pattern matches repository $2.
+const GrantsOf = `grants r
 WHERE $2 ~ r.regex
   AND (r.user_id = (SELECT id FROM users WHERE name = $1)
        OR r.group_id IN (SELECT m.group_id FROM group_members m
-                         JOIN users u ON u.id = m.user_id WHERE u.name = $1))
+                         JOIN users u ON u.id = m.user_id WHERE u.name = $1))`
+
+// explainQuery lists the grants that give user $1 access to repository $2.
+const explainQuery = `
+SELECT r.level, r.pattern, COALESCE(g.name, '')
+FROM (SELECT r.* FROM ` + GrantsOf + `) r
+LEFT JOIN groups g ON g.id = r.group_id
 ORDER BY r.level DESC, g.name NULLS FIRST, r.pattern`
 
 // Explain reports user's access to repo. The repository need not exist

@@ -103,19 +103,16 @@ type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// lookupQuery reads the repository, this device, the user's access level
-// and every device's version in one round trip: the whole fast path.
+// lookupQuery reads, for user $1, repository $2 and device $3, the
+// repository, this device, the user's access level and every device's
+// version in one round trip: the whole fast path.
 const lookupQuery = `
-WITH r AS (SELECT id FROM repositories WHERE name = $1),
-     u AS (SELECT id FROM users WHERE name = $2)
-SELECT r.id,
+WITH repo AS (SELECT id FROM repositories WHERE name = $2)
+SELECT repo.id,
        COALESCE((SELECT id FROM devices WHERE name = $3), 0),
-       COALESCE((SELECT max(g.level) FROM grants g, u
-                  WHERE (g.user_id = u.id OR g.group_id IN
-                         (SELECT m.group_id FROM group_members m WHERE m.user_id = u.id))
-                    AND $1 ~ g.regex), 0),
+       COALESCE((SELECT max(r.level) FROM ` + access.GrantsOf + `), 0),
        d.id, d.name, d.url, v.version, v.is_writing, v.write_properties, v.refs_digest
-FROM r LEFT JOIN working_copy_versions v ON v.repository_id = r.id
+FROM repo LEFT JOIN working_copy_versions v ON v.repository_id = repo.id
        LEFT JOIN devices d ON d.id = v.device_id
 ORDER BY d.name`
 
@@ -141,7 +138,7 @@ func Load(ctx context.Context, q queryer, repo string) (State, error) {
 }
 
 func load(ctx context.Context, q queryer, repo, user, device string) (State, error) {
-	rows, err := q.QueryContext(ctx, lookupQuery, repo, user, device)
+	rows, err := q.QueryContext(ctx, lookupQuery, user, repo, device)
 	if err != nil {
 		return State{}, fmt.Errorf("read versions of %s: %w", repo, err)
 	}
