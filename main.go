@@ -191,7 +191,7 @@ func (a *app) migrateCommand() *cli.Command {
 			if _, err := args(c); err != nil {
 				return err
 			}
-			applied, err := db.Migrate(c.Context, d)
+			applied, err := db.Migrate(c.Context, d, a.settings.LockTimeout.D())
 			for _, n := range applied {
 				fmt.Fprintf(c.App.Writer, "applied %s\n", n)
 			}

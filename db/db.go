@@ -18,6 +18,7 @@ import (
 	"github.com/lib/pq"
 	"golang.org/x/sys/unix"
 
+	"gitmesh/lock"
 	schema "gitmesh/sql"
 )
 
@@ -109,14 +110,15 @@ const migrationLockClass, migrationLockObj = 0x676d4d00, 0 // "gmM\0"
 
 // Migrate applies every embedded sql/*.sql file not yet recorded in
 // schema_migrations, each in its own transaction, in name order. It returns
-// the names it applied.
-func Migrate(ctx context.Context, d *sql.DB) ([]string, error) {
+// the names it applied. Concurrent runs wait for each other, at most limit.
+func Migrate(ctx context.Context, d *sql.DB, limit time.Duration) ([]string, error) {
 	conn, err := d.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1, $2)`, migrationLockClass, migrationLockObj); err != nil {
+	key := lock.Key{Class: migrationLockClass, Obj: migrationLockObj}
+	if err := lock.Acquire(ctx, conn, key, limit, nil); err != nil {
 		return nil, fmt.Errorf("take migration lock: %w", err)
 	}
 	defer conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1, $2)`, migrationLockClass, migrationLockObj)
