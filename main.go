@@ -4,26 +4,22 @@ package main
 
 import (
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"runtime/debug"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
 	"gitmesh/access"
-	"gitmesh/admin"
 	"gitmesh/config"
 	"gitmesh/db"
 	"gitmesh/gitexec"
 	"gitmesh/lock"
-	"gitmesh/serve"
 	"gitmesh/version"
 )
 
@@ -181,233 +177,6 @@ func args(c *cli.Context, names ...string) ([]string, error) {
 		return nil, wrongArgs(c, names)
 	}
 	return c.Args().Slice(), nil
-}
-
-func (a *app) migrateCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "migrate",
-		Usage: "create or update the database schema",
-		Action: a.withDB("migrate", func(c *cli.Context, d *sql.DB) error {
-			if _, err := args(c); err != nil {
-				return err
-			}
-			applied, err := db.Migrate(c.Context, d, a.settings.LockTimeout.D())
-			for _, n := range applied {
-				fmt.Fprintf(c.App.Writer, "applied %s\n", n)
-			}
-			return err
-		}),
-	}
-}
-
-func (a *app) deviceCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "device",
-		Usage: "manage devices",
-		Subcommands: []*cli.Command{
-			{
-				Name: "add", Usage: "register a device", ArgsUsage: "NAME",
-				Flags: []cli.Flag{&cli.StringFlag{Name: "url", Usage: "ssh://USER@HOST[:PORT] or a local path peers fetch from"}},
-				Action: a.withDB("device-add", func(c *cli.Context, d *sql.DB) error {
-					v, err := parseArgs(c, []string{"NAME"}, []string{"url"}, nil)
-					if err != nil {
-						return err
-					}
-					if v.vals["url"] == "" {
-						return usageError{errors.New("device add needs --url URL: where peers fetch this device's copies from")}
-					}
-					return admin.AddDevice(c.Context, d, v.pos[0], v.vals["url"])
-				}),
-			},
-			{
-				Name: "remove", Usage: "forget a device and its recorded copies", ArgsUsage: "NAME [--force]",
-				Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Usage: "even if it holds the only newest copy of a repository"}},
-				Action: a.withDB("device-remove", func(c *cli.Context, d *sql.DB) error {
-					v, err := parseArgs(c, []string{"NAME"}, nil, []string{"force"})
-					if err != nil {
-						return err
-					}
-					return admin.RemoveDevice(c.Context, d, v.pos[0], v.bools["force"])
-				}),
-			},
-			{
-				Name: "list", Usage: "list devices",
-				Action: a.withDB("device-list", func(c *cli.Context, d *sql.DB) error {
-					if _, err := args(c); err != nil {
-						return err
-					}
-					devs, err := admin.Devices(c.Context, d)
-					for _, dev := range devs {
-						fmt.Fprintf(c.App.Writer, "%s\t%s\n", dev.Name, dev.URL)
-					}
-					return err
-				}),
-			},
-		},
-	}
-}
-
-func (a *app) repoCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "repo",
-		Usage: "manage repositories",
-		Subcommands: []*cli.Command{
-			{
-				Name: "create", Usage: "create a repository on this device", ArgsUsage: "NAME",
-				Action: a.withDB("repo-create", func(c *cli.Context, d *sql.DB) error {
-					v, err := args(c, "NAME")
-					if err != nil {
-						return err
-					}
-					if err := a.settings.NeedDevice(); err != nil {
-						return err
-					}
-					name, err := gitexec.NameFromPath(v[0])
-					if err != nil {
-						return err
-					}
-					return admin.CreateRepo(c.Context, d, serve.Git(a.settings), a.settings.RepoRoot, a.settings.Device, name)
-				}),
-			},
-			{
-				Name: "list", Usage: "list repositories",
-				Action: a.withDB("repo-list", func(c *cli.Context, d *sql.DB) error {
-					if _, err := args(c); err != nil {
-						return err
-					}
-					names, err := admin.Repos(c.Context, d)
-					for _, n := range names {
-						fmt.Fprintln(c.App.Writer, n)
-					}
-					return err
-				}),
-			},
-		},
-	}
-}
-
-func (a *app) userCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "user",
-		Usage: "manage users",
-		Subcommands: []*cli.Command{{
-			Name: "add", Usage: "create a user (no access until granted)", ArgsUsage: "NAME",
-			Action: a.withDB("user-add", func(c *cli.Context, d *sql.DB) error {
-				v, err := args(c, "NAME")
-				if err != nil {
-					return err
-				}
-				return access.AddUser(c.Context, d, v[0])
-			}),
-		}, {
-			Name: "list", Usage: "list users",
-			Action: a.withDB("user-list", func(c *cli.Context, d *sql.DB) error {
-				if _, err := args(c); err != nil {
-					return err
-				}
-				names, err := access.Users(c.Context, d)
-				for _, n := range names {
-					fmt.Fprintln(c.App.Writer, n)
-				}
-				return err
-			}),
-		}, {
-			Name: "remove", Usage: "delete a user with its keys, grants and group memberships", ArgsUsage: "NAME",
-			Action: a.withDB("user-remove", func(c *cli.Context, d *sql.DB) error {
-				v, err := args(c, "NAME")
-				if err != nil {
-					return err
-				}
-				return access.RemoveUser(c.Context, d, v[0])
-			}),
-		}},
-	}
-}
-
-func (a *app) serveCommand() *cli.Command {
-	return &cli.Command{
-		Name: "serve", Usage: "the authorized_keys forced command", ArgsUsage: "USER",
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "cluster", Usage: "serve a peer device: git-upload-pack only, no checks"}},
-		Action: func(c *cli.Context) error {
-			conn := serve.Conn{Original: os.Getenv("SSH_ORIGINAL_COMMAND"), Environ: os.Environ(), Log: a.log, Tell: tell}
-			if c.Bool("cluster") {
-				if _, err := args(c); err != nil {
-					return err
-				}
-				return serve.Cluster(a.settings, conn)
-			}
-			v, err := args(c, "USER")
-			if err != nil {
-				return err
-			}
-			conn.User = v[0]
-			return serve.User(c.Context, a.settings, conn)
-		},
-	}
-}
-
-// tell writes one sentence for the user on stderr (never stdout in serve).
-func tell(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "gitmesh: "+format+"\n", args...)
-}
-
-func (a *app) statusCommand() *cli.Command {
-	return &cli.Command{
-		Name: "status", Usage: "show each device's version of each repository", ArgsUsage: "[REPO]",
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print a JSON array"}},
-		Action: a.withDB("status", func(c *cli.Context, d *sql.DB) error {
-			want := []string{"REPO"}
-			if c.NArg() == 0 || c.NArg() == 1 && strings.HasPrefix(c.Args().First(), "-") {
-				want = nil
-			}
-			v, err := parseArgs(c, want, nil, []string{"json"})
-			if err != nil {
-				return err
-			}
-			repo := ""
-			if len(v.pos) == 1 {
-				repo = strings.TrimSuffix(strings.TrimPrefix(v.pos[0], "/"), ".git")
-			}
-			rows, err := admin.Status(c.Context, d, repo)
-			if err != nil {
-				return err
-			}
-			if v.bools["json"] {
-				enc := json.NewEncoder(c.App.Writer)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
-			}
-			locks, err := admin.Locks(c.Context, d)
-			if err != nil {
-				return err
-			}
-			printStatus(c.App.Writer, rows, locks)
-			return nil
-		}),
-	}
-}
-
-func printStatus(w io.Writer, rows []admin.CopyStatus, locks []admin.LockHolder) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "REPOSITORY\tDEVICE\tVERSION\tLAG\tWRITING")
-	for _, r := range rows {
-		writing := "no"
-		if r.IsWriting {
-			writing = "FROZEN"
-			if r.Writer != nil {
-				writing = fmt.Sprintf("FROZEN: push by %s since %s", r.Writer.User, r.Writer.Started.UTC().Format(time.RFC3339))
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", r.Repository, r.Device, r.Version, r.Lag, writing)
-	}
-	tw.Flush()
-	for _, l := range locks {
-		state := "holds"
-		if !l.Granted {
-			state = "waits for"
-		}
-		fmt.Fprintf(w, "lock: %q (backend %d) %s a lock since %s\n", l.Application, l.PID, state, l.Since.UTC().Format(time.RFC3339))
-	}
 }
 
 // buildVersion is the module version and VCS revision the binary was built from.

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"gitmesh/access"
+	"gitmesh/admin"
+	"gitmesh/db"
+	"gitmesh/gitexec"
+	"gitmesh/serve"
+)
+
+func (a *app) migrateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "migrate",
+		Usage: "create or update the database schema",
+		Action: a.withDB("migrate", func(c *cli.Context, d *sql.DB) error {
+			if _, err := args(c); err != nil {
+				return err
+			}
+			applied, err := db.Migrate(c.Context, d, a.settings.LockTimeout.D())
+			for _, n := range applied {
+				fmt.Fprintf(c.App.Writer, "applied %s\n", n)
+			}
+			return err
+		}),
+	}
+}
+
+func (a *app) deviceCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "device",
+		Usage: "manage devices",
+		Subcommands: []*cli.Command{
+			{
+				Name: "add", Usage: "register a device", ArgsUsage: "NAME",
+				Flags: []cli.Flag{&cli.StringFlag{Name: "url", Usage: "ssh://USER@HOST[:PORT] or a local path peers fetch from"}},
+				Action: a.withDB("device-add", func(c *cli.Context, d *sql.DB) error {
+					v, err := parseArgs(c, []string{"NAME"}, []string{"url"}, nil)
+					if err != nil {
+						return err
+					}
+					if v.vals["url"] == "" {
+						return usageError{errors.New("device add needs --url URL: where peers fetch this device's copies from")}
+					}
+					return admin.AddDevice(c.Context, d, v.pos[0], v.vals["url"])
+				}),
+			},
+			{
+				Name: "remove", Usage: "forget a device and its recorded copies", ArgsUsage: "NAME [--force]",
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Usage: "even if it holds the only newest copy of a repository"}},
+				Action: a.withDB("device-remove", func(c *cli.Context, d *sql.DB) error {
+					v, err := parseArgs(c, []string{"NAME"}, nil, []string{"force"})
+					if err != nil {
+						return err
+					}
+					return admin.RemoveDevice(c.Context, d, v.pos[0], v.bools["force"])
+				}),
+			},
+			{
+				Name: "list", Usage: "list devices",
+				Action: a.withDB("device-list", func(c *cli.Context, d *sql.DB) error {
+					if _, err := args(c); err != nil {
+						return err
+					}
+					devs, err := admin.Devices(c.Context, d)
+					for _, dev := range devs {
+						fmt.Fprintf(c.App.Writer, "%s\t%s\n", dev.Name, dev.URL)
+					}
+					return err
+				}),
+			},
+		},
+	}
+}
+
+func (a *app) repoCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "repo",
+		Usage: "manage repositories",
+		Subcommands: []*cli.Command{
+			{
+				Name: "create", Usage: "create a repository on this device", ArgsUsage: "NAME",
+				Action: a.withDB("repo-create", func(c *cli.Context, d *sql.DB) error {
+					v, err := args(c, "NAME")
+					if err != nil {
+						return err
+					}
+					if err := a.settings.NeedDevice(); err != nil {
+						return err
+					}
+					name, err := gitexec.NameFromPath(v[0])
+					if err != nil {
+						return err
+					}
+					return admin.CreateRepo(c.Context, d, serve.Git(a.settings), a.settings.RepoRoot, a.settings.Device, name)
+				}),
+			},
+			{
+				Name: "list", Usage: "list repositories",
+				Action: a.withDB("repo-list", func(c *cli.Context, d *sql.DB) error {
+					if _, err := args(c); err != nil {
+						return err
+					}
+					names, err := admin.Repos(c.Context, d)
+					for _, n := range names {
+						fmt.Fprintln(c.App.Writer, n)
+					}
+					return err
+				}),
+			},
+		},
+	}
+}
+
+func (a *app) userCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "user",
+		Usage: "manage users",
+		Subcommands: []*cli.Command{{
+			Name: "add", Usage: "create a user (no access until granted)", ArgsUsage: "NAME",
+			Action: a.withDB("user-add", func(c *cli.Context, d *sql.DB) error {
+				v, err := args(c, "NAME")
+				if err != nil {
+					return err
+				}
+				return access.AddUser(c.Context, d, v[0])
+			}),
+		}, {
+			Name: "list", Usage: "list users",
+			Action: a.withDB("user-list", func(c *cli.Context, d *sql.DB) error {
+				if _, err := args(c); err != nil {
+					return err
+				}
+				names, err := access.Users(c.Context, d)
+				for _, n := range names {
+					fmt.Fprintln(c.App.Writer, n)
+				}
+				return err
+			}),
+		}, {
+			Name: "remove", Usage: "delete a user with its keys, grants and group memberships", ArgsUsage: "NAME",
+			Action: a.withDB("user-remove", func(c *cli.Context, d *sql.DB) error {
+				v, err := args(c, "NAME")
+				if err != nil {
+					return err
+				}
+				return access.RemoveUser(c.Context, d, v[0])
+			}),
+		}},
+	}
+}

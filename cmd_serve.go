@@ -1,0 +1,37 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"gitmesh/serve"
+)
+
+func (a *app) serveCommand() *cli.Command {
+	return &cli.Command{
+		Name: "serve", Usage: "the authorized_keys forced command", ArgsUsage: "USER",
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "cluster", Usage: "serve a peer device: git-upload-pack only, no checks"}},
+		Action: func(c *cli.Context) error {
+			conn := serve.Conn{Original: os.Getenv("SSH_ORIGINAL_COMMAND"), Environ: os.Environ(), Log: a.log, Tell: tell}
+			if c.Bool("cluster") {
+				if _, err := args(c); err != nil {
+					return err
+				}
+				return serve.Cluster(a.settings, conn)
+			}
+			v, err := args(c, "USER")
+			if err != nil {
+				return err
+			}
+			conn.User = v[0]
+			return serve.User(c.Context, a.settings, conn)
+		},
+	}
+}
+
+// tell writes one sentence for the user on stderr (never stdout in serve).
+func tell(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "gitmesh: "+format+"\n", args...)
+}

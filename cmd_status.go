@@ -1,0 +1,74 @@
+package main
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"gitmesh/admin"
+)
+
+func (a *app) statusCommand() *cli.Command {
+	return &cli.Command{
+		Name: "status", Usage: "show each device's version of each repository", ArgsUsage: "[REPO]",
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print a JSON array"}},
+		Action: a.withDB("status", func(c *cli.Context, d *sql.DB) error {
+			want := []string{"REPO"}
+			if c.NArg() == 0 || c.NArg() == 1 && strings.HasPrefix(c.Args().First(), "-") {
+				want = nil
+			}
+			v, err := parseArgs(c, want, nil, []string{"json"})
+			if err != nil {
+				return err
+			}
+			repo := ""
+			if len(v.pos) == 1 {
+				repo = strings.TrimSuffix(strings.TrimPrefix(v.pos[0], "/"), ".git")
+			}
+			rows, err := admin.Status(c.Context, d, repo)
+			if err != nil {
+				return err
+			}
+			if v.bools["json"] {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rows)
+			}
+			locks, err := admin.Locks(c.Context, d)
+			if err != nil {
+				return err
+			}
+			printStatus(c.App.Writer, rows, locks)
+			return nil
+		}),
+	}
+}
+
+func printStatus(w io.Writer, rows []admin.CopyStatus, locks []admin.LockHolder) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REPOSITORY\tDEVICE\tVERSION\tLAG\tWRITING")
+	for _, r := range rows {
+		writing := "no"
+		if r.IsWriting {
+			writing = "FROZEN"
+			if r.Writer != nil {
+				writing = fmt.Sprintf("FROZEN: push by %s since %s", r.Writer.User, r.Writer.Started.UTC().Format(time.RFC3339))
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", r.Repository, r.Device, r.Version, r.Lag, writing)
+	}
+	tw.Flush()
+	for _, l := range locks {
+		state := "holds"
+		if !l.Granted {
+			state = "waits for"
+		}
+		fmt.Fprintf(w, "lock: %q (backend %d) %s a lock since %s\n", l.Application, l.PID, state, l.Since.UTC().Format(time.RFC3339))
+	}
+}
