@@ -72,17 +72,24 @@ func deadPeerDialer() pq.Dialer {
 type dialer struct{ d net.Dialer }
 
 func (d dialer) Dial(network, address string) (net.Conn, error) {
-	return d.d.Dial(network, address)
+	return dialed(d.d.Dial(network, address))
 }
 
 func (d dialer) DialTimeout(network, address string, timeout time.Duration) (net.Conn, error) {
 	nd := d.d
 	nd.Timeout = timeout
-	return nd.Dial(network, address)
+	return dialed(nd.Dial(network, address))
 }
 
 func (d dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	return d.d.DialContext(ctx, network, address)
+	return dialed(d.d.DialContext(ctx, network, address))
+}
+
+func dialed(c net.Conn, err error) (net.Conn, error) {
+	if err != nil {
+		return nil, &DialError{err}
+	}
+	return c, nil
 }
 
 // IsUnavailable reports whether err means the database could not be reached
@@ -95,14 +102,23 @@ func IsUnavailable(err error) bool {
 		c := string(pqErr.Code)
 		return strings.HasPrefix(c, "08") || strings.HasPrefix(c, "57P") || strings.HasPrefix(c, "53")
 	}
-	// Only errors of the connection itself: a syscall.Errno also satisfies
-	// net.Error, and a missing file is no reason to blame the database.
-	var opErr *net.OpError
-	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) ||
+	// Errors of the connection itself only: a failed dial (marked by our
+	// dialer) or a connection that broke. Anything else that looks like a
+	// network error (a unix socket of gitmesh's own, say) is not the database.
+	var de *DialError
+	return errors.As(err, &de) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, sql.ErrConnDone) || errors.As(err, &opErr)
+		errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, sql.ErrConnDone)
 }
+
+// DialError is a failure to reach PostgreSQL at all.
+type DialError struct{ Err error }
+
+func (e *DialError) Error() string { return e.Err.Error() }
+
+// Unwrap gives the network error.
+func (e *DialError) Unwrap() error { return e.Err }
 
 // migrationLock is the advisory lock (two-int form) that serialises
 // concurrent `gitmesh migrate` runs.
