@@ -301,8 +301,11 @@ func (g Git) run(ctx context.Context, dir string, args ...string) ([]byte, error
 		return out, fmt.Errorf("git %s: timed out after %s", name, g.Timeout)
 	}
 	if err != nil {
-		// %v: git's exit status must not become gitmesh's (cli.ExitCoder).
-		return out, fmt.Errorf("git %s: %v: %s", name, err, failureReason(stderr.String()))
+		// Not %w: git's exit status must not become gitmesh's (cli.ExitCoder).
+		if reason := failureReason(stderr.String()); reason != "" {
+			return out, fmt.Errorf("git %s: %s", name, reason)
+		}
+		return out, fmt.Errorf("git %s: %v", name, err)
 	}
 	return out, nil
 }
