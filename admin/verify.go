@@ -34,7 +34,7 @@ func Verify(ctx context.Context, d *sql.DB, g gitexec.Git, repo string, out io.W
 			problems++
 			continue
 		case c.IsWriting:
-			fmt.Fprintf(out, "%s on %s: frozen (a write never finished); see 'gitmesh status'\n", repo, c.Device)
+			fmt.Fprintf(out, "%s on %s: a write is in progress, or never finished (frozen); see 'gitmesh status'\n", repo, c.Device)
 			problems++
 		case read.digest != c.Digest:
 			fmt.Fprintf(out, "%s on %s: refs differ from those recorded with version %d\n", repo, c.Device, c.Version)

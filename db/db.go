@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"os"
 	"sort"
 	"strings"
 	"syscall"
@@ -109,7 +110,10 @@ func IsUnavailable(err error) bool {
 	return errors.As(err, &de) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, sql.ErrConnDone)
+		errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTDOWN) ||
+		errors.Is(err, syscall.ENETDOWN) || errors.Is(err, syscall.ECONNABORTED) ||
+		errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, sql.ErrConnDone)
 }
 
 // DialError is a failure to reach PostgreSQL at all.

@@ -41,3 +41,32 @@ func TestSyncBringsANewDeviceUpToDate(t *testing.T) {
 		t.Fatalf("status after sync:\n%s", st)
 	}
 }
+
+func TestGCPacksACopyUnderTheLocks(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	url := meshtest.URL("team/app")
+	work, _ := pushed(t, c)
+	dir := filepath.Join(c.Devices["a"].Root, "team/app.git")
+	c.LocalGit(dir, "config", "receive.unpackLimit", "1") // every push keeps its pack
+	for i := 0; i < 3; i++ {
+		c.Commit(work, "README", strings.Repeat("x", i+1))
+		c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
+	}
+	before, _ := filepath.Glob(filepath.Join(dir, "objects/pack/*.pack"))
+	if len(before) < 3 {
+		t.Fatalf("pushes left %d packs, want one each (receive-pack must not gc)", len(before))
+	}
+	c.LocalGit(dir, "config", "gc.autoPackLimit", "2")
+	if r := c.Devices["a"].Run(nil, "gc"); r.Code != 0 || r.Stdout != "" {
+		t.Fatalf("gc: exit %d, %q, %s", r.Code, r.Stdout, r.Stderr)
+	}
+	if after, _ := filepath.Glob(filepath.Join(dir, "objects/pack/*.pack")); len(after) != 1 {
+		t.Fatalf("gc --auto left %d packs, want 1", len(after))
+	}
+	if out := c.Devices["b"].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); out == "" {
+		t.Fatal("b serves nothing after a's gc")
+	}
+	if st := c.MustAdmin("status", "team/app"); strings.Contains(st, "FROZEN") {
+		t.Fatalf("gc changed versions:\n%s", st)
+	}
+}

@@ -122,13 +122,14 @@ func (e *ExitError) Error() string { return fmt.Sprintf("git exited with status 
 // ExitStatus turns a git child's failure into an ExitError.
 func ExitStatus(err error) error {
 	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ee.ExitCode() > 0 {
-			return &ExitError{Code: ee.ExitCode()}
-		}
-		return &ExitError{Code: 1} // killed by a signal
+	if errors.As(err, &ee) && ee.ExitCode() > 0 {
+		return &ExitError{Code: ee.ExitCode()}
 	}
-	return err
+	if err != nil {
+		// Killed by a signal: git said nothing, so gitmesh must.
+		return fmt.Errorf("git was stopped (%v) before it finished", err)
+	}
+	return nil
 }
 
 // Wait returns the service's exit error.
@@ -155,8 +156,10 @@ func (g Git) InitBare(ctx context.Context, dir string) error {
 // FetchMirror makes dir's refs equal to url's: every ref, forced, pruned,
 // applied atomically so a failed fetch leaves the old refs in place.
 func (g Git) FetchMirror(ctx context.Context, dir, url string) error {
+	// --no-auto-maintenance: a gc detached from this fetch would outlive
+	// the read lock and race the next writer of this copy.
 	_, err := g.run(ctx, dir, "fetch", "--quiet", "--atomic", "--prune", "--force",
-		"--update-head-ok", "--no-write-fetch-head", url, "+refs/*:refs/*")
+		"--update-head-ok", "--no-write-fetch-head", "--no-auto-maintenance", url, "+refs/*:refs/*")
 	return err
 }
 

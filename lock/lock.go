@@ -39,7 +39,7 @@ func (k Key) Describe() string {
 
 // Holder is the session holding a lock.
 type Holder struct {
-	Application string // application_name: "gitmesh <op> <who> <pid> <repo>"
+	Application string // application_name: "gitmesh <op> <pid> <user>@<device> <repo>"
 	PID         int    // PostgreSQL backend pid
 	Since       time.Time
 }

@@ -153,13 +153,14 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 	return noPeer
 }
 
-// recordSyncQuery records the version fetched, only if the peer still
-// holds it (a thaw may have dropped it meanwhile) and only upwards.
+// recordSyncQuery records the version the peer had when it was read, only
+// if the peer still holds it or a newer one (a push there meanwhile is
+// fine; a thaw that dropped the peer's copy is not) and only upwards.
 const recordSyncQuery = `
 INSERT INTO working_copy_versions (repository_id, device_id, version, refs_digest)
 SELECT $1, $2, $3, $4
 WHERE EXISTS (SELECT 1 FROM working_copy_versions
-              WHERE repository_id = $1 AND device_id = $5 AND version = $3)
+              WHERE repository_id = $1 AND device_id = $5 AND version >= $3)
 ON CONFLICT (repository_id, device_id) DO UPDATE
 SET version = excluded.version, refs_digest = excluded.refs_digest, updated_at = now()
 WHERE working_copy_versions.version < excluded.version`

@@ -78,13 +78,7 @@ func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) 
 	if w.token, err = n.markWriting(ctx, conn, w.st, user); err != nil {
 		return err
 	}
-	err = w.run(ctx, start)
-	// receive-pack's own auto-gc is off: its ref transactions would reach
-	// the hook after the client's report. Run it here, still under the lock.
-	if gcErr := n.Git.GCAuto(ctx, dir); gcErr != nil {
-		n.Log.Warn().Err(gcErr).Str("repo", st.Repo).Msg("gc --auto")
-	}
-	return err
+	return w.run(ctx, start)
 }
 
 // write is one push in progress; its hook handler runs while receive-pack
@@ -108,6 +102,9 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 		return err
 	}
 	defer srv.Close()
+	// No auto-gc after the report: its ref transactions would reach the hook
+	// after the client was answered, and a gc racing the next writer of this
+	// copy is unsafe. `gitmesh gc` runs it under the locks.
 	if w.svc, err = start([]string{srv.Env()}, []string{srv.GitConfig(), "receive.autogc=false"}); err != nil {
 		w.finish(ctx)
 		return err
