@@ -12,16 +12,15 @@ func init() {
 	register(func(a *app) *cli.Command {
 		return &cli.Command{
 			Name:   "hook",
-			Usage:  "run by git-receive-pack as its reference-transaction hook (internal)",
+			Usage:  "run by git-receive-pack as its proc-receive hook (internal)",
 			Hidden: true,
 			Subcommands: []*cli.Command{{
-				Name: "reference-transaction", ArgsUsage: "STATE",
+				Name: "proc-receive",
 				Action: func(c *cli.Context) error {
-					v, err := parseArgs(c, []string{"STATE"}, nil, nil)
-					if err != nil {
+					if _, err := parseArgs(c, nil, nil, nil); err != nil {
 						return err
 					}
-					return hook.Run(v.pos[0], os.Stdin, os.Stderr)
+					return hook.Relay(os.Stdin, os.Stdout)
 				},
 			}},
 		}

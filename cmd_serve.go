@@ -12,14 +12,14 @@ import (
 func (a *app) serveCommand() *cli.Command {
 	return &cli.Command{
 		Name: "serve", Usage: "the authorized_keys forced command", ArgsUsage: "USER",
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "cluster", Usage: "serve a peer device: git-upload-pack only, no checks"}},
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "cluster", Usage: "serve a peer device (cluster key): fetches, staging pushes and sync requests"}},
 		Action: func(c *cli.Context) error {
 			conn := serve.Conn{Original: os.Getenv("SSH_ORIGINAL_COMMAND"), Environ: os.Environ(), Log: a.log, Tell: tell}
 			if c.Bool("cluster") {
 				if _, err := args(c); err != nil {
 					return err
 				}
-				return serve.Cluster(a.settings, conn)
+				return serve.Cluster(c.Context, a.settings, conn)
 			}
 			v, err := args(c, "USER")
 			if err != nil {

@@ -33,6 +33,7 @@ const (
 	exitBusy        = 5 // a lock wait reached its limit
 	exitUnavailable = 6 // database or every up-to-date peer unreachable
 	exitNotRecorded = 7 // push ran but its version could not be recorded
+	exitNoQuorum    = 8 // push refused: fewer devices than the write quorum could store it
 )
 
 // app carries what every action needs: settings, logger and output.
@@ -113,6 +114,7 @@ func settingFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "lock-timeout", EnvVars: []string{"GITMESH_LOCK_TIMEOUT"}, Value: def.LockTimeout.D(), Usage: "longest wait for a lock"},
 		&cli.DurationFlag{Name: "fetch-timeout", EnvVars: []string{"GITMESH_FETCH_TIMEOUT"}, Value: def.FetchTimeout.D(), Usage: "longest fetch from a peer"},
 		&cli.DurationFlag{Name: "connect-timeout", EnvVars: []string{"GITMESH_CONNECT_TIMEOUT"}, Value: def.ConnectTimeout.D(), Usage: "longest connect to PostgreSQL or a peer"},
+		&cli.StringFlag{Name: "write-quorum", EnvVars: []string{"GITMESH_WRITE_QUORUM"}, Value: "majority", Usage: "devices that must hold a push before it is acknowledged: majority, or a number"},
 		&cli.DurationFlag{Name: "record-timeout", EnvVars: []string{"GITMESH_RECORD_TIMEOUT"}, Value: def.RecordTimeout.D(), Usage: "how long a push retries recording its version"},
 	}
 }
@@ -137,6 +139,13 @@ func (a *app) load(c *cli.Context) error {
 		if c.IsSet(name) {
 			*dst = config.Duration(c.Duration(name))
 		}
+	}
+	if c.IsSet("write-quorum") {
+		q, err := config.ParseQuorum(c.String("write-quorum"))
+		if err != nil {
+			return usageError{err}
+		}
+		s.WriteQuorum = q
 	}
 	a.settings = s
 	a.log = zerolog.Nop()
@@ -202,6 +211,7 @@ func (e usageError) Unwrap() error { return e.error }
 func exitCode(err error) int {
 	var (
 		frozen  *version.FrozenError
+		quorum  *version.QuorumError
 		noPeer  *version.NoPeerError
 		usage   usageError
 		exit    cli.ExitCoder
@@ -221,6 +231,8 @@ func exitCode(err error) int {
 		return exitBusy
 	case errors.Is(err, version.ErrLostWrite):
 		return exitNotRecorded
+	case errors.As(err, &quorum):
+		return exitNoQuorum
 	case errors.As(err, &noPeer), db.IsUnavailable(err):
 		return exitUnavailable
 	case errors.As(err, &gitExit):

@@ -5,6 +5,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -22,6 +23,7 @@ type Settings struct {
 	FetchTimeout   Duration `toml:"fetch_timeout"`
 	ConnectTimeout Duration `toml:"connect_timeout"`
 	RecordTimeout  Duration `toml:"record_timeout"`
+	WriteQuorum    Quorum   `toml:"write_quorum"`
 	// Path is the config file the settings came from, if any.
 	Path string `toml:"-"`
 }
@@ -47,6 +49,37 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// Quorum is write_quorum: 0 for "majority", else how many devices must
+// hold a push before it is acknowledged.
+type Quorum int
+
+// UnmarshalText implements encoding.TextUnmarshaler: "majority" or 1..N.
+func (q *Quorum) UnmarshalText(b []byte) error {
+	v, err := ParseQuorum(string(b))
+	*q = v
+	return err
+}
+
+// ParseQuorum reads a write_quorum value.
+func ParseQuorum(s string) (Quorum, error) {
+	if s == "majority" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("write_quorum must be \"majority\" or a number of devices from 1 up, not %q", s)
+	}
+	return Quorum(n), nil
+}
+
+// String renders the value as it is written.
+func (q Quorum) String() string {
+	if q == 0 {
+		return "majority"
+	}
+	return strconv.Itoa(int(q))
 }
 
 // D returns the value as a time.Duration.

@@ -18,6 +18,10 @@ const (
 	UploadArchive Verb = "git-upload-archive"
 )
 
+// SyncRequest is the cluster key's request that a device catch up on a
+// repository now (sent by a writer after its push); never a user's.
+const SyncRequest Verb = "gitmesh-sync"
+
 // IsWrite reports whether the verb changes the repository.
 func (v Verb) IsWrite() bool { return v == ReceivePack }
 
@@ -51,6 +55,25 @@ func badCommand(format string, args ...any) error {
 // ParseCommand parses SSH_ORIGINAL_COMMAND: an allowed verb, one space and one
 // repository path, single-quoted as git sends it or bare.
 func ParseCommand(s string) (Command, error) {
+	return parse(s, verbs)
+}
+
+// clusterVerbs are what the cluster key may run: git's verbs and a sync
+// request.
+var clusterVerbs = map[string]Verb{"gitmesh-sync": SyncRequest}
+
+func init() {
+	for k, v := range verbs {
+		clusterVerbs[k] = v
+	}
+}
+
+// ParseClusterCommand parses the command a peer device sends.
+func ParseClusterCommand(s string) (Command, error) {
+	return parse(s, clusterVerbs)
+}
+
+func parse(s string, verbs map[string]Verb) (Command, error) {
 	if s == "" {
 		return Command{}, badCommand("interactive login is not allowed; this key only serves git fetch and push")
 	}

@@ -59,9 +59,34 @@ func validProtocol(v string) bool {
 	return true
 }
 
-// gitArgs is the argv that serves verb on dir.
+// gitArgs is the argv that serves verb on dir to a user: gitmesh's own
+// namespace is never advertised, and refs are written to disk for good.
 func gitArgs(verb Verb, dir string) []string {
-	return []string{"git", strings.TrimPrefix(string(verb), "git-"), dir}
+	args := []string{"git"}
+	for _, c := range append(FsyncConfig(), "uploadpack.hideRefs="+Hidden, "receive.hideRefs="+Hidden) {
+		args = append(args, "-c", c)
+	}
+	return append(args, strings.TrimPrefix(string(verb), "git-"), dir)
+}
+
+// ExecCluster replaces this process with upload-pack for a peer device:
+// every ref, staged ones included.
+func ExecCluster(dir string, env []string) error {
+	bin, err := exec.LookPath("git")
+	if err != nil {
+		return fmt.Errorf("find git: %w", err)
+	}
+	return syscall.Exec(bin, []string{"git", "upload-pack", dir}, env)
+}
+
+// ExecReplica replaces this process with the receive-pack of a staging
+// push from a peer device (see ReplicaReceivePack).
+func ExecReplica(dir string, env []string) error {
+	bin, err := exec.LookPath("git")
+	if err != nil {
+		return fmt.Errorf("find git: %w", err)
+	}
+	return syscall.Exec(bin, append(append([]string{"git"}, ReplicaReceivePack()...), dir), env)
 }
 
 // Exec replaces this process with the git service; it returns only on error.
@@ -150,17 +175,16 @@ func (g Git) InitBare(ctx context.Context, dir string) error {
 		return err
 	}
 	_, err := g.run(ctx, "", "init", "--quiet", "--bare", "--initial-branch=main", dir)
-	return err
-}
-
-// FetchMirror makes dir's refs equal to url's: every ref, forced, pruned,
-// applied atomically so a failed fetch leaves the old refs in place.
-func (g Git) FetchMirror(ctx context.Context, dir, url string) error {
-	// --no-auto-maintenance: a gc detached from this fetch would outlive
-	// the read lock and race the next writer of this copy.
-	_, err := g.run(ctx, dir, "fetch", "--quiet", "--atomic", "--prune", "--force",
-		"--update-head-ok", "--no-write-fetch-head", "--no-auto-maintenance", url, "+refs/*:refs/*")
-	return err
+	if err != nil {
+		return err
+	}
+	// Partial clones and their later fetches of single objects.
+	for _, kv := range [][2]string{{"uploadpack.allowFilter", "true"}, {"uploadpack.allowAnySHA1InWant", "true"}} {
+		if _, err := g.run(ctx, dir, "config", kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // GCAuto runs `git gc --auto` in the foreground, as receive-pack would
@@ -202,7 +226,7 @@ func (g Git) RemoteRefs(ctx context.Context, url string) (refs, head string, err
 			continue
 		}
 		obj, ref, ok := strings.Cut(line, "\t")
-		if !ok || ref == "HEAD" || strings.HasSuffix(ref, "^{}") {
+		if !ok || ref == "HEAD" || strings.HasSuffix(ref, "^{}") || strings.HasPrefix(ref, Hidden) {
 			continue
 		}
 		fmt.Fprintf(&b, "%s %s\n", obj, ref)
@@ -262,9 +286,9 @@ func Digest(refs, head string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// RefsDigest reads dir and returns its Digest.
+// RefsDigest reads dir and returns the Digest of its visible refs.
 func (g Git) RefsDigest(ctx context.Context, dir string) (string, error) {
-	refs, err := g.Refs(ctx, dir)
+	visible, _, err := g.ReadRefs(ctx, dir)
 	if err != nil {
 		return "", err
 	}
@@ -272,12 +296,17 @@ func (g Git) RefsDigest(ctx context.Context, dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return Digest(refs, head), nil
+	return visible.Digest(head), nil
 }
 
 // run runs git in dir (or nowhere in particular) with the timeout, killing
 // the whole process group (ssh, upload-pack) when it expires.
 func (g Git) run(ctx context.Context, dir string, args ...string) ([]byte, error) {
+	return g.runInput(ctx, dir, "", args...)
+}
+
+// runInput is run with input on git's stdin.
+func (g Git) runInput(ctx context.Context, dir, input string, args ...string) ([]byte, error) {
 	if g.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, g.Timeout)
@@ -287,7 +316,13 @@ func (g Git) run(ctx context.Context, dir string, args ...string) ([]byte, error
 	if dir != "" {
 		args = append([]string{"-C", dir}, args...)
 	}
+	for _, c := range fsyncConfig {
+		args = append([]string{"-c", c}, args...)
+	}
 	cmd := exec.CommandContext(ctx, "git", args...)
+	if input != "" {
+		cmd.Stdin = strings.NewReader(input)
+	}
 	cmd.Env = Env(os.Environ())
 	if g.SSHCommand != "" {
 		cmd.Env = append(cmd.Env, "GIT_SSH_COMMAND="+g.SSHCommand)

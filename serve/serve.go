@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -75,6 +77,7 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 		if node.Bin, err = os.Executable(); err != nil {
 			return err
 		}
+		node.Converge = func(repo string) { startConverge(s, node.Bin, repo, log) }
 		return node.Push(ctx, st, c.User, func(extraEnv, gitConfig []string) (*gitexec.Service, error) {
 			return gitexec.StartService(cmd.Verb, dir, append(env, extraEnv...), gitConfig)
 		})
@@ -106,14 +109,13 @@ func execGit(dbh *sql.DB, verb gitexec.Verb, dir string, env []string, log zerol
 	return gitexec.Exec(verb, dir, env)
 }
 
-// Cluster serves a peer device's fetch: upload-pack only, no database.
-func Cluster(s config.Settings, c Conn) error {
-	cmd, err := gitexec.ParseCommand(c.Original)
+// Cluster serves a peer device: a fetch (upload-pack, staged refs
+// included), a staging push (receive-pack that may write only the staged
+// namespace) or a request to catch up on a repository now.
+func Cluster(ctx context.Context, s config.Settings, c Conn) error {
+	cmd, err := gitexec.ParseClusterCommand(c.Original)
 	if err != nil {
 		return err
-	}
-	if cmd.Verb != gitexec.UploadPack {
-		return fmt.Errorf("%w: the cluster key may only run git-upload-pack", gitexec.ErrBadCommand)
 	}
 	if s.RepoRoot == "" {
 		return fmt.Errorf("no repo root configured: set GITMESH_REPO_ROOT or --repo-root")
@@ -122,17 +124,92 @@ func Cluster(s config.Settings, c Conn) error {
 	if err != nil {
 		return err
 	}
-	if !gitexec.Exists(dir) {
+	switch cmd.Verb {
+	case gitexec.UploadPack:
+		if !gitexec.Exists(dir) {
+			return version.ErrNotFound
+		}
+		return gitexec.ExecCluster(dir, gitexec.Env(c.Environ))
+	case gitexec.ReceivePack:
+		if err := replicaCopy(ctx, s, cmd.Repo, dir); err != nil {
+			return err
+		}
+		return gitexec.ExecReplica(dir, gitexec.Env(c.Environ))
+	case gitexec.SyncRequest:
+		return clusterSync(ctx, s, cmd.Repo, c)
+	}
+	return fmt.Errorf("%w: the cluster key may not run %s", gitexec.ErrBadCommand, cmd.Verb)
+}
+
+// replicaCopy makes sure a staging push has a copy to land in: a missing
+// one is created, for a registered repository only.
+func replicaCopy(ctx context.Context, s config.Settings, repo, dir string) error {
+	if gitexec.Exists(dir) {
+		return nil
+	}
+	if err := s.NeedDatabase(); err != nil {
 		return version.ErrNotFound
 	}
-	return gitexec.Exec(cmd.Verb, dir, gitexec.Env(c.Environ))
+	dbh, err := db.Open(s.DatabaseURL, AppName("replica", repo, "cluster", s.Device), s.ConnectTimeout.D())
+	if err != nil {
+		return err
+	}
+	defer dbh.Close()
+	if _, err := version.Load(ctx, dbh, repo); err != nil {
+		return err
+	}
+	return Git(s).InitBare(ctx, dir)
+}
+
+// clusterSync catches this device up on repo, as a read would.
+func clusterSync(ctx context.Context, s config.Settings, repo string, c Conn) error {
+	if err := s.NeedDatabase(); err != nil {
+		return err
+	}
+	dbh, err := db.Open(s.DatabaseURL, AppName("sync", repo, "cluster", s.Device), s.ConnectTimeout.D())
+	if err != nil {
+		return err
+	}
+	defer dbh.Close()
+	return NewNode(s, dbh, c.Log, c.Tell).Sync(ctx, repo)
+}
+
+// startConverge runs `gitmesh converge REPO` detached from the client's
+// connection, with this process's settings, so the devices the push left
+// behind catch up now even without `gitmesh replicate`.
+func startConverge(s config.Settings, bin, repo string, log zerolog.Logger) {
+	cmd := exec.Command(bin, "converge", repo)
+	cmd.Env = append(gitexec.Env(os.Environ()), SettingsEnv(s)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		log.Warn().Err(err).Msg("start converge")
+		return
+	}
+	cmd.Process.Release()
+}
+
+// SettingsEnv passes settings to a child gitmesh through its environment
+// (never its command line, which every local user can read).
+func SettingsEnv(s config.Settings) []string {
+	env := []string{
+		"GITMESH_DATABASE_URL=" + s.DatabaseURL, "GITMESH_DEVICE=" + s.Device,
+		"GITMESH_REPO_ROOT=" + s.RepoRoot, "GITMESH_LOG_FILE=" + s.LogFile,
+		"GITMESH_CLUSTER_KEY=" + s.ClusterKey, "GITMESH_KNOWN_HOSTS=" + s.KnownHosts,
+		"GITMESH_LOCK_TIMEOUT=" + s.LockTimeout.D().String(), "GITMESH_FETCH_TIMEOUT=" + s.FetchTimeout.D().String(),
+		"GITMESH_CONNECT_TIMEOUT=" + s.ConnectTimeout.D().String(), "GITMESH_RECORD_TIMEOUT=" + s.RecordTimeout.D().String(),
+		"GITMESH_WRITE_QUORUM=" + s.WriteQuorum.String(),
+	}
+	if s.Path != "" {
+		env = append(env, "GITMESH_CONFIG="+s.Path)
+	}
+	return env
 }
 
 // NewNode is this device, as the read and write protocols see it.
 func NewNode(s config.Settings, dbh *sql.DB, log zerolog.Logger, tell func(string, ...any)) *version.Node {
 	return &version.Node{DB: dbh, Device: s.Device, RepoRoot: s.RepoRoot,
 		Git: Git(s), LockTimeout: s.LockTimeout.D(), RecordTimeout: s.RecordTimeout.D(),
-		Log: log, Tell: tell}
+		WriteQuorum: int(s.WriteQuorum), Log: log, Tell: tell}
 }
 
 // Git is the bookkeeping git for these settings: fetch timeout and, for

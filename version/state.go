@@ -23,6 +23,15 @@ type Copy struct {
 	IsWriting bool
 	Writer    *Writer
 	Digest    string
+	// Pending: the version is staged on disk but the visible refs lag.
+	Pending bool
+}
+
+// Device is a registered device, as the write path addresses it.
+type Device struct {
+	ID   int32
+	Name string
+	URL  string
 }
 
 // Writer is the write_properties of a pending write.
@@ -42,6 +51,20 @@ type State struct {
 	SelfID int32        // this device's id; 0 when the device is not registered
 	Level  access.Level // the user's access; None for admin reads
 	Copies []Copy       // one per device that holds a recorded version
+	// Holders are the devices that hold the repository: the quorum is a
+	// majority of them. Today every registered device.
+	Holders []Device
+}
+
+// Quorum is how many holders must hold a write before it is
+// acknowledged: setting 0 means a majority; more than there are holders
+// means all of them.
+func (s State) Quorum(setting int) int {
+	n := len(s.Holders)
+	if setting <= 0 {
+		return n/2 + 1
+	}
+	return max(1, min(setting, n))
 }
 
 // Highest is the newest recorded version, or -1 when none is recorded.
@@ -66,7 +89,7 @@ func (s State) Self() (Copy, bool) {
 // Current reports whether this device holds the newest version.
 func (s State) Current() bool {
 	c, ok := s.Self()
-	return ok && c.Version == s.Highest()
+	return ok && c.Version == s.Highest() && !c.Pending
 }
 
 // Frozen returns the copy whose write never finished, if any.
@@ -111,9 +134,9 @@ WITH repo AS (SELECT id FROM repositories WHERE name = $2)
 SELECT repo.id,
        COALESCE((SELECT id FROM devices WHERE name = $3), 0),
        COALESCE((SELECT max(r.level) FROM ` + access.GrantsOf + `), 0),
-       d.id, d.name, d.url, v.version, v.is_writing, v.write_properties, v.refs_digest
-FROM repo LEFT JOIN working_copy_versions v ON v.repository_id = repo.id
-       LEFT JOIN devices d ON d.id = v.device_id
+       d.id, d.name, d.url, v.version, v.is_writing, v.write_properties, v.refs_digest, v.refs_pending
+FROM repo LEFT JOIN devices d ON true
+       LEFT JOIN working_copy_versions v ON v.repository_id = repo.id AND v.device_id = d.id
 ORDER BY d.name`
 
 // Lookup loads repo's state as seen by user on device. It returns
@@ -153,15 +176,20 @@ func load(ctx context.Context, q queryer, repo, user, device string) (State, err
 			ver           sql.NullInt64
 			writing       sql.NullBool
 			props         []byte
+			pending       sql.NullBool
 		)
-		if err := rows.Scan(&st.RepoID, &st.SelfID, &st.Level, &devID, &name, &url, &ver, &writing, &props, &dg); err != nil {
+		if err := rows.Scan(&st.RepoID, &st.SelfID, &st.Level, &devID, &name, &url, &ver, &writing, &props, &dg, &pending); err != nil {
 			return State{}, fmt.Errorf("read versions of %s: %w", repo, err)
 		}
 		if !devID.Valid {
-			continue // repository without any recorded version
+			continue // no device registered
+		}
+		st.Holders = append(st.Holders, Device{ID: devID.Int32, Name: name.String, URL: url.String})
+		if !ver.Valid {
+			continue // this device holds no recorded version
 		}
 		c := Copy{DeviceID: devID.Int32, Device: name.String, URL: url.String,
-			Version: ver.Int64, IsWriting: writing.Bool, Digest: dg.String}
+			Version: ver.Int64, IsWriting: writing.Bool, Digest: dg.String, Pending: pending.Bool}
 		if len(props) > 0 && string(props) != "null" {
 			c.Writer = new(Writer)
 			if err := json.Unmarshal(props, c.Writer); err != nil {

@@ -27,6 +27,11 @@ type Node struct {
 	RecordTimeout time.Duration
 	// Bin is the gitmesh binary, run by git as the push's hook.
 	Bin string
+	// WriteQuorum is the write_quorum setting: 0 for a majority.
+	WriteQuorum int
+	// Converge starts, detached, the catch-up of the holders a push left
+	// behind; nil does nothing.
+	Converge func(repo string)
 	Log zerolog.Logger
 	// Tell writes one sentence to the user (stderr in serve).
 	Tell func(format string, args ...any)
@@ -109,8 +114,11 @@ func (n *Node) reload(ctx context.Context, conn *sql.Conn, repo string) (State, 
 	return st, nil
 }
 
-// syncLocked fetches from a leader unless this device is current. The
-// caller holds this device's read lock on the repository.
+// syncLocked brings this device's copy to the newest version: it shows
+// the staged refs when this copy holds the version staged, and otherwise
+// fetches a leader's refs into its stage and shows them. Visible refs
+// only ever move to a recorded version. The caller holds this device's
+// read lock on the repository.
 func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 	if n.Current(st) {
 		return nil
@@ -127,21 +135,35 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 	if err := n.removeStaleLocks(dir); err != nil {
 		return err
 	}
+	if self, ok := st.Self(); ok && self.Pending && self.Version == st.Highest() {
+		err := n.show(ctx, conn, st.RepoID, st.SelfID, dir, self.Version, self.Digest, false)
+		if err == nil {
+			return nil
+		}
+		n.Log.Warn().Err(err).Str("repo", st.Repo).Msg("show staged refs; fetching instead")
+	}
 	leaders := st.Leaders()
 	rand.Shuffle(len(leaders), func(i, j int) { leaders[i], leaders[j] = leaders[j], leaders[i] })
-	// A copy with a write in progress (or frozen) may hold refs nobody
-	// recorded: fetch from it only when no other copy is current.
+	// A copy with a write in progress (or frozen) may be mid-way: fetch
+	// from it only when no other copy is current.
 	sort.SliceStable(leaders, func(i, j int) bool { return !leaders[i].IsWriting && leaders[j].IsWriting })
 	noPeer := &NoPeerError{Repo: st.Repo, Version: st.Highest()}
 	for _, peer := range leaders {
 		start := time.Now()
-		digest, err := n.fetchFrom(ctx, dir, st.Repo, peer)
+		err := n.fetchFrom(ctx, dir, st.Repo, peer)
 		n.logSync(ctx, conn, st, peer, time.Since(start), err)
 		if err != nil {
 			noPeer.Tried = append(noPeer.Tried, fmt.Sprintf("%s: %v", peer.Device, err))
 			continue
 		}
-		res, err := conn.ExecContext(ctx, recordSyncQuery, st.RepoID, st.SelfID, peer.Version, digest, peer.DeviceID)
+		visible, staged, err := n.Git.ReadRefs(ctx, dir)
+		if err != nil {
+			return fmt.Errorf("read refs of %s: %w", st.Repo, err)
+		}
+		if err := n.Git.UpdateRefs(ctx, dir, gitexec.ShowCommands(visible, staged), false); err != nil {
+			return fmt.Errorf("show version %d of %s: %w", peer.Version, st.Repo, err)
+		}
+		res, err := conn.ExecContext(ctx, recordSyncQuery, st.RepoID, st.SelfID, peer.Version, peer.Digest, peer.DeviceID)
 		if err != nil {
 			return fmt.Errorf("record version %d of %s: %w", peer.Version, st.Repo, err)
 		}
@@ -162,38 +184,51 @@ SELECT $1, $2, $3, $4
 WHERE EXISTS (SELECT 1 FROM working_copy_versions
               WHERE repository_id = $1 AND device_id = $5 AND version >= $3)
 ON CONFLICT (repository_id, device_id) DO UPDATE
-SET version = excluded.version, refs_digest = excluded.refs_digest, updated_at = now()
-WHERE working_copy_versions.version < excluded.version`
+SET version = excluded.version, refs_digest = excluded.refs_digest, refs_pending = false, updated_at = now()
+WHERE working_copy_versions.version < excluded.version
+   OR working_copy_versions.version = excluded.version AND working_copy_versions.refs_pending`
 
-// fetchFrom mirrors peer's copy into dir and returns dir's new digest.
-func (n *Node) fetchFrom(ctx context.Context, dir, repo string, peer Copy) (string, error) {
+// fetchFrom mirrors peer's copy into dir's stage (its staged refs when
+// the peer has not shown them yet) and checks that the stage is exactly
+// the version the peer recorded: a peer mid-write holds other refs.
+func (n *Node) fetchFrom(ctx context.Context, dir, repo string, peer Copy) error {
 	url := PeerURL(peer.URL, repo)
-	if err := n.Git.FetchMirror(ctx, dir, url); err != nil {
-		return "", err
+	if err := n.Git.FetchToStage(ctx, dir, url, peer.Pending); err != nil {
+		return err
 	}
-	digest, err := n.Git.RefsDigest(ctx, dir)
+	digest, err := n.stageDigest(ctx, dir)
 	if err != nil || digest == peer.Digest {
-		return digest, err
+		return err
 	}
-	// The digest differs from the one the peer recorded: HEAD's target
-	// moved, or the peer is mid-write. Take HEAD from the peer (one more
-	// connection); a difference left after that is the peer's write in
-	// progress, and is logged.
+	// HEAD's target may differ (a new copy): take the peer's (one more
+	// connection) and look again.
 	head, err := n.Git.RemoteHead(ctx, url)
 	if err != nil {
-		return "", err
+		return err
 	}
 	if head != "" {
 		if err := n.Git.SetHead(ctx, dir, head); err != nil {
-			return "", err
+			return err
 		}
 	}
-	digest, err = n.Git.RefsDigest(ctx, dir)
-	if err == nil && digest != peer.Digest {
+	if digest, err = n.stageDigest(ctx, dir); err != nil {
+		return err
+	}
+	if digest != peer.Digest {
 		n.Log.Warn().Str("repo", repo).Str("peer", peer.Device).Bool("peer_writing", peer.IsWriting).
 			Msg("fetched refs differ from those the peer recorded")
+		return fmt.Errorf("its refs are not version %d (a write there is in progress)", peer.Version)
 	}
-	return digest, err
+	return nil
+}
+
+func (n *Node) stageDigest(ctx context.Context, dir string) (string, error) {
+	_, staged, err := n.Git.ReadRefs(ctx, dir)
+	if err != nil {
+		return "", err
+	}
+	head, _ := gitexec.Head(dir)
+	return staged.Digest(head), nil
 }
 
 // removeStaleLocks clears what a killed git left behind; the caller is the

@@ -1,15 +1,19 @@
 package version
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"slices"
+	"strings"
 	"time"
+
+	"github.com/lib/pq"
 
 	"gitmesh/db"
 	"gitmesh/gitexec"
@@ -34,24 +38,39 @@ func (e *FrozenError) Error() string {
 		e.Repo, who, e.Copy.Device, e.Repo, e.Copy.Device, e.Copy.Device)
 }
 
-// ErrLostWrite means the write could not be recorded: the client got no
-// acknowledgement and the repository stays frozen until an administrator
-// thaws it.
+// ErrLostWrite means the write's outcome could not be recorded: the client
+// got no acknowledgement and the repository stays frozen until an
+// administrator thaws it.
 var ErrLostWrite = errors.New("the push could not be recorded")
 
+// QuorumError refuses a push that fewer devices than the quorum could
+// hold; no device shows any of its refs.
+type QuorumError struct {
+	Repo        string
+	Stored      int
+	Need        int
+	Holders     int
+	Unreachable []string
+}
+
+func (e *QuorumError) Error() string {
+	return fmt.Sprintf("push to %s refused: only %d of %d devices could store it and %d must; unreachable: %s; nothing was changed, try again when they are back",
+		e.Repo, e.Stored, e.Holders, e.Need, strings.Join(e.Unreachable, ", "))
+}
+
 // Receiver starts git-receive-pack with the extra environment and `git -c`
-// settings that route its reference-transaction hook to this process.
+// settings that route its ref updates to this process.
 type Receiver func(env, gitConfig []string) (*gitexec.Service, error)
 
-// Push runs one write: take the write lock, refuse if frozen, catch up, mark
-// the write pending, run receive-pack and record every committed ref
-// transaction before git may acknowledge it.
+// Push runs one write: take the write lock, refuse if frozen, catch up,
+// mark the write pending, and run receive-pack, whose proc-receive hook
+// hands every ref update to this process (see procReceive).
 func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) error {
 	conn, err := n.DB.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
-	w := &write{n: n, conn: conn, st: st, user: user}
+	w := &write{n: n, conn: conn, st: st, user: user, dir: gitexec.RepoDir(n.RepoRoot, st.Repo)}
 	defer func() { w.conn.Close() }()
 	wkey := lock.Write(st.RepoID)
 	if err := lock.Acquire(ctx, conn, wkey, n.LockTimeout, n.waiting(st.Repo, wkey)); err != nil {
@@ -67,12 +86,11 @@ func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) 
 	if err := n.catchUpLocked(ctx, conn, w.st); err != nil {
 		return err
 	}
-	dir := gitexec.RepoDir(n.RepoRoot, st.Repo)
-	if err := n.removeStaleLocks(dir); err != nil {
+	if w.st, err = n.reload(ctx, conn, st.Repo); err != nil {
 		return err
 	}
-	if w.digest, err = n.Git.RefsDigest(ctx, dir); err != nil {
-		return fmt.Errorf("read refs of %s: %w", st.Repo, err)
+	if err := n.removeStaleLocks(w.dir); err != nil {
+		return err
 	}
 	w.version = w.st.Highest() // this copy's, after catching up under the write lock
 	if w.token, err = n.markWriting(ctx, conn, w.st, user); err != nil {
@@ -81,104 +99,217 @@ func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) 
 	return w.run(ctx, start)
 }
 
-// write is one push in progress; its hook handler runs while receive-pack
-// does, and uses conn alone.
+// write is one push in progress; its proc-receive handler runs while
+// receive-pack does, and alone uses conn meanwhile.
 type write struct {
 	n       *Node
 	conn    *sql.Conn
 	st      State
 	user    string
+	dir     string
 	token   string
-	digest  string // of the refs as last recorded (or as they were at the mark)
-	version int64  // this device's version as last recorded
-	svc     *gitexec.Service
-	failed  error // set when a committed transaction could not be recorded
+	version int64 // the newest version before this push
+	// Set by the handler, read after receive-pack is done.
+	outcome   error // why the push was refused or could not be recorded
+	committed bool  // the new version is recorded (or may be: outcome says)
+	stored    []Device
 }
 
 func (w *write) run(ctx context.Context, start Receiver) error {
-	srv, err := hook.Listen(w.n.Bin)
+	hooks, err := hook.Dir(w.n.RepoRoot, w.n.Bin)
+	if err != nil {
+		w.finish(ctx)
+		return err
+	}
+	srv, err := hook.Listen()
 	if err != nil {
 		w.finish(ctx)
 		return err
 	}
 	defer srv.Close()
-	// No auto-gc after the report: its ref transactions would reach the hook
-	// after the client was answered, and a gc racing the next writer of this
+	// No auto-gc after the report: a gc racing the next writer of this
 	// copy is unsafe. `gitmesh gc` runs it under the locks.
-	if w.svc, err = start([]string{srv.Env()}, []string{srv.GitConfig(), "receive.autogc=false"}); err != nil {
+	cfg := append(hook.GitConfig(hooks), "receive.autogc=false")
+	svc, err := start([]string{srv.Env()}, cfg)
+	if err != nil {
 		w.finish(ctx)
 		return err
 	}
 	served := make(chan struct{})
 	go func() {
-		srv.Serve(func(r hook.Request) error { return w.handle(ctx, r) })
+		srv.Serve(func(c io.ReadWriter) { w.procReceive(ctx, c) })
 		close(served)
 	}()
-	runErr := w.svc.Wait()
+	runErr := svc.Wait()
 	srv.Close()
-	<-served // an answer in flight finishes before w is read here
-	if w.failed != nil {
-		return w.failed
+	<-served // a handler in flight finishes before w is read here
+	if !w.committed {
+		w.finish(ctx)
 	}
-	w.finish(ctx)
+	if w.outcome != nil {
+		return w.outcome
+	}
+	if len(w.stored) > 0 && len(w.stored) < len(w.st.Holders) || w.committed {
+		w.n.Converge(w.st.Repo)
+	}
 	return gitexec.ExitStatus(runErr)
 }
 
-// handle answers one hook run: refs may move only while this process holds
-// the write lock, and git may report success only once the new version is
-// recorded.
-func (w *write) handle(ctx context.Context, r hook.Request) error {
-	switch r.State {
-	case "prepared":
-		if w.failed != nil {
-			return w.failed
-		}
-		return w.checkLock(ctx)
-	case "committed":
-		if err := w.record(ctx, r.Updates); err != nil {
-			w.failed = err
-			w.svc.Kill() // the client must not see "ok"
-			return err
-		}
-	}
-	return nil
-}
-
-// checkLock confirms, on the write's own session, that it still holds the
-// write lock and that its mark is still in place (not thawed meanwhile).
-func (w *write) checkLock(ctx context.Context) error {
-	k := lock.Write(w.st.RepoID)
-	var held bool
-	err := w.conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
-		WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND granted AND objsubid = 2
-		  AND classid = $1::int4::oid AND objid = $2::int4::oid)
-		AND EXISTS (SELECT 1 FROM working_copy_versions WHERE repository_id = $3 AND device_id = $4
-		  AND is_writing AND write_properties->>'token' = $5)`,
-		k.Class, k.Obj, w.st.RepoID, w.st.SelfID, w.token).Scan(&held)
-	if err != nil || !held {
-		w.n.Log.Error().AnErr("error", err).Str("repo", w.st.Repo).Msg("write lock lost before refs moved")
-		return fmt.Errorf("lost the write lock of %s before the refs moved; nothing was changed, try again", w.st.Repo)
-	}
-	return nil
-}
-
-// catchUpLocked syncs under this device's read lock; the caller holds the
-// write lock, so no version moves meanwhile.
-func (n *Node) catchUpLocked(ctx context.Context, conn *sql.Conn, st State) error {
-	if n.Current(st) {
-		return nil
-	}
-	rkey := lock.Read(st.RepoID, st.SelfID)
-	if err := lock.Acquire(ctx, conn, rkey, n.LockTimeout, n.waiting(st.Repo, rkey)); err != nil {
-		return err
-	}
-	defer lock.Release(context.Background(), conn, rkey)
-	// A reader may have fetched while this waited for the read lock.
-	st, err := n.reload(ctx, conn, st.Repo)
+// procReceive speaks git's proc-receive protocol with receive-pack (via
+// the relay): it gets every ref command of the push at once, after the
+// objects are in place, and answers each. Until it answers "ok", no
+// client has been told anything.
+func (w *write) procReceive(ctx context.Context, c io.ReadWriter) {
+	push, err := hook.ReadPush(bufio.NewReader(c), c)
 	if err != nil {
-		return err
+		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("proc-receive")
+		return // receive-pack rejects every ref
 	}
-	return n.syncLocked(ctx, conn, st)
+	results := w.apply(ctx, push)
+	if err := hook.WriteResults(c, results); err != nil {
+		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("proc-receive answer")
+	}
+}
+
+// apply decides a push: validate each command, stage the accepted ones on
+// this copy, replicate the stage to a quorum, record one version, show
+// the refs here, and only then report "ok".
+func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
+	visible, staged, err := w.n.Git.ReadRefs(ctx, w.dir)
+	if err != nil {
+		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("read refs")
+		return failAll(push, "gitmesh could not read the repository; nothing was changed")
+	}
+	head, _ := gitexec.Head(w.dir)
+	results := w.validate(ctx, push, visible)
+	want := visible.Clone()
+	var accepted []hook.Command
+	for i, c := range push.Commands {
+		if results[i].Err != "" {
+			continue
+		}
+		accepted = append(accepted, c)
+		if gitexec.IsZero(c.New) {
+			delete(want, c.Ref)
+		} else {
+			want[c.Ref] = c.New
+		}
+	}
+	digest := want.Digest(head)
+	if len(accepted) == 0 || digest == visible.Digest(head) {
+		return results
+	}
+	fail := func(reason string) []hook.Result {
+		for i := range results {
+			if results[i].Err == "" {
+				results[i].Err = reason
+			}
+		}
+		return results
+	}
+	if err := w.n.Git.UpdateRefs(ctx, w.dir, gitexec.StageCommands(staged, want), false); err != nil {
+		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("stage refs")
+		return fail("gitmesh could not stage the refs on this device; nothing was changed")
+	}
+	rep := w.replicate(ctx)
+	defer rep.release()
+	q := w.st.Quorum(w.n.WriteQuorum)
+	if 1+len(rep.stored) < q {
+		qe := &QuorumError{Repo: w.st.Repo, Stored: 1 + len(rep.stored), Need: q, Holders: len(w.st.Holders), Unreachable: rep.failedNames()}
+		w.outcome = qe
+		return fail(fmt.Sprintf("only %d of %d devices could store the push (%d needed)", qe.Stored, qe.Holders, q))
+	}
+	newVersion := w.version + 1
+	if err := w.commit(ctx, newVersion, digest, rep.stored, accepted); err != nil {
+		w.outcome = err
+		return fail("gitmesh could not record the push; nothing was acknowledged")
+	}
+	rep.release() // the peers' stages are recorded: their own readers may show them
+	w.showSelf(ctx, newVersion, digest)
+	w.stored = append([]Device{w.self()}, rep.stored...)
+	w.tellStored(newVersion)
+	return results
+}
+
+func failAll(push hook.Push, reason string) []hook.Result {
+	out := make([]hook.Result, len(push.Commands))
+	for i, c := range push.Commands {
+		out[i] = hook.Result{Ref: c.Ref, Err: reason}
+	}
+	return out
+}
+
+func (w *write) self() Device {
+	for _, h := range w.st.Holders {
+		if h.ID == w.st.SelfID {
+			return h
+		}
+	}
+	return Device{ID: w.st.SelfID, Name: w.n.Device}
+}
+
+// validate checks each command as receive-pack would have for a ref it
+// updates itself: the name, the old value, the object, the repository's
+// receive.deny* settings and its own update hook. An atomic push fails
+// whole.
+func (w *write) validate(ctx context.Context, push hook.Push, visible gitexec.RefSet) []hook.Result {
+	results := make([]hook.Result, len(push.Commands))
+	var ids []string
+	for _, c := range push.Commands {
+		if !gitexec.IsZero(c.New) {
+			ids = append(ids, c.New)
+		}
+	}
+	types := map[string]string{}
+	if len(ids) > 0 {
+		var err error
+		if types, err = w.n.Git.ObjectTypes(ctx, w.dir, ids); err != nil {
+			return failAll(push, "gitmesh could not read the pushed objects; nothing was changed")
+		}
+	}
+	denyDeletes := w.n.Git.Config(ctx, w.dir, "receive.denyDeletes") == "true"
+	denyNonFF := w.n.Git.Config(ctx, w.dir, "receive.denyNonFastForwards") == "true"
+	failed := false
+	for i, c := range push.Commands {
+		results[i] = hook.Result{Ref: c.Ref, Err: w.check(ctx, c, visible, types, denyDeletes, denyNonFF)}
+		failed = failed || results[i].Err != ""
+	}
+	if push.Atomic && failed {
+		for i := range results {
+			if results[i].Err == "" {
+				results[i].Err = "atomic push failed"
+			}
+		}
+	}
+	return results
+}
+
+func (w *write) check(ctx context.Context, c hook.Command, visible gitexec.RefSet, types map[string]string, denyDeletes, denyNonFF bool) string {
+	if why := gitexec.ValidRefName(c.Ref); why != "" {
+		return why
+	}
+	cur, exists := visible[c.Ref]
+	if gitexec.IsZero(c.Old) && exists || !gitexec.IsZero(c.Old) && cur != c.Old {
+		return "the ref changed meanwhile; fetch and try again"
+	}
+	if gitexec.IsZero(c.New) {
+		if denyDeletes {
+			return "deletion prohibited"
+		}
+	} else {
+		switch t := types[c.New]; {
+		case t == "missing":
+			return "bad object"
+		case t != "commit" && strings.HasPrefix(c.Ref, "refs/heads/"):
+			return "a branch must point to a commit"
+		case denyNonFF && exists && !w.n.Git.IsAncestor(ctx, w.dir, c.Old, c.New):
+			return "non-fast-forward"
+		}
+	}
+	if err := gitexec.RunUpdateHook(ctx, w.dir, c.Ref, c.Old, c.New, os.Stderr); err != nil {
+		return "hook declined"
+	}
+	return ""
 }
 
 const markQuery = `
@@ -202,85 +333,145 @@ func (n *Node) markWriting(ctx context.Context, conn *sql.Conn, st State, user s
 	return token, nil
 }
 
-// recordQuery stores a committed transaction as the newest version. It
-// matches the writer's token, so a repository thawed meanwhile is never
-// overwritten late; the mark stays until receive-pack is done.
-const recordQuery = `
+// commitWriterQuery records the new version on the writer's copy and ends
+// the write, matching the writer's token so a repository thawed meanwhile
+// is never overwritten late. The refs are staged, not yet shown.
+const commitWriterQuery = `
 UPDATE working_copy_versions
-SET version = (SELECT max(version) FROM working_copy_versions WHERE repository_id = $1) + 1,
-    refs_digest = $4, updated_at = now()
-WHERE repository_id = $1 AND device_id = $2 AND is_writing AND write_properties->>'token' = $3
-RETURNING version`
+SET version = $4, refs_digest = $5, refs_pending = true, is_writing = false, write_properties = NULL, updated_at = now()
+WHERE repository_id = $1 AND device_id = $2 AND is_writing AND write_properties->>'token' = $3`
 
-// clearQuery ends the write.
+// commitPeersQuery records the new version on each peer that staged it.
+const commitPeersQuery = `
+INSERT INTO working_copy_versions (repository_id, device_id, version, refs_digest, refs_pending)
+SELECT $1, unnest($2::int[]), $3, $4, true
+ON CONFLICT (repository_id, device_id) DO UPDATE
+SET version = excluded.version, refs_digest = excluded.refs_digest, refs_pending = true, updated_at = now()
+WHERE working_copy_versions.version < excluded.version AND NOT working_copy_versions.is_writing`
+
+const pushLogQuery = `
+INSERT INTO push_log (repository_id, device_id, user_name, ref, old_value, new_value, version)
+SELECT $1, $2, $3, u.ref, u.old, u.new, $7
+FROM unnest($4::text[], $5::text[], $6::text[]) AS u(ref, old, new)`
+
+// Notify is the channel `gitmesh replicate` listens on; the payload is
+// the repository's name.
+const Notify = "gitmesh_versions"
+
+// commit records the push as one version on the writer and the peers
+// that staged it, in one transaction. If the database is unreachable it
+// retries until RecordTimeout; a commit whose reply was lost is
+// recognised by the writer's row.
+func (w *write) commit(ctx context.Context, v int64, digest string, peers []Device, ups []hook.Command) error {
+	ids := make([]int32, len(peers))
+	for i, p := range peers {
+		ids[i] = p.ID
+	}
+	refs, olds, news := make([]string, len(ups)), make([]string, len(ups)), make([]string, len(ups))
+	for i, u := range ups {
+		refs[i], olds[i], news[i] = u.Ref, u.Old, u.New
+	}
+	err := w.retry(ctx, "record the push", func(conn *sql.Conn) error {
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		res, err := tx.ExecContext(ctx, commitWriterQuery, w.st.RepoID, w.st.SelfID, w.token, v, digest)
+		if err != nil {
+			return err
+		}
+		if k, _ := res.RowsAffected(); k != 1 {
+			return w.alreadyCommitted(ctx, tx, v, digest)
+		}
+		if _, err := tx.ExecContext(ctx, commitPeersQuery, w.st.RepoID, pq.Array(ids), v, digest); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, pushLogQuery, w.st.RepoID, w.st.SelfID, w.user,
+			pq.Array(refs), pq.Array(olds), pq.Array(news), v); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, Notify, w.st.Repo); err != nil {
+			return err
+		}
+		w.committed = true // from here the outcome may be recorded
+		return tx.Commit()
+	})
+	if err != nil {
+		return err
+	}
+	w.n.Log.Info().Str("op", "push").Str("repo", w.st.Repo).Str("user", w.user).Int64("version", v).
+		Int("refs", len(ups)).Int("devices", 1+len(peers)).Msg("recorded push")
+	return nil
+}
+
+// alreadyCommitted tells an earlier commit whose reply was lost (the
+// row shows this version and digest, unmarked) from a mark cleared by
+// someone else.
+func (w *write) alreadyCommitted(ctx context.Context, tx *sql.Tx, v int64, digest string) error {
+	var done bool
+	err := tx.QueryRowContext(ctx, `SELECT version = $3 AND refs_digest = $4 AND NOT is_writing
+		FROM working_copy_versions WHERE repository_id = $1 AND device_id = $2`,
+		w.st.RepoID, w.st.SelfID, v, digest).Scan(&done)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if done && w.committed {
+		return nil
+	}
+	return errMarkGone
+}
+
+// errMarkGone means the write mark was cleared by someone else (a thaw).
+var errMarkGone = errors.New("the write mark was cleared by someone else (thawed?)")
+
+// showSelf makes this copy's visible refs the recorded ones. The version
+// is already safe on the quorum; if this fails, the next read here shows
+// them instead.
+func (w *write) showSelf(ctx context.Context, v int64, digest string) {
+	key := lock.Read(w.st.RepoID, w.st.SelfID)
+	if err := lock.Acquire(ctx, w.conn, key, w.n.LockTimeout, nil); err != nil {
+		w.n.Log.Warn().Err(err).Str("repo", w.st.Repo).Msg("show pushed refs")
+		return
+	}
+	defer lock.Release(context.Background(), w.conn, key)
+	if err := w.n.show(ctx, w.conn, w.st.RepoID, w.st.SelfID, w.dir, v, digest, true); err != nil {
+		w.n.Log.Warn().Err(err).Str("repo", w.st.Repo).Msg("show pushed refs")
+	}
+}
+
+// tellStored is the one line a successful push adds on stderr.
+func (w *write) tellStored(v int64) {
+	var in, out []string
+	for _, h := range w.st.Holders {
+		stored := false
+		for _, s := range w.stored {
+			stored = stored || s.ID == h.ID
+		}
+		if stored {
+			in = append(in, h.Name)
+		} else {
+			out = append(out, h.Name)
+		}
+	}
+	msg := fmt.Sprintf("stored on %d of %d devices (%s) as version %d", len(in), len(w.st.Holders), strings.Join(in, ", "), v)
+	if len(out) > 0 {
+		msg += "; " + strings.Join(out, ", ") + " follow"
+		if len(out) == 1 {
+			msg += "s"
+		}
+	}
+	w.n.Tell("%s", msg)
+}
+
+// clearQuery ends a write that recorded nothing: no visible ref moved.
 const clearQuery = `
 UPDATE working_copy_versions
 SET is_writing = false, write_properties = NULL, updated_at = now()
 WHERE repository_id = $1 AND device_id = $2 AND is_writing AND write_properties->>'token' = $3`
 
-// errMarkGone means the write mark was cleared by someone else (a thaw).
-var errMarkGone = errors.New("the write mark was cleared by someone else (thawed?)")
-
-func (w *write) record(ctx context.Context, ups []hook.Update) error {
-	dir := gitexec.RepoDir(w.n.RepoRoot, w.st.Repo)
-	digest, err := w.n.Git.RefsDigest(ctx, dir)
-	if err != nil {
-		return fmt.Errorf("%w: read refs: %v", ErrLostWrite, err)
-	}
-	ups = slices.DeleteFunc(ups, func(u hook.Update) bool {
-		return u.Ref == "HEAD" || u.Old == u.New // HEAD repeats its branch; equal values change nothing
-	})
-	if digest == w.digest && len(ups) == 0 {
-		return nil
-	}
-	err = w.retry(ctx, "record the push", func(conn *sql.Conn) error {
-		return w.recordOnce(ctx, conn, digest, ups)
-	})
-	if err == nil {
-		w.digest = digest
-	}
-	return err
-}
-
-// recordOnce stores one committed transaction: a new version when the refs
-// changed, and its ref updates in the push log. Deleting a packed ref
-// takes two transactions: the first changes the refs, the second names the
-// update; both belong to one version.
-func (w *write) recordOnce(ctx context.Context, conn *sql.Conn, digest string, ups []hook.Update) error {
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	v := w.version
-	if digest != w.digest {
-		err = tx.QueryRowContext(ctx, recordQuery, w.st.RepoID, w.st.SelfID, w.token, digest).Scan(&v)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errMarkGone
-		}
-		if err != nil {
-			return err
-		}
-	}
-	for _, u := range ups {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO push_log
-			(repository_id, device_id, user_name, ref, old_value, new_value, version)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, w.st.RepoID, w.st.SelfID, w.user, u.Ref, u.Old, u.New, v); err != nil {
-			return err
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	w.version = v
-	w.n.Log.Info().Str("op", "push").Str("repo", w.st.Repo).Str("user", w.user).Int64("version", v).
-		Int("refs", len(ups)).Msg("recorded push")
-	return nil
-}
-
-// finish clears the write mark; if that fails the repository stays frozen
-// although every acknowledged update is recorded: thaw --promote of this
-// device keeps them.
+// finish clears the write mark of a push that recorded no version; if
+// that fails the repository stays frozen although nothing was changed.
 func (w *write) finish(ctx context.Context) {
 	err := w.retry(ctx, "clear the write mark", func(conn *sql.Conn) error {
 		_, err := conn.ExecContext(ctx, clearQuery, w.st.RepoID, w.st.SelfID, w.token)
@@ -324,7 +515,7 @@ func (w *write) lost(what string, err error) error {
 }
 
 // reconnect replaces a broken connection and tries to take the write lock
-// again; without it, later ref transactions of this push are refused.
+// again.
 func (w *write) reconnect(ctx context.Context) {
 	c, err := w.n.DB.Conn(ctx)
 	if err != nil {
@@ -334,4 +525,23 @@ func (w *write) reconnect(ctx context.Context) {
 	w.conn = c
 	k := lock.Write(w.st.RepoID)
 	c.ExecContext(ctx, `SELECT pg_try_advisory_lock($1, $2)`, k.Class, k.Obj)
+}
+
+// catchUpLocked syncs under this device's read lock; the caller holds the
+// write lock, so no version moves meanwhile.
+func (n *Node) catchUpLocked(ctx context.Context, conn *sql.Conn, st State) error {
+	if n.Current(st) {
+		return nil
+	}
+	rkey := lock.Read(st.RepoID, st.SelfID)
+	if err := lock.Acquire(ctx, conn, rkey, n.LockTimeout, n.waiting(st.Repo, rkey)); err != nil {
+		return err
+	}
+	defer lock.Release(context.Background(), conn, rkey)
+	// A reader may have fetched while this waited for the read lock.
+	st, err := n.reload(ctx, conn, st.Repo)
+	if err != nil {
+		return err
+	}
+	return n.syncLocked(ctx, conn, st)
 }

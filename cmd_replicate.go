@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"gitmesh/replicate"
+	"gitmesh/serve"
+)
+
+func init() {
+	register(func(a *app) *cli.Command {
+		return &cli.Command{
+			Name:  "replicate",
+			Usage: "keep this device's copies at the newest version (long-running; optional)",
+			Description: "Follows new versions as pushes announce them (PostgreSQL LISTEN) and sweeps every\n" +
+				"repository at start, after a lost connection and every --sweep.",
+			Flags: []cli.Flag{&cli.DurationFlag{Name: "sweep", Value: 2 * time.Minute, Usage: "how often to check every repository"}},
+			Action: a.withDB("replicate", func(c *cli.Context, d *sql.DB) error {
+				if _, err := args(c); err != nil {
+					return err
+				}
+				if err := a.settings.NeedDevice(); err != nil {
+					return err
+				}
+				ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				n := serve.NewNode(a.settings, d, a.log, func(string, ...any) {})
+				return replicate.Follow(ctx, n, a.settings.DatabaseURL, c.Duration("sweep"))
+			}),
+		}
+	})
+	register(func(a *app) *cli.Command {
+		return &cli.Command{
+			Name: "converge", ArgsUsage: "REPO", Hidden: true,
+			Usage: "bring the other devices up to date on REPO now (run by serve after a push)",
+			Action: a.withDB("converge", func(c *cli.Context, d *sql.DB) error {
+				v, err := args(c, "REPO")
+				if err != nil {
+					return err
+				}
+				ctx, cancel := context.WithTimeout(c.Context, a.settings.FetchTimeout.D()+a.settings.LockTimeout.D())
+				defer cancel()
+				n := serve.NewNode(a.settings, d, a.log, func(string, ...any) {})
+				return replicate.Converge(ctx, n, v[0])
+			}),
+		}
+	})
+}

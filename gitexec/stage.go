@@ -1,0 +1,312 @@
+package gitexec
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+)
+
+// Hidden is the namespace gitmesh keeps for itself in every copy: never
+// advertised to users, never written by them, left out of digests.
+const Hidden = "refs/gitmesh/"
+
+// Stage holds, under Hidden, the ref state a copy is about to show: a
+// push stages its new refs here on a quorum of devices before any
+// device's visible refs move. "refs/heads/x" stages as Stage+"heads/x".
+const Stage = Hidden + "stage/"
+
+// ZeroID stands for "no object" in ref updates (SHA-1 repositories).
+const ZeroID = "0000000000000000000000000000000000000000"
+
+// fsyncConfig makes every write of objects and refs reach the disk
+// before git reports it done (git 2.36+).
+var fsyncConfig = []string{"core.fsync=committed", "core.fsyncMethod=fsync"}
+
+// FsyncConfig is fsyncConfig as `git -c` settings, for services.
+func FsyncConfig() []string { return append([]string(nil), fsyncConfig...) }
+
+// RefSet maps a ref name to its object id.
+type RefSet map[string]string
+
+// Lines renders the set as Refs does: "<object> <refname>" lines.
+func (r RefSet) Lines() string {
+	names := make([]string, 0, len(r))
+	for n := range r {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "%s %s\n", r[n], n)
+	}
+	return b.String()
+}
+
+// Digest is the refs_digest of a copy showing these refs with HEAD at head.
+func (r RefSet) Digest(head string) string { return Digest(r.Lines(), head) }
+
+// Clone returns a copy of r.
+func (r RefSet) Clone() RefSet {
+	out := make(RefSet, len(r))
+	for k, v := range r {
+		out[k] = v
+	}
+	return out
+}
+
+// ReadRefs returns dir's visible refs and its staged refs (named as they
+// will be shown), from one for-each-ref.
+func (g Git) ReadRefs(ctx context.Context, dir string) (visible, staged RefSet, err error) {
+	out, err := g.Refs(ctx, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	visible, staged = RefSet{}, RefSet{}
+	for _, line := range strings.Split(out, "\n") {
+		obj, name, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(name, Stage):
+			staged["refs/"+strings.TrimPrefix(name, Stage)] = obj
+		case strings.HasPrefix(name, Hidden):
+		default:
+			visible[name] = obj
+		}
+	}
+	return visible, staged, nil
+}
+
+// StageCommands are the update-ref --stdin lines that make dir's staged
+// refs equal want, given they are now have.
+func StageCommands(have, want RefSet) []string {
+	var cmds []string
+	for _, name := range sortedNames(want) {
+		if have[name] != want[name] {
+			cmds = append(cmds, fmt.Sprintf("update %s%s %s", Stage, strings.TrimPrefix(name, "refs/"), want[name]))
+		}
+	}
+	for _, name := range sortedNames(have) {
+		if _, ok := want[name]; !ok {
+			cmds = append(cmds, fmt.Sprintf("delete %s%s", Stage, strings.TrimPrefix(name, "refs/")))
+		}
+	}
+	return cmds
+}
+
+// ShowCommands are the update-ref --stdin lines that make the visible
+// refs equal the staged ones, each checked against its current value so
+// a concurrent change fails the transaction instead of being lost.
+func ShowCommands(visible, staged RefSet) []string {
+	var cmds []string
+	for _, name := range sortedNames(staged) {
+		if old, ok := visible[name]; !ok {
+			cmds = append(cmds, fmt.Sprintf("create %s %s", name, staged[name]))
+		} else if old != staged[name] {
+			cmds = append(cmds, fmt.Sprintf("update %s %s %s", name, staged[name], old))
+		}
+	}
+	for _, name := range sortedNames(visible) {
+		if _, ok := staged[name]; !ok {
+			cmds = append(cmds, fmt.Sprintf("delete %s %s", name, visible[name]))
+		}
+	}
+	return cmds
+}
+
+func sortedNames(r RefSet) []string {
+	names := make([]string, 0, len(r))
+	for n := range r {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// UpdateRefs applies cmds to dir in one transaction (all or nothing),
+// synced to disk. With hooks false the repository's own hooks do not run
+// (gitmesh's bookkeeping on a replica is not a push there).
+func (g Git) UpdateRefs(ctx context.Context, dir string, cmds []string, hooks bool) error {
+	if len(cmds) == 0 {
+		return nil
+	}
+	args := []string{}
+	if !hooks {
+		args = append(args, "-c", "core.hooksPath=/dev/null")
+	}
+	args = append(args, "update-ref", "--stdin")
+	_, err := g.runInput(ctx, dir, strings.Join(cmds, "\n")+"\n", args...)
+	return err
+}
+
+// ObjectTypes returns the type of each object id ("missing" when absent).
+func (g Git) ObjectTypes(ctx context.Context, dir string, ids []string) (map[string]string, error) {
+	out, err := g.runInput(ctx, dir, strings.Join(ids, "\n")+"\n", "cat-file", "--batch-check=%(objectname) %(objecttype)")
+	if err != nil {
+		return nil, err
+	}
+	types := map[string]string{}
+	for _, id := range ids {
+		types[id] = "missing"
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if id, typ, ok := strings.Cut(line, " "); ok && typ != "missing" {
+			types[id] = typ
+		}
+	}
+	return types, nil
+}
+
+// IsAncestor reports whether old is an ancestor of new in dir.
+func (g Git) IsAncestor(ctx context.Context, dir, old, new string) bool {
+	_, err := g.run(ctx, dir, "merge-base", "--is-ancestor", old, new)
+	return err == nil
+}
+
+// Config returns dir's value of a git setting ("" when unset).
+func (g Git) Config(ctx context.Context, dir, key string) string {
+	out, _ := g.run(ctx, dir, "config", "--get", key)
+	return strings.TrimSpace(string(out))
+}
+
+// ReplicaReceivePack is the receive-pack a peer runs for a staging push:
+// only the staged namespace is shown and writable, no hooks run (a
+// replica is not a push to that device), and everything is synced.
+func ReplicaReceivePack() []string {
+	cfg := append(FsyncConfig(), "receive.hideRefs=refs/", "receive.hideRefs=!"+Stage,
+		"core.hooksPath=/dev/null", "receive.autogc=false", "receive.fsckObjects=false")
+	var args []string
+	for _, c := range cfg {
+		args = append(args, "-c", c)
+	}
+	return append(args, "receive-pack")
+}
+
+// PushStage mirrors dir's staged refs into url's staged refs, atomically:
+// objects first, then every staged ref, pruning the ones dir lacks.
+// local says url is a path (its receive-pack runs here).
+func (g Git) PushStage(ctx context.Context, dir, url string, local bool) error {
+	args := []string{"push", "--quiet", "--atomic", "--prune", "--force", "--no-verify"}
+	if local {
+		args = append(args, "--receive-pack=git "+strings.Join(ReplicaReceivePack(), " "))
+	}
+	args = append(args, url, "+"+Stage+"*:"+Stage+"*")
+	_, err := g.run(ctx, dir, args...)
+	return err
+}
+
+// FetchToStage makes dir's staged refs equal url's refs: its staged ones
+// when fromStage (a peer whose visible refs still lag its version),
+// otherwise its visible ones. Atomic: a failed fetch changes nothing.
+func (g Git) FetchToStage(ctx context.Context, dir, url string, fromStage bool) error {
+	args := []string{"fetch", "--quiet", "--atomic", "--prune", "--force", "--no-tags",
+		"--no-write-fetch-head", "--no-auto-maintenance", url}
+	if fromStage {
+		args = append(args, "+"+Stage+"*:"+Stage+"*")
+	} else {
+		args = append(args, "+refs/*:"+Stage+"*", "^"+Hidden+"*")
+	}
+	_, err := g.run(ctx, dir, args...)
+	return err
+}
+
+// ValidRefName applies git's check-ref-format rules to a pushed ref, and
+// refuses names that are not UTF-8 (the database stores text) and
+// gitmesh's own namespace. It returns why, or "".
+func ValidRefName(name string) string {
+	switch {
+	case !utf8.ValidString(name):
+		return "ref name is not valid UTF-8"
+	case !strings.HasPrefix(name, "refs/") || name == "refs/":
+		return "ref name must start with refs/"
+	case strings.HasPrefix(name, Hidden) || name+"/" == Hidden:
+		return "refs/gitmesh/ is reserved"
+	case len(name) > 1024:
+		return "ref name is too long"
+	case strings.Contains(name, "..") || strings.Contains(name, "@{") || strings.Contains(name, "//"),
+		strings.HasSuffix(name, "/") || strings.HasSuffix(name, ".") || strings.HasSuffix(name, ".lock"),
+		strings.ContainsAny(name, " ~^:?*[\\\x7f"):
+		return "invalid ref name"
+	}
+	for _, r := range name {
+		if r < 0x20 {
+			return "invalid ref name"
+		}
+	}
+	for _, part := range strings.Split(name, "/") {
+		if strings.HasPrefix(part, ".") || strings.HasSuffix(part, ".lock") {
+			return "invalid ref name"
+		}
+	}
+	return ""
+}
+
+// IsZero reports whether id is the null object id (of any hash length).
+func IsZero(id string) bool { return id != "" && strings.Trim(id, "0") == "" }
+
+// RunUpdateHook runs dir's own update hook for one ref, as receive-pack
+// would for a ref it updates itself; its output goes to out. It returns
+// nil when there is no such hook.
+func RunUpdateHook(ctx context.Context, dir, ref, old, new string, out io.Writer) error {
+	path := filepath.Join(dir, "hooks", "update")
+	if st, err := os.Stat(path); err != nil || st.Mode()&0o111 == 0 || st.IsDir() {
+		return nil
+	}
+	cmd := exec.CommandContext(ctx, path, ref, old, new)
+	cmd.Dir = dir
+	cmd.Env = append(Env(os.Environ()), "GIT_DIR=.")
+	cmd.Stdout, cmd.Stderr = out, out
+	return cmd.Run()
+}
+
+// RequestSync asks the device behind an ssh:// url (a repository's URL
+// there) to catch up on that repository now: one ssh command with the
+// cluster key, which runs `gitmesh serve --cluster` there.
+func (g Git) RequestSync(ctx context.Context, rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "ssh" || u.Host == "" {
+		return fmt.Errorf("not an ssh:// URL")
+	}
+	if g.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, g.Timeout)
+		defer cancel()
+	}
+	dest := u.Hostname()
+	if u.User != nil {
+		dest = u.User.Username() + "@" + dest
+	}
+	sshArgs := []string{}
+	if p := u.Port(); p != "" {
+		sshArgs = append(sshArgs, "-p", p)
+	}
+	sshArgs = append(sshArgs, "--", dest, string(SyncRequest)+" '"+u.Path+"'")
+	ssh := g.SSHCommand
+	if ssh == "" {
+		ssh = "ssh"
+	}
+	cmd := exec.CommandContext(ctx, "sh", append([]string{"-c", ssh + ` "$@"`, "ssh"}, sshArgs...)...)
+	cmd.Env = Env(os.Environ())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() == context.DeadlineExceeded {
+			return fmt.Errorf("sync request timed out after %s", g.Timeout)
+		}
+		return fmt.Errorf("sync request: %v: %s", err, strings.Join(strings.Fields(stderr.String()), " "))
+	}
+	return nil
+}

@@ -1,0 +1,139 @@
+// Package replicate brings the devices a push left behind up to date
+// without waiting for a read there: Converge runs once, detached from the
+// pushing client, on the writer's device; Follow is the optional
+// long-running per-device process (`gitmesh replicate`).
+package replicate
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lib/pq"
+
+	"gitmesh/db"
+	"gitmesh/version"
+)
+
+// Converge brings every other holder of repo that lags, or holds the
+// newest version staged but not shown, up to date, all at once: a peer
+// whose copies are on a path here directly (as that device), an ssh://
+// peer by asking it to sync. Each takes its own locks and records its own
+// version.
+func Converge(ctx context.Context, n *version.Node, repo string) error {
+	st, err := version.Load(ctx, n.DB, repo)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failed []string
+	for _, h := range st.Holders {
+		if h.Name == n.Device || current(st, h) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			err := syncPeer(ctx, n, h, repo)
+			n.Log.Info().Str("op", "converge").Str("repo", repo).Str("peer", h.Name).
+				Dur("duration", time.Since(start)).AnErr("error", err).Msg("catch-up after push")
+			if err != nil {
+				mu.Lock()
+				failed = append(failed, h.Name)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(failed) > 0 {
+		return fmt.Errorf("%s did not catch up on %s; they will on their next read or sweep", strings.Join(failed, ", "), repo)
+	}
+	return nil
+}
+
+// current reports whether h shows the newest version of st.
+func current(st version.State, h version.Device) bool {
+	for _, c := range st.Copies {
+		if c.DeviceID == h.ID {
+			return c.Version == st.Highest() && !c.Pending
+		}
+	}
+	return false
+}
+
+func syncPeer(ctx context.Context, n *version.Node, h version.Device, repo string) error {
+	if strings.Contains(h.URL, "://") {
+		return n.Git.RequestSync(ctx, version.PeerURL(h.URL, repo))
+	}
+	peer := *n
+	peer.Device, peer.RepoRoot = h.Name, h.URL
+	peer.Tell = func(string, ...any) {}
+	return peer.Sync(ctx, repo)
+}
+
+// Follow keeps this device's copies at the newest version until ctx ends:
+// it catches up on each repository a push announces (LISTEN), and sweeps
+// every repository at start, after a lost connection and every sweep.
+func Follow(ctx context.Context, n *version.Node, dbURL string, sweep time.Duration) error {
+	l := pq.NewListener(dbURL, time.Second, 30*time.Second, func(ev pq.ListenerEventType, err error) {
+		if err != nil {
+			n.Log.Warn().Err(err).Msg("replicate: listener")
+		}
+	})
+	defer l.Close()
+	if err := l.Listen(version.Notify); err != nil {
+		return fmt.Errorf("listen for new versions: %w", err)
+	}
+	Sweep(ctx, n)
+	tick := time.NewTicker(sweep)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case note := <-l.Notify:
+			if note == nil { // reconnected: notifications may have been missed
+				Sweep(ctx, n)
+				continue
+			}
+			catchUp(ctx, n, note.Extra)
+		case <-tick.C:
+			Sweep(ctx, n)
+		}
+	}
+}
+
+// Sweep catches up on every repository this device does not show at the
+// newest version.
+func Sweep(ctx context.Context, n *version.Node) {
+	repos, err := db.Strings(ctx, n.DB, `SELECT name FROM repositories ORDER BY name`)
+	if err != nil {
+		n.Log.Warn().Err(err).Msg("replicate: list repositories")
+		return
+	}
+	for _, r := range repos {
+		if ctx.Err() != nil {
+			return
+		}
+		catchUp(ctx, n, r)
+	}
+}
+
+func catchUp(ctx context.Context, n *version.Node, repo string) {
+	start := time.Now()
+	err := n.Sync(ctx, repo)
+	if errors.Is(err, sql.ErrNoRows) || errors.Is(err, version.ErrNotFound) {
+		return
+	}
+	ev := n.Log.Info()
+	if err != nil {
+		ev = n.Log.Warn().Err(err)
+	}
+	ev.Str("op", "replicate").Str("repo", repo).Dur("duration", time.Since(start)).Msg("catch up")
+}

@@ -1,0 +1,175 @@
+package version
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"gitmesh/gitexec"
+	"gitmesh/lock"
+)
+
+// replication is the staging of one push on the other holders.
+type replication struct {
+	w      *write
+	mu     sync.Mutex // w.conn is shared by the peers' goroutines
+	held   []lock.Key
+	stored []Device
+	failed map[string]string // device -> why, for the log and the user
+}
+
+// peerLockPoll is how often a staging push retries a peer's busy read lock.
+const peerLockPoll = 50 * time.Millisecond
+
+// replicate pushes this copy's staged refs to every other holder at once,
+// each under that holder's read lock (so no catch-up there overwrites
+// the stage before it is recorded), and returns once a quorum holds them
+// and the rest had a short grace. The locks stay held until release.
+func (w *write) replicate(ctx context.Context) *replication {
+	r := &replication{w: w, failed: map[string]string{}}
+	var peers []Device
+	for _, h := range w.st.Holders {
+		if h.ID != w.st.SelfID {
+			peers = append(peers, h)
+		}
+	}
+	need := w.st.Quorum(w.n.WriteQuorum) - 1
+	if len(peers) == 0 {
+		return r
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type done struct {
+		peer Device
+		err  error
+	}
+	results := make(chan done, len(peers))
+	for _, p := range peers {
+		go func() { results <- done{p, r.stageOn(pctx, p)} }()
+	}
+	start := time.Now()
+	var grace <-chan time.Time
+	for left := len(peers); left > 0; left-- {
+		if len(r.stored) >= need && grace == nil {
+			wait := min(max(time.Since(start), 50*time.Millisecond), 2*time.Second)
+			grace = time.After(wait)
+		}
+		var d done
+		select {
+		case d = <-results:
+		case <-grace:
+			cancel() // stragglers are left to the catch-up after the answer
+			d = <-results
+		}
+		if d.err != nil {
+			r.failed[d.peer.Name] = d.err.Error()
+			w.n.Log.Warn().Str("repo", w.st.Repo).Str("peer", d.peer.Name).Err(d.err).Msg("stage on peer")
+		} else {
+			r.stored = append(r.stored, d.peer)
+		}
+	}
+	return r
+}
+
+// stageOn takes p's read lock and mirrors the stage there.
+func (r *replication) stageOn(ctx context.Context, p Device) error {
+	w := r.w
+	key := lock.Read(w.st.RepoID, p.ID)
+	if err := r.lockPeer(ctx, key); err != nil {
+		return err
+	}
+	url := PeerURL(p.URL, w.st.Repo)
+	local := !strings.Contains(p.URL, "://")
+	if local {
+		if err := w.n.prepareLocal(ctx, url); err != nil {
+			return err
+		}
+	}
+	return w.n.Git.PushStage(ctx, w.dir, url, local)
+}
+
+// lockPeer polls for key on the shared connection until LockTimeout: a
+// peer busy catching up for longer counts as unreachable.
+func (r *replication) lockPeer(ctx context.Context, key lock.Key) error {
+	deadline := time.Now().Add(r.w.n.LockTimeout)
+	for {
+		r.mu.Lock()
+		var ok bool
+		err := r.w.conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, $2)`, key.Class, key.Obj).Scan(&ok)
+		if err == nil && ok {
+			r.held = append(r.held, key)
+		}
+		r.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("take its read lock: %w", err)
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("its read lock stayed busy for %s", r.w.n.LockTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(peerLockPoll):
+		}
+	}
+}
+
+// release lets go of the peers' read locks; it may run twice.
+func (r *replication) release() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range r.held {
+		lock.Release(context.Background(), r.w.conn, k)
+	}
+	r.held = nil
+}
+
+// failedNames names the holders that did not store the push, for the user.
+func (r *replication) failedNames() []string {
+	var out []string
+	for _, h := range r.w.st.Holders {
+		if _, ok := r.failed[h.Name]; ok {
+			out = append(out, h.Name)
+		}
+	}
+	return out
+}
+
+// prepareLocal makes a local-path peer's copy ready to receive a stage:
+// created if missing, freed of a killed git's lock files (the caller
+// holds its read lock).
+func (n *Node) prepareLocal(ctx context.Context, dir string) error {
+	if !gitexec.Exists(dir) {
+		if err := n.Git.InitBare(ctx, dir); err != nil {
+			return err
+		}
+	}
+	return n.removeStaleLocks(dir)
+}
+
+// show makes dir's visible refs equal its staged ones, if those are the
+// version recorded for the copy (digest), and clears the copy's pending
+// mark. The caller holds the copy's read lock.
+func (n *Node) show(ctx context.Context, conn *sql.Conn, repoID, deviceID int32, dir string, v int64, digest string, hooks bool) error {
+	visible, staged, err := n.Git.ReadRefs(ctx, dir)
+	if err != nil {
+		return err
+	}
+	head, _ := gitexec.Head(dir)
+	if got := staged.Digest(head); got != digest {
+		return fmt.Errorf("the staged refs are not version %d", v)
+	}
+	if err := n.Git.UpdateRefs(ctx, dir, gitexec.ShowCommands(visible, staged), hooks); err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, `UPDATE working_copy_versions SET refs_pending = false, updated_at = now()
+		WHERE repository_id = $1 AND device_id = $2 AND version = $3 AND refs_digest = $4 AND refs_pending`,
+		repoID, deviceID, v, digest)
+	return err
+}
