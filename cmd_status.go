@@ -31,7 +31,7 @@ func (a *app) statusCommand() *cli.Command {
 			if len(v.pos) == 1 {
 				repo = strings.TrimSuffix(strings.TrimPrefix(v.pos[0], "/"), ".git")
 			}
-			rows, err := admin.Status(c.Context, d, repo)
+			rows, err := admin.Status(c.Context, d, repo, int(a.settings.WriteQuorum))
 			if err != nil {
 				return err
 			}
@@ -55,15 +55,32 @@ func printStatus(w io.Writer, rows []admin.CopyStatus, locks []admin.LockHolder)
 	fmt.Fprintln(tw, "REPOSITORY\tDEVICE\tVERSION\tLAG\tWRITING")
 	for _, r := range rows {
 		writing := "no"
+		if r.Pending {
+			writing = "no (staged; shown on the next read)"
+		}
 		if r.IsWriting {
-			writing = "FROZEN"
+			state := "push in progress"
+			if r.Frozen {
+				state = "FROZEN"
+			}
+			writing = state
 			if r.Writer != nil {
-				writing = fmt.Sprintf("FROZEN: push by %s since %s", r.Writer.User, r.Writer.Started.UTC().Format(time.RFC3339))
+				writing = fmt.Sprintf("%s: push by %s since %s", state, r.Writer.User, r.Writer.Started.UTC().Format(time.RFC3339))
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", r.Repository, r.Device, r.Version, r.Lag, writing)
 	}
 	tw.Flush()
+	for i, r := range rows {
+		if i < len(rows)-1 && rows[i+1].Repository == r.Repository {
+			continue
+		}
+		flag := ""
+		if r.BelowQuorum {
+			flag = ": BELOW QUORUM"
+		}
+		fmt.Fprintf(w, "%s: %d of %d devices hold the newest version, quorum %d%s\n", r.Repository, r.HoldNewest, r.Holders, r.Quorum, flag)
+	}
 	for _, l := range locks {
 		state := "holds"
 		if !l.Granted {

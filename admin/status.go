@@ -17,8 +17,19 @@ type CopyStatus struct {
 	Version    int64     `json:"version"`
 	Lag        int64     `json:"lag"`
 	IsWriting  bool      `json:"is_writing"`
-	Writer     *Writer   `json:"writer,omitempty"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	// Frozen: a write mark whose writer's database session is gone (a
+	// push in progress is writing, not frozen).
+	Frozen bool `json:"frozen"`
+	// Pending: this device holds the version staged; its next read shows it.
+	Pending   bool      `json:"pending"`
+	Writer    *Writer   `json:"writer,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// Per repository: how many of its devices hold the newest version,
+	// against the write quorum.
+	Holders     int  `json:"holders"`
+	HoldNewest  int  `json:"hold_newest"`
+	Quorum      int  `json:"quorum"`
+	BelowQuorum bool `json:"below_quorum"`
 }
 
 // Writer is who set is_writing, and when.
@@ -32,15 +43,21 @@ type Writer struct {
 const statusQuery = `
 SELECT r.name, d.name, v.version,
        max(v.version) OVER (PARTITION BY r.id) - v.version,
-       v.is_writing, v.write_properties, v.updated_at
+       v.is_writing, v.is_writing AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+           WHERE a.pid = (v.write_properties->>'backend_pid')::int),
+       v.refs_pending, v.write_properties, v.updated_at,
+       count(*) FILTER (WHERE v.version = (SELECT max(version) FROM working_copy_versions m
+           WHERE m.repository_id = r.id)) OVER (PARTITION BY r.id),
+       (SELECT count(*) FROM devices)
 FROM working_copy_versions v
 JOIN repositories r ON r.id = v.repository_id
 JOIN devices d ON d.id = v.device_id
 WHERE $1 = '' OR r.name = $1
 ORDER BY r.name, d.name`
 
-// Status lists every recorded copy, of one repository or of all.
-func Status(ctx context.Context, d *sql.DB, repo string) ([]CopyStatus, error) {
+// Status lists every recorded copy, of one repository or of all; quorum
+// is the write_quorum setting (0: a majority).
+func Status(ctx context.Context, d *sql.DB, repo string, quorum int) ([]CopyStatus, error) {
 	if repo != "" {
 		var ok bool
 		if err := d.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM repositories WHERE name = $1)`, repo).Scan(&ok); err != nil {
@@ -59,9 +76,12 @@ func Status(ctx context.Context, d *sql.DB, repo string) ([]CopyStatus, error) {
 	for rows.Next() {
 		var c CopyStatus
 		var props []byte
-		if err := rows.Scan(&c.Repository, &c.Device, &c.Version, &c.Lag, &c.IsWriting, &props, &c.UpdatedAt); err != nil {
+		if err := rows.Scan(&c.Repository, &c.Device, &c.Version, &c.Lag, &c.IsWriting, &c.Frozen,
+			&c.Pending, &props, &c.UpdatedAt, &c.HoldNewest, &c.Holders); err != nil {
 			return nil, err
 		}
+		c.Quorum = version.State{Holders: make([]version.Device, c.Holders)}.Quorum(quorum)
+		c.BelowQuorum = c.HoldNewest < c.Quorum
 		if len(props) > 0 && string(props) != "null" {
 			c.Writer = new(Writer)
 			if err := json.Unmarshal(props, c.Writer); err != nil {

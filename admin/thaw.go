@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strings"
 	"time"
 
 	"gitmesh/db"
@@ -42,6 +41,7 @@ type copyRefs struct {
 	device string
 	refs   map[string]string
 	digest string
+	staged string // digest of its staged refs
 	err    error
 }
 
@@ -191,17 +191,13 @@ func (t Thaw) involved(st version.State) []version.Copy {
 }
 
 func (t Thaw) read(ctx context.Context, dev Device, repo string) copyRefs {
-	refs, head, err := t.Git.RemoteRefs(ctx, version.PeerURL(dev.URL, repo))
-	c := copyRefs{device: dev.Name, err: err, refs: map[string]string{}}
+	visible, staged, head, err := t.Git.RemoteRefSets(ctx, version.PeerURL(dev.URL, repo))
+	c := copyRefs{device: dev.Name, err: err, refs: visible}
 	if err != nil {
 		return c
 	}
-	for _, line := range strings.Split(refs, "\n") {
-		if obj, ref, ok := strings.Cut(line, " "); ok {
-			c.refs[ref] = obj
-		}
-	}
-	c.digest = gitexec.Digest(refs, head)
+	c.digest = visible.Digest(head)
+	c.staged = staged.Digest(head)
 	return c
 }
 
@@ -279,7 +275,7 @@ func (t Thaw) apply(ctx context.Context, conn *sql.Conn, st version.State, targe
 			INSERT INTO working_copy_versions (repository_id, device_id, version, refs_digest)
 			VALUES ($1, $2, (SELECT COALESCE(max(version), 0) + 1 FROM working_copy_versions WHERE repository_id = $1), $3)
 			ON CONFLICT (repository_id, device_id) DO UPDATE
-			SET version = excluded.version, refs_digest = excluded.refs_digest, updated_at = now()
+			SET version = excluded.version, refs_digest = excluded.refs_digest, refs_pending = false, updated_at = now()
 			RETURNING version`, st.RepoID, target.ID, digest).Scan(&v)
 	} else {
 		_, err = tx.ExecContext(ctx, `DELETE FROM working_copy_versions WHERE repository_id = $1 AND device_id = $2`, st.RepoID, target.ID)

@@ -36,6 +36,11 @@ func Verify(ctx context.Context, d *sql.DB, g gitexec.Git, repo string, out io.W
 		case c.IsWriting:
 			fmt.Fprintf(out, "%s on %s: a write is in progress, or never finished (frozen); see 'gitmesh status'\n", repo, c.Device)
 			problems++
+		case c.Pending && read.staged != c.Digest:
+			fmt.Fprintf(out, "%s on %s: staged refs differ from those recorded with version %d\n", repo, c.Device, c.Version)
+			problems++
+		case c.Pending:
+			read.digest = read.staged // what its next read shows
 		case read.digest != c.Digest:
 			fmt.Fprintf(out, "%s on %s: refs differ from those recorded with version %d\n", repo, c.Device, c.Version)
 			problems++

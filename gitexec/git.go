@@ -169,6 +169,18 @@ func Exists(dir string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
+// ErrNoRoot means a device's repo root is missing: an unmounted disk must
+// not be mistaken for an empty one.
+var ErrNoRoot = errors.New("the repo root is missing")
+
+// InitCopy creates an empty copy at dir under root, which must exist.
+func (g Git) InitCopy(ctx context.Context, root, dir string) error {
+	if st, err := os.Stat(root); err != nil || !st.IsDir() {
+		return ErrNoRoot
+	}
+	return g.InitBare(ctx, dir)
+}
+
 // InitBare creates an empty bare repository at dir (and its parents).
 func (g Git) InitBare(ctx context.Context, dir string) error {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
@@ -210,14 +222,23 @@ func (g Git) RemoteHead(ctx context.Context, url string) (string, error) {
 	return "", nil
 }
 
-// RemoteRefs reads url's refs ("<object> <refname>" lines, as Refs gives
-// them) and HEAD's target.
+// RemoteRefs reads url's visible refs ("<object> <refname>" lines, as
+// Refs gives them) and HEAD's target.
 func (g Git) RemoteRefs(ctx context.Context, url string) (refs, head string, err error) {
-	out, err := g.run(ctx, "", "ls-remote", "--symref", url)
+	visible, _, head, err := g.RemoteRefSets(ctx, url)
 	if err != nil {
 		return "", "", err
 	}
-	var b strings.Builder
+	return visible.Lines(), head, nil
+}
+
+// RemoteRefSets reads url's visible and staged refs and HEAD's target.
+func (g Git) RemoteRefSets(ctx context.Context, url string) (visible, staged RefSet, head string, err error) {
+	out, err := g.run(ctx, "", "ls-remote", "--symref", url)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	visible, staged = RefSet{}, RefSet{}
 	for _, line := range strings.Split(string(out), "\n") {
 		if rest, ok := strings.CutPrefix(line, "ref: "); ok {
 			if target, name, _ := strings.Cut(rest, "\t"); name == "HEAD" {
@@ -226,12 +247,16 @@ func (g Git) RemoteRefs(ctx context.Context, url string) (refs, head string, err
 			continue
 		}
 		obj, ref, ok := strings.Cut(line, "\t")
-		if !ok || ref == "HEAD" || strings.HasSuffix(ref, "^{}") || strings.HasPrefix(ref, Hidden) {
-			continue
+		switch {
+		case !ok || ref == "HEAD" || strings.HasSuffix(ref, "^{}"):
+		case strings.HasPrefix(ref, Stage):
+			staged["refs/"+strings.TrimPrefix(ref, Stage)] = obj
+		case strings.HasPrefix(ref, Hidden):
+		default:
+			visible[ref] = obj
 		}
-		fmt.Fprintf(&b, "%s %s\n", obj, ref)
 	}
-	return b.String(), head, nil
+	return visible, staged, head, nil
 }
 
 // SetHead points dir's HEAD at ref.

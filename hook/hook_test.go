@@ -1,6 +1,7 @@
 package hook
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -9,108 +10,34 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
-const (
-	zero = "0000000000000000000000000000000000000000"
-	one  = "1111111111111111111111111111111111111111"
-	two  = "2222222222222222222222222222222222222222"
-)
-
-func TestReadRequest(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want Request
-	}{
-		{"state only", "prepared\n", Request{State: "prepared"}},
-		{"one update", "committed\n" + zero + " " + one + " refs/heads/main\n",
-			Request{State: "committed", Updates: []Update{{zero, one, "refs/heads/main"}}}},
-		{"several updates", "prepared\n" + zero + " " + one + " refs/heads/main\n" + one + " " + zero + " refs/tags/v1\n",
-			Request{State: "prepared", Updates: []Update{{zero, one, "refs/heads/main"}, {one, zero, "refs/tags/v1"}}}},
-		{"last line without newline", "aborted\n" + one + " " + two + " refs/heads/x",
-			Request{State: "aborted", Updates: []Update{{one, two, "refs/heads/x"}}}},
-		{"state trimmed", "  prepared \r\n", Request{State: "prepared"}},
-		{"extra blanks around fields", "prepared\n\t" + one + "   " + two + "  refs/heads/x \r\n",
-			Request{State: "prepared", Updates: []Update{{one, two, "refs/heads/x"}}}},
-		{"junk ignored", "prepared\n\njunk\n" + one + " " + two + "\n" +
-			one + " " + two + " refs/heads/a extra\n" + zero + " " + one + " refs/heads/b\n#\n",
-			Request{State: "prepared", Updates: []Update{{zero, one, "refs/heads/b"}}}},
+// TestMain lets the test binary stand in for gitmesh as the proc-receive
+// hook: the script from Dir runs `BIN hook proc-receive`, as cmd_hook.go
+// does with the real binary.
+func TestMain(m *testing.M) {
+	if len(os.Args) == 3 && os.Args[1] == "hook" && os.Args[2] == "proc-receive" {
+		if err := Relay(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "gitmesh: %v\n", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := readRequest(strings.NewReader(tt.in))
-			if err != nil {
-				t.Fatalf("readRequest(%q): %v", tt.in, err)
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("readRequest(%q) = %+v, want %+v", tt.in, got, tt.want)
-			}
-		})
-	}
+	os.Exit(m.Run())
 }
 
-// errReader yields its text, then fails with err.
-type errReader struct {
-	text string
-	err  error
-}
-
-func (r *errReader) Read(p []byte) (int, error) {
-	if r.text == "" {
-		return 0, r.err
+// cleanEnv is the environment without git's repository variables, so a
+// hook sees only what a test gives it.
+func cleanEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GIT_") && !strings.HasPrefix(kv, SocketEnv+"=") {
+			env = append(env, kv)
+		}
 	}
-	n := copy(p, r.text)
-	r.text = r.text[n:]
-	return n, nil
-}
-
-func TestReadRequestErrors(t *testing.T) {
-	boom := errors.New("boom")
-	tests := []struct {
-		name string
-		r    io.Reader
-		is   error
-	}{
-		{"empty", strings.NewReader(""), io.EOF},
-		{"state without newline", strings.NewReader("prepared"), io.EOF},
-		{"failure before the state", &errReader{"", boom}, boom},
-		{"failure among the updates", &errReader{"prepared\n" + zero + " " + one + " refs/heads/main\n" + zero, boom}, boom},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := readRequest(tt.r)
-			if !errors.Is(err, tt.is) {
-				t.Fatalf("readRequest = %+v, %v; want an error wrapping %v", got, err, tt.is)
-			}
-			if !reflect.DeepEqual(got, Request{}) {
-				t.Errorf("readRequest returned %+v with its error, want the zero Request", got)
-			}
-		})
-	}
-}
-
-// hookDir is the private directory of s, as its GitConfig names it.
-func hookDir(t *testing.T, s *Server) string {
-	t.Helper()
-	hooks, ok := strings.CutPrefix(s.GitConfig(), "core.hooksPath=")
-	if !ok || filepath.Base(hooks) != "hooks" {
-		t.Fatalf("GitConfig() = %q, want core.hooksPath=DIR/hooks", s.GitConfig())
-	}
-	return filepath.Dir(hooks)
-}
-
-func listen(t *testing.T, bin string) *Server {
-	t.Helper()
-	s, err := Listen(bin)
-	if err != nil {
-		t.Fatalf("Listen: %v", err)
-	}
-	t.Cleanup(s.Close)
-	return s
+	return append(env, extra...)
 }
 
 func writeScript(t *testing.T, path, text string) {
@@ -123,259 +50,368 @@ func writeScript(t *testing.T, path, text string) {
 	}
 }
 
-func TestListenLayoutAndClose(t *testing.T) {
-	// A binary path that needs quoting in a shell script.
-	bin := filepath.Join(t.TempDir(), "it's a dir", "gitmesh")
-	out := filepath.Join(t.TempDir(), "bin.out")
-	writeScript(t, bin, "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$BIN_OUT\"\ncat >> \"$BIN_OUT\"\n")
+func makeDir(t *testing.T, root, bin string) string {
+	t.Helper()
+	dir, err := Dir(root, bin)
+	if err != nil {
+		t.Fatalf("Dir(%s, %s): %v", root, bin, err)
+	}
+	return dir
+}
 
-	s, err := Listen(bin)
+var hookNames = []string{"proc-receive", "pre-receive", "post-receive", "post-update"}
+
+func stat(t *testing.T, path string) os.FileInfo {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestDir(t *testing.T) {
+	root := t.TempDir()
+	dir := makeDir(t, root, "/usr/bin/gitmesh")
+	if want := filepath.Join(root, ".gitmesh", "hooks"); dir != want {
+		t.Errorf("Dir = %s, want %s", dir, want)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{"post-receive", "post-update", "pre-receive", "proc-receive"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("hook dir holds %q, want exactly %q (no temporary files)", names, want)
+	}
+	for _, name := range hookNames {
+		st := stat(t, filepath.Join(dir, name))
+		if !st.Mode().IsRegular() || st.Mode().Perm()&0o100 == 0 {
+			t.Errorf("%s: mode %v, want an executable file", name, st.Mode())
+		}
+	}
+	if got := GitConfig(dir); !reflect.DeepEqual(got, []string{"core.hooksPath=" + dir, "receive.procReceiveRefs=refs"}) {
+		t.Errorf("GitConfig(%s) = %q", dir, got)
+	}
+
+	t.Run("idempotent", func(t *testing.T) {
+		before := map[string]os.FileInfo{}
+		for _, name := range hookNames {
+			before[name] = stat(t, filepath.Join(dir, name))
+		}
+		if again := makeDir(t, root, "/usr/bin/gitmesh"); again != dir {
+			t.Errorf("second Dir = %s, want %s", again, dir)
+		}
+		for _, name := range hookNames {
+			if !os.SameFile(before[name], stat(t, filepath.Join(dir, name))) {
+				t.Errorf("%s was rewritten though nothing changed", name)
+			}
+		}
+	})
+
+	t.Run("a new binary rewrites only proc-receive", func(t *testing.T) {
+		before := map[string]os.FileInfo{}
+		for _, name := range hookNames {
+			before[name] = stat(t, filepath.Join(dir, name))
+		}
+		makeDir(t, root, "/opt/gitmesh/bin/gitmesh")
+		for _, name := range hookNames {
+			if same := os.SameFile(before[name], stat(t, filepath.Join(dir, name))); same != (name != "proc-receive") {
+				t.Errorf("%s: kept = %v after the binary moved", name, same)
+			}
+		}
+		body, _ := os.ReadFile(filepath.Join(dir, "proc-receive"))
+		if !strings.Contains(string(body), "'/opt/gitmesh/bin/gitmesh' hook proc-receive") || strings.Contains(string(body), "/usr/bin") {
+			t.Errorf("proc-receive after the move:\n%s", body)
+		}
+	})
+
+	t.Run("a modified script is restored", func(t *testing.T) {
+		path := filepath.Join(dir, "pre-receive")
+		writeScript(t, path, "#!/bin/sh\nexit 0\n")
+		makeDir(t, root, "/opt/gitmesh/bin/gitmesh")
+		if body, _ := os.ReadFile(path); !strings.Contains(string(body), "/hooks/pre-receive") {
+			t.Errorf("pre-receive not restored:\n%s", body)
+		}
+	})
+
+	t.Run("root not writable", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "file")
+		if err := os.WriteFile(file, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := Dir(file, "/usr/bin/gitmesh"); err == nil || !strings.HasPrefix(err.Error(), "hook dir: ") {
+			t.Errorf("Dir under a file = %q, %v; want a 'hook dir' error", got, err)
+		}
+	})
+}
+
+func TestDirProcReceiveRunsBinary(t *testing.T) {
+	// A binary path that needs quoting in a shell script.
+	bin := filepath.Join(t.TempDir(), "it's a $dir `x`", "gitmesh")
+	out := filepath.Join(t.TempDir(), "bin.out")
+	writeScript(t, bin, "#!/bin/sh\n{ printf '%s\\n' \"$@\"; cat; } > \"$BIN_OUT\"\nexit 7\n")
+	dir := makeDir(t, t.TempDir(), bin)
+
+	cmd := exec.Command(filepath.Join(dir, "proc-receive"))
+	cmd.Env = cleanEnv("BIN_OUT=" + out)
+	cmd.Stdin = strings.NewReader("0014version=1\x00atomic0000")
+	var exitErr *exec.ExitError
+	if err := cmd.Run(); !errors.As(err, &exitErr) || exitErr.ExitCode() != 7 {
+		t.Errorf("proc-receive: %v; want the binary's exit status 7", err)
+	}
+	if got, _ := os.ReadFile(out); string(got) != "hook\nproc-receive\n0014version=1\x00atomic0000" {
+		t.Errorf("binary got %q", got)
+	}
+}
+
+func TestDirChained(t *testing.T) {
+	dir := makeDir(t, t.TempDir(), "/nonexistent/gitmesh")
+	big := strings.Repeat(zero+" "+one+" refs/heads/main\n", 1<<14) // more than a pipe holds
+
+	for _, name := range chained {
+		t.Run(name, func(t *testing.T) {
+			tests := []struct {
+				name   string
+				own    string      // the repository's own hook; "" for none
+				mode   os.FileMode // of the own hook
+				viaEnv bool        // GIT_DIR set, as receive-pack does; else the hook runs in GIT_DIR
+				status int
+				ran    bool
+			}{
+				{name: "no own hook", viaEnv: true},
+				{name: "no own hook, GIT_DIR unset"},
+				{name: "own hook runs", own: "ok", mode: 0o755, viaEnv: true, ran: true},
+				{name: "own hook runs, GIT_DIR unset", own: "ok", mode: 0o755, ran: true},
+				{name: "own hook's failure is the hook's", own: "fail", mode: 0o755, viaEnv: true, ran: true, status: 3},
+				{name: "own hook not executable", own: "fail", mode: 0o644, viaEnv: true},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					gitDir := t.TempDir()
+					out := filepath.Join(t.TempDir(), "own.out")
+					if tt.own != "" {
+						status := 0
+						if tt.own == "fail" {
+							status = 3
+						}
+						own := filepath.Join(gitDir, "hooks", name)
+						writeScript(t, own, fmt.Sprintf("#!/bin/sh\n{ echo \"$@\"; cat; } > %s\nexit %d\n", shQuote(out), status))
+						if err := os.Chmod(own, tt.mode); err != nil {
+							t.Fatal(err)
+						}
+					}
+					cmd := exec.Command(filepath.Join(dir, name), "refs/heads/main", "refs/tags/v1")
+					if tt.viaEnv {
+						cmd.Env = cleanEnv("GIT_DIR=" + gitDir)
+					} else {
+						cmd.Env = cleanEnv()
+						cmd.Dir = gitDir
+					}
+					// An *os.File, so a hook that leaves its input unread shows
+					// as a failed write (EPIPE), as receive-pack would see it.
+					pr, pw, err := os.Pipe()
+					if err != nil {
+						t.Fatal(err)
+					}
+					cmd.Stdin = pr
+					written := make(chan error, 1)
+					go func() {
+						_, err := io.WriteString(pw, big)
+						pw.Close()
+						written <- err
+					}()
+					err = cmd.Run()
+					pr.Close()
+					status := 0
+					var exitErr *exec.ExitError
+					if errors.As(err, &exitErr) {
+						status = exitErr.ExitCode()
+					} else if err != nil {
+						t.Fatal(err)
+					}
+					if status != tt.status {
+						t.Errorf("exit status %d, want %d", status, tt.status)
+					}
+					if err := <-written; err != nil {
+						t.Errorf("writing the hook's input: %v; the hook must read all of it", err)
+					}
+					got, err := os.ReadFile(out)
+					if ran := err == nil; ran != tt.ran {
+						t.Fatalf("own hook ran = %v, want %v", ran, tt.ran)
+					}
+					if tt.ran && string(got) != "refs/heads/main refs/tags/v1\n"+big {
+						t.Errorf("own hook got %d bytes %.80q, want its arguments and the whole input", len(got), got)
+					}
+				})
+			}
+		})
+	}
+}
+
+func listen(t *testing.T) *Server {
+	t.Helper()
+	s, err := Listen()
 	if err != nil {
 		t.Fatalf("Listen: %v", err)
 	}
-	defer s.Close()
-	dir := hookDir(t, s)
-	if filepath.Dir(dir) != filepath.Clean(os.TempDir()) {
-		t.Errorf("hook dir %s is not directly under %s", dir, os.TempDir())
+	t.Cleanup(s.Close)
+	return s
+}
+
+// sockPath is the socket named by s.Env().
+func sockPath(t *testing.T, s *Server) string {
+	t.Helper()
+	p, ok := strings.CutPrefix(s.Env(), SocketEnv+"=")
+	if !ok {
+		t.Fatalf("Env() = %q, want %s=PATH", s.Env(), SocketEnv)
+	}
+	return p
+}
+
+// serve runs s.Serve(h) until the test ends.
+func serve(t *testing.T, s *Server, h func(io.ReadWriter)) <-chan struct{} {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { s.Serve(h); close(done) }()
+	t.Cleanup(func() {
+		s.Close()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("Serve did not return after Close")
+		}
+	})
+	return done
+}
+
+func TestListen(t *testing.T) {
+	s := listen(t)
+	sock := sockPath(t, s)
+	dir := filepath.Dir(sock)
+	if filepath.Base(sock) != "hook.sock" || filepath.Dir(dir) != filepath.Clean(os.TempDir()) {
+		t.Errorf("socket %s, want TMPDIR/DIR/hook.sock", sock)
 	}
 	if prefix := fmt.Sprintf("gitmesh-push-%d-", os.Getpid()); !strings.HasPrefix(filepath.Base(dir), prefix) {
-		t.Errorf("hook dir %s does not start with %s (removeOrphans relies on it)", dir, prefix)
+		t.Errorf("socket dir %s does not start with %s (removeOrphans relies on it)", dir, prefix)
 	}
-	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
-		t.Errorf("hook dir: %v, mode %v; want a 0700 directory", err, st.Mode().Perm())
+	if st := stat(t, dir); st.Mode().Perm() != 0o700 {
+		t.Errorf("socket dir mode %v, want 0700: only this user may reach serve", st.Mode().Perm())
 	}
-	wantEnv := SocketEnv + "=" + filepath.Join(dir, "hook.sock")
-	if s.Env() != wantEnv {
-		t.Errorf("Env() = %q, want %q", s.Env(), wantEnv)
-	}
-	if st, err := os.Stat(filepath.Join(dir, "hook.sock")); err != nil || st.Mode()&os.ModeSocket == 0 {
-		t.Errorf("hook.sock: %v; want a socket", err)
-	}
-	for _, name := range append([]string{"reference-transaction"}, chained...) {
-		st, err := os.Stat(filepath.Join(dir, "hooks", name))
-		if err != nil || st.Mode()&0o100 == 0 {
-			t.Errorf("hooks/%s: %v; want an executable script", name, err)
-		}
+	if st := stat(t, sock); st.Mode()&os.ModeSocket == 0 {
+		t.Errorf("%s is %v, want a socket", sock, st.Mode())
 	}
 
-	// The reference-transaction script runs `BIN hook reference-transaction STATE`.
-	cmd := exec.Command(filepath.Join(dir, "hooks", "reference-transaction"), "prepared")
-	cmd.Env = append(os.Environ(), "BIN_OUT="+out)
-	cmd.Stdin = strings.NewReader(zero + " " + one + " refs/heads/main\n")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("reference-transaction script: %v: %s", err, b)
-	}
-	if got, _ := os.ReadFile(out); string(got) != "hook\nreference-transaction\nprepared\n"+zero+" "+one+" refs/heads/main\n" {
-		t.Errorf("gitmesh got %q", got)
-	}
-
-	// A chained hook runs the repository's own hook of that name, if any.
-	gitDir := t.TempDir()
-	ownOut := filepath.Join(t.TempDir(), "own.out")
-	writeScript(t, filepath.Join(gitDir, "hooks", "update"), "#!/bin/sh\necho \"$@\" > "+shQuote(ownOut)+"\nexit 3\n")
-	cmd = exec.Command(filepath.Join(dir, "hooks", "update"), "refs/heads/main", zero, one)
-	cmd.Env = append(os.Environ(), "GIT_DIR="+gitDir)
-	var exitErr *exec.ExitError
-	if err := cmd.Run(); !errors.As(err, &exitErr) || exitErr.ExitCode() != 3 {
-		t.Errorf("chained update hook: %v; want the repository hook's exit status 3", err)
-	}
-	if got, _ := os.ReadFile(ownOut); string(got) != "refs/heads/main "+zero+" "+one+"\n" {
-		t.Errorf("repository's update hook got %q", got)
-	}
-	cmd = exec.Command(filepath.Join(dir, "hooks", "pre-receive"))
-	cmd.Env = append(os.Environ(), "GIT_DIR="+gitDir) // no pre-receive there
-	if err := cmd.Run(); err != nil {
-		t.Errorf("chained pre-receive without a repository hook: %v; want success", err)
-	}
-
-	// Close stops Serve and removes everything.
+	// Close stops a waiting Serve, without calling the handler, and
+	// removes the directory.
+	called := make(chan struct{}, 1)
 	done := make(chan struct{})
-	go func() { s.Serve(func(Request) error { return nil }); close(done) }()
+	go func() { s.Serve(func(io.ReadWriter) { called <- struct{}{} }); close(done) }()
 	s.Close()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after Close")
 	}
+	if len(called) != 0 {
+		t.Error("the handler ran without a connection")
+	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Errorf("hook dir after Close: %v; want it gone", err)
+		t.Errorf("socket dir after Close: %v; want it gone", err)
 	}
+	s.Close() // twice is harmless
 }
 
-// recorder is a Handler that notes each request, in the shared log too.
-type recorder struct {
-	mu   sync.Mutex
-	log  string // the file the repository's own hook also appends to
-	reqs []Request
-	fail map[string]error // state -> answer
-}
-
-func (r *recorder) handle(req Request) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.reqs = append(r.reqs, req)
-	f, err := os.OpenFile(r.log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fmt.Fprintf(f, "serve %s %d\n", req.State, len(req.Updates))
-	return r.fail[req.State]
-}
-
-func (r *recorder) take() []Request {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	reqs := r.reqs
-	r.reqs = nil
-	return reqs
-}
-
-func TestRunRoundTrip(t *testing.T) {
-	s := listen(t, "/nonexistent/gitmesh")
-	logPath := filepath.Join(t.TempDir(), "order.log")
-	rec := &recorder{log: logPath, fail: map[string]error{}}
-	done := make(chan struct{})
-	go func() { s.Serve(rec.handle); close(done) }()
-	t.Cleanup(func() { s.Close(); <-done })
-
-	// The repository's own reference-transaction hook notes its argument
-	// and input in the same log; it fails when OWN_FAIL names the state.
-	gitDir := t.TempDir()
-	writeScript(t, filepath.Join(gitDir, "hooks", "reference-transaction"),
-		"#!/bin/sh\n{ echo \"own $*\"; cat; } >> "+shQuote(logPath)+"\n"+
-			"[ \"$OWN_FAIL\" = \"$1\" ] && { echo own hook says no >&2; exit 1; }\nexit 0\n")
-	t.Setenv("GIT_DIR", gitDir)
-	t.Setenv(SocketEnv, strings.TrimPrefix(s.Env(), SocketEnv+"="))
-
-	input := zero + " " + one + " refs/heads/main\njunk line\n" + one + " " + two + " refs/tags/v1\n"
-	updates := []Update{{zero, one, "refs/heads/main"}, {one, two, "refs/tags/v1"}}
-	own := "own %[1]s\n" + input
-
-	tests := []struct {
-		name     string
-		state    string
-		serveErr error  // the handler's answer
-		ownFail  bool   // the repository's hook fails
-		wantErr  string // "" for success
-		asked    bool   // serve saw the request
-		log      string // fmt: %[1]s is the state
-	}{
-		{name: "prepared, accepted", state: "prepared", asked: true,
-			log: own + "serve %[1]s 2\n"},
-		{name: "prepared, refused by serve", state: "prepared", asked: true,
-			serveErr: errors.New("cannot record the push:\nthe database is gone"),
-			wantErr:  "cannot record the push: the database is gone",
-			log:      own + "serve %[1]s 2\n"},
-		{name: "prepared, refused by the repository's hook", state: "prepared", ownFail: true,
-			wantErr: "the repository's reference-transaction hook failed",
-			log:     own},
-		{name: "committed", state: "committed", asked: true,
-			log: "serve %[1]s 2\n" + own},
-		{name: "aborted", state: "aborted", asked: true,
-			log: "serve %[1]s 2\n" + own},
-		{name: "committed, the repository's hook fails", state: "committed", ownFail: true, asked: true,
-			wantErr: "the repository's reference-transaction hook failed",
-			log:     "serve %[1]s 2\n" + own},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			os.Remove(logPath)
-			rec.fail[tt.state] = tt.serveErr
-			defer delete(rec.fail, tt.state)
-			if tt.ownFail {
-				t.Setenv("OWN_FAIL", tt.state)
-			} else {
-				t.Setenv("OWN_FAIL", "")
-			}
-			var stderr strings.Builder
-			err := Run(tt.state, strings.NewReader(input), &stderr)
-			switch {
-			case tt.wantErr == "" && err != nil:
-				t.Errorf("Run: %v (stderr %q)", err, stderr.String())
-			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-				t.Errorf("Run = %v, want an error containing %q", err, tt.wantErr)
-			}
-			if tt.ownFail && !strings.Contains(stderr.String(), "own hook says no") {
-				t.Errorf("stderr = %q, want the repository hook's own message", stderr.String())
-			}
-			reqs := rec.take()
-			var want []Request
-			if tt.asked {
-				want = []Request{{State: tt.state, Updates: updates}}
-			}
-			if !reflect.DeepEqual(reqs, want) {
-				t.Errorf("serve saw %+v, want %+v", reqs, want)
-			}
-			got, _ := os.ReadFile(logPath)
-			if w := fmt.Sprintf(tt.log, tt.state); string(got) != w {
-				t.Errorf("order of hooks:\n%s\nwant\n%s", got, w)
-			}
-		})
-	}
-}
-
-func TestRunWithoutServe(t *testing.T) {
-	logPath := filepath.Join(t.TempDir(), "own.log")
-	gitDir := t.TempDir()
-	writeScript(t, filepath.Join(gitDir, "hooks", "reference-transaction"),
-		"#!/bin/sh\n{ echo \"own $*\"; cat; } >> "+shQuote(logPath)+"\n")
-	t.Setenv("GIT_DIR", gitDir)
-	input := zero + " " + one + " refs/heads/main\n"
-
-	t.Run("no socket: only the repository's hook", func(t *testing.T) {
+func TestRelay(t *testing.T) {
+	t.Run("not run by serve", func(t *testing.T) {
 		t.Setenv(SocketEnv, "")
-		for _, state := range []string{"prepared", "committed", "aborted"} {
-			os.Remove(logPath)
-			if err := Run(state, strings.NewReader(input), io.Discard); err != nil {
-				t.Errorf("Run(%s): %v", state, err)
-			}
-			if got, _ := os.ReadFile(logPath); string(got) != "own "+state+"\n"+input {
-				t.Errorf("Run(%s): repository hook got %q", state, got)
-			}
+		var out bytes.Buffer
+		err := Relay(strings.NewReader("x"), &out)
+		if err == nil || !strings.Contains(err.Error(), SocketEnv+" is unset") {
+			t.Errorf("Relay = %v, want an error naming %s", err, SocketEnv)
+		}
+		if out.Len() != 0 {
+			t.Errorf("Relay wrote %q", out.String())
 		}
 	})
 
-	t.Run("socket of a serve that is gone", func(t *testing.T) {
-		t.Setenv(SocketEnv, filepath.Join(t.TempDir(), "hook.sock"))
-		err := Run("prepared", strings.NewReader(input), io.Discard)
+	t.Run("serve is gone", func(t *testing.T) {
+		s := listen(t)
+		sock := sockPath(t, s)
+		s.Close()
+		t.Setenv(SocketEnv, sock)
+		err := Relay(strings.NewReader("x"), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "gitmesh serve is gone") {
-			t.Errorf("Run = %v, want 'gitmesh serve is gone'", err)
+			t.Errorf("Relay = %v, want 'gitmesh serve is gone'", err)
 		}
 	})
 
 	t.Run("serve closes without answering", func(t *testing.T) {
-		s := listen(t, "/nonexistent/gitmesh")
-		go func() {
-			c, err := s.ln.AcceptUnix()
-			if err == nil {
-				io.Copy(io.Discard, c)
-				c.Close()
-			}
-		}()
-		t.Setenv(SocketEnv, strings.TrimPrefix(s.Env(), SocketEnv+"="))
-		err := Run("prepared", strings.NewReader(input), io.Discard)
+		s := listen(t)
+		done := serve(t, s, func(c io.ReadWriter) { io.Copy(io.Discard, c) })
+		t.Setenv(SocketEnv, sockPath(t, s))
+		err := Relay(strings.NewReader("request"), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "gone before answering") {
-			t.Errorf("Run = %v, want 'gone before answering'", err)
+			t.Errorf("Relay = %v, want 'gone before answering'", err)
+		}
+		<-done
+	})
+
+	t.Run("bytes flow both ways", func(t *testing.T) {
+		s := listen(t)
+		var got []byte
+		done := serve(t, s, func(c io.ReadWriter) {
+			got, _ = io.ReadAll(c) // ends when the relay's input does
+			fmt.Fprintf(c, "read %d bytes", len(got))
+		})
+		t.Setenv(SocketEnv, sockPath(t, s))
+		in := strings.Repeat("0123456789abcdef", 1<<16)
+		var out bytes.Buffer
+		if err := Relay(strings.NewReader(in), &out); err != nil {
+			t.Fatalf("Relay: %v", err)
+		}
+		<-done
+		if string(got) != in {
+			t.Errorf("serve got %d bytes, want the %d of the input", len(got), len(in))
+		}
+		if want := fmt.Sprintf("read %d bytes", len(in)); out.String() != want {
+			t.Errorf("Relay wrote %q, want %q", out.String(), want)
 		}
 	})
 
-	t.Run("repository hook not executable", func(t *testing.T) {
-		t.Setenv(SocketEnv, "")
-		dir := t.TempDir()
-		path := filepath.Join(dir, "hooks", "reference-transaction")
-		writeScript(t, path, "#!/bin/sh\nexit 1\n")
-		if err := os.Chmod(path, 0o644); err != nil {
-			t.Fatal(err)
+	t.Run("streaming echo", func(t *testing.T) {
+		s := listen(t)
+		serve(t, s, func(c io.ReadWriter) { io.Copy(c, c) })
+		t.Setenv(SocketEnv, sockPath(t, s))
+		in := strings.Repeat("x", 4<<20) // far more than the socket buffers
+		var out bytes.Buffer
+		if err := Relay(strings.NewReader(in), &out); err != nil {
+			t.Fatalf("Relay: %v", err)
 		}
-		t.Setenv("GIT_DIR", dir)
-		if err := Run("prepared", strings.NewReader(input), io.Discard); err != nil {
-			t.Errorf("Run: %v; a non-executable hook must be skipped", err)
+		if out.String() != in {
+			t.Errorf("echo returned %d bytes, want %d", out.Len(), len(in))
+		}
+	})
+
+	t.Run("one push, one connection", func(t *testing.T) {
+		s := listen(t)
+		done := serve(t, s, func(c io.ReadWriter) { io.WriteString(c, "first") })
+		t.Setenv(SocketEnv, sockPath(t, s))
+		var out bytes.Buffer
+		if err := Relay(strings.NewReader(""), &out); err != nil || out.String() != "first" {
+			t.Fatalf("first Relay = %v, %q", err, out.String())
+		}
+		<-done
+		if err := Relay(strings.NewReader(""), io.Discard); err == nil || !strings.Contains(err.Error(), "gitmesh serve is gone") {
+			t.Errorf("second Relay = %v, want 'gitmesh serve is gone'", err)
 		}
 	})
 }
 
-// mkPushDir makes a directory named like a push's hook directory of pid.
+// mkPushDir makes a directory named like a push's socket directory of pid.
 func mkPushDir(t *testing.T, pid string) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "gitmesh-push-"+pid+"-unittest")
@@ -469,7 +505,7 @@ func TestRemoveOrphans(t *testing.T) {
 
 	// Listen clears orphans too.
 	dead2 := mkPushDir(t, fmt.Sprint(deadPID(t)))
-	listen(t, "/nonexistent/gitmesh")
+	listen(t)
 	if _, err := os.Stat(dead2); !os.IsNotExist(err) {
 		t.Errorf("Listen left the orphan %s: %v", dead2, err)
 	}

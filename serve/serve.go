@@ -158,7 +158,7 @@ func replicaCopy(ctx context.Context, s config.Settings, repo, dir string) error
 	if _, err := version.Load(ctx, dbh, repo); err != nil {
 		return err
 	}
-	return Git(s).InitBare(ctx, dir)
+	return Git(s).InitCopy(ctx, s.RepoRoot, dir)
 }
 
 // clusterSync catches this device up on repo, as a read would.

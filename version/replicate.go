@@ -84,7 +84,7 @@ func (r *replication) stageOn(ctx context.Context, p Device) error {
 	url := PeerURL(p.URL, w.st.Repo)
 	local := !strings.Contains(p.URL, "://")
 	if local {
-		if err := w.n.prepareLocal(ctx, url); err != nil {
+		if err := w.n.prepareLocal(ctx, p.URL, url); err != nil {
 			return err
 		}
 	}
@@ -144,9 +144,9 @@ func (r *replication) failedNames() []string {
 // prepareLocal makes a local-path peer's copy ready to receive a stage:
 // created if missing, freed of a killed git's lock files (the caller
 // holds its read lock).
-func (n *Node) prepareLocal(ctx context.Context, dir string) error {
+func (n *Node) prepareLocal(ctx context.Context, root, dir string) error {
 	if !gitexec.Exists(dir) {
-		if err := n.Git.InitBare(ctx, dir); err != nil {
+		if err := n.Git.InitCopy(ctx, root, dir); err != nil {
 			return err
 		}
 	}

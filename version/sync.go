@@ -128,7 +128,7 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 	}
 	dir := gitexec.RepoDir(n.RepoRoot, st.Repo)
 	if !gitexec.Exists(dir) {
-		if err := n.Git.InitBare(ctx, dir); err != nil {
+		if err := n.Git.InitCopy(ctx, n.RepoRoot, dir); err != nil {
 			return fmt.Errorf("create copy of %s: %w", st.Repo, err)
 		}
 	}

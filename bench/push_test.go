@@ -1,0 +1,359 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gitmesh/meshtest"
+)
+
+// The push benchmarks time one push through gitmesh and the same push
+// through `git shell -c` into a plain bare repository with the same
+// content, alternating the two in one run. The git-shell push goes first
+// in each iteration, and the detached `gitmesh converge` a push starts is
+// waited for, untimed, before the next iteration: so neither side pays for
+// the previous push's background catch-up, and each gitmesh push starts on
+// a cluster at rest. How long that catch-up took after the push answered
+// is reported as converge-ms/op (polled every few milliseconds).
+
+// BenchmarkPushThreeDevices times a one-commit fast-forward push to a
+// cluster of three local-path devices (write quorum 2) against the same
+// push through git shell.
+func BenchmarkPushThreeDevices(b *testing.B) {
+	c := meshtest.NewCluster(b, "a", "b", "c")
+	setWriteQuorum(c, 2)
+	c.CreateRepo("a", "team/app", "alice")
+	mesh := client{env: deviceEnv(c, c.Devices["a"], "alice"), url: meshtest.URL("team/app")}
+	shell := plainRepo(b, c, "team/app")
+	benchPush(b, c, mesh, shell)
+}
+
+// BenchmarkPushThreeDevicesSSH is BenchmarkPushThreeDevices with every
+// device behind its own sshd (peers stage and catch up over ssh), against
+// git shell run as a forced command by device a's sshd: both sides pay for
+// the same ssh handshake.
+func BenchmarkPushThreeDevicesSSH(b *testing.B) {
+	c := meshtest.NewSSHCluster(b, "a", "b", "c")
+	c.Settings += writeQuorum(2)
+	for n := range c.Hosts {
+		c.SetPeerSettings(n, c.ClusterKey, c.KnownHosts)
+	}
+	c.CreateRepo("a", "team/app", "alice")
+	a := c.Hosts["a"]
+	mesh := client{env: sshEnv(c, c.UserKey("alice")), url: a.URL("team/app")}
+	shell := sshShellRepo(b, c, a, "team/app")
+	benchPush(b, c.Cluster, mesh, shell)
+}
+
+// benchPush pushes one new commit per iteration to both sides.
+func benchPush(b *testing.B, c *meshtest.Cluster, mesh, shell client) {
+	work := c.Work("alice")
+	c.Commit(work, "README", "0\n")
+	mesh.mustRun(b, work, "push", "-q", mesh.url, "main")
+	shell.mustRun(b, work, "push", "-q", shell.url, "main")
+	waitConverge(b)
+
+	var viaGitmesh, viaShell, converge time.Duration
+	var last string
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		last = c.Commit(work, "README", fmt.Sprintf("%d\n", i+1))
+		b.StartTimer()
+		viaShell += shell.mustRun(b, work, "push", "-q", shell.url, "main")
+		viaGitmesh += mesh.mustRun(b, work, "push", "-q", mesh.url, "main")
+		b.StopTimer()
+		converge += waitConverge(b)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	expectEverywhere(b, c, "team/app", "refs/heads/main", last)
+	report(b, viaGitmesh, viaShell, converge)
+}
+
+// BenchmarkPushHundredBranches times a non-atomic push that moves 100 of
+// a repository's 2,000 branches (each to a new commit on top of it, pushed
+// with --force) to a three-device cluster, against the same push through
+// git shell into a plain bare repository with the same 2,000 branches.
+// Iteration i moves branches 100*i..100*i+99 (mod 2,000).
+func BenchmarkPushHundredBranches(b *testing.B) {
+	const branches, moved = 2000, 100
+	c := meshtest.NewCluster(b, "a", "b", "c")
+	setWriteQuorum(c, 2)
+	c.CreateRepo("a", "team/app", "alice")
+	mesh := client{env: deviceEnv(c, c.Devices["a"], "alice"), url: meshtest.URL("team/app")}
+	shell := plainRepo(b, c, "team/app")
+
+	work := c.Work("alice")
+	c.Commit(work, "README", "hello\n")
+	names := make([]string, branches)
+	for i := range names {
+		names[i] = fmt.Sprintf("b%04d", i)
+	}
+	fastImport(b, c, work, names, 0)
+	mesh.mustRun(b, work, "push", "-q", mesh.url, "refs/heads/*:refs/heads/*")
+	shell.mustRun(b, work, "push", "-q", shell.url, "refs/heads/*:refs/heads/*")
+	waitConverge(b)
+
+	var viaGitmesh, viaShell, converge time.Duration
+	var batch []string
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		first := i * moved % branches
+		batch = names[first : first+moved]
+		fastImport(b, c, work, batch, i+1)
+		// Keep the client's pack count bounded, as a real client's gc would.
+		c.LocalGit(work, "gc", "--auto", "--quiet")
+		b.StartTimer()
+		viaShell += shell.mustRun(b, work, append([]string{"push", "-q", "--force", shell.url}, batch...)...)
+		viaGitmesh += mesh.mustRun(b, work, append([]string{"push", "-q", "--force", mesh.url}, batch...)...)
+		b.StopTimer()
+		converge += waitConverge(b)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	for _, name := range batch {
+		want := strings.TrimSpace(c.LocalGit(work, "rev-parse", "refs/heads/"+name))
+		expectEverywhere(b, c, "team/app", "refs/heads/"+name, want)
+	}
+	report(b, viaGitmesh, viaShell, converge)
+}
+
+// BenchmarkFirstReadAfterPush times the first `git ls-remote` on device c
+// right after a push to device a returned: c shows the push either because
+// the push's converge got there first or because the read catches c up
+// itself. The baseline is ls-remote through git shell on a plain bare
+// repository that received the same push (timed before the gitmesh push,
+// so no converge runs meanwhile). Every read must show the pushed commit.
+func BenchmarkFirstReadAfterPush(b *testing.B) {
+	c := meshtest.NewCluster(b, "a", "b", "c")
+	setWriteQuorum(c, 2)
+	c.CreateRepo("a", "team/app", "alice")
+	url := meshtest.URL("team/app")
+	push := client{env: deviceEnv(c, c.Devices["a"], "alice"), url: url}
+	read := client{env: deviceEnv(c, c.Devices["c"], "alice"), url: url}
+	shell := plainRepo(b, c, "team/app")
+
+	work := c.Work("alice")
+	c.Commit(work, "README", "0\n")
+	push.mustRun(b, work, "push", "-q", url, "main")
+	shell.mustRun(b, work, "push", "-q", shell.url, "main")
+	read.mustRun(b, "", "ls-remote", url)
+	waitConverge(b)
+
+	var viaGitmesh, viaShell, converge time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		head := c.Commit(work, "README", fmt.Sprintf("%d\n", i+1))
+		shell.mustRun(b, work, "push", "-q", shell.url, "main")
+		b.StartTimer()
+		viaShell += shell.mustRun(b, "", "ls-remote", shell.url)
+		b.StopTimer()
+		push.mustRun(b, work, "push", "-q", url, "main")
+		b.StartTimer()
+		d, out := read.run(b, "", "ls-remote", url)
+		viaGitmesh += d
+		b.StopTimer()
+		if want := head + "\trefs/heads/main\n"; !strings.Contains(out, want) {
+			b.Fatalf("iteration %d: the first ls-remote on c after the push to a lacks %q:\n%s", i, want, out)
+		}
+		converge += waitConverge(b)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	report(b, viaGitmesh, viaShell, converge)
+}
+
+// client is one way of reaching a repository: git's environment (which
+// ssh command, which key) and the URL.
+type client struct {
+	env []string
+	url string
+}
+
+// run runs git in dir and returns how long it took and its stdout; any
+// failure ends the benchmark with git's output.
+func (g client) run(b *testing.B, dir string, args ...string) (time.Duration, string) {
+	b.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = g.env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	d := time.Since(start)
+	if err != nil {
+		b.Fatalf("git %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return d, stdout.String()
+}
+
+func (g client) mustRun(b *testing.B, dir string, args ...string) time.Duration {
+	b.Helper()
+	d, _ := g.run(b, dir, args...)
+	return d
+}
+
+// deviceEnv reaches dev as user the way the harness's sshd stand-in does.
+func deviceEnv(c *meshtest.Cluster, dev *meshtest.Device, user string) []string {
+	return append(meshtest.GitEnv(c.Dir), "GIT_SSH_COMMAND="+dev.SSHScript(user), "GIT_SSH_VARIANT=ssh")
+}
+
+// sshEnv reaches a real sshd with key.
+func sshEnv(c *meshtest.SSHCluster, key string) []string {
+	return append(meshtest.GitEnv(c.Dir), "GIT_SSH_COMMAND="+c.GitSSHCommand(key))
+}
+
+// setWriteQuorum writes write_quorum into every device's config of a
+// cluster of local-path devices.
+func setWriteQuorum(c *meshtest.Cluster, n int) {
+	c.Settings += writeQuorum(n)
+	for _, d := range c.Devices {
+		d.WriteConfig("")
+	}
+}
+
+func writeQuorum(n int) string { return fmt.Sprintf("\nwrite_quorum = %d\n", n) }
+
+// plainRepo is the baseline: an empty bare repository at repo under a root
+// of its own, reached through `git shell -c` as sshd would run it.
+func plainRepo(b *testing.B, c *meshtest.Cluster, repo string) client {
+	root := filepath.Join(c.Dir, "plain")
+	initBare(b, c, filepath.Join(root, repo+".git"))
+	env := append(meshtest.GitEnv(c.Dir), "GIT_SSH_COMMAND="+gitShellScript(b, c.Dir, root), "GIT_SSH_VARIANT=ssh")
+	return client{env: env, url: meshtest.URL(repo)}
+}
+
+// sshShellRepo is the baseline through a real sshd: a bare repository
+// beside h's copies, reached with a key of its own whose authorized_keys
+// line on h runs git shell, as a git-shell login would.
+func sshShellRepo(b *testing.B, c *meshtest.SSHCluster, h *meshtest.Host, repo string) client {
+	dir := filepath.Join(c.Dir, "plain", repo+".git")
+	initBare(b, c.Cluster, dir)
+	key := c.NewKey("git-shell")
+	pub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(pub))
+	line := `command="exec git shell -c \"$SSH_ORIGINAL_COMMAND\"",restrict ` + f[0] + " " + f[1] + "\n"
+	// Appended after gitmesh wrote the file; RefreshAuthorizedKeys would drop it.
+	ak, err := os.OpenFile(h.AuthorizedKeys, os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ak.Close()
+	if _, err := ak.WriteString(line); err != nil {
+		b.Fatal(err)
+	}
+	return client{env: sshEnv(c, key), url: fmt.Sprintf("ssh://%s@127.0.0.1:%d%s", c.Login, h.Port, dir)}
+}
+
+func initBare(b *testing.B, c *meshtest.Cluster, dir string) {
+	b.Helper()
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	c.LocalGit("", "init", "-q", "--bare", "-b", "main", dir)
+}
+
+// fastImport makes, in work tree dir, one new commit on each named
+// branch (created from HEAD if missing) touching a file of its own.
+// Round tells the commits of successive calls apart.
+func fastImport(b *testing.B, c *meshtest.Cluster, dir string, names []string, round int) {
+	b.Helper()
+	var in bytes.Buffer
+	now := time.Now().Unix()
+	for _, name := range names {
+		from := "refs/heads/" + name + "^0"
+		if round == 0 {
+			from = "HEAD^0"
+		}
+		msg := fmt.Sprintf("%s round %d\n", name, round)
+		fmt.Fprintf(&in, "commit refs/heads/%s\ncommitter Test <test@example.com> %d +0000\ndata %d\n%s", name, now, len(msg), msg)
+		fmt.Fprintf(&in, "from %s\nM 644 inline branches/%s\ndata %d\n%s\n", from, name, len(msg), msg)
+	}
+	cmd := exec.Command("git", "fast-import", "--quiet")
+	cmd.Dir = dir
+	cmd.Env = meshtest.GitEnv(c.Dir)
+	cmd.Stdin = &in
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("git fast-import: %v: %s", err, out)
+	}
+}
+
+// waitConverge waits until no `gitmesh converge` of this test process's
+// binary runs any more and returns how long that took. A push starts one,
+// detached, before it answers, so right after a push it is there to see.
+func waitConverge(b *testing.B) time.Duration {
+	b.Helper()
+	bin := meshtest.Binary()
+	real, err := filepath.EvalSymlinks(bin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	for deadline := start.Add(2 * time.Minute); ; {
+		if !converging(bin, real) {
+			return time.Since(start)
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("gitmesh converge still running after %s", time.Since(start))
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// converging reports whether a process runs `BIN converge ...`.
+func converging(bins ...string) bool {
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		if _, err := strconv.Atoi(p.Name()); err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if len(args) < 2 || args[1] != "converge" {
+			continue
+		}
+		for _, bin := range bins {
+			if args[0] == bin {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// expectEverywhere checks that every device's copy of repo has ref at want
+// once the pushes' catch-ups are done.
+func expectEverywhere(b *testing.B, c *meshtest.Cluster, repo, ref, want string) {
+	b.Helper()
+	for name := range c.Devices {
+		if got := c.Rev(name, repo, ref); got != want {
+			b.Errorf("device %s has %s at %q, want %s", name, ref, got, want)
+		}
+	}
+}
+
+// report adds the per-push times and their ratio.
+func report(b *testing.B, viaGitmesh, viaShell, converge time.Duration) {
+	n := float64(b.N)
+	b.ReportMetric(float64(viaGitmesh.Microseconds())/n/1000, "gitmesh-ms/op")
+	b.ReportMetric(float64(viaShell.Microseconds())/n/1000, "gitshell-ms/op")
+	b.ReportMetric(float64(viaGitmesh)/float64(viaShell), "ratio")
+	b.ReportMetric(float64(converge.Microseconds())/n/1000, "converge-ms/op")
+}
