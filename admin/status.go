@@ -12,11 +12,11 @@ import (
 
 // CopyStatus is one device's copy of one repository, as `status` shows it.
 type CopyStatus struct {
-	Repository string    `json:"repository"`
-	Device     string    `json:"device"`
-	Version    int64     `json:"version"`
-	Lag        int64     `json:"lag"`
-	IsWriting  bool      `json:"is_writing"`
+	Repository string `json:"repository"`
+	Device     string `json:"device"`
+	Version    int64  `json:"version"`
+	Lag        int64  `json:"lag"`
+	IsWriting  bool   `json:"is_writing"`
 	// Frozen: a write mark whose writer's database session is gone (a
 	// push in progress is writing, not frozen).
 	Frozen bool `json:"frozen"`

@@ -32,7 +32,7 @@ type Node struct {
 	// Converge starts, detached, the catch-up of the holders a push left
 	// behind; nil does nothing.
 	Converge func(repo string)
-	Log zerolog.Logger
+	Log      zerolog.Logger
 	// Tell writes one sentence to the user (stderr in serve).
 	Tell func(format string, args ...any)
 }
