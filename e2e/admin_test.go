@@ -41,7 +41,7 @@ func TestAdminCommandsRefuseBadInputWithOneSentence(t *testing.T) {
 
 func TestRemoveUsersAndDevices(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b")
-	pushed(t, c)
+	pushedAlone(t, c, "a")
 	if out := c.MustAdmin("user", "list"); out != "alice\n" {
 		t.Fatalf("user list: %q", out)
 	}

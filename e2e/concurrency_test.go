@@ -15,7 +15,7 @@ func TestSixteenReadersAfterAPushCauseOneFetch(t *testing.T) {
 	url := meshtest.URL("team/app")
 	work := c.Work("alice")
 	want := c.Commit(work, "README", "hello\n")
-	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
+	pushWithout(t, c, "a", work, []string{"c"}, url, "main") // c lags
 
 	var wg sync.WaitGroup
 	results := make([]meshtest.Result, 16)

@@ -16,6 +16,8 @@ func TestFastPathUsesOneConnectionAndOneRoundTrip(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b")
 	proxy := proxiedDevice(t, c, "a", "")
 	_, acked := pushed(t, c) // a holds the newest version
+	c.WaitConverged("team/app")
+	meshtest.WaitDetached(t)
 	a := c.Devices["a"]
 	url := meshtest.URL("team/app")
 

@@ -33,7 +33,22 @@ func TestSSHPushToOneCloneFromAnother(t *testing.T) {
 		t.Fatalf("clone from c has %s, want %s", got, first)
 	}
 
-	// c fetched from a, and a's URL is its sshd, not a local path.
+	// a stored the push on b and c before answering, over their sshd
+	// with the cluster key, and every device records it.
+	if v := c.WaitConverged("team/app"); v != 1 {
+		t.Fatalf("converged at version %d, want 1", v)
+	}
+	fp := fingerprint(t, c.ClusterKey)
+	if log := readFile(t, cc.SSHDLog); !strings.Contains(log, "Accepted publickey for "+c.Login) || !strings.Contains(log, fp) {
+		t.Fatalf("c's sshd log shows no login with the cluster key %s:\n%s", fp, log)
+	}
+	// c lags while its sshd is down for a push; its next read fetches from
+	// a over ssh (a's URL is its sshd, not a local path).
+	lagging := c.Commit(work, "README", "while c was away\n")
+	sshPushWithout(t, c, "a", work, []string{"c"}, a.URL("team/app"), "main")
+	if out := cc.MustGit("alice", "", "ls-remote", cc.URL("team/app"), "refs/heads/main"); !strings.HasPrefix(out, lagging) {
+		t.Fatalf("c serves %q after catching up, want %s", out, lagging)
+	}
 	var from, url, result string
 	err := c.DB().QueryRow(`SELECT f.name, f.url, s.result FROM sync_log s
 		JOIN devices d ON d.id = s.device_id JOIN devices f ON f.id = s.from_device
@@ -41,14 +56,11 @@ func TestSSHPushToOneCloneFromAnother(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sync log of c: %v", err)
 	}
-	if from != "a" || result != "ok" || url != a.BaseURL() || !strings.HasPrefix(url, "ssh://") {
-		t.Fatalf("c synced from %s (%s): %s; want a over ssh, ok", from, url, result)
+	if result != "ok" || !strings.HasPrefix(url, "ssh://") || from == "c" {
+		t.Fatalf("c synced from %s (%s): %s; want a peer over ssh, ok", from, url, result)
 	}
-	// a's sshd saw the cluster key log in: the fetch really went through it.
-	fp := fingerprint(t, c.ClusterKey)
-	if log := readFile(t, a.SSHDLog); !strings.Contains(log, "Accepted publickey for "+c.Login) || !strings.Contains(log, fp) {
-		t.Fatalf("a's sshd log shows no login with the cluster key %s:\n%s", fp, log)
-	}
+	first = lagging
+	cc.MustGit("alice", clone, "pull", "-q", cc.URL("team/app"), "main")
 	// gitmesh's fingerprints are ssh-keygen's.
 	if keys := c.MustAdmin("key", "list"); !strings.Contains(keys, fp) || !strings.Contains(keys, fingerprint(t, c.UserKey("alice"))) {
 		t.Fatalf("key list lacks ssh-keygen's fingerprints:\n%s", keys)
@@ -133,7 +145,7 @@ func TestSSHKeysAreRestricted(t *testing.T) {
 	}
 	c.Commit(work, "README", "sneaky\n")
 	r = a.GitEnv(c.ClusterKey, nil, work, "push", "-q", a.URL("team/app"), "main")
-	refused("push with the cluster key", r, "the cluster key may only run git-upload-pack")
+	refused("push with the cluster key", r, "deny updating a hidden ref")
 	refused("ssh host ls with the cluster key", a.SSH(c.ClusterKey, nil, "ls"), "gitmesh:")
 	if got := c.Rev("a", "team/app", "refs/heads/main"); got != first {
 		t.Fatalf("main moved to %s after refused pushes", got)
@@ -190,7 +202,7 @@ func TestSSHHostKeyMismatchRefusesPeer(t *testing.T) {
 	c.CreateRepo("a", "team/app", "alice")
 	work := c.Work("alice")
 	c.Commit(work, "README", "hello\n")
-	a.MustGit("alice", work, "push", "-q", a.URL("team/app"), "main")
+	sshPushWithout(t, c, "a", work, []string{"c"}, a.URL("team/app"), "main") // c lags
 
 	// The cluster's known_hosts now names another key for a.
 	impostor := c.NewKey("impostor")
@@ -224,7 +236,7 @@ func TestSSHPeerFailuresFailReads(t *testing.T) {
 	a.MustGit("alice", work, "push", "-q", a.URL("team/app"), "main")
 	old := strings.TrimSpace(cc.MustGit("alice", "", "ls-remote", cc.URL("team/app"), "refs/heads/main"))
 	c.Commit(work, "README", "two\n")
-	a.MustGit("alice", work, "push", "-q", a.URL("team/app"), "main") // c is stale now
+	sshPushWithout(t, c, "a", work, []string{"c"}, a.URL("team/app"), "main") // c is stale now
 
 	openKey := filepath.Join(c.Dir, "open_key")
 	if err := os.WriteFile(openKey, []byte(readFile(t, c.ClusterKey)), 0o644); err != nil {

@@ -105,7 +105,7 @@ func TestDemoteNeverDropsRecordedVersionsWithoutBeingTold(t *testing.T) {
 	work, first := pushed(t, c)
 	c.Devices["b"].MustGit("alice", "", "ls-remote", url) // b holds the first push only
 	second := c.Commit(work, "README", "acknowledged, only on a\n")
-	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
+	pushWithout(t, c, "a", work, []string{"b"}, url, "main")
 	if _, err := c.DB().Exec(`UPDATE working_copy_versions SET is_writing = true,
 		write_properties = jsonb_build_object('user', 'alice', 'device', 'a', 'pid', 1, 'started', now(), 'token', 'x')
 		WHERE device_id = (SELECT id FROM devices WHERE name = 'a')`); err != nil {

@@ -105,8 +105,7 @@ func TestFetchFromAHangingPeerTimesOutAndFailsOver(t *testing.T) {
 	// out and c fetches from b. Rounds go on until that happens.
 	failovers(t, c, "a", "b", "timed out", func(round int) string {
 		latest := c.Commit(work, "README", fmt.Sprintf("round %d\n", round))
-		c.Devices["b"].MustGit("alice", work, "push", "-q", url, "main")
-		c.Devices["a"].MustGit("alice", "", "ls-remote", url) // a and b at the newest
+		pushWithout(t, c, "b", work, []string{"c"}, url, "main") // a and b at the newest, c behind
 		if _, err := c.DB().Exec(`UPDATE devices SET url = $1 WHERE name = 'a'`, hanging); err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,11 @@
 package meshtest
 
 import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
 	"time"
 )
 
@@ -27,4 +32,40 @@ func (c *Cluster) WaitConverged(repo string) int64 {
 			c.T.Fatalf("%s did not converge on every device within 30s (%d lagging, err %v)", repo, lagging, err)
 		}
 	}
+}
+
+// WaitDetached waits until no `gitmesh converge` started by a push of this
+// test process's binary is running (they catch devices up after a push),
+// and fails the test after 60 seconds.
+func WaitDetached(t testing.TB) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if len(Processes("converge")) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("gitmesh converge still running after 60s")
+		}
+	}
+}
+
+// Processes lists the pids of running gitmesh processes (of this test
+// binary) whose subcommand is sub ("serve", "converge", "replicate").
+func Processes(sub string) []int {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var pids []int
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || !strings.HasPrefix(string(b), bin+"\x00") || !strings.Contains(string(b), "\x00"+sub+"\x00") {
+			continue
+		}
+		stat, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "stat"))
+		if i := strings.LastIndexByte(string(stat), ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+			continue // a zombie is done
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
