@@ -229,11 +229,12 @@ EOF
   git -C "$RUN/work" add README
   git -C "$RUN/work" commit -q -m "first commit"
   git -C "$RUN/work" push -q "$url_a" main
-  say "pushed to device a"
+  say "pushed to device a: before answering, a stored it on b and c over ssh with the cluster key"
   git clone -q "$url_c" "$RUN/clone-c"
   [ "$(git -C "$RUN/work" rev-parse HEAD)" = "$(git -C "$RUN/clone-c" rev-parse HEAD)" ] ||
     die "the clone from c does not hold the commit pushed to a"
-  say "cloned from device c: it fetched the push from a over ssh with the cluster key"
+  say "cloned from device c: it serves the push a acknowledged"
+  "$RUN/gitmesh" --config "$RUN/a/gitmesh.toml" status team/app >&2
   trap - ERR
 
   cat <<EOF
