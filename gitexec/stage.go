@@ -173,10 +173,17 @@ func (g Git) IsAncestor(ctx context.Context, dir, old, new string) bool {
 	return err == nil
 }
 
-// Config returns dir's value of a git setting ("" when unset).
-func (g Git) Config(ctx context.Context, dir, key string) string {
-	out, _ := g.run(ctx, dir, "config", "--get", key)
-	return strings.TrimSpace(string(out))
+// Configs returns dir's settings whose names match the regular
+// expression, keyed by their lower-case names, in one git run.
+func (g Git) Configs(ctx context.Context, dir, pattern string) map[string]string {
+	out, _ := g.run(ctx, dir, "config", "--get-regexp", pattern)
+	m := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(line, " "); ok {
+			m[k] = v
+		}
+	}
+	return m
 }
 
 // ReplicaReceivePack is the receive-pack a peer runs for a staging push:

@@ -117,6 +117,8 @@ func NewClusterOn(t testing.TB, server *Postgres, names ...string) *Cluster {
 		t.Fatal(err)
 	}
 	c := &Cluster{T: t, Dir: t.TempDir(), DBURL: dbURL, Devices: map[string]*Device{}}
+	// Before the directories go: a push's detached catch-up may still write.
+	t.Cleanup(func() { WaitDetached(t) })
 	for _, n := range names {
 		c.AddDevice(n, "")
 	}

@@ -92,6 +92,7 @@ func NewSSHCluster(t testing.TB, names ...string) *SSHCluster {
 		t.Fatal(err)
 	}
 	base := &Cluster{T: t, Dir: t.TempDir(), DBURL: dbURL, Devices: map[string]*Device{}}
+	t.Cleanup(func() { WaitDetached(t) })
 	c := &SSHCluster{Cluster: base, Hosts: map[string]*Host{}, Login: me.Username, keys: map[string]string{},
 		ClusterKey:       filepath.Join(base.Dir, "cluster", "id_ed25519"),
 		KnownHosts:       filepath.Join(base.Dir, "cluster", "known_hosts"),

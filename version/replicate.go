@@ -168,8 +168,10 @@ func (n *Node) show(ctx context.Context, conn *sql.Conn, repoID, deviceID int32,
 	if err := n.Git.UpdateRefs(ctx, dir, gitexec.ShowCommands(visible, staged), hooks); err != nil {
 		return err
 	}
-	_, err = conn.ExecContext(ctx, `UPDATE working_copy_versions SET refs_pending = false, updated_at = now()
-		WHERE repository_id = $1 AND device_id = $2 AND version = $3 AND refs_digest = $4 AND refs_pending`,
-		repoID, deviceID, v, digest)
+	_, err = conn.ExecContext(ctx, clearPendingQuery, repoID, deviceID, v, digest)
 	return err
 }
+
+// clearPendingQuery records that a copy shows the version it holds.
+const clearPendingQuery = `UPDATE working_copy_versions SET refs_pending = false, updated_at = now()
+WHERE repository_id = $1 AND device_id = $2 AND version = $3 AND refs_digest = $4 AND refs_pending`

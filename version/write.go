@@ -225,7 +225,7 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 		return fail("gitmesh could not record the push; nothing was acknowledged")
 	}
 	rep.release() // the peers' stages are recorded: their own readers may show them
-	w.showSelf(ctx, newVersion, digest)
+	w.showSelf(ctx, newVersion, digest, gitexec.ShowCommands(visible, want))
 	w.stored = append([]Device{w.self()}, rep.stored...)
 	w.tellStored(newVersion)
 	return results
@@ -267,8 +267,8 @@ func (w *write) validate(ctx context.Context, push hook.Push, visible gitexec.Re
 			return failAll(push, "gitmesh could not read the pushed objects; nothing was changed")
 		}
 	}
-	denyDeletes := w.n.Git.Config(ctx, w.dir, "receive.denyDeletes") == "true"
-	denyNonFF := w.n.Git.Config(ctx, w.dir, "receive.denyNonFastForwards") == "true"
+	cfg := w.n.Git.Configs(ctx, w.dir, `^receive\.deny(deletes|nonfastforwards)$`)
+	denyDeletes, denyNonFF := cfg["receive.denydeletes"] == "true", cfg["receive.denynonfastforwards"] == "true"
 	failed := false
 	for i, c := range push.Commands {
 		results[i] = hook.Result{Ref: c.Ref, Err: w.check(ctx, c, visible, types, denyDeletes, denyNonFF)}
@@ -425,18 +425,21 @@ func (w *write) alreadyCommitted(ctx context.Context, tx *sql.Tx, v int64, diges
 // errMarkGone means the write mark was cleared by someone else (a thaw).
 var errMarkGone = errors.New("the write mark was cleared by someone else (thawed?)")
 
-// showSelf makes this copy's visible refs the recorded ones. The version
-// is already safe on the quorum; if this fails, the next read here shows
-// them instead.
-func (w *write) showSelf(ctx context.Context, v int64, digest string) {
+// showSelf makes this copy's visible refs the recorded ones (cmds, known
+// from the push: nothing else moves them under the write lock), with the
+// repository's own reference-transaction hook. The version is already
+// safe on the quorum; if this fails, the next read here shows them.
+func (w *write) showSelf(ctx context.Context, v int64, digest string, cmds []string) {
 	key := lock.Read(w.st.RepoID, w.st.SelfID)
-	if err := lock.Acquire(ctx, w.conn, key, w.n.LockTimeout, nil); err != nil {
-		w.n.Log.Warn().Err(err).Str("repo", w.st.Repo).Msg("show pushed refs")
-		return
+	err := lock.Acquire(ctx, w.conn, key, w.n.LockTimeout, nil)
+	if err == nil {
+		defer lock.Release(context.Background(), w.conn, key)
+		if err = w.n.Git.UpdateRefs(ctx, w.dir, cmds, true); err == nil {
+			_, err = w.conn.ExecContext(ctx, clearPendingQuery, w.st.RepoID, w.st.SelfID, v, digest)
+		}
 	}
-	defer lock.Release(context.Background(), w.conn, key)
-	if err := w.n.show(ctx, w.conn, w.st.RepoID, w.st.SelfID, w.dir, v, digest, true); err != nil {
-		w.n.Log.Warn().Err(err).Str("repo", w.st.Repo).Msg("show pushed refs")
+	if err != nil {
+		w.n.Log.Warn().Err(err).Str("repo", w.st.Repo).Msg("show pushed refs; the next read here shows them")
 	}
 }
 
