@@ -99,6 +99,10 @@ func LoadFile(s *Settings, path string) error {
 	if und := md.Undecoded(); len(und) > 0 {
 		return fmt.Errorf("config %s: unknown setting %q", path, und[0].String())
 	}
+	// A bare number bypasses UnmarshalText.
+	if md.IsDefined("write_quorum") && md.Type("write_quorum") == "Integer" && s.WriteQuorum < 1 {
+		return fmt.Errorf("config %s: write_quorum must be \"majority\" or a number of devices from 1 up", path)
+	}
 	s.Path = path
 	return nil
 }

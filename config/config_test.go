@@ -171,3 +171,31 @@ func TestNeed(t *testing.T) {
 		}
 	}
 }
+
+func TestWriteQuorum(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want Quorum
+		bad  bool
+	}{
+		{`write_quorum = "majority"`, 0, false},
+		{`write_quorum = 2`, 2, false},
+		{`write_quorum = "3"`, 3, false},
+		{`write_quorum = 0`, 0, true},
+		{`write_quorum = -1`, 0, true},
+		{`write_quorum = "most"`, 0, true},
+		{`write_quorum = "0"`, 0, true},
+	} {
+		s := Defaults()
+		err := LoadFile(&s, writeConfig(t, tc.line+"\n"))
+		if (err != nil) != tc.bad || !tc.bad && s.WriteQuorum != tc.want {
+			t.Errorf("%s: quorum %v, error %v", tc.line, s.WriteQuorum, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "majority") {
+			t.Errorf("%s: the error does not say what is allowed: %v", tc.line, err)
+		}
+	}
+	if Defaults().WriteQuorum.String() != "majority" {
+		t.Error("the default write_quorum is not a majority")
+	}
+}

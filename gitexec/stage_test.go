@@ -1,0 +1,126 @@
+package gitexec
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestValidRefName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"refs/heads/main", true},
+		{"refs/tags/v1.0", true},
+		{"refs/heads/feature/x-y_z", true},
+		{"refs/heads/ünïcode", true},
+		{"refs/heads/bad\xff", false},
+		{"refs/gitmesh/stage/heads/main", false},
+		{"refs/gitmesh", false},
+		{"HEAD", false},
+		{"refs/", false},
+		{"refs/heads/a..b", false},
+		{"refs/heads/a@{1}", false},
+		{"refs/heads/a b", false},
+		{"refs/heads/a~1", false},
+		{"refs/heads/a^", false},
+		{"refs/heads/a:b", false},
+		{"refs/heads/a?", false},
+		{"refs/heads/a*", false},
+		{"refs/heads/a[", false},
+		{"refs/heads/a\\b", false},
+		{"refs/heads/a\x01", false},
+		{"refs/heads/a\x7f", false},
+		{"refs/heads/.hidden", false},
+		{"refs/heads/x.lock", false},
+		{"refs/heads/x.lock/y", false},
+		{"refs/heads/", false},
+		{"refs/heads/x.", false},
+		{"refs/heads//x", false},
+		{"refs/heads/" + strings.Repeat("x", 1100), false},
+	} {
+		if why := ValidRefName(tc.name); (why == "") != tc.ok {
+			t.Errorf("ValidRefName(%q) = %q, want ok %v", tc.name, why, tc.ok)
+		}
+	}
+}
+
+func TestStageAndShowCommands(t *testing.T) {
+	have := RefSet{"refs/heads/a": "1", "refs/heads/b": "2", "refs/tags/t": "3"}
+	want := RefSet{"refs/heads/a": "1", "refs/heads/b": "4", "refs/heads/c": "5"}
+	if got, exp := StageCommands(have, want), []string{
+		"update refs/gitmesh/stage/heads/b 4",
+		"update refs/gitmesh/stage/heads/c 5",
+		"delete refs/gitmesh/stage/tags/t",
+	}; !reflect.DeepEqual(got, exp) {
+		t.Errorf("StageCommands: %q, want %q", got, exp)
+	}
+	if got, exp := ShowCommands(have, want), []string{
+		"update refs/heads/b 4 2",
+		"create refs/heads/c 5",
+		"delete refs/tags/t 3",
+	}; !reflect.DeepEqual(got, exp) {
+		t.Errorf("ShowCommands: %q, want %q", got, exp)
+	}
+	if got := ShowCommands(want, want); len(got) != 0 {
+		t.Errorf("ShowCommands of equal sets: %q", got)
+	}
+}
+
+// A copy's staged refs are invisible to its digest and shown only by
+// ShowCommands: stage, read, show, read again, with real git.
+func TestStageThenShowWithGit(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "r.git")
+	g := Git{}
+	if err := g.InitBare(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	blob := func(s string) string {
+		cmd := exec.Command("git", "-C", dir, "hash-object", "-w", "--stdin")
+		cmd.Stdin = strings.NewReader(s)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	x, y := blob("x"), blob("y")
+	if err := g.UpdateRefs(ctx, dir, []string{"update refs/tags/x " + x}, false); err != nil {
+		t.Fatal(err)
+	}
+	before, err := g.RefsDigest(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	visible, staged, err := g.ReadRefs(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := RefSet{"refs/tags/y": y}
+	if err := g.UpdateRefs(ctx, dir, StageCommands(staged, want), false); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := g.RefsDigest(ctx, dir); after != before {
+		t.Fatal("staging changed the digest of the visible refs")
+	}
+	visible, staged, _ = g.ReadRefs(ctx, dir)
+	if !reflect.DeepEqual(staged, want) || !reflect.DeepEqual(visible, RefSet{"refs/tags/x": x}) {
+		t.Fatalf("after staging: visible %v, staged %v", visible, staged)
+	}
+	if err := g.UpdateRefs(ctx, dir, ShowCommands(visible, staged), false); err != nil {
+		t.Fatal(err)
+	}
+	visible, _, _ = g.ReadRefs(ctx, dir)
+	if !reflect.DeepEqual(visible, want) {
+		t.Fatalf("after showing: visible %v, want %v", visible, want)
+	}
+	head, _ := Head(dir)
+	if got, _ := g.RefsDigest(ctx, dir); got != want.Digest(head) {
+		t.Fatal("the shown refs' digest is not the staged set's")
+	}
+}
