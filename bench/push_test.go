@@ -14,14 +14,20 @@ import (
 	"gitmesh/meshtest"
 )
 
-// The push benchmarks time one push through gitmesh and the same push
-// through `git shell -c` into a plain bare repository with the same
-// content, alternating the two in one run. The git-shell push goes first
-// in each iteration, and the detached `gitmesh converge` a push starts is
-// waited for, untimed, before the next iteration: so neither side pays for
-// the previous push's background catch-up, and each gitmesh push starts on
-// a cluster at rest. How long that catch-up took after the push answered
-// is reported as converge-ms/op (polled every few milliseconds).
+// The write benchmarks time a push (or the first read after one) through
+// gitmesh and the same operation through `git shell -c` on a plain bare
+// repository with the same content, alternating the two in one run. In
+// each iteration the git-shell side goes first, and the detached `gitmesh
+// converge` that a push starts is waited for, untimed, before the next
+// iteration: neither side pays for the previous push's background
+// catch-up, and every gitmesh push starts on a cluster at rest. How long
+// that catch-up went on after the push had answered is reported as
+// converge-ms/op (polled every 2ms).
+//
+// A benchmark whose iterations take seconds runs at most a fixed number
+// of them (see capped), so that `make bench` (-benchtime 200x) stays at a
+// few minutes; it then reports ns/op over the iterations it ran, and how
+// many it ran as the "iterations" metric (the N column still shows b.N).
 
 // BenchmarkPushThreeDevices times a one-commit fast-forward push to a
 // cluster of three local-path devices (write quorum 2) against the same
@@ -32,13 +38,15 @@ func BenchmarkPushThreeDevices(b *testing.B) {
 	c.CreateRepo("a", "team/app", "alice")
 	mesh := client{env: deviceEnv(c, c.Devices["a"], "alice"), url: meshtest.URL("team/app")}
 	shell := plainRepo(b, c, "team/app")
-	benchPush(b, c, mesh, shell)
+	benchPush(b, c, mesh, shell, b.N)
 }
 
 // BenchmarkPushThreeDevicesSSH is BenchmarkPushThreeDevices with every
-// device behind its own sshd (peers stage and catch up over ssh), against
-// git shell run as a forced command by device a's sshd: both sides pay for
-// the same ssh handshake.
+// device behind its own sshd (the client reaches a, a stages on b and c,
+// and converge reaches them, all over ssh), against git shell run by a's
+// sshd as a key's forced command: both sides pay for the client's ssh
+// connection to the same sshd. Capped at 10 pushes: an ssh connection
+// alone takes over a second on a loaded two-CPU machine.
 func BenchmarkPushThreeDevicesSSH(b *testing.B) {
 	c := meshtest.NewSSHCluster(b, "a", "b", "c")
 	c.Settings += writeQuorum(2)
@@ -49,11 +57,11 @@ func BenchmarkPushThreeDevicesSSH(b *testing.B) {
 	a := c.Hosts["a"]
 	mesh := client{env: sshEnv(c, c.UserKey("alice")), url: a.URL("team/app")}
 	shell := sshShellRepo(b, c, a, "team/app")
-	benchPush(b, c.Cluster, mesh, shell)
+	benchPush(b, c.Cluster, mesh, shell, capped(b, 10))
 }
 
-// benchPush pushes one new commit per iteration to both sides.
-func benchPush(b *testing.B, c *meshtest.Cluster, mesh, shell client) {
+// benchPush pushes one new commit to main per iteration, to both sides.
+func benchPush(b *testing.B, c *meshtest.Cluster, mesh, shell client, n int) {
 	work := c.Work("alice")
 	c.Commit(work, "README", "0\n")
 	mesh.mustRun(b, work, "push", "-q", mesh.url, "main")
@@ -63,7 +71,7 @@ func benchPush(b *testing.B, c *meshtest.Cluster, mesh, shell client) {
 	var viaGitmesh, viaShell, converge time.Duration
 	var last string
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	for i := 0; i < n; i++ {
 		b.StopTimer()
 		last = c.Commit(work, "README", fmt.Sprintf("%d\n", i+1))
 		b.StartTimer()
@@ -75,14 +83,15 @@ func benchPush(b *testing.B, c *meshtest.Cluster, mesh, shell client) {
 	}
 	b.StopTimer()
 	expectEverywhere(b, c, "team/app", "refs/heads/main", last)
-	report(b, viaGitmesh, viaShell, converge)
+	report(b, n, viaGitmesh, viaShell, converge)
 }
 
 // BenchmarkPushHundredBranches times a non-atomic push that moves 100 of
-// a repository's 2,000 branches (each to a new commit on top of it, pushed
-// with --force) to a three-device cluster, against the same push through
-// git shell into a plain bare repository with the same 2,000 branches.
-// Iteration i moves branches 100*i..100*i+99 (mod 2,000).
+// a repository's 2,000 branches, each to a new commit on top of it, with
+// --force, to a three-device cluster (write quorum 2), against the same
+// push through git shell into a plain bare repository holding the same
+// 2,000 branches. Iteration i moves branches 100*i..100*i+99 (mod 2,000).
+// Capped at 20 pushes: one iteration takes seconds.
 func BenchmarkPushHundredBranches(b *testing.B) {
 	const branches, moved = 2000, 100
 	c := meshtest.NewCluster(b, "a", "b", "c")
@@ -97,20 +106,27 @@ func BenchmarkPushHundredBranches(b *testing.B) {
 	for i := range names {
 		names[i] = fmt.Sprintf("b%04d", i)
 	}
-	fastImport(b, c, work, names, 0)
+	// The branches start at one commit: fast-import of 2,000 commits takes
+	// longer here than the first push of them all.
+	var create strings.Builder
+	for _, name := range names {
+		fmt.Fprintf(&create, "create refs/heads/%s HEAD\n", name)
+	}
+	localGit(b, c, work, create.String(), "update-ref", "--stdin")
 	mesh.mustRun(b, work, "push", "-q", mesh.url, "refs/heads/*:refs/heads/*")
 	shell.mustRun(b, work, "push", "-q", shell.url, "refs/heads/*:refs/heads/*")
 	waitConverge(b)
 
+	n := capped(b, 20)
 	var viaGitmesh, viaShell, converge time.Duration
 	var batch []string
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	for i := 0; i < n; i++ {
 		b.StopTimer()
 		first := i * moved % branches
 		batch = names[first : first+moved]
-		fastImport(b, c, work, batch, i+1)
-		// Keep the client's pack count bounded, as a real client's gc would.
+		commitOnEach(b, c, work, batch, i+1)
+		// Keep the client's pack count bounded, as its own auto gc would.
 		c.LocalGit(work, "gc", "--auto", "--quiet")
 		b.StartTimer()
 		viaShell += shell.mustRun(b, work, append([]string{"push", "-q", "--force", shell.url}, batch...)...)
@@ -124,15 +140,17 @@ func BenchmarkPushHundredBranches(b *testing.B) {
 		want := strings.TrimSpace(c.LocalGit(work, "rev-parse", "refs/heads/"+name))
 		expectEverywhere(b, c, "team/app", "refs/heads/"+name, want)
 	}
-	report(b, viaGitmesh, viaShell, converge)
+	report(b, n, viaGitmesh, viaShell, converge)
 }
 
 // BenchmarkFirstReadAfterPush times the first `git ls-remote` on device c
-// right after a push to device a returned: c shows the push either because
-// the push's converge got there first or because the read catches c up
-// itself. The baseline is ls-remote through git shell on a plain bare
-// repository that received the same push (timed before the gitmesh push,
-// so no converge runs meanwhile). Every read must show the pushed commit.
+// right after a one-commit push to device a has answered (three local-path
+// devices, write quorum 2): c shows the push either because the push's
+// converge got there first or because the read catches c up itself; which
+// of the two happened is not observed. The baseline is ls-remote through
+// git shell on a plain bare repository that received the same push (timed
+// before the gitmesh push, so that no converge runs meanwhile). Every read
+// on c must show the pushed commit.
 func BenchmarkFirstReadAfterPush(b *testing.B) {
 	c := meshtest.NewCluster(b, "a", "b", "c")
 	setWriteQuorum(c, 2)
@@ -146,12 +164,13 @@ func BenchmarkFirstReadAfterPush(b *testing.B) {
 	c.Commit(work, "README", "0\n")
 	push.mustRun(b, work, "push", "-q", url, "main")
 	shell.mustRun(b, work, "push", "-q", shell.url, "main")
-	read.mustRun(b, "", "ls-remote", url)
 	waitConverge(b)
+	read.mustRun(b, "", "ls-remote", url)
 
+	n := capped(b, 100)
 	var viaGitmesh, viaShell, converge time.Duration
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	for i := 0; i < n; i++ {
 		b.StopTimer()
 		head := c.Commit(work, "README", fmt.Sprintf("%d\n", i+1))
 		shell.mustRun(b, work, "push", "-q", shell.url, "main")
@@ -170,7 +189,7 @@ func BenchmarkFirstReadAfterPush(b *testing.B) {
 		b.StartTimer()
 	}
 	b.StopTimer()
-	report(b, viaGitmesh, viaShell, converge)
+	report(b, n, viaGitmesh, viaShell, converge)
 }
 
 // client is one way of reaching a repository: git's environment (which
@@ -204,7 +223,7 @@ func (g client) mustRun(b *testing.B, dir string, args ...string) time.Duration 
 	return d
 }
 
-// deviceEnv reaches dev as user the way the harness's sshd stand-in does.
+// deviceEnv reaches dev as user through the harness's sshd stand-in.
 func deviceEnv(c *meshtest.Cluster, dev *meshtest.Device, user string) []string {
 	return append(meshtest.GitEnv(c.Dir), "GIT_SSH_COMMAND="+dev.SSHScript(user), "GIT_SSH_VARIANT=ssh")
 }
@@ -214,8 +233,8 @@ func sshEnv(c *meshtest.SSHCluster, key string) []string {
 	return append(meshtest.GitEnv(c.Dir), "GIT_SSH_COMMAND="+c.GitSSHCommand(key))
 }
 
-// setWriteQuorum writes write_quorum into every device's config of a
-// cluster of local-path devices.
+// setWriteQuorum rewrites every device's config of a cluster of
+// local-path devices with write_quorum = n.
 func setWriteQuorum(c *meshtest.Cluster, n int) {
 	c.Settings += writeQuorum(n)
 	for _, d := range c.Devices {
@@ -234,9 +253,9 @@ func plainRepo(b *testing.B, c *meshtest.Cluster, repo string) client {
 	return client{env: env, url: meshtest.URL(repo)}
 }
 
-// sshShellRepo is the baseline through a real sshd: a bare repository
-// beside h's copies, reached with a key of its own whose authorized_keys
-// line on h runs git shell, as a git-shell login would.
+// sshShellRepo is the baseline through a real sshd: a plain bare
+// repository, reached through h's sshd with a key of its own whose
+// authorized_keys line runs git shell, as a git-shell login would.
 func sshShellRepo(b *testing.B, c *meshtest.SSHCluster, h *meshtest.Host, repo string) client {
 	dir := filepath.Join(c.Dir, "plain", repo+".git")
 	initBare(b, c.Cluster, dir)
@@ -247,7 +266,7 @@ func sshShellRepo(b *testing.B, c *meshtest.SSHCluster, h *meshtest.Host, repo s
 	}
 	f := strings.Fields(string(pub))
 	line := `command="exec git shell -c \"$SSH_ORIGINAL_COMMAND\"",restrict ` + f[0] + " " + f[1] + "\n"
-	// Appended after gitmesh wrote the file; RefreshAuthorizedKeys would drop it.
+	// Appended to what gitmesh wrote; a later RefreshAuthorizedKeys drops it.
 	ak, err := os.OpenFile(h.AuthorizedKeys, os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		b.Fatal(err)
@@ -267,54 +286,55 @@ func initBare(b *testing.B, c *meshtest.Cluster, dir string) {
 	c.LocalGit("", "init", "-q", "--bare", "-b", "main", dir)
 }
 
-// fastImport makes, in work tree dir, one new commit on each named
-// branch (created from HEAD if missing) touching a file of its own.
-// Round tells the commits of successive calls apart.
-func fastImport(b *testing.B, c *meshtest.Cluster, dir string, names []string, round int) {
+// commitOnEach makes, in work tree dir, one new commit on top of each
+// named branch, touching a file of the branch's own (one fast-import,
+// not a git commit per branch). Round tells successive calls apart.
+func commitOnEach(b *testing.B, c *meshtest.Cluster, dir string, names []string, round int) {
 	b.Helper()
-	var in bytes.Buffer
+	var in strings.Builder
 	now := time.Now().Unix()
 	for _, name := range names {
-		from := "refs/heads/" + name + "^0"
-		if round == 0 {
-			from = "HEAD^0"
-		}
 		msg := fmt.Sprintf("%s round %d\n", name, round)
 		fmt.Fprintf(&in, "commit refs/heads/%s\ncommitter Test <test@example.com> %d +0000\ndata %d\n%s", name, now, len(msg), msg)
-		fmt.Fprintf(&in, "from %s\nM 644 inline branches/%s\ndata %d\n%s\n", from, name, len(msg), msg)
+		fmt.Fprintf(&in, "from refs/heads/%s^0\nM 644 inline branches/%s\ndata %d\n%s\n", name, name, len(msg), msg)
 	}
-	cmd := exec.Command("git", "fast-import", "--quiet")
+	localGit(b, c, dir, in.String(), "fast-import", "--quiet")
+}
+
+// localGit runs git in dir with stdin, without any device.
+func localGit(b *testing.B, c *meshtest.Cluster, dir, stdin string, args ...string) {
+	b.Helper()
+	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
 	cmd.Env = meshtest.GitEnv(c.Dir)
-	cmd.Stdin = &in
+	cmd.Stdin = strings.NewReader(stdin)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("git fast-import: %v: %s", err, out)
+		b.Fatalf("git %s: %v: %s", strings.Join(args, " "), err, out)
 	}
 }
 
 // waitConverge waits until no `gitmesh converge` of this test process's
-// binary runs any more and returns how long that took. A push starts one,
-// detached, before it answers, so right after a push it is there to see.
+// binary runs any more and returns how long that took. A push starts its
+// converge before it answers, so right after a push there is one to see.
 func waitConverge(b *testing.B) time.Duration {
 	b.Helper()
 	bin := meshtest.Binary()
-	real, err := filepath.EvalSymlinks(bin)
+	resolved, err := filepath.EvalSymlinks(bin)
 	if err != nil {
 		b.Fatal(err)
 	}
 	start := time.Now()
-	for deadline := start.Add(2 * time.Minute); ; {
-		if !converging(bin, real) {
-			return time.Since(start)
-		}
+	for deadline := start.Add(2 * time.Minute); converging(bin, resolved); {
 		if time.Now().After(deadline) {
 			b.Fatalf("gitmesh converge still running after %s", time.Since(start))
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+	return time.Since(start)
 }
 
-// converging reports whether a process runs `BIN converge ...`.
+// converging reports whether a process runs `BIN converge ...` for one of
+// bins (the binary as named and as resolved).
 func converging(bins ...string) bool {
 	procs, _ := os.ReadDir("/proc")
 	for _, p := range procs {
@@ -338,22 +358,36 @@ func converging(bins ...string) bool {
 	return false
 }
 
-// expectEverywhere checks that every device's copy of repo has ref at want
-// once the pushes' catch-ups are done.
+// expectEverywhere checks that every device's copy of repo has ref at want.
 func expectEverywhere(b *testing.B, c *meshtest.Cluster, repo, ref, want string) {
 	b.Helper()
 	for name := range c.Devices {
 		if got := c.Rev(name, repo, ref); got != want {
-			b.Errorf("device %s has %s at %q, want %s", name, ref, got, want)
+			b.Errorf("device %s has %s at %q after the pushes, want %s", name, ref, got, want)
 		}
 	}
 }
 
-// report adds the per-push times and their ratio.
-func report(b *testing.B, viaGitmesh, viaShell, converge time.Duration) {
-	n := float64(b.N)
-	b.ReportMetric(float64(viaGitmesh.Microseconds())/n/1000, "gitmesh-ms/op")
-	b.ReportMetric(float64(viaShell.Microseconds())/n/1000, "gitshell-ms/op")
+// capped is how many iterations a slow benchmark runs: b.N, but at most
+// limit.
+func capped(b *testing.B, limit int) int {
+	if b.N <= limit {
+		return b.N
+	}
+	b.Logf("runs %d iterations, not the %d asked for: each takes too long for `make bench`", limit, b.N)
+	return limit
+}
+
+// report adds the per-iteration times and their ratio over the n
+// iterations that ran.
+func report(b *testing.B, n int, viaGitmesh, viaShell, converge time.Duration) {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) / 1000 }
+	if n != b.N {
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/op")
+		b.ReportMetric(float64(n), "iterations")
+	}
+	b.ReportMetric(ms(viaGitmesh), "gitmesh-ms/op")
+	b.ReportMetric(ms(viaShell), "gitshell-ms/op")
 	b.ReportMetric(float64(viaGitmesh)/float64(viaShell), "ratio")
-	b.ReportMetric(float64(converge.Microseconds())/n/1000, "converge-ms/op")
+	b.ReportMetric(ms(converge), "converge-ms/op")
 }

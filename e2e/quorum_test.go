@@ -462,7 +462,7 @@ func TestQuorumReplicateCatchesUpALaggingDeviceWithoutReads(t *testing.T) {
 func TestQuorumNoexecTMPDIRPushIsRecorded(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b", "c")
 	url := meshtest.URL("team/app")
-	work, _ := pushed(t, c)
+	work, before := pushed(t, c)
 	c.WaitConverged("team/app")
 	_, oldVersion := copies(t, c, "team/app")
 
@@ -494,16 +494,25 @@ func TestQuorumNoexecTMPDIRPushIsRecorded(t *testing.T) {
 	push.Env = append(push.Env, "TMPDIR="+tmp)
 	r := runCmd(push)
 	t.Logf("push with TMPDIR on noexec: exit %d\n%s", r.Code, r.Stderr)
-	if got, _ := os.ReadFile(seen); string(got) != tmp {
-		t.Fatalf("receive-pack's hooks ran with TMPDIR=%q, want %q: the reproduction did not reproduce", got, tmp)
-	}
+	// Never "ok" unrecorded; a refusal must leave everything as it was.
 	_, v := copies(t, c, "team/app")
 	if r.Code == 0 && v != oldVersion+1 {
 		t.Fatalf("the client got ok but the version is %d, want %d: an unrecorded push was acknowledged", v, oldVersion+1)
 	}
-	// The hook directory lives under the repo root, so the push must work.
-	if r.Code != 0 || !acked(r.Stderr, "main") || strings.Contains(r.Stderr, "ignored") {
+	if r.Code != 0 {
+		if v != oldVersion {
+			t.Errorf("a refused push recorded version %d (was %d)", v, oldVersion)
+		}
+		serves(t, c, before, "a", "b", "c")
+		writable(t, c, "team/app")
+		// The hook directory lives under the repo root, so the push must work.
+		t.Fatalf("push with TMPDIR on noexec failed (closed, nothing moved): exit %d, %s", r.Code, r.Stderr)
+	}
+	if !acked(r.Stderr, "main") || strings.Contains(r.Stderr, "ignored") {
 		t.Fatalf("push with TMPDIR on noexec: exit %d, %s", r.Code, r.Stderr)
+	}
+	if got, _ := os.ReadFile(seen); string(got) != tmp {
+		t.Fatalf("receive-pack's hooks ran with TMPDIR=%q, want %q: the reproduction did not reproduce", got, tmp)
 	}
 	if got := c.WaitConverged("team/app"); got != oldVersion+1 {
 		t.Fatalf("converged at version %d, want %d", got, oldVersion+1)
@@ -749,14 +758,19 @@ func TestQuorumBadRefNameIsRefusedAndNothingMoves(t *testing.T) {
 	if r.Code == 0 || acked(r.Stderr, "bad\xff") {
 		t.Fatalf("a ref name that is not UTF-8 was accepted: exit %d, %s", r.Code, r.Stderr)
 	}
+	// One sentence, about the name: git's rejection line for that ref
+	// gives the reason, and anything gitmesh adds is about the name too.
 	var why []string
 	for _, l := range strings.Split(r.Stderr, "\n") {
 		if strings.Contains(l, "[remote rejected]") {
 			why = append(why, l)
 		}
+		if strings.HasPrefix(l, "gitmesh: ") && !strings.Contains(strings.ToLower(l), "name") {
+			t.Errorf("gitmesh said more than why the name is refused: %q", l)
+		}
 	}
-	if len(why) != 1 || !strings.HasSuffix(why[0], ")") || !strings.Contains(why[0], "bad\xff (") {
-		t.Fatalf("want one rejection with its reason for the bad ref, got %q in %s", why, r.Stderr)
+	if len(why) != 1 || !strings.Contains(why[0], "bad\xff (") || !strings.Contains(strings.ToLower(why[0]), "name") {
+		t.Fatalf("want one rejection of the bad ref saying what is wrong with its name, got %q in %s", why, r.Stderr)
 	}
 	if _, v := copies(t, c, "team/app"); v != v0 {
 		t.Fatalf("the refused ref recorded version %d (was %d)", v, v0)

@@ -96,7 +96,10 @@ type Device struct {
 	Root   string // repo root
 	Config string // TOML settings file
 	Log    string // gitmesh's JSON log
-	c      *Cluster
+	// Env is appended to the environment of git run against this device,
+	// and so reaches its serve (TMPDIR, say).
+	Env []string
+	c   *Cluster
 }
 
 // NewCluster migrates a fresh database and registers the named devices,
@@ -274,6 +277,7 @@ func (d *Device) GitCmd(user, dir string, args ...string) *exec.Cmd {
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
 	cmd.Env = append(GitEnv(d.c.Dir), "GIT_SSH_COMMAND="+d.SSHScript(user), "GIT_SSH_VARIANT=ssh")
+	cmd.Env = append(cmd.Env, d.Env...)
 	return cmd
 }
 
