@@ -187,16 +187,7 @@ func (g Git) InitBare(ctx context.Context, dir string) error {
 		return err
 	}
 	_, err := g.run(ctx, "", "init", "--quiet", "--bare", "--initial-branch=main", dir)
-	if err != nil {
-		return err
-	}
-	// Partial clones and their later fetches of single objects.
-	for _, kv := range [][2]string{{"uploadpack.allowFilter", "true"}, {"uploadpack.allowAnySHA1InWant", "true"}} {
-		if _, err := g.run(ctx, dir, "config", kv[0], kv[1]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return err
 }
 
 // GCAuto runs `git gc --auto` in the foreground, as receive-pack would
