@@ -110,9 +110,10 @@ type write struct {
 	token   string
 	version int64 // the newest version before this push
 	// Set by the handler, read after receive-pack is done.
-	outcome   error // why the push was refused or could not be recorded
-	committed bool  // the new version is recorded (or may be: outcome says)
-	stored    []Device
+	outcome    error // why the push was refused or could not be recorded
+	committed  bool  // the new version is recorded (or may be: outcome says)
+	newVersion int64 // the version recorded
+	stored     []Device
 }
 
 func (w *write) run(ctx context.Context, start Receiver) error {
@@ -166,8 +167,12 @@ func (w *write) procReceive(ctx context.Context, c io.ReadWriter) {
 		return // receive-pack rejects every ref
 	}
 	results := w.apply(ctx, push)
-	if err := hook.WriteResults(c, results); err != nil {
+	err = hook.WriteResults(c, results)
+	if err != nil {
 		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("proc-receive answer")
+	}
+	if w.committed && w.outcome == nil {
+		w.tellStored(w.newVersion, err == nil)
 	}
 }
 
@@ -227,7 +232,7 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 	rep.release() // the peers' stages are recorded: their own readers may show them
 	w.showSelf(ctx, newVersion, digest, gitexec.ShowCommands(visible, want))
 	w.stored = append([]Device{w.self()}, rep.stored...)
-	w.tellStored(newVersion)
+	w.newVersion = newVersion
 	return results
 }
 
@@ -443,8 +448,10 @@ func (w *write) showSelf(ctx context.Context, v int64, digest string, cmds []str
 	}
 }
 
-// tellStored is the one line a successful push adds on stderr.
-func (w *write) tellStored(v int64) {
+// tellStored is the one line a recorded push adds on stderr; when git
+// could not be given the answer (its hook died), it says so, since the
+// client then reports a rejection.
+func (w *write) tellStored(v int64, answered bool) {
 	var in, out []string
 	for _, h := range w.st.Holders {
 		stored := false
@@ -463,6 +470,9 @@ func (w *write) tellStored(v int64) {
 		if len(out) == 1 {
 			msg += "s"
 		}
+	}
+	if !answered {
+		msg += "; git was not told (its hook died), so it may report the push as rejected: fetch to see it"
 	}
 	w.n.Tell("%s", msg)
 }
