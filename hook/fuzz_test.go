@@ -66,9 +66,10 @@ func FuzzReadPush(f *testing.F) {
 			t.Fatalf("%q: read %+v, re-encoded read %+v", in, push.Commands, back.Commands)
 		}
 		// Whatever serve answers for these refs is well-formed pkt-lines.
+		reason := string(in[:min(len(in), 200)]) // bounded: one reason per command
 		results := make([]Result, len(push.Commands))
 		for i, c := range push.Commands {
-			results[i] = Result{Ref: c.Ref, Err: string(in)}
+			results[i] = Result{Ref: c.Ref, Err: reason}
 		}
 		var report bytes.Buffer
 		if err := WriteResults(&report, results); err != nil {

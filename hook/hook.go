@@ -8,6 +8,7 @@ package hook
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -44,7 +45,7 @@ func Dir(root, bin string) (string, error) {
 	}
 	for name, body := range scripts {
 		path := filepath.Join(dir, name)
-		if old, err := os.ReadFile(path); err == nil && string(old) == body {
+		if old, err := os.ReadFile(path); err == nil && string(old) == body && executable(path) {
 			continue
 		}
 		// Written aside and renamed: a concurrent push never runs half a file.
@@ -52,11 +53,20 @@ func Dir(root, bin string) (string, error) {
 		if err := os.WriteFile(tmp, []byte(body), 0o755); err != nil {
 			return "", fmt.Errorf("hook dir: %v", err)
 		}
+		if err := os.Chmod(tmp, 0o755); err != nil { // whatever the umask
+			return "", fmt.Errorf("hook dir: %v", err)
+		}
 		if err := os.Rename(tmp, path); err != nil {
 			return "", fmt.Errorf("hook dir: %v", err)
 		}
 	}
 	return dir, nil
+}
+
+// executable reports whether git would run path as a hook.
+func executable(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 == 0o111
 }
 
 func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
@@ -149,7 +159,8 @@ func Relay(stdin io.Reader, stdout io.Writer) error {
 	}
 	c, err := net.DialTimeout("unix", sock, 5*time.Second)
 	if err != nil {
-		return fmt.Errorf("gitmesh serve is gone: %v", err) // %v: not a database error
+		// No path: the user reads this. Nothing was changed.
+		return errors.New("gitmesh serve is gone; nothing was changed, push again")
 	}
 	defer c.Close()
 	go func() {
@@ -158,7 +169,7 @@ func Relay(stdin io.Reader, stdout io.Writer) error {
 	}()
 	n, err := io.Copy(stdout, c)
 	if err != nil || n == 0 {
-		return fmt.Errorf("gitmesh serve is gone before answering")
+		return errors.New("gitmesh serve is gone before answering; push again")
 	}
 	return nil
 }

@@ -513,3 +513,23 @@ func TestRemoveOrphans(t *testing.T) {
 		t.Errorf("Listen removed the live %s: %v", live, err)
 	}
 }
+
+// A hook script that lost its executable bit would be skipped by git with
+// only a hint (the repository's pre-receive bypassed): Dir restores it.
+func TestDirRestoresExecutableBit(t *testing.T) {
+	root := t.TempDir()
+	dir, err := Dir(root, "/usr/local/bin/gitmesh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "pre-receive")
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Dir(root, "/usr/local/bin/gitmesh"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode()&0o111 != 0o111 {
+		t.Fatalf("pre-receive after Dir: %v, %v", st.Mode(), err)
+	}
+}

@@ -83,6 +83,9 @@ func ReadPush(r *bufio.Reader, w io.Writer) (Push, error) {
 			first = false
 		}
 	}
+	if first {
+		return p, errors.New("proc-receive: no version")
+	}
 	if err := writePkt(w, "version=1\x00"); err != nil {
 		return p, err
 	}
@@ -98,11 +101,24 @@ func ReadPush(r *bufio.Reader, w io.Writer) (Push, error) {
 			return p, nil
 		}
 		f := strings.SplitN(strings.TrimSuffix(string(line), "\n"), " ", 3)
-		if len(f) != 3 {
+		if len(f) != 3 || !objectID(f[0]) || !objectID(f[1]) || f[2] == "" {
 			return p, errors.New("proc-receive: malformed command")
 		}
 		p.Commands = append(p.Commands, Command{Old: f[0], New: f[1], Ref: f[2]})
 	}
+}
+
+// objectID reports whether s is a SHA-1 or SHA-256 object id in hex.
+func objectID(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // WriteResults runs the second half: one "ok" or "ng" per ref, then flush.
@@ -110,7 +126,11 @@ func WriteResults(w io.Writer, results []Result) error {
 	for _, r := range results {
 		line := "ok " + r.Ref
 		if r.Err != "" {
-			line = "ng " + r.Ref + " " + strings.Join(strings.Fields(r.Err), " ")
+			reason := strings.Join(strings.Fields(r.Err), " ")
+			if reason == "" {
+				reason = "failed"
+			}
+			line = "ng " + r.Ref + " " + reason
 		}
 		if len(line)+4 > maxPkt {
 			line = line[:maxPkt-4]

@@ -148,6 +148,10 @@ func TestReadPushErrors(t *testing.T) {
 		{name: "bad length among the commands", in: version + "00x0", msg: "bad pkt-line length", answered: true},
 		{name: "command with two fields", in: version + pkt(zero+" "+one) + flush, msg: "malformed command", answered: true},
 		{name: "command with one field", in: version + pkt("refs/heads/main\n") + flush, msg: "malformed command", answered: true},
+		{name: "no version line", in: flush + pkt(zero+" "+one+" refs/heads/main") + flush, msg: "no version"},
+		{name: "blank command", in: version + pkt("  ") + flush, msg: "malformed command", answered: true},
+		{name: "old value not an object id", in: version + pkt("xyz "+one+" refs/heads/main") + flush, msg: "malformed command", answered: true},
+		{name: "no ref name", in: version + pkt(zero+" "+one+" ") + flush, msg: "malformed command", answered: true},
 		{name: "empty command", in: version + "0004" + flush, msg: "malformed command", answered: true},
 	}
 	for _, tt := range tests {
