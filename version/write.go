@@ -83,11 +83,13 @@ func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) 
 	if c, frozen := w.st.Frozen(); frozen {
 		return &FrozenError{Repo: st.Repo, Copy: c}
 	}
-	if err := n.catchUpLocked(ctx, conn, w.st); err != nil {
-		return err
-	}
-	if w.st, err = n.reload(ctx, conn, st.Repo); err != nil {
-		return err
+	if !n.Current(w.st) {
+		if err := n.catchUpLocked(ctx, conn, w.st); err != nil {
+			return err
+		}
+		if w.st, err = n.reload(ctx, conn, st.Repo); err != nil {
+			return err
+		}
 	}
 	if err := n.removeStaleLocks(w.dir); err != nil {
 		return err
@@ -180,6 +182,7 @@ func (w *write) procReceive(ctx context.Context, c io.ReadWriter) {
 // this copy, replicate the stage to a quorum, record one version, show
 // the refs here, and only then report "ok".
 func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
+	start := time.Now()
 	visible, staged, err := w.n.Git.ReadRefs(ctx, w.dir)
 	if err != nil {
 		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("read refs")
@@ -216,7 +219,9 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("stage refs")
 		return fail("gitmesh could not stage the refs on this device; nothing was changed")
 	}
+	stagedAt := time.Now()
 	rep := w.replicate(ctx)
+	replicated := time.Now()
 	defer rep.release()
 	q := w.st.Quorum(w.n.WriteQuorum)
 	if 1+len(rep.stored) < q {
@@ -230,7 +235,11 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 		return fail("gitmesh could not record the push; nothing was acknowledged")
 	}
 	rep.release() // the peers' stages are recorded: their own readers may show them
+	committed := time.Now()
 	w.showSelf(ctx, newVersion, digest, gitexec.ShowCommands(visible, want))
+	w.n.Log.Info().Str("op", "push").Str("repo", w.st.Repo).Int64("version", newVersion).
+		Dur("validate_stage", stagedAt.Sub(start)).Dur("replicate", replicated.Sub(stagedAt)).
+		Dur("record", committed.Sub(replicated)).Dur("show", time.Since(committed)).Msg("push timings")
 	w.stored = append([]Device{w.self()}, rep.stored...)
 	w.newVersion = newVersion
 	return results
