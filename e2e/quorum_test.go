@@ -659,12 +659,14 @@ func TestQuorumPeerThatCannotStoreNeverCounts(t *testing.T) {
 	if !strings.Contains(r.Stderr, "stored on 2 of 3 devices (a, c)") || !strings.Contains(r.Stderr, "b follows") {
 		t.Fatalf("the push counted b: %s", r.Stderr)
 	}
+	// b's copy is gone, so b no longer holds any version (it is forgotten,
+	// not listed) or lags.
 	st := statusOf(t, c, "team/app")
-	if st["b"].Lag < 1 || st["a"].Lag != 0 || st["c"].Lag != 0 {
-		t.Fatalf("status lags a %d, b %d, c %d; want b behind", st["a"].Lag, st["b"].Lag, st["c"].Lag)
+	if b, listed := st["b"]; listed && b.Lag < 1 || st["a"].Lag != 0 || st["c"].Lag != 0 {
+		t.Fatalf("status lags a %d, b %d, c %d; want b behind or gone", st["a"].Lag, st["b"].Lag, st["c"].Lag)
 	}
-	if st["b"].HoldNewest != 2 || st["b"].Quorum != 2 || st["b"].BelowQuorum {
-		t.Fatalf("status: %d hold the newest, quorum %d, below %v; want 2, 2, false", st["b"].HoldNewest, st["b"].Quorum, st["b"].BelowQuorum)
+	if st["a"].HoldNewest != 2 || st["a"].Quorum != 2 || st["a"].BelowQuorum {
+		t.Fatalf("status: %d hold the newest, quorum %d, below %v; want 2, 2, false", st["a"].HoldNewest, st["a"].Quorum, st["a"].BelowQuorum)
 	}
 
 	// b's disk is fixed; the next push stores on it again and every
@@ -783,4 +785,47 @@ func TestQuorumBadRefNameIsRefusedAndNothingMoves(t *testing.T) {
 	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
 	c.WaitConverged("team/app")
 	serves(t, c, next, "a", "b", "c")
+}
+
+// A device that lost its disk never serves, nor builds a push on, an empty
+// copy in place of its recorded version, even when its first catch-up
+// fails: the acknowledged commit survives everywhere.
+func TestQuorumWipedDeviceNeverServesAnEmptyCopy(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	url := meshtest.URL("team/app")
+	_, acked := pushed(t, c)
+	c.WaitConverged("team/app")
+	meshtest.WaitDetached(t)
+	if err := os.RemoveAll(filepath.Join(c.Devices["b"].Root, "team")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DB().Exec(`UPDATE devices SET url = '/nonexistent/' || name WHERE name IN ('a', 'c')`); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Devices["b"].Git("alice", "", "ls-remote", url); r.Code == 0 {
+		t.Fatalf("b served its wiped copy while no peer was reachable: %q", r.Stdout)
+	}
+	if r := c.Devices["b"].Git("alice", "", "ls-remote", url); r.Code == 0 {
+		t.Fatalf("b served a copy it failed to fill, on the second read: %q", r.Stdout)
+	}
+	restoreURLs(t, c)
+	if out := c.Devices["b"].MustGit("alice", "", "ls-remote", url); !strings.Contains(out, acked) {
+		t.Fatalf("b serves %q without the acknowledged %s", out, acked)
+	}
+	// b loses its disk again; a push to b must not erase main everywhere.
+	if err := os.RemoveAll(filepath.Join(c.Devices["b"].Root, "team")); err != nil {
+		t.Fatal(err)
+	}
+	work := c.Work("other")
+	c.Commit(work, "f", "x\n")
+	c.Devices["b"].MustGit("alice", work, "push", "-q", url, "HEAD:refs/heads/other")
+	c.WaitConverged("team/app")
+	for _, d := range []string{"a", "b", "c"} {
+		if out := c.Devices[d].MustGit("alice", "", "ls-remote", url); !strings.Contains(out, acked+"\trefs/heads/main") {
+			t.Fatalf("%s serves %q: the acknowledged main %s is gone", d, out, acked)
+		}
+	}
+	if r := c.Admin("verify", "team/app"); r.Code != 0 {
+		t.Fatalf("verify: exit %d, %s%s", r.Code, r.Stdout, r.Stderr)
+	}
 }

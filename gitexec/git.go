@@ -173,12 +173,49 @@ func Exists(dir string) bool {
 // not be mistaken for an empty one.
 var ErrNoRoot = errors.New("the repo root is missing")
 
-// InitCopy creates an empty copy at dir under root, which must exist.
+// InitCopy creates an empty copy at dir under root, which must exist: the
+// directories between are made one by one below it, so a root that
+// vanishes meanwhile is not made again.
 func (g Git) InitCopy(ctx context.Context, root, dir string) error {
+	if err := MkdirUnder(root, filepath.Dir(dir)); err != nil {
+		return err
+	}
+	_, err := g.run(ctx, "", "init", "--quiet", "--bare", "--initial-branch=main", dir)
+	return err
+}
+
+// CheckRoot returns ErrNoRoot unless root is a directory.
+func CheckRoot(root string) error {
 	if st, err := os.Stat(root); err != nil || !st.IsDir() {
 		return ErrNoRoot
 	}
-	return g.InitBare(ctx, dir)
+	return nil
+}
+
+// MkdirUnder makes dir and the directories between it and root, which
+// must exist (ErrNoRoot otherwise).
+func MkdirUnder(root, dir string) error {
+	if err := CheckRoot(root); err != nil {
+		return err
+	}
+	rel, err := filepath.Rel(root, dir)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return fmt.Errorf("%s is not under the repo root", dir)
+	}
+	cur := root
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		if part == "." || part == "" {
+			continue
+		}
+		cur = filepath.Join(cur, part)
+		if err := os.Mkdir(cur, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			if errors.Is(err, os.ErrNotExist) {
+				return ErrNoRoot
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // InitBare creates an empty bare repository at dir (and its parents).

@@ -34,8 +34,11 @@ var chained = []string{"pre-receive", "post-receive", "post-update"}
 // leave the push without its hook.
 func Dir(root, bin string) (string, error) {
 	dir := filepath.Join(root, ".gitmesh", "hooks")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("hook dir: %v", err)
+	// Never MkdirAll: a missing repo root (an unmounted disk) stays missing.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("hook dir: %v", err)
+		}
 	}
 	scripts := map[string]string{
 		"proc-receive": fmt.Sprintf("#!/bin/sh\nexec %s hook proc-receive\n", shQuote(bin)),

@@ -155,8 +155,19 @@ func replicaCopy(ctx context.Context, s config.Settings, repo, dir string) error
 		return err
 	}
 	defer dbh.Close()
-	if _, err := version.Load(ctx, dbh, repo); err != nil {
+	st, err := version.Load(ctx, dbh, repo)
+	if err != nil {
 		return err
+	}
+	if err := gitexec.CheckRoot(s.RepoRoot); err != nil {
+		return err
+	}
+	for _, h := range st.Holders {
+		if h.Name == s.Device {
+			if err := version.ForgetCopy(ctx, dbh, st.RepoID, h.ID); err != nil {
+				return err
+			}
+		}
 	}
 	return Git(s).InitCopy(ctx, s.RepoRoot, dir)
 }

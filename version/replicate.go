@@ -84,7 +84,10 @@ func (r *replication) stageOn(ctx context.Context, p Device) error {
 	url := PeerURL(p.URL, w.st.Repo)
 	local := !strings.Contains(p.URL, "://")
 	if local {
-		if err := w.n.prepareLocal(ctx, p.URL, url); err != nil {
+		r.mu.Lock()
+		err := w.n.prepareLocal(ctx, w.conn, w.st.RepoID, p, url)
+		r.mu.Unlock()
+		if err != nil {
 			return err
 		}
 	}
@@ -142,15 +145,40 @@ func (r *replication) failedNames() []string {
 }
 
 // prepareLocal makes a local-path peer's copy ready to receive a stage:
-// created if missing, freed of a killed git's lock files (the caller
-// holds its read lock).
-func (n *Node) prepareLocal(ctx context.Context, root, dir string) error {
+// created if missing (forgotten first, see ForgetCopy), freed of a killed
+// git's lock files. The caller holds its read lock.
+func (n *Node) prepareLocal(ctx context.Context, q execer, repoID int32, peer Device, dir string) error {
 	if !gitexec.Exists(dir) {
-		if err := n.Git.InitCopy(ctx, root, dir); err != nil {
+		if err := gitexec.CheckRoot(peer.URL); err != nil {
+			return err
+		}
+		if err := ForgetCopy(ctx, q, repoID, peer.ID); err != nil {
+			return err
+		}
+		if err := n.Git.InitCopy(ctx, peer.URL, dir); err != nil {
 			return err
 		}
 	}
 	return n.removeStaleLocks(dir)
+}
+
+// execer is *sql.DB, *sql.Conn or *sql.Tx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// ForgetCopy records that a device no longer holds any version of a
+// repository: its copy is missing (a lost or wiped disk). It must run
+// before an empty copy is created in its place, or that empty copy would
+// pass for the recorded version. A copy with a write mark is kept: the
+// mark is the administrator's to clear.
+func ForgetCopy(ctx context.Context, q execer, repoID, deviceID int32) error {
+	_, err := q.ExecContext(ctx, `DELETE FROM working_copy_versions
+		WHERE repository_id = $1 AND device_id = $2 AND NOT is_writing`, repoID, deviceID)
+	if err != nil {
+		return fmt.Errorf("forget a missing copy: %w", err)
+	}
+	return nil
 }
 
 // show makes dir's visible refs equal its staged ones, if those are the

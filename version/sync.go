@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -126,11 +128,25 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 	if len(st.Copies) == 0 {
 		return ErrNoVersions
 	}
-	dir := gitexec.RepoDir(n.RepoRoot, st.Repo)
-	if !gitexec.Exists(dir) {
+	final := gitexec.RepoDir(n.RepoRoot, st.Repo)
+	dir := final
+	if !gitexec.Exists(final) {
+		// A missing copy is forgotten, then built aside and renamed into
+		// place once it shows a recorded version: an empty copy never
+		// passes for one.
+		if err := gitexec.CheckRoot(n.RepoRoot); err != nil {
+			return fmt.Errorf("create copy of %s: %w", st.Repo, err)
+		}
+		if err := ForgetCopy(ctx, conn, st.RepoID, st.SelfID); err != nil {
+			return err
+		}
+		st.Copies = slices.DeleteFunc(st.Copies, func(c Copy) bool { return c.DeviceID == st.SelfID })
+		dir = final + ".gitmesh-new"
+		os.RemoveAll(dir) // left by a killed catch-up; the read lock is ours
 		if err := n.Git.InitCopy(ctx, n.RepoRoot, dir); err != nil {
 			return fmt.Errorf("create copy of %s: %w", st.Repo, err)
 		}
+		defer os.RemoveAll(dir) // gone after the rename
 	}
 	if err := n.removeStaleLocks(dir); err != nil {
 		return err
@@ -162,6 +178,11 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 		}
 		if err := n.Git.UpdateRefs(ctx, dir, gitexec.ShowCommands(visible, staged), false); err != nil {
 			return fmt.Errorf("show version %d of %s: %w", peer.Version, st.Repo, err)
+		}
+		if dir != final {
+			if err := os.Rename(dir, final); err != nil {
+				return fmt.Errorf("create copy of %s: %w", st.Repo, err)
+			}
 		}
 		res, err := conn.ExecContext(ctx, recordSyncQuery, st.RepoID, st.SelfID, peer.Version, peer.Digest, peer.DeviceID)
 		if err != nil {

@@ -189,6 +189,13 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 		return failAll(push, "gitmesh could not read the repository; nothing was changed")
 	}
 	head, _ := gitexec.Head(w.dir)
+	// The copy must show exactly its recorded version: a copy wiped or
+	// re-created under this push must not become the base of a new version
+	// (it would erase acknowledged refs everywhere).
+	if self, ok := w.st.Self(); !ok || self.Digest != visible.Digest(head) {
+		w.n.Log.Error().Str("repo", w.st.Repo).Msg("copy differs from its recorded version; push refused")
+		return failAll(push, "this device's copy does not match its recorded version; nothing was changed, try again")
+	}
 	results := w.validate(ctx, push, visible)
 	want := visible.Clone()
 	var accepted []hook.Command
