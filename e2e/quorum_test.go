@@ -829,3 +829,31 @@ func TestQuorumWipedDeviceNeverServesAnEmptyCopy(t *testing.T) {
 		t.Fatalf("verify: exit %d, %s%s", r.Code, r.Stdout, r.Stderr)
 	}
 }
+
+// Storing a push on a peer is not a push to that peer: the peer's own
+// hooks do not run, and its gitmesh namespace is the only one written.
+func TestQuorumStagingRunsNoHooksOnPeers(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	url := meshtest.URL("team/app")
+	work, _ := pushed(t, c)
+	c.WaitConverged("team/app")
+	meshtest.WaitDetached(t)
+	marker := filepath.Join(c.Dir, "b-hook-ran")
+	for _, name := range []string{"pre-receive", "update", "post-receive", "post-update", "reference-transaction"} {
+		hook := filepath.Join(c.Devices["b"].Root, "team/app.git", "hooks", name)
+		if err := os.WriteFile(hook, []byte("#!/bin/sh\ncat >/dev/null\necho "+name+" >> "+marker+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := c.Commit(work, "README", "stored on b\n")
+	r := c.Devices["a"].Git("alice", work, "push", url, "main")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "(a, b, c)") && !strings.Contains(r.Stderr, "(a, b)") {
+		t.Fatalf("push: exit %d, %s", r.Code, r.Stderr)
+	}
+	if b, err := os.ReadFile(marker); err == nil {
+		t.Fatalf("b's own hooks ran when a stored the push there: %s", b)
+	}
+	if got := c.Rev("b", "team/app", "refs/gitmesh/stage/heads/main"); got != next {
+		t.Fatalf("b's staged main is %q, want %s", got, next)
+	}
+}

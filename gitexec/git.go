@@ -360,6 +360,7 @@ func (g Git) run(ctx context.Context, dir string, args ...string) ([]byte, error
 
 // runInput is run with input on git's stdin.
 func (g Git) runInput(ctx context.Context, dir, input string, args ...string) ([]byte, error) {
+
 	if g.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, g.Timeout)

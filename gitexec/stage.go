@@ -190,14 +190,18 @@ func (g Git) Configs(ctx context.Context, dir, pattern string) map[string]string
 // only the staged namespace is shown and writable, no hooks run (a
 // replica is not a push to that device), and everything is synced.
 func ReplicaReceivePack() []string {
-	cfg := append(FsyncConfig(), "receive.hideRefs=refs/", "receive.hideRefs=!"+Stage,
-		"core.hooksPath=/dev/null", "receive.autogc=false", "receive.fsckObjects=false")
 	var args []string
-	for _, c := range cfg {
+	for _, c := range replicaConfig() {
 		args = append(args, "-c", c)
 	}
 	return append(args, "receive-pack")
 }
+
+func replicaConfig() []string {
+	return append(FsyncConfig(), "receive.hideRefs=refs/", "receive.hideRefs=!"+Stage,
+		"core.hooksPath=/dev/null", "receive.autogc=false", "receive.fsckObjects=false")
+}
+
 
 // PushStage mirrors dir's staged refs into url's staged refs, atomically:
 // objects first, then every staged ref, pruning the ones dir lacks.
@@ -205,6 +209,8 @@ func ReplicaReceivePack() []string {
 func (g Git) PushStage(ctx context.Context, dir, url string, local bool) error {
 	args := []string{"push", "--quiet", "--atomic", "--prune", "--force", "--no-verify"}
 	if local {
+		// Not through the environment: git clears GIT_CONFIG_* for a
+		// local transport's receive-pack.
 		args = append(args, "--receive-pack=git "+strings.Join(ReplicaReceivePack(), " "))
 	}
 	args = append(args, url, "+"+Stage+"*:"+Stage+"*")

@@ -45,10 +45,15 @@ func (w *write) replicate(ctx context.Context) *replication {
 	type done struct {
 		peer Device
 		err  error
+		took time.Duration
 	}
 	results := make(chan done, len(peers))
 	for _, p := range peers {
-		go func() { results <- done{p, r.stageOn(pctx, p)} }()
+		go func() {
+			start := time.Now()
+			err := r.stageOn(pctx, p)
+			results <- done{p, err, time.Since(start)}
+		}()
 	}
 	start := time.Now()
 	var grace <-chan time.Time
@@ -66,8 +71,9 @@ func (w *write) replicate(ctx context.Context) *replication {
 		}
 		if d.err != nil {
 			r.failed[d.peer.Name] = d.err.Error()
-			w.n.Log.Warn().Str("repo", w.st.Repo).Str("peer", d.peer.Name).Err(d.err).Msg("stage on peer")
+			w.n.Log.Warn().Str("repo", w.st.Repo).Str("peer", d.peer.Name).Dur("took", d.took).Err(d.err).Msg("stage on peer")
 		} else {
+			w.n.Log.Debug().Str("repo", w.st.Repo).Str("peer", d.peer.Name).Dur("took", d.took).Msg("staged on peer")
 			r.stored = append(r.stored, d.peer)
 		}
 	}

@@ -66,6 +66,7 @@ type Receiver func(env, gitConfig []string) (*gitexec.Service, error)
 // mark the write pending, and run receive-pack, whose proc-receive hook
 // hands every ref update to this process (see procReceive).
 func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) error {
+	began := time.Now()
 	conn, err := n.DB.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
@@ -98,6 +99,7 @@ func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) 
 	if w.token, err = n.markWriting(ctx, conn, w.st, user); err != nil {
 		return err
 	}
+	n.Log.Debug().Str("repo", st.Repo).Dur("took", time.Since(began)).Msg("write lock taken and write marked")
 	return w.run(ctx, start)
 }
 
@@ -183,6 +185,7 @@ func (w *write) procReceive(ctx context.Context, c io.ReadWriter) {
 // the refs here, and only then report "ok".
 func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 	start := time.Now()
+	facts := w.lookUp(ctx, push) // in parallel with reading the refs
 	visible, staged, err := w.n.Git.ReadRefs(ctx, w.dir)
 	if err != nil {
 		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("read refs")
@@ -196,7 +199,7 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 		w.n.Log.Error().Str("repo", w.st.Repo).Msg("copy differs from its recorded version; push refused")
 		return failAll(push, "this device's copy does not match its recorded version; nothing was changed, try again")
 	}
-	results := w.validate(ctx, push, visible)
+	results := w.validate(ctx, push, visible, <-facts)
 	want := visible.Clone()
 	var accepted []hook.Command
 	for i, c := range push.Commands {
@@ -269,30 +272,49 @@ func (w *write) self() Device {
 	return Device{ID: w.st.SelfID, Name: w.n.Device}
 }
 
+// pushFacts are what validation reads from git besides the refs.
+type pushFacts struct {
+	types map[string]string // object id -> type
+	cfg   map[string]string // the repository's receive.deny* settings
+	err   error
+}
+
+// lookUp reads the pushed objects' types and the repository's settings,
+// two git runs at once.
+func (w *write) lookUp(ctx context.Context, push hook.Push) <-chan pushFacts {
+	out := make(chan pushFacts, 1)
+	go func() {
+		var ids []string
+		for _, c := range push.Commands {
+			if !gitexec.IsZero(c.New) {
+				ids = append(ids, c.New)
+			}
+		}
+		cfg := make(chan map[string]string, 1)
+		go func() { cfg <- w.n.Git.Configs(ctx, w.dir, `^receive\.deny(deletes|nonfastforwards)$`) }()
+		f := pushFacts{types: map[string]string{}}
+		if len(ids) > 0 {
+			f.types, f.err = w.n.Git.ObjectTypes(ctx, w.dir, ids)
+		}
+		f.cfg = <-cfg
+		out <- f
+	}()
+	return out
+}
+
 // validate checks each command as receive-pack would have for a ref it
 // updates itself: the name, the old value, the object, the repository's
 // receive.deny* settings and its own update hook. An atomic push fails
 // whole.
-func (w *write) validate(ctx context.Context, push hook.Push, visible gitexec.RefSet) []hook.Result {
+func (w *write) validate(ctx context.Context, push hook.Push, visible gitexec.RefSet, f pushFacts) []hook.Result {
+	if f.err != nil {
+		return failAll(push, "gitmesh could not read the pushed objects; nothing was changed")
+	}
 	results := make([]hook.Result, len(push.Commands))
-	var ids []string
-	for _, c := range push.Commands {
-		if !gitexec.IsZero(c.New) {
-			ids = append(ids, c.New)
-		}
-	}
-	types := map[string]string{}
-	if len(ids) > 0 {
-		var err error
-		if types, err = w.n.Git.ObjectTypes(ctx, w.dir, ids); err != nil {
-			return failAll(push, "gitmesh could not read the pushed objects; nothing was changed")
-		}
-	}
-	cfg := w.n.Git.Configs(ctx, w.dir, `^receive\.deny(deletes|nonfastforwards)$`)
-	denyDeletes, denyNonFF := cfg["receive.denydeletes"] == "true", cfg["receive.denynonfastforwards"] == "true"
+	denyDeletes, denyNonFF := f.cfg["receive.denydeletes"] == "true", f.cfg["receive.denynonfastforwards"] == "true"
 	failed := false
 	for i, c := range push.Commands {
-		results[i] = hook.Result{Ref: c.Ref, Err: w.check(ctx, c, visible, types, denyDeletes, denyNonFF)}
+		results[i] = hook.Result{Ref: c.Ref, Err: w.check(ctx, c, visible, f.types, denyDeletes, denyNonFF)}
 		failed = failed || results[i].Err != ""
 	}
 	if push.Atomic && failed {
