@@ -202,7 +202,6 @@ func replicaConfig() []string {
 		"core.hooksPath=/dev/null", "receive.autogc=false", "receive.fsckObjects=false")
 }
 
-
 // PushStage mirrors dir's staged refs into url's staged refs, atomically:
 // objects first, then every staged ref, pruning the ones dir lacks.
 // local says url is a path (its receive-pack runs here).
