@@ -154,8 +154,8 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 	if w.outcome != nil {
 		return w.outcome
 	}
-	if len(w.stored) > 0 && len(w.stored) < len(w.st.Holders) || w.committed {
-		w.n.Converge(w.st.Repo)
+	if w.committed && w.n.Converge != nil {
+		w.n.Converge(w.st.Repo) // peers show what they stored; the rest catch up
 	}
 	return gitexec.ExitStatus(runErr)
 }
