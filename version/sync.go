@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -131,22 +130,21 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 	final := gitexec.RepoDir(n.RepoRoot, st.Repo)
 	dir := final
 	if !gitexec.Exists(final) {
-		// A missing copy is forgotten, then built aside and renamed into
-		// place once it shows a recorded version: an empty copy never
-		// passes for one.
+		// A missing copy (a lost disk) is built aside and renamed into
+		// place only once it shows a recorded version: an empty copy never
+		// passes for one, even when every fetch fails.
 		if err := gitexec.CheckRoot(n.RepoRoot); err != nil {
 			return fmt.Errorf("create copy of %s: %w", st.Repo, err)
 		}
-		if err := ForgetCopy(ctx, conn, st.RepoID, st.SelfID); err != nil {
-			return err
-		}
-		st.Copies = slices.DeleteFunc(st.Copies, func(c Copy) bool { return c.DeviceID == st.SelfID })
 		dir = final + ".gitmesh-new"
 		os.RemoveAll(dir) // left by a killed catch-up; the read lock is ours
 		if err := n.Git.InitCopy(ctx, n.RepoRoot, dir); err != nil {
 			return fmt.Errorf("create copy of %s: %w", st.Repo, err)
 		}
 		defer os.RemoveAll(dir) // gone after the rename
+		if done, err := n.emptyIsRecorded(ctx, st, dir, final); done || err != nil {
+			return err
+		}
 	}
 	if err := n.removeStaleLocks(dir); err != nil {
 		return err
@@ -194,6 +192,24 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 		return nil
 	}
 	return noPeer
+}
+
+// emptyIsRecorded puts a new empty copy in place when this device's
+// recorded version is itself empty (a repository nobody pushed to yet).
+func (n *Node) emptyIsRecorded(ctx context.Context, st State, dir, final string) (bool, error) {
+	self, ok := st.Self()
+	if !ok || self.Version != st.Highest() {
+		return false, nil
+	}
+	visible, _, err := n.Git.ReadRefs(ctx, dir)
+	if err != nil {
+		return false, err
+	}
+	head, _ := gitexec.Head(dir)
+	if len(visible) > 0 || visible.Digest(head) != self.Digest {
+		return false, nil
+	}
+	return true, os.Rename(dir, final)
 }
 
 // recordSyncQuery records the version the peer had when it was read, only
