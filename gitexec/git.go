@@ -177,10 +177,12 @@ var ErrNoRoot = errors.New("the repo root is missing")
 // directories between are made one by one below it, so a root that
 // vanishes meanwhile is not made again.
 func (g Git) InitCopy(ctx context.Context, root, dir string) error {
-	if err := MkdirUnder(root, filepath.Dir(dir)); err != nil {
+	if err := MkdirUnder(root, dir); err != nil {
 		return err
 	}
-	_, err := g.run(ctx, "", "init", "--quiet", "--bare", "--initial-branch=main", dir)
+	// Inside dir (git -C), never by path: `git init PATH` would make the
+	// leading directories again if the root vanished meanwhile.
+	_, err := g.run(ctx, dir, "init", "--quiet", "--bare", "--initial-branch=main")
 	return err
 }
 

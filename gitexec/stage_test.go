@@ -2,6 +2,7 @@ package gitexec
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -122,5 +123,25 @@ func TestStageThenShowWithGit(t *testing.T) {
 	head, _ := Head(dir)
 	if got, _ := g.RefsDigest(ctx, dir); got != want.Digest(head) {
 		t.Fatal("the shown refs' digest is not the staged set's")
+	}
+}
+
+// A copy is never created under a missing repo root: an unmounted disk
+// must not turn into an empty one.
+func TestInitCopyNeedsTheRoot(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "repos")
+	g := Git{}
+	if err := g.InitCopy(context.Background(), root, filepath.Join(root, "team", "app.git")); err != ErrNoRoot {
+		t.Fatalf("InitCopy under a missing root: %v, want ErrNoRoot", err)
+	}
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Fatalf("the missing root was created: %v", err)
+	}
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "team", "app.git")
+	if err := g.InitCopy(context.Background(), root, dir); err != nil || !Exists(dir) {
+		t.Fatalf("InitCopy under an existing root: %v, exists %v", err, Exists(dir))
 	}
 }
