@@ -117,6 +117,7 @@ type write struct {
 	outcome    error // why the push was refused or could not be recorded
 	committed  bool  // the new version is recorded (or may be: outcome says)
 	newVersion int64 // the version recorded
+	lockLost   bool  // the session that held the write lock died
 	stored     []Device
 }
 
@@ -540,11 +541,17 @@ func (w *write) retry(ctx context.Context, what string, f func(*sql.Conn) error)
 	deadline := time.Now().Add(w.n.RecordTimeout)
 	told := false
 	for attempt := 0; ; attempt++ {
-		err := f(w.conn)
+		var err error
+		if w.lockLost {
+			err = w.relock(ctx)
+		}
+		if err == nil {
+			err = f(w.conn)
+		}
 		if err == nil {
 			return nil
 		}
-		if !db.IsUnavailable(err) {
+		if !db.IsUnavailable(err) && !errors.Is(err, errLockBusy) {
 			return w.lost(what, err)
 		}
 		if time.Now().After(deadline) {
@@ -555,8 +562,28 @@ func (w *write) retry(ctx context.Context, what string, f func(*sql.Conn) error)
 			told = true
 		}
 		time.Sleep(min(100*time.Millisecond<<min(attempt, 4), max(time.Until(deadline), time.Millisecond)))
-		w.reconnect(ctx)
+		if !errors.Is(err, errLockBusy) {
+			w.reconnect(ctx)
+		}
 	}
+}
+
+// errLockBusy: after a reconnect, someone else (a thaw) holds the write
+// lock; nothing is recorded without it.
+var errLockBusy = errors.New("the write lock is held by someone else")
+
+// relock takes the write lock again on a new session.
+func (w *write) relock(ctx context.Context) error {
+	k := lock.Write(w.st.RepoID)
+	var ok bool
+	if err := w.conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, $2)`, k.Class, k.Obj).Scan(&ok); err != nil {
+		return err
+	}
+	if !ok {
+		return errLockBusy
+	}
+	w.lockLost = false
+	return nil
 }
 
 // lost gives up on what: the repository stays frozen.
@@ -565,8 +592,8 @@ func (w *write) lost(what string, err error) error {
 	return fmt.Errorf("%w: %s: %v", ErrLostWrite, what, err)
 }
 
-// reconnect replaces a broken connection and tries to take the write lock
-// again.
+// reconnect replaces a broken connection; the write lock went with the
+// old session and is taken again before anything is recorded.
 func (w *write) reconnect(ctx context.Context) {
 	c, err := w.n.DB.Conn(ctx)
 	if err != nil {
@@ -574,8 +601,7 @@ func (w *write) reconnect(ctx context.Context) {
 	}
 	w.conn.Close()
 	w.conn = c
-	k := lock.Write(w.st.RepoID)
-	c.ExecContext(ctx, `SELECT pg_try_advisory_lock($1, $2)`, k.Class, k.Obj)
+	w.lockLost = true
 }
 
 // catchUpLocked syncs under this device's read lock; the caller holds the
