@@ -97,7 +97,7 @@ func (a *applier) handle(c io.ReadWriter) {
 // test binary as the relay (see TestMain), and a Server.
 func TestPush(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not installed")
+		t.Fatal("git is not installed; scripts/setup.sh installs it")
 	}
 	bin, err := os.Executable()
 	if err != nil {
