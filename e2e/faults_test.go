@@ -49,7 +49,7 @@ func pushed(t *testing.T, c *meshtest.Cluster) (string, string) {
 	return work, acked
 }
 
-func TestKilledServeFreezesRepositoryAndThawRecovers(t *testing.T) {
+func TestKilledServeIsRepairedByTheNextRead(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b", "c")
 	url := meshtest.URL("team/app")
 	work, acked := pushed(t, c)
@@ -75,36 +75,27 @@ func TestKilledServeFreezesRepositoryAndThawRecovers(t *testing.T) {
 		t.Fatalf("push succeeded although its gitmesh was killed: %s", stderr.String())
 	}
 
-	// Frozen: pushes refused everywhere naming the device; reads go on.
-	for _, d := range []string{"a", "b"} {
-		r := c.Devices[d].Git("alice", work, "push", url, "main")
-		if r.Code == 0 || !strings.Contains(r.Stderr, "frozen") || !strings.Contains(r.Stderr, "device a") {
-			t.Fatalf("push to %s of the frozen repository: exit %d, %s", d, r.Code, r.Stderr)
-		}
-	}
-	for _, d := range []string{"a", "b", "c"} {
-		if out := c.Devices[d].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, acked) {
-			t.Fatalf("read from %s while frozen: %q, want %s", d, out, acked)
-		}
-	}
+	// status tells the dead writer's mark; the next read, on another
+	// device, has a repair it (its writer is gone) and is served.
 	if st := c.MustAdmin("status", "team/app"); !strings.Contains(st, "FROZEN") {
 		t.Fatalf("status does not show the frozen copy:\n%s", st)
 	}
-
-	// The copies agree (the push never moved a ref), so no --force is needed.
-	out := c.MustAdmin("thaw", "team/app", "--promote", "a")
-	if !strings.Contains(out, "thawed") {
-		t.Fatalf("thaw output: %s", out)
+	r := c.Devices["b"].Git("alice", "", "ls-remote", url, "refs/heads/main")
+	if r.Code != 0 || !strings.HasPrefix(r.Stdout, acked) || !strings.Contains(r.Stderr, "asking a to repair it") {
+		t.Fatalf("read from b after the writer died: exit %d, %q, %s", r.Code, r.Stdout, r.Stderr)
+	}
+	if st := c.MustAdmin("status", "team/app"); strings.Contains(st, "FROZEN") {
+		t.Fatalf("still frozen after a read asked a to repair it:\n%s", st)
 	}
 	os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive"))
-	next := c.Commit(work, "README", "after thaw\n")
+	next := c.Commit(work, "README", "after the repair\n")
 	c.Devices["b"].MustGit("alice", work, "push", "-q", url, "main")
 	for _, d := range []string{"a", "b", "c"} {
 		clone := filepath.Join(c.Dir, "check-"+d)
 		c.Devices[d].MustGit("alice", "", "clone", "-q", url, clone)
 		log := c.LocalGit(clone, "log", "--format=%H")
 		if !strings.Contains(log, acked) || !strings.Contains(log, next) {
-			t.Fatalf("%s lost an acknowledged push after thaw:\n%s", d, log)
+			t.Fatalf("%s lost an acknowledged push after the repair:\n%s", d, log)
 		}
 	}
 }
@@ -146,13 +137,12 @@ func TestCutDatabaseConnectionDuringPushIsNotAcknowledged(t *testing.T) {
 	}
 	proxy.SetDown(false)
 
+	// The writer gave up and exited: the next push repairs the mark.
+	os.Remove(filepath.Join(a.Root, "team/app.git", "hooks", "pre-receive"))
 	r := c.Devices["b"].Git("alice", work, "push", repoURL, "main")
-	if r.Code == 0 || !strings.Contains(r.Stderr, "frozen") {
+	if r.Code != 0 || !strings.Contains(r.Stderr, "repair") {
 		t.Fatalf("push after the cut: exit %d, %s", r.Code, r.Stderr)
 	}
-	c.MustAdmin("thaw", "team/app", "--promote", "a")
-	os.Remove(filepath.Join(a.Root, "team/app.git", "hooks", "pre-receive"))
-	c.Devices["b"].MustGit("alice", work, "push", "-q", repoURL, "main")
 	if out := a.MustGit("alice", "", "ls-remote", repoURL, "refs/heads/main"); !strings.HasPrefix(out, unacked) {
 		t.Fatalf("after thaw and a new push, a serves %q", out)
 	}
@@ -379,7 +369,7 @@ func TestWriterReconnectsToRecordAfterLosingItsSession(t *testing.T) {
 	}
 }
 
-func TestUnrecordablePushIsNotAcknowledgedAndFreezes(t *testing.T) {
+func TestUnrecordablePushIsNotAcknowledgedAndHealsWhenItsWriterIsGone(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b")
 	proxy := proxiedDevice(t, c, "a", `record_timeout = "2s"`)
 	work, acked := pushed(t, c)
@@ -397,15 +387,18 @@ func TestUnrecordablePushIsNotAcknowledgedAndFreezes(t *testing.T) {
 	if !strings.Contains(r.Stderr, "retrying") {
 		t.Errorf("the user was not told about the retries: %s", r.Stderr)
 	}
-	if out := c.Devices["b"].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, acked) {
-		t.Fatalf("b serves %q, want the last acknowledged %s", out, acked)
-	}
 	if st := c.MustAdmin("status", "team/app"); !strings.Contains(st, "FROZEN") {
 		t.Fatalf("not frozen after an unrecorded push:\n%s", st)
 	}
-	c.MustAdmin("thaw", "team/app", "--demote", "a", "--force")
+	// The writer is gone: the next read (on b) has a repair the mark.
+	if out := c.Devices["b"].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, acked) {
+		t.Fatalf("b serves %q, want the last acknowledged %s", out, acked)
+	}
+	if st := c.MustAdmin("status", "team/app"); strings.Contains(st, "FROZEN") {
+		t.Fatalf("still frozen after the writer is gone and a read met the mark:\n%s", st)
+	}
 	if out := c.Devices["a"].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, acked) {
-		t.Fatalf("after demote a serves %q, want %s", out, acked)
+		t.Fatalf("after the repair a serves %q, want %s", out, acked)
 	}
 }
 

@@ -68,12 +68,8 @@ const NotifyAfter = time.Second
 // Acquire takes key on conn, waiting at most limit. If the wait goes past
 // NotifyAfter, notify is called once with the holder (nil if it is gone).
 func Acquire(ctx context.Context, conn *sql.Conn, key Key, limit time.Duration, notify func(*Holder)) error {
-	var ok bool
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, $2)`, key.Class, key.Obj).Scan(&ok); err != nil {
-		return fmt.Errorf("take %s: %w", key.Describe(), err)
-	}
-	if ok {
-		return nil
+	if ok, err := Try(ctx, conn, key); ok || err != nil {
+		return err
 	}
 	start := time.Now()
 	defer conn.ExecContext(context.Background(), `SELECT set_config('lock_timeout', '0', false)`)
@@ -115,6 +111,15 @@ func wait(ctx context.Context, conn *sql.Conn, key Key, d time.Duration) error {
 func isLockTimeout(err error) bool {
 	var pqErr *pq.Error
 	return errors.As(err, &pqErr) && pqErr.Code == "55P03"
+}
+
+// Try takes key on conn if no other session holds it, without waiting.
+func Try(ctx context.Context, conn *sql.Conn, key Key) (bool, error) {
+	var ok bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, $2)`, key.Class, key.Obj).Scan(&ok); err != nil {
+		return false, fmt.Errorf("take %s: %w", key.Describe(), err)
+	}
+	return ok, nil
 }
 
 // Release drops key. Closing the connection drops it too.

@@ -33,14 +33,14 @@ func Converge(ctx context.Context, n *version.Node, repo string) error {
 	var mu sync.Mutex
 	var failed []string
 	for _, h := range st.Holders {
-		if h.Name == n.Device || current(st, h) {
+		if h.Name == n.Device || current(st, h) && !marked(st, h) {
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			start := time.Now()
-			err := syncPeer(ctx, n, h, repo)
+			err := n.SyncDevice(ctx, h, repo)
 			n.Log.Info().Str("op", "converge").Str("repo", repo).Str("peer", h.Name).
 				Dur("duration", time.Since(start)).AnErr("error", err).Msg("catch-up after push")
 			if err != nil {
@@ -67,14 +67,15 @@ func current(st version.State, h version.Device) bool {
 	return false
 }
 
-func syncPeer(ctx context.Context, n *version.Node, h version.Device, repo string) error {
-	if strings.Contains(h.URL, "://") {
-		return n.Git.RequestSync(ctx, version.PeerURL(h.URL, repo))
+// marked reports whether h holds a write mark: asked to sync, it repairs
+// the mark if its writer is gone.
+func marked(st version.State, h version.Device) bool {
+	for _, c := range st.Copies {
+		if c.DeviceID == h.ID {
+			return c.IsWriting
+		}
 	}
-	peer := *n
-	peer.Device, peer.RepoRoot = h.Name, h.URL
-	peer.Tell = func(string, ...any) {}
-	return peer.Sync(ctx, repo)
+	return false
 }
 
 // Follow keeps this device's copies at the newest version until ctx ends:

@@ -82,6 +82,13 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 			return gitexec.StartService(cmd.Verb, dir, append(env, extraEnv...), gitConfig)
 		})
 	}
+	// A mark left by a dead writer is repaired by its device (reads still
+	// work if it cannot be); the repair may move this copy.
+	if node.HealFrozen(ctx, st) {
+		if st, err = version.Lookup(ctx, dbh, cmd.Repo, c.User, s.Device, need); err != nil {
+			return err
+		}
+	}
 	if err := node.CatchUp(ctx, st); err != nil {
 		return err
 	}

@@ -36,12 +36,15 @@ type Device struct {
 
 // Writer is the write_properties of a pending write.
 type Writer struct {
-	User       string    `json:"user"`
-	Device     string    `json:"device"`
-	PID        int       `json:"pid"`
-	BackendPID int       `json:"backend_pid"`
-	Started    time.Time `json:"started"`
-	Token      string    `json:"token"`
+	User       string `json:"user"`
+	Device     string `json:"device"`
+	PID        int    `json:"pid"`
+	BackendPID int    `json:"backend_pid"`
+	// App is the session's application_name: a pooler (PgBouncer) may
+	// hand the same backend to someone else once the writer is gone.
+	App     string    `json:"app,omitempty"`
+	Started time.Time `json:"started"`
+	Token   string    `json:"token"`
 }
 
 // State is what PostgreSQL knows of one repository, seen from this device.

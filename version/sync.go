@@ -95,6 +95,14 @@ func (n *Node) Sync(ctx context.Context, repo string) error {
 	if st.SelfID == 0 {
 		return fmt.Errorf("%w: %s", ErrNoDevice, n.Device)
 	}
+	if c, frozen := st.Frozen(); frozen && c.DeviceID == st.SelfID {
+		if _, err := n.Heal(ctx, repo); err != nil {
+			n.Log.Warn().Err(err).Str("repo", repo).Msg("heal")
+		}
+		if st, err = load(ctx, n.DB, repo, "", n.Device); err != nil {
+			return err
+		}
+	}
 	return n.CatchUp(ctx, st)
 }
 

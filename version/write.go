@@ -25,6 +25,8 @@ import (
 type FrozenError struct {
 	Repo string
 	Copy Copy
+	// Why it could not repair itself, if a repair was tried.
+	Why string
 }
 
 func (e *FrozenError) Error() string {
@@ -33,9 +35,13 @@ func (e *FrozenError) Error() string {
 	if w != nil {
 		who = fmt.Sprintf("a push by %s started %s", w.User, w.Started.UTC().Format("2006-01-02 15:04:05 MST"))
 	}
-	return fmt.Sprintf("%s is frozen for writes: %s on device %s did not finish; reads still work; "+
+	why := ""
+	if e.Why != "" {
+		why = " and it cannot repair itself (" + e.Why + ")"
+	}
+	return fmt.Sprintf("%s is frozen for writes: %s on device %s did not finish%s; reads still work; "+
 		"an administrator must run 'gitmesh thaw %s --promote %s' or '--demote %s'",
-		e.Repo, who, e.Copy.Device, e.Repo, e.Copy.Device, e.Copy.Device)
+		e.Repo, who, e.Copy.Device, why, e.Repo, e.Copy.Device, e.Copy.Device)
 }
 
 // ErrLostWrite means the write's outcome could not be recorded: the client
@@ -66,6 +72,9 @@ type Receiver func(env, gitConfig []string) (*gitexec.Service, error)
 // mark the write pending, and run receive-pack, whose proc-receive hook
 // hands every ref update to this process (see procReceive).
 func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) error {
+	if c, frozen := st.Frozen(); frozen && c.DeviceID != st.SelfID {
+		n.HealFrozen(ctx, st) // the writer's device repairs; it needs the write lock
+	}
 	began := time.Now()
 	conn, err := n.DB.Conn(ctx)
 	if err != nil {
@@ -81,8 +90,8 @@ func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) 
 	if w.st, err = n.reload(ctx, conn, st.Repo); err != nil {
 		return err
 	}
-	if c, frozen := w.st.Frozen(); frozen {
-		return &FrozenError{Repo: st.Repo, Copy: c}
+	if w.st, err = n.healLocked(ctx, conn, w.st); err != nil {
+		return err
 	}
 	if !n.Current(w.st) {
 		if err := n.catchUpLocked(ctx, conn, w.st); err != nil {
@@ -360,7 +369,8 @@ const markQuery = `
 UPDATE working_copy_versions
 SET is_writing = true, updated_at = now(),
     write_properties = jsonb_build_object('user', $3::text, 'device', $4::text, 'pid', $5::int,
-        'backend_pid', pg_backend_pid(), 'started', now(), 'token', $6::text)
+        'backend_pid', pg_backend_pid(), 'app', current_setting('application_name'),
+        'started', now(), 'token', $6::text)
 WHERE repository_id = $1 AND device_id = $2 AND NOT is_writing`
 
 func (n *Node) markWriting(ctx context.Context, conn *sql.Conn, st State, user string) (string, error) {

@@ -1,0 +1,214 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"gitmesh/meshtest"
+)
+
+// killWriter starts a push on dev, waits until reached() and kills its
+// serve with SIGKILL, as a crash would. It returns the push's stderr.
+func killWriter(t *testing.T, c *meshtest.Cluster, dev, work string, reached func() bool) string {
+	t.Helper()
+	push := c.Devices[dev].GitCmd("alice", work, "push", meshtest.URL("team/app"), "main")
+	var stderr bytes.Buffer
+	push.Stderr = &stderr
+	if err := push.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the push to reach the stage", reached)
+	var pid int
+	if err := c.DB().QueryRow(`SELECT (write_properties->>'pid')::int FROM working_copy_versions WHERE is_writing`).Scan(&pid); err != nil {
+		t.Fatalf("no write mark at the stage: %v", err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := push.Wait(); err == nil {
+		t.Fatalf("push acknowledged although its serve was killed: %s", stderr.String())
+	}
+	return stderr.String()
+}
+
+// heals lists the heal events recorded in sync_log.
+func heals(t *testing.T, c *meshtest.Cluster) []string {
+	t.Helper()
+	rows, err := c.DB().Query(`SELECT d.name || ': ' || s.result FROM sync_log s JOIN devices d ON d.id = s.device_id
+		WHERE s.kind = 'heal' ORDER BY s.id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		rows.Scan(&s)
+		out = append(out, s)
+	}
+	return out
+}
+
+// healsAfterKill kills a writer on a at the stage reached() reports,
+// then expects the next push, through dev, to repair the repository by
+// itself and land, with nothing acknowledged lost.
+func healsAfterKill(t *testing.T, c *meshtest.Cluster, work, base, dev string, reached func() bool, undo func()) {
+	t.Helper()
+	url := meshtest.URL("team/app")
+	c.Commit(work, "README", "killed, never acknowledged\n")
+	killWriter(t, c, "a", work, reached)
+	undo()
+	if !statusOf(t, c, "team/app")["a"].Frozen {
+		t.Fatalf("status does not show the dead writer's mark:\n%s", c.MustAdmin("status", "team/app"))
+	}
+	next := c.Commit(work, "README", "after the repair\n")
+	r := c.Devices[dev].Git("alice", work, "push", url, "main")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "repair") {
+		dumpLogs(t, c)
+		t.Fatalf("push through %s after the writer died: exit %d, %s", dev, r.Code, r.Stderr)
+	}
+	c.WaitConverged("team/app")
+	serves(t, c, next, "a", "b", "c")
+	for _, d := range []string{"a", "b", "c"} {
+		clone := filepath.Join(c.Dir, fmt.Sprintf("check-%s-%d", d, time.Now().UnixNano()))
+		c.Devices[d].MustGit("alice", "", "clone", "-q", url, clone)
+		if log := c.LocalGit(clone, "log", "--format=%H"); !strings.Contains(log, base) {
+			t.Fatalf("%s lost the acknowledged %s after the repair:\n%s", d, base, log)
+		}
+	}
+	h := heals(t, c)
+	if len(h) != 1 || !strings.HasPrefix(h[0], "a: ok: ") {
+		t.Fatalf("heal events: %q, want one by a", h)
+	}
+	if r := c.Admin("verify", "team/app"); r.Code != 0 {
+		t.Fatalf("verify after the repair: exit %d, %s%s", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
+func TestWriterKilledWhileReceivingHealsOnTheNextPushElsewhere(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	work, base := pushed(t, c)
+	c.WaitConverged("team/app")
+	marker := filepath.Join(c.Dir, "in-pre-receive")
+	slowPreReceive(t, c, "a", "team/app", marker)
+	healsAfterKill(t, c, work, base, "b", exists(marker), func() {
+		os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive"))
+	})
+}
+
+func TestWriterKilledWhileValidatingHealsOnTheNextPushThere(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	work, base := pushed(t, c)
+	c.WaitConverged("team/app")
+	marker := filepath.Join(c.Dir, "in-update")
+	hook := adminHook(t, c, "a", "update", fmt.Sprintf("touch %q\nsleep 5\n", marker))
+	healsAfterKill(t, c, work, base, "a", exists(marker), func() { os.Remove(hook) })
+}
+
+func TestWriterKilledWhileReplicatingHealsOnTheNextPushElsewhere(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	work, base := pushed(t, c)
+	c.WaitConverged("team/app")
+	// Holding b's and c's read locks keeps the writer replicating.
+	conn, err := c.DB().Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(t.Context(), `SELECT pg_advisory_lock(-d.id, r.id) FROM devices d, repositories r
+		WHERE d.name IN ('b', 'c') AND r.name = 'team/app'`); err != nil {
+		t.Fatal(err)
+	}
+	stagedOnA := func() bool { // the killed push is staged on a: it replicates now
+		out := c.LocalGit(filepath.Join(c.Devices["a"].Root, "team/app.git"), "for-each-ref", "--format=%(objectname)", "refs/gitmesh/stage/")
+		return out != "" && !strings.Contains(out, base)
+	}
+	healsAfterKill(t, c, work, base, "c", stagedOnA, func() {
+		conn.ExecContext(t.Context(), `SELECT pg_advisory_unlock_all()`)
+	})
+}
+
+func TestWriterKilledWithItsCopyChangedIsRewoundFromAPeer(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	work, base := pushed(t, c)
+	c.WaitConverged("team/app")
+	dir := filepath.Join(c.Devices["a"].Root, "team/app.git")
+	stray := c.Commit(work, "STRAY", "moved by hand on a\n")
+	c.LocalGit(work, "push", "-q", dir, "HEAD:refs/heads/stray")
+	c.LocalGit(work, "reset", "-q", "--hard", "HEAD~1")
+	marker := filepath.Join(c.Dir, "in-pre-receive")
+	slowPreReceive(t, c, "a", "team/app", marker)
+	healsAfterKill(t, c, work, base, "b", exists(marker), func() {
+		os.Remove(filepath.Join(dir, "hooks", "pre-receive"))
+	})
+	if out := c.LocalGit(dir, "for-each-ref", "refs/heads/stray"); strings.Contains(out, stray) {
+		t.Fatalf("a still shows the stray ref after being rewound: %s", out)
+	}
+}
+
+func TestDeadWriterWithNoGoodCopyStaysFrozenWithTheReason(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	url := meshtest.URL("team/app")
+	work, _ := pushed(t, c)
+	c.Devices["b"].MustGit("alice", "", "ls-remote", url)
+	// Quorum 1: a alone holds the newest version.
+	a := c.Devices["a"]
+	a.WriteConfig(`write_quorum = 1`)
+	only := c.Commit(work, "README", "only on a\n")
+	pushWithout(t, c, "a", work, []string{"b"}, url, "main")
+	dir := filepath.Join(a.Root, "team/app.git")
+	c.LocalGit(work, "push", "-q", dir, "HEAD:refs/heads/stray")
+	marker := filepath.Join(c.Dir, "in-pre-receive")
+	slowPreReceive(t, c, "a", "team/app", marker)
+	c.Commit(work, "README", "killed\n")
+	killWriter(t, c, "a", work, exists(marker))
+	os.Remove(filepath.Join(dir, "hooks", "pre-receive"))
+
+	for _, d := range []string{"a", "b"} {
+		r := c.Devices[d].Git("alice", work, "push", url, "main")
+		if r.Code == 0 || !strings.Contains(r.Stderr, "frozen") || !strings.Contains(r.Stderr, "no other device holds it") {
+			t.Fatalf("push through %s: exit %d, %s", d, r.Code, r.Stderr)
+		}
+	}
+	if st := c.MustAdmin("status", "team/app"); !strings.Contains(st, "FROZEN") {
+		t.Fatalf("status does not show FROZEN:\n%s", st)
+	}
+	h := heals(t, c)
+	if len(h) == 0 || !strings.HasPrefix(h[len(h)-1], "a: frozen: ") {
+		t.Fatalf("heal events: %q, want the refusal recorded", h)
+	}
+	if out := a.MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, only) {
+		t.Fatalf("a serves %q, want the acknowledged %s", out, only)
+	}
+	c.MustAdmin("thaw", "team/app", "--promote", "a", "--force")
+	writable(t, c, "team/app")
+}
+
+func TestDeadWriterHealsBySyncAndReplicate(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	work, _ := pushed(t, c)
+	c.WaitConverged("team/app")
+	marker := filepath.Join(c.Dir, "in-pre-receive")
+	slowPreReceive(t, c, "a", "team/app", marker)
+	c.Commit(work, "README", "killed\n")
+	killWriter(t, c, "a", work, exists(marker))
+	os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive"))
+	// b's sync does not repair a's mark; a's own replicate does.
+	if r := c.Devices["b"].Run(nil, "sync", "team/app"); r.Code != 0 {
+		t.Fatalf("sync on b: exit %d, %s", r.Code, r.Stderr)
+	}
+	if !statusOf(t, c, "team/app")["a"].Frozen {
+		t.Fatal("b's sync repaired a's mark: only a may")
+	}
+	startReplicate(t, c, "a")
+	waitFor(t, "a's replicate to repair the mark", func() bool {
+		return !statusOf(t, c, "team/app")["a"].IsWriting
+	})
+	writable(t, c, "team/app")
+}

@@ -1,0 +1,310 @@
+package version
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"gitmesh/gitexec"
+	"gitmesh/lock"
+)
+
+// A write mark left behind belongs to a push that was never acknowledged:
+// the mark is cleared in the transaction that records a push. Once its
+// writer is certainly gone, the device that wrote repairs the repository
+// itself, under the write lock, and records what it did (sync_log, kind
+// 'heal'):
+//   - its copy shows its recorded version: the mark is cleared;
+//   - another device holds that version: this copy's record is dropped
+//     with the mark and the copy caught up from that device;
+//   - otherwise the repository stays frozen for an administrator's thaw.
+//
+// Certainly gone means: its PostgreSQL session is gone, its pid is gone
+// on this device, and nobody else holds the write lock, without which a
+// writer can never record (a late writer also needs its token, which the
+// repair clears).
+
+// Heal repairs repo if this device holds a write mark whose writer is
+// gone; it never waits for the write lock (a live push holds it). It
+// reports whether the repository is writable afterwards.
+func (n *Node) Heal(ctx context.Context, repo string) (bool, error) {
+	conn, err := n.DB.Conn(ctx)
+	if err != nil {
+		return false, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close()
+	st, err := n.reload(ctx, conn, repo)
+	if err != nil {
+		return false, err
+	}
+	if c, frozen := st.Frozen(); !frozen || c.DeviceID != st.SelfID {
+		return !frozen, nil
+	}
+	wkey := lock.Write(st.RepoID)
+	if ok, err := lock.Try(ctx, conn, wkey); !ok || err != nil {
+		n.Log.Info().Str("op", "heal").Str("repo", repo).AnErr("error", err).Msg("not repaired: the write lock is held (a push in progress?)")
+		return false, err
+	}
+	defer lock.Release(context.Background(), conn, wkey)
+	if st, err = n.reload(ctx, conn, repo); err != nil {
+		return false, err
+	}
+	_, err = n.healLocked(ctx, conn, st)
+	return err == nil, err
+}
+
+// healLocked repairs a mark this device left, if it can be proven safe,
+// and returns the state after. The caller holds the write lock. An error
+// is a FrozenError saying why the repository stays frozen.
+func (n *Node) healLocked(ctx context.Context, conn *sql.Conn, st State) (State, error) {
+	c, frozen := st.Frozen()
+	if !frozen {
+		return st, nil
+	}
+	if c.DeviceID != st.SelfID {
+		return st, &FrozenError{Repo: st.Repo, Copy: c, Why: lastRefusal(ctx, conn, st, c)}
+	}
+	if why := n.writerAlive(ctx, conn, c.Writer); why != "" {
+		return st, &FrozenError{Repo: st.Repo, Copy: c, Why: why}
+	}
+	rkey := lock.Read(st.RepoID, st.SelfID)
+	if err := lock.Acquire(ctx, conn, rkey, n.LockTimeout, n.waiting(st.Repo, rkey)); err != nil {
+		return st, err
+	}
+	defer lock.Release(context.Background(), conn, rkey)
+	start := time.Now()
+	done, from, err := n.repair(ctx, conn, st, c)
+	after, loadErr := n.reload(ctx, conn, st.Repo)
+	n.logHeal(ctx, conn, st, c, from, after, done, time.Since(start), err)
+	if err != nil {
+		return st, &FrozenError{Repo: st.Repo, Copy: c, Why: err.Error()}
+	}
+	n.Tell("%s: repaired after a push by %s that died unacknowledged: %s", st.Repo, writerName(c.Writer), done)
+	return after, loadErr
+}
+
+// lastRefusal is why the writer's device last declined to repair c's
+// mark, as it recorded it.
+func lastRefusal(ctx context.Context, conn *sql.Conn, st State, c Copy) string {
+	var started time.Time
+	if c.Writer != nil {
+		started = c.Writer.Started
+	}
+	var why string
+	err := conn.QueryRowContext(ctx, `SELECT substr(result, 9) FROM sync_log
+		WHERE repository_id = $1 AND device_id = $2 AND kind = 'heal' AND result LIKE 'frozen: %' AND created_at >= $3
+		ORDER BY id DESC LIMIT 1`, st.RepoID, c.DeviceID, started).Scan(&why)
+	if err != nil {
+		return "device " + c.Device + " has not repaired it: it is unreachable or its writer still runs"
+	}
+	return "device " + c.Device + ": " + why
+}
+
+// writerAlive says why the writer may still be running, or "" when it is
+// certainly gone.
+func (n *Node) writerAlive(ctx context.Context, conn *sql.Conn, w *Writer) string {
+	switch {
+	case w == nil || w.PID <= 0:
+		return "its writer is unknown"
+	case w.Device != n.Device:
+		return "its writer ran on device " + w.Device
+	case processExists(w.PID):
+		return fmt.Sprintf("its writer (pid %d) is still running", w.PID)
+	}
+	if alive, err := SessionAlive(ctx, conn, w); err != nil || alive {
+		return "its database session is still open"
+	}
+	return ""
+}
+
+// SessionAlive reports whether the database session that marked the
+// write is still open: then a push is in progress, not dead.
+func SessionAlive(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, w *Writer) (bool, error) {
+	if w == nil || w.BackendPID <= 0 {
+		return false, nil
+	}
+	var alive bool
+	err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+		WHERE pid = $1 AND ($2 = '' OR application_name = $2))`, w.BackendPID, w.App).Scan(&alive)
+	return alive, err
+}
+
+// processExists is kill(pid, 0): a process we may not signal exists too;
+// a zombie (killed, not yet reaped) does not run. A reused pid keeps the
+// repository frozen, which is safe.
+func processExists(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	if err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true // no /proc: trust kill
+	}
+	// "pid (comm) S ...": the state follows the last ')'.
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z'
+	}
+	return true
+}
+
+// repair clears the mark when this copy shows its recorded version, else
+// drops this copy's record with the mark and catches it up from a device
+// that holds the version. It returns what was done and from which device.
+func (n *Node) repair(ctx context.Context, conn *sql.Conn, st State, c Copy) (string, *Copy, error) {
+	dir := gitexec.RepoDir(n.RepoRoot, st.Repo)
+	if n.shows(ctx, dir, c) {
+		if err := n.removeStaleLocks(dir); err != nil {
+			return "", nil, err
+		}
+		if err := clearMark(ctx, conn, st, c, healClearQuery); err != nil {
+			return "", nil, err
+		}
+		return fmt.Sprintf("this copy still shows version %d, so nothing was lost; writes are open again", c.Version), nil, nil
+	}
+	from, ok := otherHolder(st, c)
+	if !ok {
+		return "", nil, fmt.Errorf("its copy does not show version %d and no other device holds it", c.Version)
+	}
+	if err := clearMark(ctx, conn, st, c, healForgetQuery); err != nil {
+		return "", nil, err
+	}
+	after, err := n.reload(ctx, conn, st.Repo)
+	if err == nil {
+		err = n.syncLocked(ctx, conn, after)
+	}
+	if err != nil {
+		n.Log.Warn().Err(err).Str("repo", st.Repo).Msg("heal: catch up after dropping this copy's record")
+		return fmt.Sprintf("this copy did not show version %d; it was set aside and catches up from %s on its next read; writes are open again", c.Version, from.Device), &from, nil
+	}
+	return fmt.Sprintf("this copy did not show version %d and was rewound from %s; writes are open again", c.Version, from.Device), &from, nil
+}
+
+// shows reports whether dir's visible refs are c's recorded version.
+func (n *Node) shows(ctx context.Context, dir string, c Copy) bool {
+	if c.Pending || !gitexec.Exists(dir) {
+		return false
+	}
+	visible, _, err := n.Git.ReadRefs(ctx, dir)
+	if err != nil {
+		return false
+	}
+	head, _ := gitexec.Head(dir)
+	return visible.Digest(head) == c.Digest
+}
+
+// otherHolder is another device that holds at least c's version and has
+// no write of its own pending.
+func otherHolder(st State, c Copy) (Copy, bool) {
+	for _, o := range st.Copies {
+		if o.DeviceID != c.DeviceID && !o.IsWriting && o.Version >= c.Version {
+			return o, true
+		}
+	}
+	return Copy{}, false
+}
+
+// healClearQuery clears a dead writer's mark; healForgetQuery drops the
+// copy's record with it. Both match the writer's token, so a mark set or
+// cleared meanwhile is never touched.
+const (
+	healClearQuery = `UPDATE working_copy_versions SET is_writing = false, write_properties = NULL, updated_at = now()
+WHERE repository_id = $1 AND device_id = $2 AND is_writing AND COALESCE(write_properties->>'token', '') = $3`
+	healForgetQuery = `DELETE FROM working_copy_versions
+WHERE repository_id = $1 AND device_id = $2 AND is_writing AND COALESCE(write_properties->>'token', '') = $3`
+)
+
+func clearMark(ctx context.Context, conn *sql.Conn, st State, c Copy, query string) error {
+	token := ""
+	if c.Writer != nil {
+		token = c.Writer.Token
+	}
+	res, err := conn.ExecContext(ctx, query, st.RepoID, st.SelfID, token)
+	if err != nil {
+		return fmt.Errorf("clear the write mark: %w", err)
+	}
+	if k, _ := res.RowsAffected(); k != 1 {
+		return errors.New("the write mark changed meanwhile")
+	}
+	return nil
+}
+
+// logHeal records a repair, or why there was none, in the log and in
+// sync_log (kind 'heal').
+func (n *Node) logHeal(ctx context.Context, conn *sql.Conn, st State, c Copy, from *Copy, after State, done string, d time.Duration, err error) {
+	result := "ok: " + done
+	if err != nil {
+		result = "frozen: " + err.Error()
+	}
+	n.Log.Info().Str("op", "heal").Str("repo", st.Repo).Str("writer", writerName(c.Writer)).
+		Int64("version", c.Version).Dur("duration", d).AnErr("error", err).Msg(result)
+	var fromID sql.NullInt32
+	if from != nil {
+		fromID = sql.NullInt32{Int32: from.DeviceID, Valid: true}
+	}
+	to := sql.NullInt64{}
+	if self, ok := after.Self(); ok {
+		to = sql.NullInt64{Int64: self.Version, Valid: true}
+	}
+	_, dbErr := conn.ExecContext(ctx, `INSERT INTO sync_log
+		(repository_id, device_id, from_device, from_version, to_version, duration_ms, result, kind)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, 'heal')`,
+		st.RepoID, st.SelfID, fromID, c.Version, to, d.Milliseconds(), result)
+	if dbErr != nil {
+		n.Log.Warn().Err(dbErr).Str("repo", st.Repo).Msg("sync log")
+	}
+}
+
+func writerName(w *Writer) string {
+	if w == nil || w.User == "" {
+		return "an unknown user"
+	}
+	return w.User
+}
+
+// HealFrozen is what a read or push does on meeting a write mark whose
+// database session is gone: the writer's device repairs it (this one
+// directly; another by being asked to sync, bounded like a fetch). A live
+// push's mark costs one query. It reports whether a repair was tried.
+func (n *Node) HealFrozen(ctx context.Context, st State) bool {
+	c, frozen := st.Frozen()
+	if !frozen {
+		return false
+	}
+	if alive, err := SessionAlive(ctx, n.DB, c.Writer); err != nil || alive {
+		n.Log.Debug().Str("repo", st.Repo).AnErr("error", err).Msg("a write is in progress")
+		return false
+	}
+	var err error
+	if c.DeviceID == st.SelfID {
+		_, err = n.Heal(ctx, st.Repo)
+	} else {
+		n.Tell("%s is frozen by a push on %s that did not finish; asking %s to repair it", st.Repo, c.Device, c.Device)
+		err = n.SyncDevice(ctx, Device{ID: c.DeviceID, Name: c.Device, URL: c.URL}, st.Repo)
+	}
+	if err != nil {
+		n.Log.Warn().Err(err).Str("repo", st.Repo).Str("writer_device", c.Device).Msg("heal")
+	}
+	return true
+}
+
+// SyncDevice brings device h's copy of repo up to date and lets it repair
+// its own write mark: a device whose copies are on a path here directly
+// (as that device), an ssh:// device by asking it to sync.
+func (n *Node) SyncDevice(ctx context.Context, h Device, repo string) error {
+	if strings.Contains(h.URL, "://") {
+		return n.Git.RequestSync(ctx, PeerURL(h.URL, repo))
+	}
+	peer := *n
+	peer.Device, peer.RepoRoot = h.Name, h.URL
+	peer.Tell = func(string, ...any) {}
+	return peer.Sync(ctx, repo)
+}
