@@ -212,3 +212,20 @@ func TestDeadWriterHealsBySyncAndReplicate(t *testing.T) {
 	})
 	writable(t, c, "team/app")
 }
+
+func TestWriterKilledWhileRetryingToRecordHealsOnceTheDatabaseIsBack(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	proxy := proxiedDevice(t, c, "a", `record_timeout = "60s"`)
+	work, base := pushed(t, c)
+	c.WaitConverged("team/app")
+	fired := proxy.CutOn(recordMarker, true)
+	cut := func() bool {
+		select {
+		case <-fired:
+			return true
+		default:
+			return false
+		}
+	}
+	healsAfterKill(t, c, work, base, "b", cut, func() { proxy.SetDown(false) })
+}
