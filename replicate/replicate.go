@@ -94,10 +94,14 @@ func Follow(ctx context.Context, n *version.Node, dbURL string, sweep time.Durat
 	Sweep(ctx, n)
 	tick := time.NewTicker(sweep)
 	defer tick.Stop()
+	heal := time.NewTicker(HealEvery)
+	defer heal.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-heal.C:
+			HealMarks(ctx, n)
 		case note := <-l.Notify:
 			if note == nil { // reconnected: notifications may have been missed
 				Sweep(ctx, n)
@@ -106,6 +110,27 @@ func Follow(ctx context.Context, n *version.Node, dbURL string, sweep time.Durat
 			catchUp(ctx, n, note.Extra)
 		case <-tick.C:
 			Sweep(ctx, n)
+		}
+	}
+}
+
+// HealEvery is how often Follow looks for this device's write marks whose
+// writer died: no notification tells of a death, and it is one query.
+const HealEvery = 5 * time.Second
+
+// HealMarks repairs this device's write marks whose writer is gone (see
+// version.Node.Heal); a live push's mark is left alone.
+func HealMarks(ctx context.Context, n *version.Node) {
+	repos, err := db.Strings(ctx, n.DB, `SELECT r.name FROM working_copy_versions v
+		JOIN repositories r ON r.id = v.repository_id JOIN devices d ON d.id = v.device_id
+		WHERE d.name = $1 AND v.is_writing ORDER BY r.name`, n.Device)
+	if err != nil {
+		n.Log.Warn().Err(err).Msg("replicate: list write marks")
+		return
+	}
+	for _, r := range repos {
+		if _, err := n.Heal(ctx, r); err != nil {
+			n.Log.Warn().Err(err).Str("repo", r).Msg("replicate: heal")
 		}
 	}
 }

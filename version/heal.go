@@ -48,7 +48,7 @@ func (n *Node) Heal(ctx context.Context, repo string) (bool, error) {
 	}
 	wkey := lock.Write(st.RepoID)
 	if ok, err := lock.Try(ctx, conn, wkey); !ok || err != nil {
-		n.Log.Info().Str("op", "heal").Str("repo", repo).AnErr("error", err).Msg("not repaired: the write lock is held (a push in progress?)")
+		n.Log.Debug().Str("op", "heal").Str("repo", repo).AnErr("error", err).Msg("not repaired: the write lock is held (a push in progress?)")
 		return false, err
 	}
 	defer lock.Release(context.Background(), conn, wkey)
@@ -250,6 +250,9 @@ func (n *Node) logHeal(ctx context.Context, conn *sql.Conn, st State, c Copy, fr
 	if from != nil {
 		fromID = sql.NullInt32{Int32: from.DeviceID, Valid: true}
 	}
+	if err != nil && refusedBefore(ctx, conn, st, c, result) {
+		return // replicate retries every few seconds: record a refusal once
+	}
 	to := sql.NullInt64{}
 	if self, ok := after.Self(); ok {
 		to = sql.NullInt64{Int64: self.Version, Valid: true}
@@ -261,6 +264,17 @@ func (n *Node) logHeal(ctx context.Context, conn *sql.Conn, st State, c Copy, fr
 	if dbErr != nil {
 		n.Log.Warn().Err(dbErr).Str("repo", st.Repo).Msg("sync log")
 	}
+}
+
+func refusedBefore(ctx context.Context, conn *sql.Conn, st State, c Copy, result string) bool {
+	var started time.Time
+	if c.Writer != nil {
+		started = c.Writer.Started
+	}
+	var seen bool
+	conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM sync_log WHERE repository_id = $1 AND device_id = $2
+		AND kind = 'heal' AND result = $3 AND created_at >= $4)`, st.RepoID, st.SelfID, result, started).Scan(&seen)
+	return seen
 }
 
 func writerName(w *Writer) string {
