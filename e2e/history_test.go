@@ -293,8 +293,11 @@ func TestRandomisedHistoryWithFaults(t *testing.T) {
 	}
 	checkBackwards(h, v, branches)
 
-	t.Logf("seed %d: faults: %s; thaw --demote without --force: %d succeeded, %d refused; %d branch heads checked",
-		seed, inj.summary(), demoted.Load(), refused.Load(), len(final))
+	var healed, healRefused int
+	c.DB().QueryRow(`SELECT count(*) FILTER (WHERE result LIKE 'ok:%'), count(*) FILTER (WHERE result LIKE 'frozen:%')
+		FROM sync_log WHERE kind = 'heal'`).Scan(&healed, &healRefused)
+	t.Logf("seed %d: faults: %s; self-repairs: %d done, %d refused; thaw --demote without --force: %d succeeded, %d refused; %d branch heads checked",
+		seed, inj.summary(), healed, healRefused, demoted.Load(), refused.Load(), len(final))
 	t.Logf("seed %d: %d operations in %s (+%s to repair and check): pushes %d acknowledged (a %d, b %d, c with noexec TMPDIR %d), %d failed; reads %d served, %d failed; %d stale reads, %d backwards reads, %d lost acknowledged pushes, %d other violations",
 		seed, ops, faulted.Round(time.Second), (time.Since(began) - faulted).Round(time.Second),
 		pushOK.Load(), ackedOn["a"].Load(), ackedOn["b"].Load(), ackedOn["c"].Load(), pushFail.Load(),
