@@ -118,7 +118,10 @@ choose_ports() {
     PORT[$name]=${PORT[$name]:-${DEFAULT_PORT[$name]}}
     if port_busy "${PORT[$name]}"; then
       v=$(free_port)
-      say "port ${PORT[$name]} ($name) is taken by another program; using $v (clones that name the old port need 'git remote set-url')"
+      case "$name" in
+      postgres | pgbouncer) say "port ${PORT[$name]} ($name) is taken by another program; using $v" ;;
+      *) say "port ${PORT[$name]} (device $name) is taken by another program; using $v (clones that name the old port need 'git remote set-url')" ;;
+      esac
       PORT[$name]=$v
     fi
   done
@@ -145,10 +148,10 @@ is_root() { [ "$(id -u)" -eq 0 ]; }
 
 # as_pg CMD...: run as the postgres user when root (PostgreSQL and
 # PgBouncer refuse root).
-as_pg() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_pg() { if is_root; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 
 # as_login CMD...: run as the account users log in as (git when root).
-as_login() { if is_root && [ "$LOGIN" != root ]; then runuser -u "$LOGIN" -- "$@"; else "$@"; fi; }
+as_login() { if is_root && [ "$LOGIN" != root ]; then (cd / && runuser -u "$LOGIN" -- "$@"); else "$@"; fi; }
 
 # choose_login: users log in as git, as the README says, when the demo runs
 # as root (an existing git account, or a system account made for it);
@@ -174,36 +177,30 @@ choose_login() {
   LOGIN=git
 }
 
-# safe_for UID DIR: DIR and every directory above it belong to root or UID
-# and are writable by no one else (sshd runs AuthorizedKeysCommand only
-# then), and the path holds no blank (sshd splits the command on blanks).
-safe_for() {
-  local uid=$1 d=$2 owner mode
+# root_safe DIR: DIR and every directory above it belong to root and are
+# writable by no one else (sshd runs AuthorizedKeysCommand only then), and
+# the path holds no blank (sshd splits the command on blanks).
+root_safe() {
+  local d=$1 owner mode
   case "$d" in *[[:space:]]*) return 1 ;; esac
   while :; do
     read -r owner mode < <(stat -c '%u %a' "$d") || return 1
-    [ "$owner" = 0 ] || [ "$owner" = "$uid" ] || return 1
+    [ "$owner" = 0 ] || return 1
     (((8#$mode & 8#022) == 0)) || return 1
     [ "$d" = / ] && return 0
     d=$(dirname "$d")
   done
 }
 
-# choose_base: demo/ in the checkout when the login account and postgres
-# can reach it and sshd accepts it; else (root only) /var/lib/gitmesh-demo.
+# choose_base: demo/ in the checkout, unless (as root) the login account
+# or postgres cannot reach it or sshd would refuse to run gitmesh from it:
+# then /var/lib/gitmesh-demo.
 choose_base() {
   mkdir -p "$DEMO"
   chmod 755 "$DEMO"
   rm -f "$DEMO/base"
   BASE=$DEMO
-  local ok=1
-  safe_for "$(id -u "$LOGIN")" "$DEMO" || ok=0
-  if is_root; then
-    runuser -u "$LOGIN" -- test -x "$DEMO" || ok=0
-    runuser -u postgres -- test -x "$DEMO" || ok=0
-  fi
-  if [ $ok = 0 ]; then
-    is_root || die "sshd would refuse to run gitmesh from $DEMO (a directory above it is writable by others, or the path holds a blank); clone gitmesh into a directory only you can write"
+  if is_root && ! { root_safe "$DEMO" && runuser -u "$LOGIN" -- test -x "$DEMO" && runuser -u postgres -- test -x "$DEMO"; }; then
     BASE=/var/lib/gitmesh-demo/$(printf %s "$ROOT" | md5sum | cut -c1-8)
     mkdir -p "$BASE"
     chmod 755 /var/lib/gitmesh-demo "$BASE"
@@ -212,6 +209,31 @@ choose_base() {
   fi
   RUN=$BASE/run
   KEEP=$BASE/keep
+}
+
+# choose_keys: sshd asks gitmesh for keys (AuthorizedKeysCommand) when it
+# may run the binary: a path that root owns all the way up. Otherwise (not
+# root, typically) each device gets an authorized_keys file, which
+# refresh_keys regenerates after every key change.
+choose_keys() {
+  KEYS=command
+  root_safe "$GM" && return
+  KEYS=file
+  local why="sshd runs an AuthorizedKeysCommand only from a path that root owns all the way up"
+  LOGIN_NOTE="${LOGIN_NOTE:+$LOGIN_NOTE; }$why, so the devices use authorized_keys files that add-user regenerates"
+}
+
+# refresh_keys: each device's authorized_keys, written aside and renamed
+# only when gitmesh succeeded (file mode only).
+refresh_keys() {
+  local d f
+  grep -q '^AuthorizedKeysFile none' "$RUN/a/sshd_config" && return 0
+  for d in "${DEVICES[@]}"; do
+    f=$RUN/$d/authorized_keys
+    "$GM" --config "$RUN/$d/gitmesh.toml" authorized-keys >"$f.new"
+    chmod 600 "$f.new"
+    mv "$f.new" "$f"
+  done
 }
 
 start_postgres() {
@@ -318,17 +340,20 @@ cluster_key = "$KEEP/cluster_key"
 known_hosts = "$KEEP/known_hosts"
 EOF
   chmod 644 "$RUN/$d/gitmesh.toml"
+  local keys="# sshd asks gitmesh about every offered key: a key added with 'gitmesh key
+# add' opens every device at once, a removed one closes them.
+AuthorizedKeysFile none
+AuthorizedKeysCommand $GM --config $RUN/$d/gitmesh.toml keys-command %u %t %k
+AuthorizedKeysCommandUser $LOGIN"
+  [ "$KEYS" = command ] || keys="# Written by 'gitmesh authorized-keys' (scripts/demo.sh refresh_keys).
+AuthorizedKeysFile $RUN/$d/authorized_keys"
   cat >"$RUN/$d/sshd_config" <<EOF
 # Device $d of the gitmesh demo. Production: README.md, "sshd and authorized_keys".
 Port ${PORT[$d]}
 ListenAddress 127.0.0.1
 HostKey $KEEP/ssh_host_ed25519_key_$d
 PidFile $RUN/$d/sshd.pid
-# sshd asks gitmesh about every offered key: a key added with 'gitmesh key
-# add' opens every device at once, a removed one closes them.
-AuthorizedKeysFile none
-AuthorizedKeysCommand $GM --config $RUN/$d/gitmesh.toml keys-command %u %t %k
-AuthorizedKeysCommandUser $LOGIN
+$keys
 AllowUsers $LOGIN
 PermitRootLogin no
 StrictModes no
@@ -399,6 +424,7 @@ start() {
   is_root && mkdir -p /run/sshd
   install -m 755 "$ROOT/gitmesh" "$RUN/gitmesh"
   GM=$RUN/gitmesh
+  choose_keys
 
   choose_ports
   keep_keys
@@ -420,6 +446,7 @@ start() {
   "${gm[@]}" user add alice >/dev/null
   "${gm[@]}" key add alice "$KEEP/alice.pub" >/dev/null
   "${gm[@]}" grant alice "$REPO" write >/dev/null
+  refresh_keys
   for d in "${DEVICES[@]}"; do start_sshd "$d"; done
 
   SSHCMD="ssh -F /dev/null -i $KEEP/alice -o IdentitiesOnly=yes -o UserKnownHostsFile=$KEEP/known_hosts -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes"
@@ -474,7 +501,7 @@ $(ssh_config "$KEEP/alice" | sed 's/^/    /')
   admin commands for the whole cluster (one config, no device needed):
     $GM --config $RUN/admin.toml status $REPO
     $GM --config $RUN/admin.toml log $REPO
-  a new user with write access to $REPO, at once on every device (sshd asks gitmesh for keys):
+  a new user with write access to $REPO, on every device at once:
     scripts/demo.sh add-user bob ~/.ssh/id_ed25519.pub
 
   the database: PostgreSQL on 127.0.0.1:${PORT[postgres]}; gitmesh connects through PgBouncer:
@@ -508,11 +535,16 @@ add_user() {
   "${gm[@]}" key add "$name" "$key" | sed 's/; regenerate.*//'
   "${gm[@]}" grant "$name" "$REPO" write
   load_ports_and_login
-  say "$name may now push to and clone $REPO through every device; sshd asks gitmesh for keys, so nothing else is needed"
+  if grep -q '^AuthorizedKeysFile none' "$RUN/a/sshd_config"; then
+    say "$name may now push to and clone $REPO through every device; sshd asks gitmesh for keys, so nothing else is needed"
+  else
+    refresh_keys
+    say "$name may now push to and clone $REPO through every device (their authorized_keys files were regenerated)"
+  fi
   local d private=${key%.pub}
+  ssh_config "$private" >"$KEEP/ssh_config-$name"
   echo "  URLs (log in as $LOGIN with $name's key):"
   for d in "${DEVICES[@]}"; do echo "    $d: ssh://$LOGIN@127.0.0.1:${PORT[$d]}/$REPO.git"; done
-  ssh_config "$private" >"$KEEP/ssh_config-$name"
   echo "  ssh config for $name (also in $KEEP/ssh_config-$name):"
   ssh_config "$private" | sed 's/^/    /'
 }
