@@ -431,7 +431,9 @@ start() {
   start_postgres "$bin"
   start_pgbouncer
   for d in "${DEVICES[@]}"; do write_device "$d"; done
-  printf 'database_url = "%s"\n' "$DBURL" >"$RUN/admin.toml"
+  # The cluster's settings without a device: admin commands for the whole
+  # cluster; verify and thaw read the devices' copies with the cluster key.
+  printf 'database_url = "%s"\ncluster_key = "%s"\nknown_hosts = "%s"\n' "$DBURL" "$KEEP/cluster_key" "$KEEP/known_hosts" >"$RUN/admin.toml"
   chmod 644 "$RUN/admin.toml"
   ssh_config "$KEEP/alice" >"$KEEP/ssh_config"
 
