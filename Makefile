@@ -5,13 +5,23 @@ GO ?= go
 # urfave_cli_no_docs leaves out urfave/cli's man and markdown generators and
 # their markdown library, whose init every `gitmesh serve` would pay for.
 TAGS := urfave_cli_no_docs
+# gitmesh --version names the tag (or commit) and the full commit it was
+# built from; outside a git checkout they are left out and Go's own build
+# information is used.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X main.stampVersion=$(VERSION) -X main.stampCommit=$(COMMIT)
 
-.PHONY: all build setup test race vet bench fuzz demo demo-stop clean
+.PHONY: all build ldflags setup test race vet bench fuzz demo demo-stop clean
 
 all: build
 
 build:
-	$(GO) build -tags $(TAGS) -o gitmesh .
+	$(GO) build -tags $(TAGS) -ldflags "$(LDFLAGS)" -o gitmesh .
+
+# The linker flags build uses (the version test builds with exactly these).
+ldflags:
+	@echo '$(LDFLAGS)'
 
 setup:
 	@scripts/setup.sh

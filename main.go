@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -186,21 +185,6 @@ func args(c *cli.Context, names ...string) ([]string, error) {
 		return nil, wrongArgs(c, names)
 	}
 	return c.Args().Slice(), nil
-}
-
-// buildVersion is the module version and VCS revision the binary was built from.
-func buildVersion() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := info.Main.Version
-	for _, kv := range info.Settings {
-		if kv.Key == "vcs.revision" && len(kv.Value) >= 12 {
-			v += " " + kv.Value[:12]
-		}
-	}
-	return v
 }
 
 // usageError marks a bad command line.

@@ -1,22 +1,42 @@
 #!/usr/bin/env bash
 # make demo / make demo-stop: a throwaway gitmesh cluster on 127.0.0.1.
 #
-#   scripts/demo.sh start   PostgreSQL + three devices (a, b, c), each its own
-#                           sshd, port, host key, repo root and authorized_keys;
-#                           pushes to a and clones from c through ssh.
-#   scripts/demo.sh stop    stops exactly the processes start started (by their
-#                           pid files) and removes demo/run/.
+#   scripts/demo.sh start     PostgreSQL, PgBouncer (session mode) in front of
+#                             it, and three devices (a, b, c), each its own
+#                             sshd asking gitmesh for keys (AuthorizedKeysCommand);
+#                             pushes to a, clones from c, shows what the
+#                             cluster did.
+#   scripts/demo.sh add-user NAME PUBKEY-FILE
+#                             a user with that key and write access to
+#                             team/app, on every device at once.
+#   scripts/demo.sh stop      stops exactly the processes start started (by
+#                             their pid files) and removes demo/run/.
 #
-# Everything lives under demo/run/ (gitignored). Starting again stops the
-# previous demo first.
+# demo/run/ holds this run (database, repositories, configs, logs);
+# demo/keep/ what stays between runs so that clones keep working: the ports,
+# the host keys, alice's key, the cluster key, known_hosts and an ssh config.
+# Starting again stops the previous demo first. Both are gitignored.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-RUN=$ROOT/demo/run
+DEMO=$ROOT/demo
+BASE=$DEMO
+# Set by start when the git account could not use demo/ (a checkout under
+# /root, say): the files then live where it can.
+[ -r "$DEMO/base" ] && BASE=$(cat "$DEMO/base")
+RUN=$BASE/run
+KEEP=$BASE/keep
 DEVICES=(a b c)
+REPO=team/app
+# Fixed ports below the ephemeral range, so URLs stay the same run after run.
+declare -A DEFAULT_PORT=([a]=22201 [b]=22202 [c]=22203 [postgres]=25432 [pgbouncer]=26432)
+declare -A PORT
 
 say() { echo "demo: $*" >&2; }
-die() { say "$*"; exit 1; }
+die() {
+  say "$*"
+  exit 1
+}
 
 # pid_of FILE WORD: the pid in FILE's first line when that process is alive
 # and its command line contains WORD (so a recycled pid is never killed).
@@ -33,7 +53,10 @@ stop_pid() {
   local pid=$1 sig=$2 name=$3 i
   kill "-$sig" "$pid" 2>/dev/null || return 0
   for i in $(seq 1 100); do
-    [ -d "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null || { say "stopped $name (pid $pid)"; return 0; }
+    [ -d "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null || {
+      say "stopped $name (pid $pid)"
+      return 0
+    }
     sleep 0.1
   done
   say "$name (pid $pid) ignored SIG$sig for 10s; killing it"
@@ -47,10 +70,11 @@ stop_processes() {
       stop_pid "$pid" TERM "sshd of device $d"
     fi
   done
-  local pgdir
-  pgdir=$(cat "$RUN/pgdir" 2>/dev/null || true)
-  if [ -n "$pgdir" ] && pid=$(pid_of "$pgdir/data/postmaster.pid" postgres); then
-    stop_pid "$pid" INT "postgres"   # SIGINT: fast shutdown
+  if pid=$(pid_of "$RUN/pg/pgbouncer.pid" pgbouncer); then
+    stop_pid "$pid" TERM "pgbouncer"   # SIGTERM: immediate shutdown
+  fi
+  if pid=$(pid_of "$RUN/pg/data/postmaster.pid" postgres); then
+    stop_pid "$pid" INT "postgres"     # SIGINT: fast shutdown
   fi
 }
 
@@ -60,28 +84,49 @@ stop() {
     return 0
   fi
   stop_processes
-  local pgdir
-  pgdir=$(cat "$RUN/pgdir" 2>/dev/null || true)
-  case "$pgdir" in /tmp/gitmesh-demo-pg.*) rm -rf "$pgdir" ;; esac
   rm -rf "$RUN"
-  rmdir "$(dirname "$RUN")" 2>/dev/null || true
-  say "demo stopped and $RUN removed"
+  say "demo stopped and $RUN removed; ports and keys stay in $KEEP for the next run (rm -rf $KEEP forgets them)"
 }
 
+# port_busy PORT: something answers on 127.0.0.1:PORT.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 # free_port: a loopback TCP port nobody answers on, not handed out before.
-USED_PORTS=" "
 free_port() {
   local p i
   for i in $(seq 1 500); do
-    p=$((20000 + RANDOM % 40000))
-    case "$USED_PORTS" in *" $p "*) continue ;; esac
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      USED_PORTS="$USED_PORTS$p "
+    p=$((20000 + RANDOM % 10000))
+    case " ${PORT[*]} " in *" $p "*) continue ;; esac
+    port_busy "$p" || {
       echo "$p"
       return 0
-    fi
+    }
   done
   die "found no free TCP port on 127.0.0.1"
+}
+
+# choose_ports: last run's ports (demo/keep/ports), else the defaults; a
+# port another program took meanwhile is replaced, and the user told.
+choose_ports() {
+  local k v name
+  if [ -r "$KEEP/ports" ]; then
+    while IFS='=' read -r k v; do
+      [[ $k =~ ^[a-z]+$ && $v =~ ^[0-9]+$ ]] && PORT[$k]=$v
+    done <"$KEEP/ports"
+  fi
+  for name in "${DEVICES[@]}" postgres pgbouncer; do
+    PORT[$name]=${PORT[$name]:-${DEFAULT_PORT[$name]}}
+    if port_busy "${PORT[$name]}"; then
+      v=$(free_port)
+      case "$name" in
+      postgres | pgbouncer) say "port ${PORT[$name]} ($name) is taken by another program; using $v" ;;
+      *) say "port ${PORT[$name]} (device $name) is taken by another program; using $v (clones that name the old port need 'git remote set-url')" ;;
+      esac
+      PORT[$name]=$v
+    fi
+  done
+  : >"$KEEP/ports"
+  for name in "${DEVICES[@]}" postgres pgbouncer; do echo "$name=${PORT[$name]}" >>"$KEEP/ports"; done
 }
 
 pg_bindir() {
@@ -91,89 +136,226 @@ pg_bindir() {
     return
   fi
   for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n -r); do
-    [ -x "$d/initdb" ] && { echo "$d"; return; }
+    [ -x "$d/initdb" ] && {
+      echo "$d"
+      return
+    }
   done
   die "PostgreSQL server binaries not found; run: apt-get install -y postgresql (or make setup)"
 }
 
-# as_pg CMD...: run as the postgres user when root (PostgreSQL refuses root).
-as_pg() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# as_pg CMD...: run as the postgres user when root (PostgreSQL and
+# PgBouncer refuse root).
+as_pg() { if is_root; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
+
+# as_login CMD...: run as the account users log in as (git when root).
+as_login() { if is_root && [ "$LOGIN" != root ]; then (cd / && runuser -u "$LOGIN" -- "$@"); else "$@"; fi; }
+
+# choose_login: users log in as git, as the README says, when the demo runs
+# as root (an existing git account, or a system account made for it);
+# otherwise sshd cannot switch users and they log in as whoever runs it.
+choose_login() {
+  LOGIN_NOTE=""
+  if ! is_root; then
+    LOGIN=$(id -un)
+    LOGIN_NOTE="not run as root, so its sshd can log users in only as $LOGIN, not as git (production: README, 'The git account')"
+    return
+  fi
+  if ! id git >/dev/null 2>&1; then
+    useradd --system --create-home --home-dir /var/lib/gitmesh-demo-git --shell /bin/sh --comment "gitmesh demo" git
+    usermod -p '*' git # no password, yet not locked: sshd refuses every key of a locked account
+    say "created the system account git (home /var/lib/gitmesh-demo-git) that users log in as; make demo-stop keeps it, 'userdel -r git' removes it"
+  fi
+  case "$(getent passwd git | cut -d: -f7)" in
+  */nologin | */false | */git-shell) die "the account git has the shell $(getent passwd git | cut -d: -f7), which cannot run gitmesh's forced command; run: usermod -s /bin/sh git" ;;
+  esac
+  case "$(getent shadow git | cut -d: -f2)" in
+  '!'*) die "the account git is locked, so sshd refuses its keys; run: usermod -p '*' git (no password, not locked)" ;;
+  esac
+  LOGIN=git
+}
+
+# root_safe DIR: DIR and every directory above it belong to root and are
+# writable by no one else (sshd runs AuthorizedKeysCommand only then), and
+# the path holds no blank (sshd splits the command on blanks).
+root_safe() {
+  local d=$1 owner mode
+  case "$d" in *[[:space:]]*) return 1 ;; esac
+  while :; do
+    read -r owner mode < <(stat -c '%u %a' "$d") || return 1
+    [ "$owner" = 0 ] || return 1
+    (((8#$mode & 8#022) == 0)) || return 1
+    [ "$d" = / ] && return 0
+    d=$(dirname "$d")
+  done
+}
+
+# choose_base: demo/ in the checkout, unless (as root) the login account
+# or postgres cannot reach it or sshd would refuse to run gitmesh from it:
+# then /var/lib/gitmesh-demo.
+choose_base() {
+  mkdir -p "$DEMO"
+  chmod 755 "$DEMO"
+  rm -f "$DEMO/base"
+  BASE=$DEMO
+  if is_root && ! { root_safe "$DEMO" && runuser -u "$LOGIN" -- test -x "$DEMO" && runuser -u postgres -- test -x "$DEMO"; }; then
+    BASE=/var/lib/gitmesh-demo/$(printf %s "$ROOT" | md5sum | cut -c1-8)
+    mkdir -p "$BASE"
+    chmod 755 /var/lib/gitmesh-demo "$BASE"
+    echo "$BASE" >"$DEMO/base"
+    say "the accounts git and postgres cannot use $DEMO (or sshd would refuse it); the demo's files are in $BASE"
+  fi
+  RUN=$BASE/run
+  KEEP=$BASE/keep
+}
+
+# choose_keys: sshd asks gitmesh for keys (AuthorizedKeysCommand) when it
+# may run the binary: a path that root owns all the way up. Otherwise (not
+# root, typically) each device gets an authorized_keys file, which
+# refresh_keys regenerates after every key change.
+choose_keys() {
+  KEYS=command
+  root_safe "$GM" && return
+  KEYS=file
+  local why="sshd runs an AuthorizedKeysCommand only from a path that root owns all the way up"
+  LOGIN_NOTE="${LOGIN_NOTE:+$LOGIN_NOTE; }$why, so the devices use authorized_keys files that add-user regenerates"
+}
+
+# refresh_keys: each device's authorized_keys, written aside and renamed
+# only when gitmesh succeeded (file mode only).
+refresh_keys() {
+  local d f
+  grep -q '^AuthorizedKeysFile none' "$RUN/a/sshd_config" && return 0
+  for d in "${DEVICES[@]}"; do
+    f=$RUN/$d/authorized_keys
+    "$GM" --config "$RUN/$d/gitmesh.toml" authorized-keys >"$f.new"
+    chmod 600 "$f.new"
+    mv "$f.new" "$f"
+  done
 }
 
 start_postgres() {
-  local bin pgdir
-  bin=$(pg_bindir)
-  pgdir=$RUN/pg
+  local bin=$1 pgdir=$RUN/pg
   mkdir -p "$pgdir"
-  if [ "$(id -u)" -eq 0 ]; then
+  if is_root; then
     id postgres >/dev/null 2>&1 || die "running as root, PostgreSQL needs the 'postgres' user; run: apt-get install -y postgresql"
     chown postgres: "$pgdir"
-    if ! runuser -u postgres -- test -w "$pgdir"; then
-      # The checkout is not reachable for the postgres user: use /tmp.
-      rmdir "$pgdir"
-      pgdir=$(mktemp -d /tmp/gitmesh-demo-pg.XXXXXX)
-      chown postgres: "$pgdir"
-    fi
   fi
-  echo "$pgdir" >"$RUN/pgdir"
-  PGPORT=$(free_port)
   as_pg "$bin/initdb" -D "$pgdir/data" -U postgres --auth=trust --no-sync -E UTF8 --locale=C >"$RUN/initdb.log" 2>&1 ||
     die "initdb failed; see $RUN/initdb.log"
   as_pg "$bin/pg_ctl" -D "$pgdir/data" -l "$pgdir/postgres.log" -w -t 60 \
-    -o "-p $PGPORT -k $pgdir -c listen_addresses=127.0.0.1 -c fsync=off" start >"$RUN/pg_ctl.log" 2>&1 ||
+    -o "-p ${PORT[postgres]} -k $pgdir -c listen_addresses=127.0.0.1 -c fsync=off" start >"$RUN/pg_ctl.log" 2>&1 ||
     die "PostgreSQL did not start; see $pgdir/postgres.log"
-  as_pg "$bin/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres gitmesh
-  DBURL="postgres://postgres@127.0.0.1:$PGPORT/gitmesh?sslmode=disable"
-  say "PostgreSQL on 127.0.0.1:$PGPORT (data in $pgdir)"
+  as_pg "$bin/createdb" -h 127.0.0.1 -p "${PORT[postgres]}" -U postgres gitmesh
+  say "PostgreSQL on 127.0.0.1:${PORT[postgres]} (data in $pgdir/data)"
 }
 
-keygen() { ssh-keygen -q -t ed25519 -N "" -C "$2" -f "$1"; }
+# start_pgbouncer: PgBouncer in session mode in front of PostgreSQL, the
+# way the README recommends; the devices reach the database through it.
+start_pgbouncer() {
+  local dir=$RUN/pg i
+  cat >"$dir/pgbouncer.ini" <<EOF
+; gitmesh demo. Production: README.md, "PgBouncer".
+[databases]
+gitmesh = host=127.0.0.1 port=${PORT[postgres]} dbname=gitmesh user=postgres
 
-start() {
-  [ -x /usr/sbin/sshd ] || die "/usr/sbin/sshd is missing; run: apt-get install -y openssh-server (or make setup)"
-  command -v ssh-keygen >/dev/null && command -v ssh >/dev/null || die "ssh is missing; run: apt-get install -y openssh-client"
-  [ -x "$ROOT/gitmesh" ] || die "no gitmesh binary; run make demo (it builds one) or make build"
-  if [ -e "$RUN" ]; then
-    say "a previous demo is in $RUN; stopping it first"
-    stop
-  fi
-  mkdir -p "$RUN"
-  trap 'say "failed; stopping what was started (logs stay in $RUN until make demo-stop)"; stop_processes' ERR
-  [ "$(id -u)" -ne 0 ] || mkdir -p /run/sshd
-  cp "$ROOT/gitmesh" "$RUN/gitmesh"
-  GM=$RUN/gitmesh
-  LOGIN=$(id -un)
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = ${PORT[pgbouncer]}
+unix_socket_dir =
+; session mode: gitmesh's advisory locks belong to the client's session
+pool_mode = session
+; releases the advisory locks of a client that went away
+server_reset_query = DISCARD ALL
+; loopback only, in front of a throwaway server; production: auth_file
+auth_type = any
+default_pool_size = 50
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+EOF
+  is_root && chown postgres: "$dir/pgbouncer.ini"
+  as_pg /usr/sbin/pgbouncer -d "$dir/pgbouncer.ini" >"$RUN/pgbouncer.out" 2>&1 ||
+    die "PgBouncer did not start; see $RUN/pgbouncer.out and $dir/pgbouncer.log"
+  for i in $(seq 1 100); do
+    port_busy "${PORT[pgbouncer]}" && break
+    sleep 0.1
+  done
+  pid_of "$dir/pgbouncer.pid" pgbouncer >/dev/null || die "PgBouncer is not running; see $dir/pgbouncer.log"
+  DBURL="postgres://postgres@127.0.0.1:${PORT[pgbouncer]}/gitmesh?sslmode=disable"
+  say "PgBouncer (session mode) on 127.0.0.1:${PORT[pgbouncer]} in front of it; every gitmesh connection goes through it"
+}
 
-  start_postgres
+keygen() { [ -e "$1" ] || ssh-keygen -q -t ed25519 -N "" -C "$2" -f "$1"; }
 
-  keygen "$RUN/cluster_key" gitmesh-cluster
-  keygen "$RUN/alice" alice@demo
-  : >"$RUN/known_hosts"
-  declare -gA PORT
+# keep_keys: host keys, alice's key and the cluster key, made once and kept.
+keep_keys() {
   local d
+  mkdir -p "$KEEP"
+  chmod 755 "$KEEP"
+  keygen "$KEEP/cluster_key" gitmesh-cluster
+  keygen "$KEEP/alice" alice@demo
+  for d in "${DEVICES[@]}"; do keygen "$KEEP/ssh_host_ed25519_key_$d" "host-$d"; done
+  # The devices fetch from each other as the login account, with this key.
+  is_root && chown "$LOGIN" "$KEEP/cluster_key"
+  chmod 600 "$KEEP/cluster_key"
+  : >"$KEEP/known_hosts"
   for d in "${DEVICES[@]}"; do
-    mkdir -p "$RUN/$d/repos"
-    chmod 700 "$RUN/$d"
-    PORT[$d]=$(free_port)
-    keygen "$RUN/$d/ssh_host_ed25519_key" "host-$d"
-    echo "[127.0.0.1]:${PORT[$d]} $(cut -d' ' -f1,2 "$RUN/$d/ssh_host_ed25519_key.pub")" >>"$RUN/known_hosts"
-    cat >"$RUN/$d/gitmesh.toml" <<EOF
+    echo "[127.0.0.1]:${PORT[$d]} $(cut -d' ' -f1,2 "$KEEP/ssh_host_ed25519_key_$d.pub")" >>"$KEEP/known_hosts"
+  done
+  chmod 644 "$KEEP/known_hosts"
+}
+
+# ssh_config KEY: a Host per device (gitmesh-a, ...) for the holder of KEY.
+ssh_config() {
+  local d
+  echo "# gitmesh demo: git clone gitmesh-a:$REPO.git (and gitmesh-b, gitmesh-c)"
+  for d in "${DEVICES[@]}"; do
+    cat <<EOF
+Host gitmesh-$d
+    HostName 127.0.0.1
+    Port ${PORT[$d]}
+    User $LOGIN
+    IdentityFile $1
+    IdentitiesOnly yes
+    UserKnownHostsFile $KEEP/known_hosts
+    StrictHostKeyChecking yes
+EOF
+  done
+}
+
+write_device() {
+  local d=$1
+  mkdir -p "$RUN/$d/repos"
+  chmod 755 "$RUN/$d"
+  touch "$RUN/$d/gitmesh.log"
+  if is_root; then chown "$LOGIN" "$RUN/$d/repos" "$RUN/$d/gitmesh.log"; fi
+  cat >"$RUN/$d/gitmesh.toml" <<EOF
 database_url = "$DBURL"
 device = "$d"
 repo_root = "$RUN/$d/repos"
 log_file = "$RUN/$d/gitmesh.log"
-cluster_key = "$RUN/cluster_key"
-known_hosts = "$RUN/known_hosts"
+cluster_key = "$KEEP/cluster_key"
+known_hosts = "$KEEP/known_hosts"
 EOF
-    cat >"$RUN/$d/sshd_config" <<EOF
-# Device $d of the gitmesh demo. Production: see README.md, "sshd and authorized_keys".
+  chmod 644 "$RUN/$d/gitmesh.toml"
+  local keys="# sshd asks gitmesh about every offered key: a key added with 'gitmesh key
+# add' opens every device at once, a removed one closes them.
+AuthorizedKeysFile none
+AuthorizedKeysCommand $GM --config $RUN/$d/gitmesh.toml keys-command %u %t %k
+AuthorizedKeysCommandUser $LOGIN"
+  [ "$KEYS" = command ] || keys="# Written by 'gitmesh authorized-keys' (scripts/demo.sh refresh_keys).
+AuthorizedKeysFile $RUN/$d/authorized_keys"
+  cat >"$RUN/$d/sshd_config" <<EOF
+# Device $d of the gitmesh demo. Production: README.md, "sshd and authorized_keys".
 Port ${PORT[$d]}
 ListenAddress 127.0.0.1
-HostKey $RUN/$d/ssh_host_ed25519_key
+HostKey $KEEP/ssh_host_ed25519_key_$d
 PidFile $RUN/$d/sshd.pid
-AuthorizedKeysFile $RUN/$d/authorized_keys
-PermitRootLogin forced-commands-only
+$keys
+AllowUsers $LOGIN
+PermitRootLogin no
 StrictModes no
 UsePAM no
 PubkeyAuthentication yes
@@ -188,78 +370,200 @@ PermitTTY no
 PrintMotd no
 UseDNS no
 EOF
-  done
+}
 
-  local gma=("$GM" --config "$RUN/a/gitmesh.toml")
-  "${gma[@]}" migrate >/dev/null
-  for d in "${DEVICES[@]}"; do
-    "${gma[@]}" device add "$d" --url "ssh://$LOGIN@127.0.0.1:${PORT[$d]}"
+start_sshd() {
+  local d=$1 i
+  /usr/sbin/sshd -f "$RUN/$d/sshd_config" -E "$RUN/$d/sshd.log" ||
+    die "sshd of device $d did not start; see $RUN/$d/sshd.log"
+  for i in $(seq 1 100); do
+    pid_of "$RUN/$d/sshd.pid" "$RUN/$d/sshd_config" >/dev/null && port_busy "${PORT[$d]}" && break
+    sleep 0.1
   done
-  "${gma[@]}" user add alice
-  "${gma[@]}" key add alice "$RUN/alice.pub" >/dev/null
-  "${gma[@]}" key add --cluster "$RUN/cluster_key.pub" >/dev/null
-  "${gma[@]}" repo create team/app
-  "${gma[@]}" grant alice team/app write
+  pid_of "$RUN/$d/sshd.pid" "$RUN/$d/sshd_config" >/dev/null || die "sshd of device $d is not running; see $RUN/$d/sshd.log"
+  say "device $d: sshd on 127.0.0.1:${PORT[$d]} (pid $(head -n1 "$RUN/$d/sshd.pid")), users log in as $LOGIN"
+}
 
-  for d in "${DEVICES[@]}"; do
-    "$GM" --config "$RUN/$d/gitmesh.toml" authorized-keys >"$RUN/$d/authorized_keys"
-    chmod 600 "$RUN/$d/authorized_keys"
-    /usr/sbin/sshd -f "$RUN/$d/sshd_config" -E "$RUN/$d/sshd.log" ||
-      die "sshd of device $d did not start; see $RUN/$d/sshd.log"
-  done
-  for d in "${DEVICES[@]}"; do
-    local i
-    for i in $(seq 1 100); do
-      pid_of "$RUN/$d/sshd.pid" "$RUN/$d/sshd_config" >/dev/null && break
-      sleep 0.1
-    done
-    pid_of "$RUN/$d/sshd.pid" "$RUN/$d/sshd_config" >/dev/null || die "sshd of device $d is not running; see $RUN/$d/sshd.log"
-    say "device $d: sshd on 127.0.0.1:${PORT[$d]} (pid $(head -n1 "$RUN/$d/sshd.pid"))"
-  done
+# observe CMD [ARGS...]: show what `gitmesh CMD` says about the demo cluster;
+# a command this build does not have gets one line and the demo goes on.
+observe() {
+  local out rc=0
+  out=$("$GM" --config "$RUN/admin.toml" "$@" 2>&1) || rc=$?
+  if [ $rc -ne 0 ] && grep -q "unknown command \"$1\"" <<<"$out"; then
+    echo "\$ gitmesh $*    (this build of gitmesh has no '$1' command yet; skipped)"
+    echo
+    return 0
+  fi
+  echo "\$ gitmesh $*"
+  if [ "$1" = metrics ]; then
+    head -n 12 <<<"$out"
+    echo "  ... ($(wc -l <<<"$out") lines in all)"
+  else
+    echo "$out"
+  fi
+  [ $rc -eq 0 ] || echo "  (exit $rc)"
+  echo
+}
 
-  SSHCMD="ssh -F /dev/null -i $RUN/alice -o IdentitiesOnly=yes -o UserKnownHostsFile=$RUN/known_hosts -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes"
-  printf 'export GIT_SSH_COMMAND=%q\n' "$SSHCMD" >"$RUN/env.sh"
+start() {
+  [ -x /usr/sbin/sshd ] || die "/usr/sbin/sshd is missing; run: apt-get install -y openssh-server (or make setup)"
+  [ -x /usr/sbin/pgbouncer ] || die "/usr/sbin/pgbouncer is missing; run: apt-get install -y pgbouncer (or make setup)"
+  command -v ssh-keygen >/dev/null && command -v ssh >/dev/null || die "ssh is missing; run: apt-get install -y openssh-client"
+  [ -x "$ROOT/gitmesh" ] || die "no gitmesh binary; run make demo (it builds one) or make build"
+  if [ -e "$RUN" ]; then
+    say "a previous demo is in $RUN; stopping it first"
+    stop
+  fi
+  local bin
+  bin=$(pg_bindir)
+  choose_login
+  choose_base
+  mkdir -p "$RUN" "$KEEP"
+  chmod 755 "$RUN"
+  trap 'say "failed; stopping what was started (logs stay in $RUN until make demo-stop)"; stop_processes' ERR
+  is_root && mkdir -p /run/sshd
+  install -m 755 "$ROOT/gitmesh" "$RUN/gitmesh"
+  GM=$RUN/gitmesh
+  choose_keys
+
+  choose_ports
+  keep_keys
+  start_postgres "$bin"
+  start_pgbouncer
+  for d in "${DEVICES[@]}"; do write_device "$d"; done
+  # The cluster's settings without a device: admin commands for the whole
+  # cluster; verify and thaw read the devices' copies with the cluster key.
+  printf 'database_url = "%s"\ncluster_key = "%s"\nknown_hosts = "%s"\n' "$DBURL" "$KEEP/cluster_key" "$KEEP/known_hosts" >"$RUN/admin.toml"
+  chmod 644 "$RUN/admin.toml"
+  ssh_config "$KEEP/alice" >"$KEEP/ssh_config"
+
+  local gm=("$GM" --config "$RUN/admin.toml")
+  "${gm[@]}" migrate >/dev/null
+  for d in "${DEVICES[@]}"; do
+    "${gm[@]}" device add "$d" --url "ssh://$LOGIN@127.0.0.1:${PORT[$d]}" >/dev/null
+  done
+  "${gm[@]}" key add --cluster "$KEEP/cluster_key.pub" >/dev/null
+  # A repository's first copy is made by its device, as the login account.
+  as_login "$GM" --config "$RUN/a/gitmesh.toml" repo create "$REPO" >/dev/null
+  "${gm[@]}" user add alice >/dev/null
+  "${gm[@]}" key add alice "$KEEP/alice.pub" >/dev/null
+  "${gm[@]}" grant alice "$REPO" write >/dev/null
+  refresh_keys
+  for d in "${DEVICES[@]}"; do start_sshd "$d"; done
+
+  SSHCMD="ssh -F /dev/null -i $KEEP/alice -o IdentitiesOnly=yes -o UserKnownHostsFile=$KEEP/known_hosts -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes"
+  printf 'export GIT_SSH_COMMAND=%q\n' "$SSHCMD" >"$KEEP/env.sh"
   export GIT_SSH_COMMAND="$SSHCMD"
+  # A fixed date: the first commit is the same in every run, so a clone of
+  # an earlier run fetches from this one as if nothing had happened.
   export GIT_AUTHOR_NAME=Alice GIT_AUTHOR_EMAIL=alice@example.com GIT_COMMITTER_NAME=Alice GIT_COMMITTER_EMAIL=alice@example.com
-  local url_a="ssh://$LOGIN@127.0.0.1:${PORT[a]}/team/app.git" url_b="ssh://$LOGIN@127.0.0.1:${PORT[b]}/team/app.git"
-  local url_c="ssh://$LOGIN@127.0.0.1:${PORT[c]}/team/app.git"
+  export GIT_AUTHOR_DATE=2026-01-01T00:00:00Z GIT_COMMITTER_DATE=2026-01-01T00:00:00Z
+  declare -gA URL
+  for d in "${DEVICES[@]}"; do URL[$d]="ssh://$LOGIN@127.0.0.1:${PORT[$d]}/$REPO.git"; done
 
   git init -q -b main "$RUN/work"
   echo "hello from the gitmesh demo" >"$RUN/work/README"
   git -C "$RUN/work" add README
   git -C "$RUN/work" commit -q -m "first commit"
-  git -C "$RUN/work" push -q "$url_a" main
+  git -C "$RUN/work" push -q "${URL[a]}" main
   say "pushed to device a: before answering, a stored it on b and c over ssh with the cluster key"
-  git clone -q "$url_c" "$RUN/clone-c"
+  git clone -q "${URL[c]}" "$RUN/clone-c"
   [ "$(git -C "$RUN/work" rev-parse HEAD)" = "$(git -C "$RUN/clone-c" rev-parse HEAD)" ] ||
     die "the clone from c does not hold the commit pushed to a"
   say "cloned from device c: it serves the push a acknowledged"
-  "$RUN/gitmesh" --config "$RUN/a/gitmesh.toml" status team/app >&2
   trap - ERR
 
+  echo
+  echo "What the cluster says about itself (every command: $GM --config $RUN/admin.toml ...):"
+  echo
+  observe status
+  observe metrics
+  observe check
+  observe sync-log
+  summary
+}
+
+summary() {
   cat <<EOF
+gitmesh demo is running: PostgreSQL, PgBouncer and three devices on 127.0.0.1.
+Ports, host keys and keys stay the same in the next run ($KEEP), so clones keep working.
+${LOGIN_NOTE:+Note: $LOGIN_NOTE.
+}
+  clone URLs of $REPO (user alice; every device serves every push):
+    a: ${URL[a]}
+    b: ${URL[b]}
+    c: ${URL[c]}
+  with alice's key:   source $KEEP/env.sh     (sets GIT_SSH_COMMAND)
+    git clone ${URL[b]} /tmp/app-from-b
 
-gitmesh demo is running: PostgreSQL and three devices on 127.0.0.1.
+  or an ssh config (also in $KEEP/ssh_config; add it to ~/.ssh/config, or use it as it is):
+$(ssh_config "$KEEP/alice" | sed 's/^/    /')
+    GIT_SSH_COMMAND="ssh -F $KEEP/ssh_config" git clone gitmesh-b:$REPO.git /tmp/app-from-b
 
-  clone URLs of team/app (user alice; every device serves every push):
-    a: $url_a
-    b: $url_b
-    c: $url_c
+  admin commands for the whole cluster (one config, no device needed):
+    $GM --config $RUN/admin.toml status $REPO
+    $GM --config $RUN/admin.toml log $REPO
+  a new user with write access to $REPO, on every device at once:
+    scripts/demo.sh add-user bob ~/.ssh/id_ed25519.pub
 
-  use alice's key:
-    export GIT_SSH_COMMAND="$SSHCMD"
-    (or: source $RUN/env.sh)
-
-  try:
-    git clone $url_b /tmp/app-from-b
-    $GM --config $RUN/a/gitmesh.toml status team/app
+  the database: PostgreSQL on 127.0.0.1:${PORT[postgres]}; gitmesh connects through PgBouncer:
+    database_url = "$DBURL"    (PgBouncer's config: $RUN/pg/pgbouncer.ini)
 
   stop it: make demo-stop    (stops exactly these processes, by their pid files)
 EOF
 }
 
+# add_user NAME PUBKEY-FILE: user add, key add and a write grant on the demo
+# repository, through the cluster's one database: every device at once.
+add_user() {
+  [ $# -eq 2 ] || die "usage: scripts/demo.sh add-user NAME PUBKEY-FILE (the .pub file of the user's key)"
+  local name=$1 key=$2 out rc
+  [ -r "$RUN/admin.toml" ] && pid_of "$RUN/a/sshd.pid" "$RUN/a/sshd_config" >/dev/null ||
+    die "no demo is running; start one with make demo"
+  [ -r "$key" ] || die "cannot read $key; give the user's public key file (ssh-keygen -t ed25519 -f KEY makes KEY.pub)"
+  if grep -q 'PRIVATE KEY' "$key" 2>/dev/null; then
+    [ -r "$key.pub" ] || die "$key is a private key; give its public half (KEY.pub), which never leaves the user's machine unprotected"
+    say "$key is a private key; using its public half $key.pub"
+    key=$key.pub
+  fi
+  GM=$RUN/gitmesh
+  local gm=("$GM" --config "$RUN/admin.toml")
+  rc=0
+  out=$("${gm[@]}" user add "$name" 2>&1) || rc=$?
+  if [ $rc -ne 0 ]; then
+    grep -q "already exists" <<<"$out" || die "user add $name: $out"
+    say "user $name exists already; adding the key"
+  fi
+  "${gm[@]}" key add "$name" "$key" | sed 's/; regenerate.*//'
+  "${gm[@]}" grant "$name" "$REPO" write
+  load_ports_and_login
+  if grep -q '^AuthorizedKeysFile none' "$RUN/a/sshd_config"; then
+    say "$name may now push to and clone $REPO through every device; sshd asks gitmesh for keys, so nothing else is needed"
+  else
+    refresh_keys
+    say "$name may now push to and clone $REPO through every device (their authorized_keys files were regenerated)"
+  fi
+  local d private=${key%.pub}
+  ssh_config "$private" >"$KEEP/ssh_config-$name"
+  echo "  URLs (log in as $LOGIN with $name's key):"
+  for d in "${DEVICES[@]}"; do echo "    $d: ssh://$LOGIN@127.0.0.1:${PORT[$d]}/$REPO.git"; done
+  echo "  ssh config for $name (also in $KEEP/ssh_config-$name):"
+  ssh_config "$private" | sed 's/^/    /'
+}
+
+# load_ports_and_login: what the running demo uses, for commands after start.
+load_ports_and_login() {
+  local k v
+  while IFS='=' read -r k v; do PORT[$k]=$v; done <"$KEEP/ports"
+  LOGIN=$(sed -n 's/^AllowUsers //p' "$RUN/a/sshd_config")
+}
+
 case "${1:-}" in
 start) start ;;
 stop) stop ;;
-*) die "usage: scripts/demo.sh start|stop" ;;
+add-user)
+  shift
+  add_user "$@"
+  ;;
+*) die "usage: scripts/demo.sh start|stop|add-user NAME PUBKEY-FILE" ;;
 esac

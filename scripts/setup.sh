@@ -12,6 +12,7 @@ command -v ssh-keygen >/dev/null || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v psql >/dev/null || need+=(postgresql-client)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || need+=(postgresql)
+[ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
@@ -24,8 +25,8 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-# A fresh postgresql package may start a cluster on 5432; the tests and the
-# demo start their own, so that one is left alone.
+# A fresh postgresql (pgbouncer) package may start a service on 5432 (6432);
+# the tests and the demo start their own, so those are left alone.
 mkdir -p /run/sshd 2>/dev/null || true
 
 if ! command -v go >/dev/null; then
