@@ -42,7 +42,7 @@ type Node struct {
 	// Client is what the pushing client sends (serve's stdin); nil is
 	// os.Stdin.
 	Client io.Reader
-	Log      zerolog.Logger
+	Log    zerolog.Logger
 	// Tell writes one sentence to the user (stderr in serve).
 	Tell func(format string, args ...any)
 }
