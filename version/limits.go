@@ -18,7 +18,11 @@ type WaitersError struct {
 }
 
 func (e *WaitersError) Error() string {
-	return fmt.Sprintf("push to %s refused: %d pushes are already waiting for its write lock (max_push_waiters); nothing was changed, try again later", e.Repo, e.Max)
+	n := fmt.Sprintf("%d pushes are", e.Max)
+	if e.Max == 1 {
+		n = "1 push is"
+	}
+	return fmt.Sprintf("push to %s refused: %s already waiting for its write lock (max_push_waiters); nothing was changed, try again later", e.Repo, n)
 }
 
 // Unwrap makes the refusal a busy answer (exit 5).
