@@ -61,12 +61,15 @@ func oneSentence(t *testing.T, what string, r meshtest.Result, code int, want st
 func TestUserAtTheSessionCapIsRefusedAtOnceWhileOthersAndKeysCommandWork(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b")
 	url := meshtest.URL("team/app")
-	work, acked := pushed(t, c)
+	work, _ := pushed(t, c)
+	acked := c.Commit(work, "README", "b lags\n")
+	pushWithout(t, c, "a", work, []string{"b"}, url, "main") // b's reads must catch up
 	c.CreateRepo("a", "team/other", "bob")
 	pub, typ, blob := newKey(t, c.Dir, "alice-key")
 	c.MustAdmin("key", "add", "alice", pub)
-	a := c.Devices["a"]
+	a, b := c.Devices["a"], c.Devices["b"]
 	a.WriteConfig("max_user_sessions = 1")
+	b.WriteConfig("max_user_sessions = 1")
 
 	// alice's one session: a push held in pre-receive, holding the write lock.
 	marker, release := filepath.Join(c.Dir, "in-pre-receive"), filepath.Join(c.Dir, "release")
@@ -106,6 +109,25 @@ func TestUserAtTheSessionCapIsRefusedAtOnceWhileOthersAndKeysCommandWork(t *test
 		t.Fatalf("keys-command at alice's cap: exit %d, %q, %s", kr.Code, kr.Stdout, kr.Stderr)
 	}
 
+	// A read of alice's that must catch up (on b) waits for a place, and
+	// says so, holding no connection meanwhile.
+	readErr := filepath.Join(c.Dir, "read-stderr")
+	read := b.GitCmd("alice", "", "ls-remote", url, "refs/heads/main")
+	f, err := os.Create(readErr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var readOut bytes.Buffer
+	read.Stdout, read.Stderr = &readOut, f
+	if err := read.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer read.Process.Kill()
+	waitFor(t, "alice's read on b to wait for a place", func() bool {
+		return strings.Contains(readFile(t, readErr), "waiting up to")
+	})
+
 	// Her session ends: its place is free again.
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -115,6 +137,9 @@ func TestUserAtTheSessionCapIsRefusedAtOnceWhileOthersAndKeysCommandWork(t *test
 	}
 	if got := c.Rev("a", "team/app", "refs/heads/main"); got != pending {
 		t.Fatalf("main is %s after the held push, want %s", got, pending)
+	}
+	if err := read.Wait(); err != nil || !strings.Contains(readOut.String(), "refs/heads/main") {
+		t.Fatalf("alice's waiting read: %v, %q: %s", err, readOut.String(), readFile(t, readErr))
 	}
 	a.MustGit("alice", work, "push", "-q", url, "main:refs/heads/after")
 }

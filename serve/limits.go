@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 
 	"gitmesh/lock"
 	"gitmesh/version"
@@ -49,4 +51,31 @@ func admit(ctx context.Context, dbh *sql.DB, user string, max int) error {
 		return err
 	}
 	return nil
+}
+
+// admitRead is admit for a read that must catch up: rather than failing,
+// it waits for a place without holding a connection (many jobs of one
+// user reading right after a push are normal; they cause one fetch), up
+// to limit, telling the user once.
+func admitRead(ctx context.Context, dbh *sql.DB, user string, max int, limit time.Duration, tell func(string, ...any)) error {
+	deadline := time.Now().Add(limit)
+	pause := 20 * time.Millisecond
+	for told := false; ; told = true {
+		err := admit(ctx, dbh, user, max)
+		var full *SessionsError
+		if !errors.As(err, &full) || time.Now().After(deadline) {
+			return err
+		}
+		if !told {
+			tell("you have %d gitmesh sessions running that wait or push (max_user_sessions); waiting up to %s for one to finish", max, limit)
+		}
+		dbh.SetMaxIdleConns(0) // the connection goes while this waits
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause/2 + rand.N(pause)):
+		}
+		dbh.SetMaxIdleConns(2)
+		pause = min(2*pause, 500*time.Millisecond)
+	}
 }

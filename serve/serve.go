@@ -73,9 +73,16 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 		}
 	}
 	// The fast path holds its connection for one query; anything longer
-	// takes one of the user's places first.
+	// takes one of the user's places first: a push is refused at once
+	// without one, a read waits for one without a connection.
 	if cmd.Verb.IsWrite() || !node.Current(st) {
-		if err := admit(ctx, dbh, c.User, s.MaxUserSessions); err != nil {
+		var err error
+		if cmd.Verb.IsWrite() {
+			err = admit(ctx, dbh, c.User, s.MaxUserSessions)
+		} else {
+			err = admitRead(ctx, dbh, c.User, s.MaxUserSessions, s.LockTimeout.D(), c.Tell)
+		}
+		if err != nil {
 			log.Info().Err(err).Msg("refused: session limit")
 			return err
 		}
