@@ -83,6 +83,11 @@ func TestUserAtTheSessionCapIsRefusedAtOnceWhileOthersAndKeysCommandWork(t *test
 	}
 	defer held.Process.Kill()
 	waitFor(t, "alice's first push to reach pre-receive", exists(marker))
+	// Her place rides on the push's one connection.
+	var conns int
+	if err := c.DB().QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'gitmesh push % alice@a %'`).Scan(&conns); err != nil || conns != 1 {
+		t.Fatalf("alice's held push has %d database connections (%v), want 1", conns, err)
+	}
 
 	// A second session of alice's that would hold a connection is refused
 	// at once: no wait for the write lock, one sentence, exit 5.

@@ -50,7 +50,7 @@ const (
 // Guard watches one push. A zero bound is no bound.
 type Guard struct {
 	idle, total time.Duration
-	start       time.Time
+	deadline    time.Time // push_timeout's end; after the answer, at least push_idle_timeout away
 	mu          sync.Mutex
 	phase       phase
 	waiting     time.Time // since when a read from the client is pending; zero when none
@@ -99,7 +99,7 @@ func (g *Guard) copy(client io.Reader, w *os.File) {
 // Watch starts the clocks; kill is how a bound ends receive-pack.
 func (g *Guard) Watch(kill func()) {
 	g.mu.Lock()
-	g.kill, g.start = kill, time.Now()
+	g.kill, g.deadline = kill, time.Now().Add(g.total)
 	g.mu.Unlock()
 	shortest := max(g.idle, g.total)
 	if g.idle > 0 {
@@ -130,7 +130,7 @@ func (g *Guard) check(now time.Time) {
 	switch {
 	case g.idle > 0 && g.phase == receiving && !g.waiting.IsZero() && now.Sub(g.waiting) >= g.idle:
 		e = &TimeoutError{Idle: true, Limit: g.idle}
-	case g.total > 0 && (g.phase == receiving || g.phase == answered) && now.Sub(g.start) >= g.total:
+	case g.total > 0 && (g.phase == receiving || g.phase == answered) && !now.Before(g.deadline):
 		e = &TimeoutError{Limit: g.total, Answered: g.phase == answered}
 	default:
 		return
@@ -153,12 +153,17 @@ func (g *Guard) Recording() bool {
 }
 
 // Answered tells the guard the commands are answered: push_timeout
-// applies again (to a client that will not read its report, say).
+// applies again (to a client that will not read its report, say), but
+// git has at least push_idle_timeout left to report and run post-receive,
+// so a long push that was recorded is not cut off at its answer.
 func (g *Guard) Answered() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.phase == recording {
 		g.phase = answered
+		if least := time.Now().Add(g.idle); g.deadline.Before(least) {
+			g.deadline = least
+		}
 	}
 }
 

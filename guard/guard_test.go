@@ -82,7 +82,7 @@ func TestRecordingIsNeverStoppedAndTheTotalBoundResumesAfter(t *testing.T) {
 	default:
 	}
 	g.Answered()
-	<-dead // push_timeout has long passed: it fires at once
+	<-dead // push_timeout has long passed: it fires once push_idle_timeout more has
 	e := g.Stop()
 	if e == nil || e.Idle || !e.Answered {
 		t.Fatalf("Stop() = %+v, want push_timeout after the answer", e)
