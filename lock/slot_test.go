@@ -2,8 +2,11 @@ package lock
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"testing"
+
+	"gitmesh/meshtest"
 )
 
 func TestSlotKeysNeverMeetLocks(t *testing.T) {
@@ -62,8 +65,70 @@ func TestTakeSlotTakesOnePlaceAndRefusesWhenFull(t *testing.T) {
 	if _, err := TakeSlot(ctx, probe, UserSession(42, 0), n); !errors.Is(err, ErrFull) {
 		t.Fatalf("a place beyond %d: err %v, want ErrFull", n, err)
 	}
+	// A session that dies frees its place.
+	var gone bool
+	if err := probe.QueryRowContext(ctx, `SELECT pg_terminate_backend($1, 10000)`, holders[1]).Scan(&gone); err != nil || !gone {
+		t.Fatalf("terminate a holder: %v, %v", gone, err)
+	}
+	k, err := TakeSlot(ctx, probe, UserSession(42, 0), n)
+	if err != nil || !taken[k] {
+		t.Fatalf("after a holder left: place %+v, %v; want the place it held", k, err)
+	}
+	if err := Release(ctx, probe, k); err != nil {
+		t.Fatal(err)
+	}
 	// Another owner's places are its own.
 	if _, err := TakeSlot(ctx, probe, UserSession(43, 0), n); err != nil {
 		t.Fatalf("another user's first place: %v", err)
 	}
+}
+
+// BenchmarkTakeSlot is what a limit costs a session: one statement that
+// finds the last free place of ten.
+func BenchmarkTakeSlot(b *testing.B) {
+	ctx := context.Background()
+	u, err := meshtest.Server().NewDatabase()
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := sql.Open("postgres", u)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	var others []*sql.Conn
+	for i := 0; i < 9; i++ {
+		c, err := d.Conn(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := TakeSlot(ctx, c, UserSession(1, 0), 10); err != nil {
+			b.Fatal(err)
+		}
+		others = append(others, c)
+	}
+	c, err := d.Conn(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	b.Run("baseline-one-try-lock", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			var ok bool
+			if err := c.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(1, 1)`).Scan(&ok); err != nil || !ok {
+				b.Fatal(err)
+			}
+			Release(ctx, c, Key{1, 1})
+		}
+	})
+	b.Run("last-of-ten", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			k, err := TakeSlot(ctx, c, UserSession(1, 0), 10)
+			if err != nil {
+				b.Fatal(err)
+			}
+			Release(ctx, c, k)
+		}
+	})
 }
