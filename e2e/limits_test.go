@@ -216,6 +216,13 @@ func stalledPush(t *testing.T, dev *meshtest.Device, user, repo, newID string) (
 	t.Helper()
 	cmd := exec.Command(meshtest.Binary(), "--config", dev.Config, "serve", user)
 	cmd.Env = append(meshtest.GitEnv(t.TempDir()), "SSH_ORIGINAL_COMMAND=git-receive-pack '"+repo+".git'")
+	return stall(t, cmd, newID)
+}
+
+// stall runs cmd, a receive-pack at the other end, as a client that sends
+// its command for refs/heads/main and the start of a pack, then nothing.
+func stall(t *testing.T, cmd *exec.Cmd, newID string) (int, string) {
+	t.Helper()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -400,5 +407,34 @@ func TestKeysCommandUsesItsOwnRoleWhileTheUsersRoleHasNoConnectionLeft(t *testin
 	a.WriteConfig("")
 	if kr := a.Run(nil, "keys-command", login(t), typ, blob); kr.Code == 0 || kr.Stdout != "" {
 		t.Fatalf("keys-command on serve's full role: exit %d, %q", kr.Code, kr.Stdout)
+	}
+}
+
+func TestAStalledPushOverSSHIsStopped(t *testing.T) {
+	c := meshtest.NewSSHCluster(t, "a", "b")
+	a := c.Hosts["a"]
+	c.CreateRepo("a", "team/app", "alice", "bob")
+	work := c.Work("alice")
+	acked := c.Commit(work, "README", "acknowledged\n")
+	a.MustGit("alice", work, "push", "-q", a.URL("team/app"), "main")
+	a.WriteConfig(fmt.Sprintf("cluster_key = %q\nknown_hosts = %q\nconnect_timeout = \"10s\"\npush_idle_timeout = \"2s\"", c.ClusterKey, c.KnownHosts))
+	never := c.Commit(work, "README", "never sent whole\n")
+
+	code, stderr := stall(t, a.SSHCommand(c.UserKey("alice"), nil, "git-receive-pack 'team/app.git'"), never)
+	if code != 9 || !strings.Contains(stderr, "gitmesh: push stopped: the client sent nothing for 2s (push_idle_timeout); nothing was changed; push again") {
+		t.Fatalf("stalled push over ssh: exit %d (want 9), stderr:\n%s", code, stderr)
+	}
+	if got := c.Rev("a", "team/app", "refs/heads/main"); got != acked {
+		t.Fatalf("main is %s after a stopped push, want %s", got, acked)
+	}
+	if st := c.MustAdmin("status", "team/app"); strings.Contains(st, "FROZEN") || strings.Contains(st, "lock:") {
+		t.Fatalf("status after a stopped push:\n%s", st)
+	}
+	bobWork := filepath.Join(c.Dir, "bob")
+	a.MustGit("bob", "", "clone", "-q", a.URL("team/app"), bobWork)
+	next := c.Commit(bobWork, "BOB", "next\n")
+	a.MustGit("bob", bobWork, "push", "-q", a.URL("team/app"), "main")
+	if got := a.MustGit("bob", "", "ls-remote", a.URL("team/app"), "refs/heads/main"); !strings.HasPrefix(got, next) {
+		t.Fatalf("main is %q after bob's push, want %s", got, next)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"gitmesh/config"
 	"gitmesh/lock"
 	"gitmesh/version"
 )
@@ -25,6 +26,15 @@ func (e *SessionsError) Error() string {
 
 // Unwrap makes the refusal a busy answer (exit 5).
 func (e *SessionsError) Unwrap() error { return lock.ErrFull }
+
+// admitSession takes one of the user's max_user_sessions places: a push
+// without one is refused at once, a read waits for one.
+func admitSession(ctx context.Context, s config.Settings, dbh *sql.DB, user string, write bool, tell func(string, ...any)) error {
+	if write {
+		return admit(ctx, dbh, user, s.MaxUserSessions)
+	}
+	return admitRead(ctx, dbh, user, s.MaxUserSessions, s.LockTimeout.D(), tell)
+}
 
 // admit takes one of user's max session places before this session
 // holds a database connection for long (a lock wait, a catch-up, a push).
@@ -60,13 +70,13 @@ func admit(ctx context.Context, dbh *sql.DB, user string, max int) error {
 func admitRead(ctx context.Context, dbh *sql.DB, user string, max int, limit time.Duration, tell func(string, ...any)) error {
 	deadline := time.Now().Add(limit)
 	pause := 20 * time.Millisecond
-	for told := false; ; told = true {
+	for attempt := 0; ; attempt++ {
 		err := admit(ctx, dbh, user, max)
 		var full *SessionsError
 		if !errors.As(err, &full) || time.Now().After(deadline) {
 			return err
 		}
-		if !told {
+		if attempt == 0 {
 			tell("you have %d gitmesh sessions running that wait or push (max_user_sessions); waiting up to %s for one to finish", max, limit)
 		}
 		dbh.SetMaxIdleConns(0) // the connection goes while this waits

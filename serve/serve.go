@@ -76,13 +76,7 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	// takes one of the user's places first: a push is refused at once
 	// without one, a read waits for one without a connection.
 	if cmd.Verb.IsWrite() || !node.Current(st) {
-		var err error
-		if cmd.Verb.IsWrite() {
-			err = admit(ctx, dbh, c.User, s.MaxUserSessions)
-		} else {
-			err = admitRead(ctx, dbh, c.User, s.MaxUserSessions, s.LockTimeout.D(), c.Tell)
-		}
-		if err != nil {
+		if err := admitSession(ctx, s, dbh, c.User, cmd.Verb.IsWrite(), c.Tell); err != nil {
 			log.Info().Err(err).Msg("refused: session limit")
 			return err
 		}
