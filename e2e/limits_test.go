@@ -180,6 +180,11 @@ func TestPushesBeyondTheWaiterCapAreRefusedAtOnce(t *testing.T) {
 	if strings.Contains(r.Stderr, "gave up") {
 		t.Fatalf("the refused push waited: %s", r.Stderr)
 	}
+	// status lists the lock's holder and its waiter, not the places.
+	if st := c.MustAdmin("status", "team/app"); strings.Count(st, "lock:") != 2 ||
+		!strings.Contains(st, "bob@b\" (backend") || !strings.Contains(st, "waits for a lock") {
+		t.Fatalf("status with one holder and one waiter:\n%s", st)
+	}
 	var writing int
 	db.QueryRow(`SELECT count(*) FROM working_copy_versions WHERE is_writing`).Scan(&writing)
 	if writing != 0 {
