@@ -119,7 +119,7 @@ func settingFlags() []cli.Flag {
 		&cli.StringFlag{Name: "write-quorum", EnvVars: []string{"GITMESH_WRITE_QUORUM"}, Value: "majority", Usage: "devices that must hold a push before it is acknowledged: majority, or a number"},
 		&cli.DurationFlag{Name: "record-timeout", EnvVars: []string{"GITMESH_RECORD_TIMEOUT"}, Value: def.RecordTimeout.D(), Usage: "how long a push retries recording its version"},
 		&cli.StringFlag{Name: "keys-database-url", EnvVars: []string{"GITMESH_KEYS_DATABASE_URL"}, Usage: "PostgreSQL URL for keys-command (default: --database-url)"},
-		&cli.IntFlag{Name: "max-user-sessions", EnvVars: []string{"GITMESH_MAX_USER_SESSIONS"}, Value: def.MaxUserSessions, Usage: "sessions one user may have holding a database connection on this device's cluster"},
+		&cli.IntFlag{Name: "max-user-sessions", EnvVars: []string{"GITMESH_MAX_USER_SESSIONS"}, Value: def.MaxUserSessions, Usage: "pushes and waiting reads one user may have at once, cluster-wide"},
 		&cli.IntFlag{Name: "max-push-waiters", EnvVars: []string{"GITMESH_MAX_PUSH_WAITERS"}, Value: def.MaxPushWaiters, Usage: "pushes that may wait for one repository's write lock"},
 		&cli.DurationFlag{Name: "push-timeout", EnvVars: []string{"GITMESH_PUSH_TIMEOUT"}, Value: def.PushTimeout.D(), Usage: "longest push, from receive-pack's start"},
 		&cli.DurationFlag{Name: "push-idle-timeout", EnvVars: []string{"GITMESH_PUSH_IDLE_TIMEOUT"}, Value: def.PushIdleTimeout.D(), Usage: "longest silence of a pushing client"},
