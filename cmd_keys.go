@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"gitmesh/access"
+	"gitmesh/db"
 )
 
 // The key commands: storing users' and the cluster's public keys, and
@@ -173,7 +174,12 @@ func (a *app) keysCommandCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			d, err := a.openDB("keys-command")
+			// Its own database URL when set: a role of its own keeps logins
+			// working while the users' role has no connection left.
+			if err := a.settings.NeedDatabase(); err != nil && a.settings.KeysDatabaseURL == "" {
+				return err
+			}
+			d, err := db.Open(a.settings.KeysURL(), fmt.Sprintf("gitmesh keys-command %d", os.Getpid()), a.settings.ConnectTimeout.D())
 			if err != nil {
 				return err
 			}

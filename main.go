@@ -18,6 +18,7 @@ import (
 	"gitmesh/config"
 	"gitmesh/db"
 	"gitmesh/gitexec"
+	"gitmesh/guard"
 	"gitmesh/lock"
 	"gitmesh/version"
 )
@@ -33,6 +34,7 @@ const (
 	exitUnavailable = 6 // database or every up-to-date peer unreachable
 	exitNotRecorded = 7 // push ran but its version could not be recorded
 	exitNoQuorum    = 8 // push refused: fewer devices than the write quorum could store it
+	exitPushStopped = 9 // push stopped at push_timeout or push_idle_timeout
 )
 
 // app carries what every action needs: settings, logger and output.
@@ -115,6 +117,11 @@ func settingFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "connect-timeout", EnvVars: []string{"GITMESH_CONNECT_TIMEOUT"}, Value: def.ConnectTimeout.D(), Usage: "longest connect to PostgreSQL or a peer"},
 		&cli.StringFlag{Name: "write-quorum", EnvVars: []string{"GITMESH_WRITE_QUORUM"}, Value: "majority", Usage: "devices that must hold a push before it is acknowledged: majority, or a number"},
 		&cli.DurationFlag{Name: "record-timeout", EnvVars: []string{"GITMESH_RECORD_TIMEOUT"}, Value: def.RecordTimeout.D(), Usage: "how long a push retries recording its version"},
+		&cli.StringFlag{Name: "keys-database-url", EnvVars: []string{"GITMESH_KEYS_DATABASE_URL"}, Usage: "PostgreSQL URL for keys-command (default: --database-url)"},
+		&cli.IntFlag{Name: "max-user-sessions", EnvVars: []string{"GITMESH_MAX_USER_SESSIONS"}, Value: def.MaxUserSessions, Usage: "pushes and waiting reads one user may have at once, cluster-wide"},
+		&cli.IntFlag{Name: "max-push-waiters", EnvVars: []string{"GITMESH_MAX_PUSH_WAITERS"}, Value: def.MaxPushWaiters, Usage: "pushes that may wait for one repository's write lock"},
+		&cli.DurationFlag{Name: "push-timeout", EnvVars: []string{"GITMESH_PUSH_TIMEOUT"}, Value: def.PushTimeout.D(), Usage: "longest push, from receive-pack's start"},
+		&cli.DurationFlag{Name: "push-idle-timeout", EnvVars: []string{"GITMESH_PUSH_IDLE_TIMEOUT"}, Value: def.PushIdleTimeout.D(), Usage: "longest silence of a pushing client"},
 	}
 }
 
@@ -128,13 +135,15 @@ func (a *app) load(c *cli.Context) error {
 		}
 	}
 	for name, dst := range map[string]*string{"database-url": &s.DatabaseURL, "device": &s.Device,
-		"repo-root": &s.RepoRoot, "log-file": &s.LogFile, "cluster-key": &s.ClusterKey, "known-hosts": &s.KnownHosts} {
+		"repo-root": &s.RepoRoot, "log-file": &s.LogFile, "cluster-key": &s.ClusterKey, "known-hosts": &s.KnownHosts,
+		"keys-database-url": &s.KeysDatabaseURL} {
 		if c.IsSet(name) {
 			*dst = c.String(name)
 		}
 	}
 	for name, dst := range map[string]*config.Duration{"lock-timeout": &s.LockTimeout, "fetch-timeout": &s.FetchTimeout,
-		"connect-timeout": &s.ConnectTimeout, "record-timeout": &s.RecordTimeout} {
+		"connect-timeout": &s.ConnectTimeout, "record-timeout": &s.RecordTimeout,
+		"push-timeout": &s.PushTimeout, "push-idle-timeout": &s.PushIdleTimeout} {
 		if c.IsSet(name) {
 			*dst = config.Duration(c.Duration(name))
 		}
@@ -145,6 +154,14 @@ func (a *app) load(c *cli.Context) error {
 			return usageError{err}
 		}
 		s.WriteQuorum = q
+	}
+	for name, dst := range map[string]*int{"max-user-sessions": &s.MaxUserSessions, "max-push-waiters": &s.MaxPushWaiters} {
+		if c.IsSet(name) {
+			*dst = c.Int(name)
+		}
+	}
+	if err := s.CheckLimits(); err != nil {
+		return usageError{err}
 	}
 	a.settings = s
 	a.log = zerolog.Nop()
@@ -211,8 +228,10 @@ func exitCode(err error) int {
 		return exitNotFound
 	case errors.As(err, &frozen):
 		return exitFrozen
-	case errors.Is(err, lock.ErrTimeout):
+	case errors.Is(err, lock.ErrTimeout), errors.Is(err, lock.ErrFull):
 		return exitBusy
+	case errors.Is(err, guard.ErrTimeout):
+		return exitPushStopped
 	case errors.Is(err, version.ErrLostWrite):
 		return exitNotRecorded
 	case errors.As(err, &quorum):

@@ -18,7 +18,9 @@ import (
 
 	"gitmesh/access"
 	"gitmesh/gitexec"
+	"gitmesh/guard"
 	"gitmesh/lock"
+	"gitmesh/serve"
 	"gitmesh/version"
 )
 
@@ -78,6 +80,13 @@ func TestExitCodeAndMessage(t *testing.T) {
 		{name: "missing file", err: fmt.Errorf("read config: %w", missing), code: 1},
 		{name: "ambiguous leaders", err: version.ErrNoVersions, code: 1, has: "ambiguous leaders"},
 		{name: "git's status", err: &gitexec.ExitError{Code: 128}, code: 128},
+		{name: "user at max_user_sessions", err: &serve.SessionsError{Max: 10}, code: 5,
+			msg: "you already have 10 gitmesh sessions running that wait or push (max_user_sessions); wait for one to finish and try again"},
+		{name: "write lock queue full", err: &version.WaitersError{Repo: "team/app", Max: 8}, code: 5,
+			msg: "push to team/app refused: 8 pushes are already waiting for its write lock (max_push_waiters); nothing was changed, try again later"},
+		{name: "push stopped", code: 9,
+			err: &guard.StoppedError{TimeoutError: &guard.TimeoutError{Idle: true, Limit: 5 * time.Minute}, Done: "nothing was changed; push again"},
+			msg: "push stopped: the client sent nothing for 5m0s (push_idle_timeout); nothing was changed; push again"},
 		{name: "git's status, wrapped", err: fmt.Errorf("receive-pack: %w", &gitexec.ExitError{Code: 3}), code: 3},
 		{name: "cli exit coder", err: cli.Exit("bye", 9), code: 9, msg: "bye"},
 		{name: "anything else", err: errors.New("something\nbroke   badly"), code: 1, msg: "something broke badly"},
@@ -237,7 +246,8 @@ func TestParseArgs(t *testing.T) {
 func TestAppExitCodes(t *testing.T) {
 	for _, v := range []string{"GITMESH_CONFIG", "GITMESH_DATABASE_URL", "GITMESH_DEVICE", "GITMESH_REPO_ROOT",
 		"GITMESH_LOG_FILE", "GITMESH_CLUSTER_KEY", "GITMESH_KNOWN_HOSTS", "GITMESH_LOCK_TIMEOUT",
-		"GITMESH_FETCH_TIMEOUT", "GITMESH_CONNECT_TIMEOUT", "GITMESH_RECORD_TIMEOUT"} {
+		"GITMESH_FETCH_TIMEOUT", "GITMESH_CONNECT_TIMEOUT", "GITMESH_RECORD_TIMEOUT", "GITMESH_MAX_USER_SESSIONS",
+		"GITMESH_MAX_PUSH_WAITERS", "GITMESH_PUSH_TIMEOUT", "GITMESH_PUSH_IDLE_TIMEOUT", "GITMESH_KEYS_DATABASE_URL"} {
 		t.Setenv(v, "")
 		os.Unsetenv(v)
 	}
@@ -255,6 +265,9 @@ func TestAppExitCodes(t *testing.T) {
 		{"device frob", []string{"device", "frob"}, 2, `unknown command "frob"`},
 		{"device add --bogus a", []string{"device", "add", "--bogus", "a"}, 2, "bogus"},
 		{"--lock-timeout soon status", []string{"--lock-timeout", "soon", "status"}, 2, "soon"},
+		{"--max-user-sessions 0 status", []string{"--max-user-sessions", "0", "status"}, 2, "max_user_sessions must be a number from 1"},
+		{"--max-push-waiters -1 status", []string{"--max-push-waiters", "-1", "status"}, 2, "max_push_waiters must be a number from 0"},
+		{"--push-idle-timeout 0s status", []string{"--push-idle-timeout", "0s", "status"}, 2, "push_idle_timeout must be at least 1s"},
 		{"status", []string{"status"}, 1, "no database configured"},
 		{"config file missing", []string{"--config", filepath.Join(t.TempDir(), "absent.toml"), "status"}, 1, "absent.toml"},
 		{"database refuses connections", []string{"--database-url", "postgres://gitmesh@" + refused + "/gitmesh?sslmode=disable", "--connect-timeout", "5s", "device", "list"},

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lib/pq"
+
+	"gitmesh/lock"
 	"gitmesh/version"
 )
 
@@ -108,7 +111,8 @@ func Locks(ctx context.Context, d *sql.DB) ([]LockHolder, error) {
 		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'advisory' AND a.application_name LIKE 'gitmesh %'
 		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-		ORDER BY l.granted DESC, a.backend_start`)
+		  AND NOT (l.objsubid = 2 AND (l.classid::bigint & x'ffff0000'::bigint) = ANY($1::bigint[])) -- limits' places
+		ORDER BY l.granted DESC, a.backend_start`, pq.Array(slotClasses()))
 	if err != nil {
 		return nil, err
 	}
@@ -122,4 +126,14 @@ func Locks(ctx context.Context, d *sql.DB) ([]LockHolder, error) {
 		out = append(out, h)
 	}
 	return out, rows.Err()
+}
+
+// slotClasses are the classes of the limits' places (lock.SlotClasses),
+// which are not locks anyone waits for.
+func slotClasses() []int64 {
+	out := make([]int64, len(lock.SlotClasses))
+	for i, c := range lock.SlotClasses {
+		out[i] = int64(c)
+	}
+	return out
 }

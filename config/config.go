@@ -24,6 +24,12 @@ type Settings struct {
 	ConnectTimeout Duration `toml:"connect_timeout"`
 	RecordTimeout  Duration `toml:"record_timeout"`
 	WriteQuorum    Quorum   `toml:"write_quorum"`
+	// Limits: see limits.go.
+	KeysDatabaseURL string   `toml:"keys_database_url"`
+	MaxUserSessions int      `toml:"max_user_sessions"`
+	MaxPushWaiters  int      `toml:"max_push_waiters"`
+	PushTimeout     Duration `toml:"push_timeout"`
+	PushIdleTimeout Duration `toml:"push_idle_timeout"`
 	// Path is the config file the settings came from, if any.
 	Path string `toml:"-"`
 }
@@ -35,6 +41,11 @@ func Defaults() Settings {
 		FetchTimeout:   Duration(5 * time.Minute),
 		ConnectTimeout: Duration(5 * time.Second),
 		RecordTimeout:  Duration(2 * time.Minute),
+		// Limits: see limits.go.
+		MaxUserSessions: DefaultMaxUserSessions,
+		MaxPushWaiters:  DefaultMaxPushWaiters,
+		PushTimeout:     Duration(30 * time.Minute),
+		PushIdleTimeout: Duration(5 * time.Minute),
 	}
 }
 
@@ -102,6 +113,9 @@ func LoadFile(s *Settings, path string) error {
 	// A bare number bypasses UnmarshalText.
 	if md.IsDefined("write_quorum") && md.Type("write_quorum") == "Integer" && s.WriteQuorum < 1 {
 		return fmt.Errorf("config %s: write_quorum must be \"majority\" or a number of devices from 1 up", path)
+	}
+	if err := s.CheckLimits(); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
 	}
 	s.Path = path
 	return nil

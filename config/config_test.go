@@ -55,6 +55,11 @@ lock_timeout    = "90s"
 fetch_timeout   = "10m"
 connect_timeout = "1500ms"
 record_timeout  = "1h2m3s"
+keys_database_url = "host=/run/postgresql dbname=gitmesh user=gitmesh_keys"
+max_user_sessions = 4
+max_push_waiters  = 0
+push_timeout      = "2h"
+push_idle_timeout = "90s"
 `)
 	s := Defaults()
 	if err := LoadFile(&s, path); err != nil {
@@ -72,6 +77,12 @@ record_timeout  = "1h2m3s"
 		ConnectTimeout: Duration(1500 * time.Millisecond),
 		RecordTimeout:  Duration(time.Hour + 2*time.Minute + 3*time.Second),
 		Path:           path,
+		// Limits.
+		KeysDatabaseURL: "host=/run/postgresql dbname=gitmesh user=gitmesh_keys",
+		MaxUserSessions: 4,
+		MaxPushWaiters:  0,
+		PushTimeout:     Duration(2 * time.Hour),
+		PushIdleTimeout: Duration(90 * time.Second),
 	}
 	if s != want {
 		t.Errorf("LoadFile =\n %+v\nwant\n %+v", s, want)

@@ -104,11 +104,11 @@ type Service struct {
 	done chan error
 }
 
-// StartService runs the git service as a child wired to this process's
-// stdio, with extra `git -c` settings. The child and its hooks form one
-// process group, and get SIGKILL if this process dies, so no git outlives
-// the gitmesh that must record its work.
-func StartService(verb Verb, dir string, env, gitConfig []string) (*Service, error) {
+// StartService runs the git service as a child reading stdin and
+// writing this process's stdout and stderr, with extra `git -c` settings.
+// The child and its hooks form one process group, and get SIGKILL if this
+// process dies, so no git outlives the gitmesh that must record its work.
+func StartService(verb Verb, dir string, env, gitConfig []string, stdin *os.File) (*Service, error) {
 	var args []string
 	for _, c := range gitConfig {
 		args = append(args, "-c", c)
@@ -116,7 +116,7 @@ func StartService(verb Verb, dir string, env, gitConfig []string) (*Service, err
 	args = append(args, gitArgs(verb, dir)[1:]...)
 	cmd := exec.Command("git", args...)
 	cmd.Env = env
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	s := &Service{cmd: cmd, done: make(chan error, 1)}
 	started := make(chan error, 1)

@@ -34,6 +34,9 @@ func (k Key) Describe() string {
 	if k.Class == writeClass {
 		return "write lock"
 	}
+	if what, ok := k.isSlot(); ok {
+		return what
+	}
 	return "read lock"
 }
 

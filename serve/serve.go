@@ -72,14 +72,23 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 			return err
 		}
 	}
+	// The fast path holds its connection for one query; anything longer
+	// takes one of the user's places first: a push is refused at once
+	// without one, a read waits for one without a connection.
+	if cmd.Verb.IsWrite() || !node.Current(st) {
+		if err := admitSession(ctx, s, dbh, c.User, cmd.Verb.IsWrite(), c.Tell); err != nil {
+			log.Info().Err(err).Msg("refused: session limit")
+			return err
+		}
+	}
 	env := gitexec.Env(c.Environ)
 	if cmd.Verb.IsWrite() {
 		if node.Bin, err = os.Executable(); err != nil {
 			return err
 		}
 		node.Converge = func(repo string) { startConverge(s, node.Bin, repo, log) }
-		return node.Push(ctx, st, c.User, func(extraEnv, gitConfig []string) (*gitexec.Service, error) {
-			return gitexec.StartService(cmd.Verb, dir, append(env, extraEnv...), gitConfig)
+		return node.Push(ctx, st, c.User, func(extraEnv, gitConfig []string, stdin *os.File) (*gitexec.Service, error) {
+			return gitexec.StartService(cmd.Verb, dir, append(env, extraEnv...), gitConfig, stdin)
 		})
 	}
 	// A mark left by a dead writer is repaired by its device (reads still
@@ -227,7 +236,8 @@ func SettingsEnv(s config.Settings) []string {
 func NewNode(s config.Settings, dbh *sql.DB, log zerolog.Logger, tell func(string, ...any)) *version.Node {
 	return &version.Node{DB: dbh, Device: s.Device, RepoRoot: s.RepoRoot,
 		Git: Git(s), LockTimeout: s.LockTimeout.D(), RecordTimeout: s.RecordTimeout.D(),
-		WriteQuorum: int(s.WriteQuorum), Log: log, Tell: tell}
+		WriteQuorum: int(s.WriteQuorum), MaxPushWaiters: s.MaxPushWaiters,
+		PushTimeout: s.PushTimeout.D(), PushIdleTimeout: s.PushIdleTimeout.D(), Log: log, Tell: tell}
 }
 
 // Git is the bookkeeping git for these settings: fetch timeout and, for

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -33,7 +34,15 @@ type Node struct {
 	// Converge starts, detached, the catch-up of the holders a push left
 	// behind; nil does nothing.
 	Converge func(repo string)
-	Log      zerolog.Logger
+	// Limits of a push (see limits.go): how many pushes may wait for the
+	// write lock, and the bounds on receive-pack (0: none).
+	MaxPushWaiters  int
+	PushTimeout     time.Duration
+	PushIdleTimeout time.Duration
+	// Client is what the pushing client sends (serve's stdin); nil is
+	// os.Stdin.
+	Client io.Reader
+	Log    zerolog.Logger
 	// Tell writes one sentence to the user (stderr in serve).
 	Tell func(format string, args ...any)
 }

@@ -17,6 +17,7 @@ import (
 
 	"gitmesh/db"
 	"gitmesh/gitexec"
+	"gitmesh/guard"
 	"gitmesh/hook"
 	"gitmesh/lock"
 )
@@ -65,8 +66,9 @@ func (e *QuorumError) Error() string {
 }
 
 // Receiver starts git-receive-pack with the extra environment and `git -c`
-// settings that route its ref updates to this process.
-type Receiver func(env, gitConfig []string) (*gitexec.Service, error)
+// settings that route its ref updates to this process, reading the
+// client's bytes from stdin.
+type Receiver func(env, gitConfig []string, stdin *os.File) (*gitexec.Service, error)
 
 // Push runs one write: take the write lock, refuse if frozen, catch up,
 // mark the write pending, and run receive-pack, whose proc-receive hook
@@ -83,7 +85,7 @@ func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) 
 	w := &write{n: n, conn: conn, st: st, user: user, dir: gitexec.RepoDir(n.RepoRoot, st.Repo)}
 	defer func() { w.conn.Close() }()
 	wkey := lock.Write(st.RepoID)
-	if err := lock.Acquire(ctx, conn, wkey, n.LockTimeout, n.waiting(st.Repo, wkey)); err != nil {
+	if err := n.acquireWrite(ctx, conn, st.Repo, wkey); err != nil {
 		return err
 	}
 	defer func() { lock.Release(context.Background(), w.conn, wkey) }()
@@ -128,6 +130,7 @@ type write struct {
 	newVersion int64 // the version recorded
 	lockLost   bool  // the session that held the write lock died
 	stored     []Device
+	guard      *guard.Guard // bounds receive-pack except while recording
 }
 
 func (w *write) run(ctx context.Context, start Receiver) error {
@@ -145,17 +148,31 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 	// No auto-gc after the report: a gc racing the next writer of this
 	// copy is unsafe. `gitmesh gc` runs it under the locks.
 	cfg := append(hook.GitConfig(hooks), "receive.autogc=false")
-	svc, err := start([]string{srv.Env()}, cfg)
+	client := w.n.Client
+	if client == nil {
+		client = os.Stdin
+	}
+	g, stdin, err := guard.New(client, w.n.PushIdleTimeout, w.n.PushTimeout)
 	if err != nil {
 		w.finish(ctx)
 		return err
 	}
+	svc, err := start([]string{srv.Env()}, cfg, stdin)
+	stdin.Close() // receive-pack's now; the guard writes the other end
+	if err != nil {
+		g.Stop()
+		w.finish(ctx)
+		return err
+	}
+	w.guard = g
+	g.Watch(svc.Kill)
 	served := make(chan struct{})
 	go func() {
 		srv.Serve(func(c io.ReadWriter) { w.procReceive(ctx, c) })
 		close(served)
 	}()
 	runErr := svc.Wait()
+	stoppedBy := g.Stop()
 	srv.Close()
 	<-served // a handler in flight finishes before w is read here
 	if !w.committed {
@@ -167,6 +184,9 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 	if w.committed && w.n.Converge != nil {
 		w.n.Converge(w.st.Repo) // peers show what they stored; the rest catch up
 	}
+	if stoppedBy != nil {
+		return w.stopped(stoppedBy)
+	}
 	return gitexec.ExitStatus(runErr)
 }
 
@@ -175,6 +195,10 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 // objects are in place, and answers each. Until it answers "ok", no
 // client has been told anything.
 func (w *write) procReceive(ctx context.Context, c io.ReadWriter) {
+	if !w.guard.Recording() {
+		return // stopped at a bound: receive-pack is being killed, every ref rejected
+	}
+	defer w.guard.Answered()
 	push, err := hook.ReadPush(bufio.NewReader(c), c)
 	if err != nil {
 		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("proc-receive")
