@@ -96,7 +96,10 @@ func (a *app) keyCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					return access.RemoveKey(c.Context, d, v[0])
+					if err := access.RemoveKey(c.Context, d, v[0]); err != nil {
+						return err
+					}
+					return done(c, "removed key %s; regenerate authorized_keys with 'gitmesh authorized-keys' unless sshd uses 'gitmesh keys-command'", v[0])
 				}),
 			},
 		},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"gitmesh/admin"
 	"gitmesh/gitexec"
 	"gitmesh/pushlog"
 	"gitmesh/termsafe"
@@ -49,7 +50,7 @@ func (a *app) logAction(c *cli.Context, d *sql.DB) error {
 	}
 	entries, err := pushlog.Read(c.Context, d, repo, limit)
 	if errors.Is(err, pushlog.ErrNoRepo) {
-		return cli.Exit(fmt.Sprintf("no repository %s; 'gitmesh repo list' shows them", repo), exitNotFound)
+		return &admin.UnknownRepoError{Repo: repo}
 	}
 	if err != nil {
 		return err

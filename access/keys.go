@@ -189,7 +189,7 @@ func AddKey(ctx context.Context, d *sql.DB, user string, k Key) error {
 		return fmt.Errorf("store key: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("%w user %s: add it first with 'gitmesh user add %s'", ErrUnknown, user, user)
+		return noUser(user)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"gitmesh/access"
 	"gitmesh/db"
 	"gitmesh/gitexec"
 	"gitmesh/lock"
@@ -56,6 +57,9 @@ func (t Thaw) Run(ctx context.Context, d *sql.DB) error {
 	}
 	defer conn.Close()
 	st, err := version.Load(ctx, conn, t.Repo)
+	if errors.Is(err, version.ErrNotFound) {
+		return &UnknownRepoError{Repo: t.Repo}
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", t.Repo, err)
 	}
@@ -78,7 +82,7 @@ func (t Thaw) Run(ctx context.Context, d *sql.DB) error {
 	}
 	target, ok := findDevice(devs, t.Device)
 	if !ok {
-		return fmt.Errorf("no device %s", t.Device)
+		return fmt.Errorf("%w device %q: 'gitmesh device list' lists the registered ones", access.ErrUnknown, t.Device)
 	}
 	plan, err := t.plan(ctx, st, devs, target)
 	if err != nil {

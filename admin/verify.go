@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 
@@ -16,6 +17,9 @@ import (
 // one there. It returns how many problems it found.
 func Verify(ctx context.Context, d *sql.DB, g gitexec.Git, repo string, out io.Writer) (int, error) {
 	st, err := version.Load(ctx, d, repo)
+	if errors.Is(err, version.ErrNotFound) {
+		return 0, &UnknownRepoError{Repo: repo}
+	}
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", repo, err)
 	}
