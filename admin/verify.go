@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"gitmesh/gitexec"
+	"gitmesh/termsafe"
 	"gitmesh/version"
 )
 
@@ -34,7 +35,7 @@ func Verify(ctx context.Context, d *sql.DB, g gitexec.Git, repo string, out io.W
 		read := Thaw{Git: g}.read(ctx, dev, repo)
 		switch {
 		case read.err != nil:
-			fmt.Fprintf(out, "%s on %s: cannot read the copy: %v\n", repo, c.Device, read.err)
+			fmt.Fprintf(out, "%s on %s: cannot read the copy: %s\n", repo, c.Device, termsafe.Escape(read.err.Error()))
 			problems++
 			continue
 		case c.IsWriting:
