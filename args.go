@@ -88,7 +88,11 @@ func repoArgs(c *cli.Context, d *sql.DB) ([]string, error) {
 	case 0:
 		return admin.Repos(c.Context, d)
 	case 1:
-		return []string{repoArg(c.Args().First())}, nil
+		repo := repoArg(c.Args().First())
+		if err := admin.CheckRepo(c.Context, d, repo); err != nil {
+			return nil, err
+		}
+		return []string{repo}, nil
 	}
 	return nil, wrongArgs(c, []string{"[REPO]"})
 }

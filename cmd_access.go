@@ -33,10 +33,36 @@ func usageErrors(cmd *cli.Command) *cli.Command {
 	if len(cmd.Subcommands) > 0 && cmd.Action == nil {
 		cmd.Action = needSubcommand
 	}
+	if len(cmd.Subcommands) == 0 && cmd.Action != nil {
+		// urfave/cli gives every command a "help" subcommand, so
+		// "user add help" printed help and exited 0 as if it had worked.
+		cmd.HideHelpCommand = true
+		cmd.Action = refuseHelpArg(cmd.Action)
+	}
 	for _, sub := range cmd.Subcommands {
 		usageErrors(sub)
 	}
 	return cmd
+}
+
+// refuseHelpArg makes "help" as an argument an error: it is no name gitmesh
+// accepts (access.ValidateName reserves it), and an operator who typed it
+// wanted help, not an action on something called help.
+func refuseHelpArg(action cli.ActionFunc) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if contains(c.Args().Slice(), "help") {
+			return usageError{fmt.Errorf(`"help" is reserved and names no user, group, device or repository; for help on %s run 'gitmesh %s --help'`,
+				commandName(c), commandName(c))}
+		}
+		return action(c)
+	}
+}
+
+// done prints the one line an admin command that changed something says
+// on success: what it did.
+func done(c *cli.Context, format string, args ...any) error {
+	_, err := fmt.Fprintf(c.App.Writer, format+"\n", args...)
+	return err
 }
 
 // needSubcommand is the action of a command group run without a known
@@ -72,7 +98,10 @@ func (a *app) grantCommand() *cli.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			return access.GrantTo(c.Context, d, who, repoArg(v[0]), level)
+			if err := access.GrantTo(c.Context, d, who, repoArg(v[0]), level); err != nil {
+				return err
+			}
+			return done(c, "granted %s on %s to %s", level, repoArg(v[0]), who)
 		}),
 	}
 }
@@ -149,7 +178,10 @@ func (a *app) groupCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					return access.AddGroup(c.Context, d, v[0])
+					if err := access.AddGroup(c.Context, d, v[0]); err != nil {
+						return err
+					}
+					return done(c, "added group %s (no members yet); add one with 'gitmesh group member add %s USER'", v[0], v[0])
 				}),
 			},
 			{
@@ -159,7 +191,10 @@ func (a *app) groupCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					return access.RemoveGroup(c.Context, d, v[0])
+					if err := access.RemoveGroup(c.Context, d, v[0]); err != nil {
+						return err
+					}
+					return done(c, "removed group %s with its memberships and grants", v[0])
 				}),
 			},
 			{
@@ -194,7 +229,10 @@ func (a *app) groupCommand() *cli.Command {
 							if err != nil {
 								return err
 							}
-							return access.AddMember(c.Context, d, v[0], v[1])
+							if err := access.AddMember(c.Context, d, v[0], v[1]); err != nil {
+								return err
+							}
+							return done(c, "added user %s to group %s", v[1], v[0])
 						}),
 					},
 					{
@@ -204,7 +242,10 @@ func (a *app) groupCommand() *cli.Command {
 							if err != nil {
 								return err
 							}
-							return access.RemoveMember(c.Context, d, v[0], v[1])
+							if err := access.RemoveMember(c.Context, d, v[0], v[1]); err != nil {
+								return err
+							}
+							return done(c, "removed user %s from group %s", v[1], v[0])
 						}),
 					},
 					{

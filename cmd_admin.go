@@ -47,7 +47,10 @@ func (a *app) deviceCommand() *cli.Command {
 					if v.vals["url"] == "" {
 						return usageError{errors.New("device add needs --url URL: where peers fetch this device's copies from")}
 					}
-					return admin.AddDevice(c.Context, d, v.pos[0], v.vals["url"])
+					if err := admin.AddDevice(c.Context, d, v.pos[0], v.vals["url"]); err != nil {
+						return err
+					}
+					return done(c, "added device %s, reached at %s", v.pos[0], v.vals["url"])
 				}),
 			},
 			{
@@ -58,7 +61,10 @@ func (a *app) deviceCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					return admin.RemoveDevice(c.Context, d, v.pos[0], v.bools["force"])
+					if err := admin.RemoveDevice(c.Context, d, v.pos[0], v.bools["force"]); err != nil {
+						return err
+					}
+					return done(c, "removed device %s and its recorded copies", v.pos[0])
 				}),
 			},
 			{
@@ -97,7 +103,10 @@ func (a *app) repoCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					return admin.CreateRepo(c.Context, d, serve.Git(a.settings), a.settings.RepoRoot, a.settings.Device, name)
+					if err := admin.CreateRepo(c.Context, d, serve.Git(a.settings), a.settings.RepoRoot, a.settings.Device, name); err != nil {
+						return err
+					}
+					return done(c, "created repository %s, its first copy on device %s; give access with 'gitmesh grant USER %s read|write'", name, a.settings.Device, name)
 				}),
 			},
 			{
@@ -128,7 +137,10 @@ func (a *app) userCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				return access.AddUser(c.Context, d, v[0])
+				if err := access.AddUser(c.Context, d, v[0]); err != nil {
+					return err
+				}
+				return done(c, "added user %s (no access yet); next: 'gitmesh key add %s KEY.pub' and 'gitmesh grant %s REPO read|write'", v[0], v[0], v[0])
 			}),
 		}, {
 			Name: "list", Usage: "list users",
@@ -149,7 +161,10 @@ func (a *app) userCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				return access.RemoveUser(c.Context, d, v[0])
+				if err := access.RemoveUser(c.Context, d, v[0]); err != nil {
+					return err
+				}
+				return done(c, "removed user %s with its keys, grants and group memberships", v[0])
 			}),
 		}},
 	}

@@ -16,6 +16,7 @@ import (
 
 	"gitmesh/access"
 	"gitmesh/db"
+	"gitmesh/termsafe"
 )
 
 // The key commands: storing users' and the cluster's public keys, and
@@ -84,7 +85,7 @@ func (a *app) keyCommand() *cli.Command {
 						if k.Cluster() {
 							user = "(cluster)"
 						}
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", user, k.Type, k.Fingerprint, k.Comment)
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", user, k.Type, k.Fingerprint, termsafe.Escape(k.Comment))
 					}
 					return tw.Flush()
 				}),
@@ -96,24 +97,37 @@ func (a *app) keyCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					return access.RemoveKey(c.Context, d, v[0])
+					if err := access.RemoveKey(c.Context, d, v[0]); err != nil {
+						return err
+					}
+					return done(c, "removed key %s; regenerate authorized_keys with 'gitmesh authorized-keys' unless sshd uses 'gitmesh keys-command'", v[0])
 				}),
 			},
 		},
 	}
 }
 
+// maxKeyFile bounds what readKey reads: a public key is one line, and a
+// larger file (or a device) is a mistake, not a key.
+const maxKeyFile = 64 << 10
+
 // readKey reads one public key from file ("-": standard input).
 func readKey(stdin io.Reader, file string) (access.Key, error) {
-	var b []byte
-	var err error
-	if file == "-" {
-		b, err = io.ReadAll(io.LimitReader(stdin, 64<<10))
-	} else {
-		b, err = os.ReadFile(file)
+	r := stdin
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return access.Key{}, fmt.Errorf("read public key: %w", err)
+		}
+		defer f.Close()
+		r = f
 	}
+	b, err := io.ReadAll(io.LimitReader(r, maxKeyFile+1))
 	if err != nil {
-		return access.Key{}, fmt.Errorf("read public key: %w", err)
+		return access.Key{}, fmt.Errorf("read public key %s: %w", file, err)
+	}
+	if len(b) > maxKeyFile {
+		return access.Key{}, fmt.Errorf("%s: %w: the file is larger than 64 KiB; give the one line of a .pub file", file, access.ErrBadKey)
 	}
 	k, err := access.ParseKey(string(b))
 	if err != nil {

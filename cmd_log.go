@@ -4,14 +4,17 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"gitmesh/admin"
 	"gitmesh/gitexec"
 	"gitmesh/pushlog"
+	"gitmesh/termsafe"
 )
 
 // log REPO: the push log, newest first.
@@ -47,7 +50,7 @@ func (a *app) logAction(c *cli.Context, d *sql.DB) error {
 	}
 	entries, err := pushlog.Read(c.Context, d, repo, limit)
 	if errors.Is(err, pushlog.ErrNoRepo) {
-		return cli.Exit(fmt.Sprintf("no repository %s; 'gitmesh repo list' shows them", repo), exitNotFound)
+		return &admin.UnknownRepoError{Repo: repo}
 	}
 	if err != nil {
 		return err
@@ -55,7 +58,13 @@ func (a *app) logAction(c *cli.Context, d *sql.DB) error {
 	if v.bools["json"] {
 		return printJSON(c.App.Writer, entries)
 	}
-	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	return printLog(c.App.Writer, entries)
+}
+
+// printLog is log's text form. Ref and user names come from users and are
+// escaped for the terminal; --json gives them exactly.
+func printLog(w io.Writer, entries []pushlog.Entry) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tVERSION\tDEVICE\tUSER\tACTION\tREF\tOLD\tNEW")
 	for _, e := range entries {
 		dev := e.Device
@@ -63,7 +72,7 @@ func (a *app) logAction(c *cli.Context, d *sql.DB) error {
 			dev = "(deleted)"
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Version,
-			dev, e.User, e.Action(), e.Ref, e.Old, e.New)
+			termsafe.Escape(dev), termsafe.Escape(e.User), e.Action(), termsafe.Escape(e.Ref), termsafe.Escape(e.Old), termsafe.Escape(e.New))
 	}
 	return tw.Flush()
 }

@@ -43,10 +43,18 @@ func (a *app) thaw(c *cli.Context, d *sql.DB) error {
 	if (v.vals["promote"] == "") == (v.vals["demote"] == "") {
 		return usageError{errors.New("thaw needs exactly one of --promote DEVICE or --demote DEVICE")}
 	}
+	// Before any lock wait, and so that --all with a mistyped device is no
+	// silent success.
+	if err := admin.CheckDevice(c.Context, d, t.Device); err != nil {
+		return err
+	}
 	repos := v.pos
 	if v.bools["all"] {
 		if repos, err = admin.ReposOf(c.Context, d, t.Device); err != nil {
 			return err
+		}
+		if len(repos) == 0 {
+			fmt.Fprintf(c.App.Writer, "device %s holds no recorded copy of any repository: nothing to thaw\n", t.Device)
 		}
 	}
 	var failed []error

@@ -111,7 +111,7 @@ func Explain(ctx context.Context, d *sql.DB, user, repo string) (Explanation, er
 		return e, fmt.Errorf("explain access of %s to %s: %w", user, repo, err)
 	}
 	if !userExists {
-		return e, fmt.Errorf("%w user %s", ErrUnknown, user)
+		return e, noUser(user)
 	}
 	rows, err := d.QueryContext(ctx, explainQuery, user, repo)
 	if err != nil {

@@ -34,7 +34,7 @@ func RemoveGroup(ctx context.Context, d *sql.DB, name string) error {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("%w group %s", ErrUnknown, name)
+		return fmt.Errorf("%w group %q: 'gitmesh group list' lists the groups", ErrUnknown, name)
 	}
 	return nil
 }
@@ -73,7 +73,7 @@ func Members(ctx context.Context, d *sql.DB, group string) ([]string, error) {
 			return g.Members, nil
 		}
 	}
-	return nil, fmt.Errorf("%w group %s", ErrUnknown, group)
+	return nil, noGroup(group)
 }
 
 // AddMember puts user into group.
@@ -108,13 +108,13 @@ func RemoveMember(ctx context.Context, d *sql.DB, group, user string) error {
 func groupAndUser(ctx context.Context, d *sql.DB, group, user string) (gid, uid int32, err error) {
 	err = d.QueryRowContext(ctx, `SELECT id FROM groups WHERE name = $1`, group).Scan(&gid)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, 0, fmt.Errorf("%w group %s", ErrUnknown, group)
+		return 0, 0, noGroup(group)
 	} else if err != nil {
 		return 0, 0, err
 	}
 	err = d.QueryRowContext(ctx, `SELECT id FROM users WHERE name = $1`, user).Scan(&uid)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, 0, fmt.Errorf("%w user %s", ErrUnknown, user)
+		return 0, 0, noUser(user)
 	}
 	return gid, uid, err
 }

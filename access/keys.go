@@ -3,13 +3,17 @@ package access
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
+	"crypto/rsa"
 	"database/sql"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/ssh"
+
+	"gitmesh/termsafe"
 )
 
 // ErrBadKey marks a public key gitmesh will not store.
@@ -23,25 +27,29 @@ type Key struct {
 	Fingerprint string // "SHA256:..." as ssh-keygen -l prints it
 }
 
-// keyFields is how many length-prefixed fields follow the type name inside
-// the blob of each key type gitmesh accepts. Certificates and the obsolete
-// ssh-dss are not accepted.
-var keyFields = map[string]int{
-	"ssh-ed25519":                        1, // public key
-	"ssh-rsa":                            2, // e, n
-	"ecdsa-sha2-nistp256":                2, // curve, point
-	"ecdsa-sha2-nistp384":                2,
-	"ecdsa-sha2-nistp521":                2,
-	"sk-ssh-ed25519@openssh.com":         2, // public key, application
-	"sk-ecdsa-sha2-nistp256@openssh.com": 3, // curve, point, application
+// acceptedTypes are the key types gitmesh stores. Certificates and the
+// obsolete ssh-dss are not accepted.
+var acceptedTypes = map[string]bool{
+	ssh.KeyAlgoED25519:    true,
+	ssh.KeyAlgoRSA:        true,
+	ssh.KeyAlgoECDSA256:   true,
+	ssh.KeyAlgoECDSA384:   true,
+	ssh.KeyAlgoECDSA521:   true,
+	ssh.KeyAlgoSKED25519:  true,
+	ssh.KeyAlgoSKECDSA256: true,
 }
 
 const keyTypeList = "ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256/384/521 or their sk- variants"
 
 // ParseKey reads exactly one public key from text (blank lines and '#'
 // comments aside): "TYPE BASE64 [COMMENT]", without authorized_keys options.
-// The blob must be canonical base64 and name the same type as the line.
+// golang.org/x/crypto/ssh parses the key itself (wire format, sizes, an
+// ECDSA point on its curve); ParseKey adds gitmesh's rules around it. A
+// private key is recognised and refused without repeating any of it.
 func ParseKey(text string) (Key, error) {
+	if isPrivateKey(text) {
+		return Key{}, fmt.Errorf("%w: this is a private key, which must stay secret on its owner's machine; give the public key, the .pub file next to it (e.g. id_ed25519.pub)", ErrBadKey)
+	}
 	var lines []string
 	for _, l := range strings.Split(text, "\n") {
 		l = strings.TrimSpace(l)
@@ -56,84 +64,98 @@ func ParseKey(text string) (Key, error) {
 		return Key{}, fmt.Errorf("%w: found %d lines; give exactly one key, the one line of a .pub file", ErrBadKey, len(lines))
 	}
 	f := strings.Fields(lines[0])
-	n, ok := keyFields[f[0]]
-	if !ok {
-		if strings.ContainsAny(f[0], `=,"`) {
-			return Key{}, fmt.Errorf("%w: the line starts with options (%.40q); give the bare key as in a .pub file", ErrBadKey, f[0])
-		}
-		return Key{}, fmt.Errorf("%w: key type %.40q is not accepted; use %s", ErrBadKey, f[0], keyTypeList)
+	if err := checkType(f[0], lines[0]); err != nil {
+		return Key{}, fmt.Errorf("%w: %v", ErrBadKey, err)
 	}
 	if len(f) < 2 {
 		return Key{}, fmt.Errorf("%w: the %s key has no base64 part", ErrBadKey, f[0])
 	}
 	k := Key{Type: f[0], Blob: f[1], Comment: strings.Join(f[2:], " ")}
-	raw, err := base64.StdEncoding.DecodeString(k.Blob)
+	raw, err := base64.StdEncoding.Strict().DecodeString(k.Blob)
 	if err != nil || base64.StdEncoding.EncodeToString(raw) != k.Blob {
 		return Key{}, fmt.Errorf("%w: the base64 part of the %s key is damaged", ErrBadKey, k.Type)
 	}
-	if err := checkBlob(k.Type, n, raw); err != nil {
+	pub, err := ssh.ParsePublicKey(raw)
+	if err != nil {
+		return Key{}, fmt.Errorf("%w: the %s key data is not a valid key (%s)", ErrBadKey, k.Type, strings.TrimPrefix(err.Error(), "ssh: "))
+	}
+	// The whole line once more through the authorized_keys parser, as
+	// sshd will read it: it also checks the line's type against the key's.
+	if _, _, opts, _, err := ssh.ParseAuthorizedKey([]byte(k.Type + " " + k.Blob)); err != nil || len(opts) > 0 || pub.Type() != k.Type {
+		return Key{}, fmt.Errorf("%w: the line says %s but the key data says %.40q", ErrBadKey, k.Type, pub.Type())
+	}
+	// sshd hands keys-command the key re-encoded; only a key stored in that
+	// same form is found again.
+	if !bytes.Equal(pub.Marshal(), raw) {
+		return Key{}, fmt.Errorf("%w: the %s key data is not in its canonical encoding", ErrBadKey, k.Type)
+	}
+	if err := checkSize(pub); err != nil {
 		return Key{}, fmt.Errorf("%w: %v", ErrBadKey, err)
 	}
-	for _, r := range k.Comment {
-		if r < 0x20 || r == 0x7f {
-			return Key{}, fmt.Errorf("%w: the comment holds a control character", ErrBadKey)
-		}
+	if err := checkComment(k.Comment); err != nil {
+		return Key{}, fmt.Errorf("%w: %v", ErrBadKey, err)
 	}
-	if len(k.Comment) > 200 {
-		return Key{}, fmt.Errorf("%w: the comment is longer than 200 bytes", ErrBadKey)
-	}
-	k.Fingerprint = Fingerprint(raw)
+	k.Fingerprint = ssh.FingerprintSHA256(pub)
 	return k, nil
 }
 
-// checkBlob checks the wire format: the type name, then n length-prefixed
-// fields, nothing after.
-func checkBlob(typ string, n int, raw []byte) error {
-	fields := make([][]byte, 0, n+1)
-	for len(raw) > 0 {
-		if len(raw) < 4 {
-			return errors.New("the key data is truncated")
+// privateKeyMarkers begin the private key files ssh-keygen, OpenSSL and
+// PuTTY write.
+var privateKeyMarkers = []string{"PRIVATE KEY-----", "PuTTY-User-Key-File-", "---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----"}
+
+func isPrivateKey(text string) bool {
+	for _, m := range privateKeyMarkers {
+		if strings.Contains(text, m) {
+			return true
 		}
-		l := binary.BigEndian.Uint32(raw)
-		if uint64(l) > uint64(len(raw)-4) {
-			return errors.New("the key data is truncated")
-		}
-		fields = append(fields, raw[4:4+l])
-		raw = raw[4+l:]
 	}
-	if len(fields) == 0 || string(fields[0]) != typ {
-		name := ""
-		if len(fields) > 0 {
-			name = string(fields[0])
-		}
-		return fmt.Errorf("the line says %s but the key data says %.40q", typ, name)
+	return false
+}
+
+// checkType refuses a key type gitmesh does not store, saying why: line
+// is the whole line, read as authorized_keys to recognise options.
+func checkType(typ, line string) error {
+	if acceptedTypes[typ] {
+		return nil
 	}
-	if len(fields) != n+1 {
-		return fmt.Errorf("the %s key data has %d fields, want %d", typ, len(fields)-1, n)
+	if strings.Contains(typ, "-cert-v0") {
+		return fmt.Errorf("key type %.60q is not accepted: certificates are not; give the plain public key (%s)", typ, keyTypeList)
 	}
-	switch {
-	case typ == "ssh-ed25519" || typ == "sk-ssh-ed25519@openssh.com":
-		if len(fields[1]) != 32 {
-			return fmt.Errorf("an ed25519 key is 32 bytes, this one %d", len(fields[1]))
-		}
-	case strings.HasPrefix(typ, "ecdsa-sha2-") || strings.HasPrefix(typ, "sk-ecdsa-sha2-"):
-		curve := strings.TrimSuffix(typ[strings.LastIndexByte(typ, '-')+1:], "@openssh.com")
-		if !bytes.Equal(fields[1], []byte(curve)) {
-			return fmt.Errorf("the %s key data names curve %.20q", typ, fields[1])
-		}
-	case typ == "ssh-rsa":
-		if len(fields[2]) < 128 {
-			return errors.New("the RSA key is shorter than 1024 bits")
-		}
+	_, _, opts, _, err := ssh.ParseAuthorizedKey([]byte(line))
+	if err == nil && len(opts) > 0 || strings.ContainsAny(typ, `=,"`) {
+		return fmt.Errorf("the line starts with options (%.40q); give the bare key as in a .pub file", typ)
+	}
+	return fmt.Errorf("key type %.40q is not accepted; use %s", typ, keyTypeList)
+}
+
+// checkSize refuses RSA keys under 1024 bits, which OpenSSH refuses too;
+// the ssh package checks the sizes of the other types.
+func checkSize(pub ssh.PublicKey) error {
+	ck, ok := pub.(ssh.CryptoPublicKey)
+	if !ok {
+		return nil
+	}
+	if r, ok := ck.CryptoPublicKey().(*rsa.PublicKey); ok && r.N.BitLen() < 1024 {
+		return fmt.Errorf("the RSA key is shorter than 1024 bits (%d)", r.N.BitLen())
 	}
 	return nil
 }
 
-// Fingerprint is the SHA256 fingerprint of a decoded key blob, spelt as
-// ssh-keygen -l and sshd's log spell it.
-func Fingerprint(raw []byte) string {
-	sum := sha256.Sum256(raw)
-	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+// checkComment keeps the comment printable: it goes into authorized_keys
+// lines and onto operators' terminals.
+func checkComment(c string) error {
+	if !utf8.ValidString(c) {
+		return errors.New("the comment is not valid UTF-8")
+	}
+	for _, r := range c {
+		if termsafe.Unsafe(r) {
+			return errors.New("the comment holds a control character")
+		}
+	}
+	if len(c) > 200 {
+		return errors.New("the comment is longer than 200 bytes")
+	}
+	return nil
 }
 
 // StoredKey is a key gitmesh knows: a user's, or the cluster's when User
@@ -167,7 +189,7 @@ func AddKey(ctx context.Context, d *sql.DB, user string, k Key) error {
 		return fmt.Errorf("store key: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("%w user %s: add it first with 'gitmesh user add %s'", ErrUnknown, user, user)
+		return noUser(user)
 	}
 	return nil
 }

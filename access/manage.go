@@ -22,8 +22,12 @@ var (
 	ErrInvalid = errors.New("bad")
 )
 
-// ValidateName checks a user, group or device name.
+// ValidateName checks a user, group or device name. "help" is reserved:
+// no command takes it as a name (it asks for help).
 func ValidateName(kind, name string) error {
+	if name == "help" {
+		return fmt.Errorf("%w %s name %q: it is reserved; choose another", ErrInvalid, kind, name)
+	}
 	if !validName(name) {
 		return fmt.Errorf("%w %s name %q: use 1 to 64 letters, digits, '.', '_' or '-', not starting with '.' or '-'", ErrInvalid, kind, name)
 	}
@@ -121,7 +125,7 @@ func GrantTo(ctx context.Context, d *sql.DB, who Subject, pattern string, level 
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("no repository %s (grant a pattern such as 'team/*' to cover repositories not created yet)", pattern)
+			return fmt.Errorf("repository %q is not registered (grant a pattern such as 'team/*' to cover repositories not created yet)", pattern)
 		}
 	}
 	q := grantUserQuery
@@ -133,7 +137,7 @@ func GrantTo(ctx context.Context, d *sql.DB, who Subject, pattern string, level 
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("%w %s", ErrUnknown, who)
+		return noSubject(who)
 	}
 	return nil
 }
@@ -162,7 +166,7 @@ func RemoveUser(ctx context.Context, d *sql.DB, name string) error {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("%w user %s", ErrUnknown, name)
+		return fmt.Errorf("%w user %q: 'gitmesh user list' lists the users", ErrUnknown, name)
 	}
 	return nil
 }

@@ -34,6 +34,9 @@ func TestValidateName(t *testing.T) {
 		{"alicé", false},
 		{"al@ice", false},
 		{"al*", false},
+		{"help", false}, // reserved: "user add help" asks for help
+		{"Help", true},
+		{"helpdesk", true},
 	}
 	for _, tt := range tests {
 		err := ValidateName("user", tt.name)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/lib/pq"
@@ -62,12 +61,8 @@ ORDER BY r.name, d.name`
 // is the write_quorum setting (0: a majority).
 func Status(ctx context.Context, d *sql.DB, repo string, quorum int) ([]CopyStatus, error) {
 	if repo != "" {
-		var ok bool
-		if err := d.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM repositories WHERE name = $1)`, repo).Scan(&ok); err != nil {
+		if err := CheckRepo(ctx, d, repo); err != nil {
 			return nil, err
-		}
-		if !ok {
-			return nil, fmt.Errorf("%w: no repository %s", version.ErrNotFound, repo)
 		}
 	}
 	rows, err := d.QueryContext(ctx, statusQuery, repo)

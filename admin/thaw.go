@@ -9,9 +9,11 @@ import (
 	"sort"
 	"time"
 
+	"gitmesh/access"
 	"gitmesh/db"
 	"gitmesh/gitexec"
 	"gitmesh/lock"
+	"gitmesh/termsafe"
 	"gitmesh/version"
 )
 
@@ -55,6 +57,9 @@ func (t Thaw) Run(ctx context.Context, d *sql.DB) error {
 	}
 	defer conn.Close()
 	st, err := version.Load(ctx, conn, t.Repo)
+	if errors.Is(err, version.ErrNotFound) {
+		return &UnknownRepoError{Repo: t.Repo}
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", t.Repo, err)
 	}
@@ -77,7 +82,7 @@ func (t Thaw) Run(ctx context.Context, d *sql.DB) error {
 	}
 	target, ok := findDevice(devs, t.Device)
 	if !ok {
-		return fmt.Errorf("no device %s", t.Device)
+		return fmt.Errorf("%w device %q: 'gitmesh device list' lists the registered ones", access.ErrUnknown, t.Device)
 	}
 	plan, err := t.plan(ctx, st, devs, target)
 	if err != nil {
@@ -217,7 +222,7 @@ func (p thawPlan) print(w io.Writer, repo string) int {
 	n := 0
 	for _, o := range p.others {
 		if p.demoteFrom == "" && o.err != nil {
-			fmt.Fprintf(w, "cannot read the copy of %s on %s (%v): what it holds would be discarded\n", repo, o.device, o.err)
+			fmt.Fprintf(w, "cannot read the copy of %s on %s (%s): what it holds would be discarded\n", repo, o.device, termsafe.Escape(o.err.Error()))
 			n++
 			continue
 		}
@@ -235,9 +240,18 @@ func (p thawPlan) print(w io.Writer, repo string) int {
 }
 
 // printDiff lists refs of loser whose values winner replaces or deletes.
+// Ref names and git's messages come from users: they are escaped for the
+// terminal.
 func printDiff(w io.Writer, repo string, loser, winner copyRefs) int {
 	if loser.err != nil {
-		fmt.Fprintf(w, "cannot read the copy of %s on %s (%v): what it holds would be discarded\n", repo, loser.device, loser.err)
+		fmt.Fprintf(w, "cannot read the copy of %s on %s (%s): what it holds would be discarded\n", repo, loser.device, termsafe.Escape(loser.err.Error()))
+		return 1
+	}
+	// An unreadable winner holds nothing as far as this knows: comparing
+	// with it would report every ref of loser as lost.
+	if winner.err != nil {
+		fmt.Fprintf(w, "cannot read the copy of %s on %s (%s), so what %s would lose to it is unknown; make %s readable and run thaw again\n",
+			repo, winner.device, termsafe.Escape(winner.err.Error()), loser.device, winner.device)
 		return 1
 	}
 	var refs []string
@@ -252,7 +266,7 @@ func printDiff(w io.Writer, repo string, loser, winner copyRefs) int {
 		if v, ok := winner.refs[ref]; ok {
 			after = "becomes " + v
 		}
-		fmt.Fprintf(w, "would discard on %s: %s %s (%s, from %s)\n", loser.device, ref, loser.refs[ref], after, winner.device)
+		fmt.Fprintf(w, "would discard on %s: %s %s (%s, from %s)\n", loser.device, termsafe.Escape(ref), loser.refs[ref], after, winner.device)
 	}
 	return len(refs)
 }

@@ -3,10 +3,12 @@ package admin
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 
 	"gitmesh/gitexec"
+	"gitmesh/termsafe"
 	"gitmesh/version"
 )
 
@@ -16,6 +18,9 @@ import (
 // one there. It returns how many problems it found.
 func Verify(ctx context.Context, d *sql.DB, g gitexec.Git, repo string, out io.Writer) (int, error) {
 	st, err := version.Load(ctx, d, repo)
+	if errors.Is(err, version.ErrNotFound) {
+		return 0, &UnknownRepoError{Repo: repo}
+	}
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", repo, err)
 	}
@@ -30,7 +35,7 @@ func Verify(ctx context.Context, d *sql.DB, g gitexec.Git, repo string, out io.W
 		read := Thaw{Git: g}.read(ctx, dev, repo)
 		switch {
 		case read.err != nil:
-			fmt.Fprintf(out, "%s on %s: cannot read the copy: %v\n", repo, c.Device, read.err)
+			fmt.Fprintf(out, "%s on %s: cannot read the copy: %s\n", repo, c.Device, termsafe.Escape(read.err.Error()))
 			problems++
 			continue
 		case c.IsWriting:

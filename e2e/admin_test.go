@@ -24,7 +24,7 @@ func TestAdminCommandsRefuseBadInputWithOneSentence(t *testing.T) {
 		{[]string{"device", "add", "bad name", "--url", "/x"}, 2, "bad device name"},
 		{[]string{"user", "add", "-bob"}, 2, ""},
 		{[]string{"user", "add", "Bad Name"}, 2, "bad user name"},
-		{[]string{"status", "team/nothing"}, 3, "no repository team/nothing"},
+		{[]string{"status", "team/nothing"}, 3, `repository "team/nothing" is not registered; 'gitmesh repo list' lists the registered ones`},
 		{[]string{"repo", "create", "../escape"}, 2, "repository name"},
 		{[]string{"device", "list", "extra"}, 2, "takes no arguments"},
 		{[]string{"--config", "/nonexistent.toml", "repo", "list"}, 1, "no such file"},

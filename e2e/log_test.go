@@ -124,7 +124,7 @@ func TestPushLog(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{[]string{"log", "team/missing"}, 3, "no repository team/missing"},
+		{[]string{"log", "team/missing"}, 3, `repository "team/missing" is not registered; 'gitmesh repo list' lists the registered ones`},
 		{[]string{"log", "../etc"}, 2, "bad repository name"},
 		{[]string{"log"}, 2, "takes 1 argument"},
 		{[]string{"log", "team/app", "--limit", "-3"}, 2, "--limit takes"},

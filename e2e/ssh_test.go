@@ -362,6 +362,18 @@ func TestKeyAddRejectsMalformedKeys(t *testing.T) {
 		if r.Code != 2 || len(lines) != 1 || !strings.Contains(r.Stderr, "malformed public key") {
 			t.Errorf("%s: exit %d, stderr %q; want exit 2 and one sentence", name, r.Code, r.Stderr)
 		}
+		if name != "private key" {
+			continue
+		}
+		// Named as what it is, and never repeated back.
+		if !strings.Contains(r.Stderr, "this is a private key") || !strings.Contains(r.Stderr, ".pub") || r.Stdout != "" {
+			t.Errorf("private key: stdout %q, stderr %q; want it named a private key and the .pub file asked for", r.Stdout, r.Stderr)
+		}
+		for _, l := range strings.Fields(body) {
+			if len(l) > 8 && strings.Contains(r.Stderr, l) {
+				t.Errorf("private key: the message repeats %q of it", l)
+			}
+		}
 	}
 	if out := c.MustAdmin("key", "list"); strings.Contains(out, "bob") {
 		t.Fatalf("a malformed key was stored:\n%s", out)

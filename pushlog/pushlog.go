@@ -5,6 +5,7 @@ package pushlog
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -22,6 +23,16 @@ type Entry struct {
 	Old     string    `json:"old"`
 	New     string    `json:"new"`
 	Version int64     `json:"version"` // the repository version the push made
+}
+
+// MarshalJSON adds the action to the stored fields, as the README
+// documents log --json.
+func (e Entry) MarshalJSON() ([]byte, error) {
+	type stored Entry // without this method
+	return json.Marshal(struct {
+		stored
+		Action string `json:"action"`
+	}{stored(e), e.Action()})
 }
 
 // Action names what the update did to the ref: create, delete or update.

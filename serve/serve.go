@@ -43,7 +43,11 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	if err := s.NeedDatabase(); err != nil {
 		return err
 	}
-	log := c.Log.With().Str("user", c.User).Str("repo", cmd.Repo).Str("verb", string(cmd.Verb)).Logger()
+	// The node's logger names the user and verb; version's lines add the
+	// repository themselves (a node may serve several), so the context
+	// adds it only to serve's own lines: a field twice is not JSON.
+	nodeLog := c.Log.With().Str("user", c.User).Str("verb", string(cmd.Verb)).Logger()
+	log := nodeLog.With().Str("repo", cmd.Repo).Logger()
 	op := "fetch"
 	need := access.Read
 	if cmd.Verb.IsWrite() {
@@ -66,7 +70,7 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	if err != nil {
 		return err
 	}
-	node := NewNode(s, dbh, log, c.Tell)
+	node := NewNode(s, dbh, nodeLog, c.Tell)
 	if !node.Current(st) {
 		if err := checkPeerAccess(s, cmd.Repo, st.Leaders()); err != nil {
 			return err

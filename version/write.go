@@ -478,7 +478,7 @@ func (w *write) commit(ctx context.Context, v int64, digest string, peers []Devi
 	if err != nil {
 		return err
 	}
-	w.n.Log.Info().Str("op", "push").Str("repo", w.st.Repo).Str("user", w.user).Int64("version", v).
+	w.n.Log.Info().Str("op", "push").Str("repo", w.st.Repo).Int64("version", v).
 		Int("refs", len(ups)).Int("devices", 1+len(peers)).Msg("recorded push")
 	return nil
 }
@@ -622,7 +622,7 @@ func (w *write) relock(ctx context.Context) error {
 
 // lost gives up on what: the repository stays frozen.
 func (w *write) lost(what string, err error) error {
-	w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Str("user", w.user).Msg(what + " failed; repository stays frozen")
+	w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg(what + " failed; repository stays frozen")
 	return fmt.Errorf("%w: %s: %v", ErrLostWrite, what, err)
 }
 

@@ -1,0 +1,70 @@
+package e2e
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gitmesh/meshtest"
+)
+
+// Ref names a user chose reach an operator's terminal escaped, in log and
+// thaw alike: a right-to-left override, a C1 control (CSI, U+009B) or an
+// isolate is printed as an escape, never raw. log --json keeps them exact.
+func TestLogAndThawEscapeRefNames(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	url := meshtest.URL("team/app")
+	work, _ := pushed(t, c)
+	refs := map[string]string{ // as pushed -> as printed
+		"refs/heads/\u202eniam":  `refs/heads/\u202eniam`,
+		"refs/heads/csi\u009b2J": `refs/heads/csi\u009b2J`,
+		"refs/tags/\u2066iso":    `refs/tags/\u2066iso`,
+	}
+	for ref := range refs {
+		c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main:"+ref)
+	}
+
+	text := c.MustAdmin("log", "team/app")
+	for ref, printed := range refs {
+		if strings.Contains(text, ref) || !strings.Contains(text, printed) {
+			t.Errorf("log text shows %q raw or lacks %s:\n%s", ref, printed, text)
+		}
+	}
+	var entries []map[string]any
+	if err := json.Unmarshal([]byte(c.MustAdmin("log", "--json", "team/app")), &entries); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		ref, _ := e["ref"].(string)
+		seen[ref] = true
+		if e["action"] != "create" {
+			t.Errorf("log --json entry %v: action %v, want create", e, e["action"])
+		}
+	}
+	for ref := range refs {
+		if !seen[ref] {
+			t.Errorf("log --json lacks %q exactly: %v", ref, entries)
+		}
+	}
+
+	// A write on b left a stray ref with such a name; thaw lists it escaped.
+	c.Devices["b"].MustGit("alice", "", "ls-remote", url)
+	stray := "refs/heads/\u202estray\u009b"
+	c.LocalGit(work, "push", "-q", filepath.Join(c.Devices["b"].Root, "team/app.git"), "main:"+stray)
+	if _, err := c.DB().Exec(`UPDATE working_copy_versions SET is_writing = true,
+		write_properties = jsonb_build_object('user', 'alice', 'device', 'b', 'pid', 1, 'started', now(), 'token', 'x')
+		WHERE device_id = (SELECT id FROM devices WHERE name = 'b')`); err != nil {
+		t.Fatal(err)
+	}
+	r := c.Admin("thaw", "team/app", "--demote", "b")
+	if r.Code == 0 || !strings.Contains(r.Stdout, `would discard on b: refs/heads/\u202estray\u009b`) {
+		t.Fatalf("thaw of a stray ref: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	for _, raw := range []string{"\u202e", "\u009b", "\u2066"} {
+		if strings.Contains(r.Stdout+r.Stderr, raw) {
+			t.Errorf("thaw prints %q raw:\n%s%s", raw, r.Stdout, r.Stderr)
+		}
+	}
+}
