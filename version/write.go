@@ -135,7 +135,7 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 	defer srv.Close()
 	// No auto-gc after the report: a gc racing the next writer of this
 	// copy is unsafe. `gitmesh gc` runs it under the locks.
-	cfg := append(hook.GitConfig(hooks), "receive.autogc=false")
+	cfg := append(hook.GitConfig(hooks), "receive.autogc=false", gitexec.ReceiveFsck)
 	svc, err := start([]string{srv.Env()}, cfg)
 	if err != nil {
 		w.finish(ctx)
