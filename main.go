@@ -116,6 +116,7 @@ func settingFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "connect-timeout", EnvVars: []string{"GITMESH_CONNECT_TIMEOUT"}, Value: def.ConnectTimeout.D(), Usage: "longest connect to PostgreSQL or a peer"},
 		&cli.StringFlag{Name: "write-quorum", EnvVars: []string{"GITMESH_WRITE_QUORUM"}, Value: "majority", Usage: "devices that must hold a push before it is acknowledged: majority, or a number"},
 		&cli.DurationFlag{Name: "record-timeout", EnvVars: []string{"GITMESH_RECORD_TIMEOUT"}, Value: def.RecordTimeout.D(), Usage: "how long a push retries recording its version"},
+		&cli.StringFlag{Name: "cluster-from", EnvVars: []string{"GITMESH_CLUSTER_FROM"}, Usage: "addresses the cluster key may log in from (sshd from= patterns, comma-separated)"},
 	}
 }
 
@@ -129,7 +130,7 @@ func (a *app) load(c *cli.Context) error {
 		}
 	}
 	for name, dst := range map[string]*string{"database-url": &s.DatabaseURL, "device": &s.Device,
-		"repo-root": &s.RepoRoot, "log-file": &s.LogFile, "cluster-key": &s.ClusterKey, "known-hosts": &s.KnownHosts} {
+		"repo-root": &s.RepoRoot, "log-file": &s.LogFile, "cluster-key": &s.ClusterKey, "known-hosts": &s.KnownHosts, "cluster-from": &s.ClusterFrom} {
 		if c.IsSet(name) {
 			*dst = c.String(name)
 		}
@@ -146,6 +147,9 @@ func (a *app) load(c *cli.Context) error {
 			return usageError{err}
 		}
 		s.WriteQuorum = q
+	}
+	if err := access.CheckFrom(s.ClusterFrom); err != nil {
+		return err
 	}
 	a.settings = s
 	a.log = zerolog.Nop()

@@ -24,6 +24,8 @@ type Settings struct {
 	ConnectTimeout Duration `toml:"connect_timeout"`
 	RecordTimeout  Duration `toml:"record_timeout"`
 	WriteQuorum    Quorum   `toml:"write_quorum"`
+	// ClusterFrom is sshd's from= pattern list for the cluster key's line.
+	ClusterFrom string `toml:"cluster_from"`
 	// Path is the config file the settings came from, if any.
 	Path string `toml:"-"`
 }
