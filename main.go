@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"gitmesh/db"
 	"gitmesh/gitexec"
 	"gitmesh/lock"
+	"gitmesh/serve"
 	"gitmesh/version"
 )
 
@@ -41,6 +43,11 @@ type app struct {
 	settings config.Settings
 	log      zerolog.Logger
 	logFile  io.Closer
+	// dsns are the database URLs seen so far, removed from every message.
+	dsns []string
+	// servingUser: this is `serve USER`, whose stderr a key holder reads.
+	servingUser bool
+	loaded      bool
 }
 
 func main() {
@@ -49,7 +56,7 @@ func main() {
 	code := exitCode(err)
 	var gitExit *gitexec.ExitError
 	if err != nil && !errors.As(err, &gitExit) {
-		fmt.Fprintf(os.Stderr, "gitmesh: %s\n", message(err))
+		fmt.Fprintf(os.Stderr, "gitmesh: %s\n", db.Redact(a.userMessage(err), a.dsns...))
 		a.log.Error().Err(err).Int("exit", code).Msg("failed")
 	}
 	if a.logFile != nil {
@@ -123,6 +130,8 @@ func settingFlags() []cli.Flag {
 // load reads the settings once: defaults, then the file, then environment
 // and flags.
 func (a *app) load(c *cli.Context) error {
+	a.servingUser = c.Args().First() == "serve" && !slices.Contains(c.Args().Slice(), "--cluster")
+	a.dsns = []string{c.String("database-url"), os.Getenv("GITMESH_DATABASE_URL")}
 	s := config.Defaults()
 	if p := c.String("config"); p != "" {
 		if err := config.LoadFile(&s, p); err != nil {
@@ -152,6 +161,8 @@ func (a *app) load(c *cli.Context) error {
 		return err
 	}
 	a.settings = s
+	a.dsns = append(a.dsns, s.DatabaseURL)
+	a.loaded = true
 	a.log = zerolog.Nop()
 	if s.LogFile != "" {
 		f, err := os.OpenFile(s.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
@@ -159,7 +170,7 @@ func (a *app) load(c *cli.Context) error {
 			return fmt.Errorf("open log file: %w", err)
 		}
 		a.logFile = f
-		a.log = zerolog.New(f).With().Timestamp().Int("pid", os.Getpid()).Str("device", s.Device).Logger()
+		a.log = zerolog.New(db.RedactWriter(f, a.dsns...)).With().Timestamp().Int("pid", os.Getpid()).Str("device", s.Device).Logger()
 	}
 	return nil
 }
@@ -245,6 +256,24 @@ func exitCode(err error) int {
 		return exit.ExitCode()
 	}
 	return exitError
+}
+
+// userMessage is message, but for `serve USER` only what a key holder
+// may read: no server path, address or setting (the log has those).
+func (a *app) userMessage(err error) string {
+	var usage usageError
+	switch {
+	case !a.servingUser:
+		return message(err)
+	case !a.loaded:
+		return serve.Misconfigured(a.settings.Device)
+	case errors.As(err, &usage):
+		return serve.Misconfigured(a.settings.Device)
+	}
+	if m := serve.Message(err, a.settings.Device); m != "" {
+		return m
+	}
+	return message(err)
 }
 
 // message is the one sentence the user sees for err.

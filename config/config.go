@@ -109,10 +109,15 @@ func LoadFile(s *Settings, path string) error {
 	return nil
 }
 
+// UnsetError is a required setting left out; it names the setting.
+type UnsetError string
+
+func (e UnsetError) Error() string { return string(e) }
+
 // NeedDatabase reports a clear error when no database is configured.
 func (s Settings) NeedDatabase() error {
 	if s.DatabaseURL == "" {
-		return fmt.Errorf("no database configured: set GITMESH_DATABASE_URL or --database-url")
+		return UnsetError("no database configured: set GITMESH_DATABASE_URL or --database-url")
 	}
 	return nil
 }
@@ -121,10 +126,10 @@ func (s Settings) NeedDatabase() error {
 // repo root.
 func (s Settings) NeedDevice() error {
 	if s.Device == "" {
-		return fmt.Errorf("no device configured: set GITMESH_DEVICE or --device")
+		return UnsetError("no device configured: set GITMESH_DEVICE or --device")
 	}
 	if s.RepoRoot == "" {
-		return fmt.Errorf("no repo root configured: set GITMESH_REPO_ROOT or --repo-root")
+		return UnsetError("no repo root configured: set GITMESH_REPO_ROOT or --repo-root")
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"gitmesh/config"
 	"gitmesh/db"
 	"gitmesh/gitexec"
+	"gitmesh/public"
 	"gitmesh/version"
 )
 
@@ -94,7 +95,7 @@ func confined(root, repo string, log zerolog.Logger) (string, error) {
 	dir, err := gitexec.ConfinedRepoDir(root, repo)
 	if err != nil && !errors.Is(err, gitexec.ErrBadName) {
 		log.Error().Err(err).Msg("repository path")
-		return "", errors.New("this device cannot open its copy of the repository; the administrator can find why in gitmesh's log")
+		return "", public.New("this device cannot open its copy of the repository; the administrator can find why in gitmesh's log")
 	}
 	return dir, err
 }
@@ -104,7 +105,7 @@ func execGit(dbh *sql.DB, verb gitexec.Verb, dir string, env []string, log zerol
 	dbh.Close()
 	if !gitexec.Exists(dir) {
 		log.Error().Str("dir", dir).Msg("copy missing although recorded as current")
-		return errors.New("this device's copy of the repository is missing and no other device holds the newest version; an administrator must restore it")
+		return public.New("this device's copy of the repository is missing and no other device holds the newest version; an administrator must restore it")
 	}
 	return gitexec.Exec(verb, dir, env)
 }
@@ -118,7 +119,7 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 		return err
 	}
 	if s.RepoRoot == "" {
-		return fmt.Errorf("no repo root configured: set GITMESH_REPO_ROOT or --repo-root")
+		return config.UnsetError("no repo root configured: set GITMESH_REPO_ROOT or --repo-root")
 	}
 	dir, err := gitexec.ConfinedRepoDir(s.RepoRoot, cmd.Repo)
 	if err != nil {

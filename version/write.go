@@ -530,7 +530,8 @@ func (w *write) finish(ctx context.Context) {
 		return err
 	})
 	if err != nil {
-		w.n.Tell("%s stays frozen for writes: %v", w.st.Repo, err)
+		// The detail (the database's address, say) is in the log (lost).
+		w.n.Tell("%s stays frozen for writes: its write mark could not be cleared; tell an administrator", w.st.Repo)
 	}
 }
 
