@@ -101,4 +101,14 @@ func TestClusterKeyServesOnlyRegisteredRepositories(t *testing.T) {
 	if r := a.GitEnv(key, nil, "", "ls-remote", a.URL("team/app")); r.Code != 0 {
 		t.Fatalf("cluster key cannot read a registered repository: exit %d, %s", r.Code, r.Stderr)
 	}
+	// Nor can it plant objects git's fsck refuses in a registered one.
+	tree := strings.TrimSpace(c.LocalGit(work, "rev-parse", "HEAD^{tree}"))
+	bad := commitObject(t, c.Cluster, work, tree, "", "author A <a@example.com> 1700000000 +0000\n", "no committer")
+	r = a.GitEnv(key, nil, work, "push", a.URL("team/app"), bad+":refs/gitmesh/stage/heads/main")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "missingCommitter") {
+		t.Fatalf("a staging push of a commit without committer: exit %d, %s", r.Code, r.Stderr)
+	}
+	if got := c.Rev("a", "team/app", "refs/gitmesh/stage/heads/main"); got != "" {
+		t.Fatalf("the refused stage moved to %s", got)
+	}
 }
