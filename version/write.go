@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -135,6 +136,11 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 	defer srv.Close()
 	// No auto-gc after the report: a gc racing the next writer of this
 	// copy is unsafe. `gitmesh gc` runs it under the locks.
+	// Relative to the copy, where receive-pack runs its hooks: git's own
+	// complaints about a hook then never show the repo root to the user.
+	if rel, err := filepath.Rel(w.dir, hooks); err == nil {
+		hooks = rel
+	}
 	cfg := append(hook.GitConfig(hooks), "receive.autogc=false", gitexec.ReceiveFsck)
 	svc, err := start([]string{srv.Env()}, cfg)
 	if err != nil {
