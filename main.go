@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"gitmesh/gitexec"
 	"gitmesh/guard"
 	"gitmesh/lock"
+	"gitmesh/serve"
 	"gitmesh/version"
 )
 
@@ -42,6 +44,11 @@ type app struct {
 	settings config.Settings
 	log      zerolog.Logger
 	logFile  io.Closer
+	// dsns are the database URLs seen so far, removed from every message.
+	dsns []string
+	// servingUser: this is `serve USER`, whose stderr a key holder reads.
+	servingUser bool
+	loaded      bool
 }
 
 func main() {
@@ -50,7 +57,7 @@ func main() {
 	code := exitCode(err)
 	var gitExit *gitexec.ExitError
 	if err != nil && !errors.As(err, &gitExit) {
-		fmt.Fprintf(os.Stderr, "gitmesh: %s\n", message(err))
+		fmt.Fprintf(os.Stderr, "gitmesh: %s\n", db.Redact(a.userMessage(err), a.dsns...))
 		a.log.Error().Err(err).Int("exit", code).Msg("failed")
 	}
 	if a.logFile != nil {
@@ -122,12 +129,15 @@ func settingFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-push-waiters", EnvVars: []string{"GITMESH_MAX_PUSH_WAITERS"}, Value: def.MaxPushWaiters, Usage: "pushes that may wait for one repository's write lock"},
 		&cli.DurationFlag{Name: "push-timeout", EnvVars: []string{"GITMESH_PUSH_TIMEOUT"}, Value: def.PushTimeout.D(), Usage: "longest push, from receive-pack's start"},
 		&cli.DurationFlag{Name: "push-idle-timeout", EnvVars: []string{"GITMESH_PUSH_IDLE_TIMEOUT"}, Value: def.PushIdleTimeout.D(), Usage: "longest silence of a pushing client"},
+		&cli.StringFlag{Name: "cluster-from", EnvVars: []string{"GITMESH_CLUSTER_FROM"}, Usage: "addresses the cluster key may log in from (sshd from= patterns, comma-separated)"},
 	}
 }
 
 // load reads the settings once: defaults, then the file, then environment
 // and flags.
 func (a *app) load(c *cli.Context) error {
+	a.servingUser = c.Args().First() == "serve" && !slices.Contains(c.Args().Slice(), "--cluster")
+	a.dsns = []string{c.String("database-url"), os.Getenv("GITMESH_DATABASE_URL")}
 	s := config.Defaults()
 	if p := c.String("config"); p != "" {
 		if err := config.LoadFile(&s, p); err != nil {
@@ -136,7 +146,7 @@ func (a *app) load(c *cli.Context) error {
 	}
 	for name, dst := range map[string]*string{"database-url": &s.DatabaseURL, "device": &s.Device,
 		"repo-root": &s.RepoRoot, "log-file": &s.LogFile, "cluster-key": &s.ClusterKey, "known-hosts": &s.KnownHosts,
-		"keys-database-url": &s.KeysDatabaseURL} {
+		"keys-database-url": &s.KeysDatabaseURL, "cluster-from": &s.ClusterFrom} {
 		if c.IsSet(name) {
 			*dst = c.String(name)
 		}
@@ -163,7 +173,12 @@ func (a *app) load(c *cli.Context) error {
 	if err := s.CheckLimits(); err != nil {
 		return usageError{err}
 	}
+	if err := access.CheckFrom(s.ClusterFrom); err != nil {
+		return err
+	}
 	a.settings = s
+	a.dsns = append(a.dsns, s.DatabaseURL, s.KeysDatabaseURL)
+	a.loaded = true
 	a.log = zerolog.Nop()
 	if s.LogFile != "" {
 		f, err := os.OpenFile(s.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
@@ -171,7 +186,7 @@ func (a *app) load(c *cli.Context) error {
 			return fmt.Errorf("open log file: %w", err)
 		}
 		a.logFile = f
-		a.log = zerolog.New(f).With().Timestamp().Int("pid", os.Getpid()).Str("device", s.Device).Logger()
+		a.log = zerolog.New(db.RedactWriter(f, a.dsns...)).With().Timestamp().Int("pid", os.Getpid()).Str("device", s.Device).Logger()
 	}
 	return nil
 }
@@ -244,6 +259,24 @@ func exitCode(err error) int {
 		return exit.ExitCode()
 	}
 	return exitError
+}
+
+// userMessage is message, but for `serve USER` only what a key holder
+// may read: no server path, address or setting (the log has those).
+func (a *app) userMessage(err error) string {
+	var usage usageError
+	switch {
+	case !a.servingUser:
+		return message(err)
+	case !a.loaded:
+		return serve.Misconfigured(a.settings.Device)
+	case errors.As(err, &usage):
+		return serve.Misconfigured(a.settings.Device)
+	}
+	if m := serve.Message(err, a.settings.Device); m != "" {
+		return m
+	}
+	return message(err)
 }
 
 // message is the one sentence the user sees for err.

@@ -30,6 +30,8 @@ type Settings struct {
 	MaxPushWaiters  int      `toml:"max_push_waiters"`
 	PushTimeout     Duration `toml:"push_timeout"`
 	PushIdleTimeout Duration `toml:"push_idle_timeout"`
+	// ClusterFrom is sshd's from= pattern list for the cluster key's line.
+	ClusterFrom string `toml:"cluster_from"`
 	// Path is the config file the settings came from, if any.
 	Path string `toml:"-"`
 }
@@ -121,10 +123,15 @@ func LoadFile(s *Settings, path string) error {
 	return nil
 }
 
+// UnsetError is a required setting left out; it names the setting.
+type UnsetError string
+
+func (e UnsetError) Error() string { return string(e) }
+
 // NeedDatabase reports a clear error when no database is configured.
 func (s Settings) NeedDatabase() error {
 	if s.DatabaseURL == "" {
-		return fmt.Errorf("no database configured: set GITMESH_DATABASE_URL or --database-url")
+		return UnsetError("no database configured: set GITMESH_DATABASE_URL or --database-url")
 	}
 	return nil
 }
@@ -133,10 +140,10 @@ func (s Settings) NeedDatabase() error {
 // repo root.
 func (s Settings) NeedDevice() error {
 	if s.Device == "" {
-		return fmt.Errorf("no device configured: set GITMESH_DEVICE or --device")
+		return UnsetError("no device configured: set GITMESH_DEVICE or --device")
 	}
 	if s.RepoRoot == "" {
-		return fmt.Errorf("no repo root configured: set GITMESH_REPO_ROOT or --repo-root")
+		return UnsetError("no repo root configured: set GITMESH_REPO_ROOT or --repo-root")
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ import (
 func Open(url, appName string, connectTimeout time.Duration) (*sql.DB, error) {
 	cfg, err := pq.NewConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("database URL: %w", err)
+		return nil, ErrBadURL // not err: lib/pq and net/url quote the URL, password and all
 	}
 	cfg.ApplicationName = appName
 	if connectTimeout > 0 {
@@ -39,11 +39,17 @@ func Open(url, appName string, connectTimeout time.Duration) (*sql.DB, error) {
 	cfg.BinaryParameters = true
 	c, err := pq.NewConnectorConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("database URL: %w", err)
+		return nil, ErrBadURL
 	}
 	c.Dialer(deadPeerDialer())
 	return sql.OpenDB(c), nil
 }
+
+// ErrBadURL is a database URL that lib/pq cannot read. It says which
+// setting, never the value: the parsers' own errors quote it.
+var ErrBadURL = errors.New("the database URL (database_url, GITMESH_DATABASE_URL or --database-url) cannot be read: " +
+	"in a URL, percent-encode the special characters of the password (% as %25, @ as %40, / as %2F, : as %3A); " +
+	"in a key=value DSN, quote a password with spaces in single quotes")
 
 // deadPeerDialer notices a PostgreSQL that went silent (a cut network, a
 // powered-off host): lib/pq would otherwise block on the socket forever,

@@ -260,18 +260,21 @@ func TestSSHPeerFailuresFailReads(t *testing.T) {
 			return func() { c.SetPeerSettings("c", c.ClusterKey, c.KnownHosts) }
 		}
 	}
+	// The user hears which device and what kind of failure; the log of c
+	// (and any admin command) has the setting, the path or the address.
+	const badSetting = "cluster key or known_hosts setting is wrong"
 	for _, tc := range []struct {
-		name   string
-		break_ func() (restore func())
-		want   string
+		name      string
+		break_    func() (restore func())
+		want, log string
 	}{
-		{"missing cluster key", setKey(filepath.Join(c.Dir, "nope"), c.KnownHosts), "the cluster key " + filepath.Join(c.Dir, "nope") + " does not exist"},
-		{"unreadable cluster key", setKey(c.Dir, c.KnownHosts), "the cluster key " + c.Dir + " cannot be read"},
-		{"cluster key open to all", setKey(openKey, c.KnownHosts), "readable by others"},
-		{"no cluster key setting", setKey("", c.KnownHosts), "no cluster key is configured"},
-		{"missing known_hosts", setKey(c.ClusterKey, filepath.Join(c.Dir, "nope")), "the known_hosts file " + filepath.Join(c.Dir, "nope") + " does not exist"},
-		{"peer refuses the key", noClusterLine, "the peer refused the cluster key"},
-		{"unreachable peer", func() func() { a.StopSSHD(); return a.StartSSHD }, "cannot reach the peer"},
+		{"missing cluster key", setKey(filepath.Join(c.Dir, "nope"), c.KnownHosts), badSetting, "the cluster key " + filepath.Join(c.Dir, "nope") + " does not exist"},
+		{"unreadable cluster key", setKey(c.Dir, c.KnownHosts), badSetting, "the cluster key " + c.Dir + " cannot be read"},
+		{"cluster key open to all", setKey(openKey, c.KnownHosts), badSetting, "readable by others"},
+		{"no cluster key setting", setKey("", c.KnownHosts), badSetting, "no cluster key is configured"},
+		{"missing known_hosts", setKey(c.ClusterKey, filepath.Join(c.Dir, "nope")), badSetting, "the known_hosts file " + filepath.Join(c.Dir, "nope") + " does not exist"},
+		{"peer refuses the key", noClusterLine, "a: it refused the cluster key", "the peer refused the cluster key"},
+		{"unreachable peer", func() func() { a.StopSSHD(); return a.StartSSHD }, "a: it cannot be reached", "cannot reach the peer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			restore := tc.break_()
@@ -284,6 +287,12 @@ func TestSSHPeerFailuresFailReads(t *testing.T) {
 			lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
 			if !strings.Contains(r.Stderr, tc.want) || !strings.HasPrefix(lines[0], "gitmesh: ") {
 				t.Fatalf("stderr does not say %q in a gitmesh sentence:\n%s", tc.want, r.Stderr)
+			}
+			if strings.Contains(r.Stderr, c.Dir) || strings.Contains(r.Stderr, "127.0.0.1") {
+				t.Fatalf("stderr shows a server path or address:\n%s", r.Stderr)
+			}
+			if !strings.Contains(readFile(t, cc.Log), tc.log) {
+				t.Fatalf("c's log lacks %q", tc.log)
 			}
 		})
 	}

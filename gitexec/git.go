@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"gitmesh/public"
 )
 
 // Git runs git for gitmesh's own bookkeeping: creating copies, fetching from
@@ -59,14 +61,16 @@ func validProtocol(v string) bool {
 	return true
 }
 
-// gitArgs is the argv that serves verb on dir to a user: gitmesh's own
-// namespace is never advertised, and refs are written to disk for good.
-func gitArgs(verb Verb, dir string) []string {
+// gitArgs is the argv that serves verb to a user, run inside the copy:
+// gitmesh's own namespace is never advertised, refs are written to disk
+// for good, and the copy is named "." so that git's messages to the user
+// never show the server's path.
+func gitArgs(verb Verb) []string {
 	args := []string{"git"}
 	for _, c := range append(FsyncConfig(), "uploadpack.hideRefs="+Hidden, "receive.hideRefs="+Hidden) {
 		args = append(args, "-c", c)
 	}
-	return append(args, strings.TrimPrefix(string(verb), "git-"), dir)
+	return append(args, strings.TrimPrefix(string(verb), "git-"), ".")
 }
 
 // ExecCluster replaces this process with upload-pack for a peer device:
@@ -95,7 +99,10 @@ func Exec(verb Verb, dir string, env []string) error {
 	if err != nil {
 		return fmt.Errorf("find git: %w", err)
 	}
-	return syscall.Exec(bin, gitArgs(verb, dir), env)
+	if err := os.Chdir(dir); err != nil {
+		return public.Wrap(err, "this device cannot open its copy of the repository; the administrator can find why in gitmesh's log")
+	}
+	return syscall.Exec(bin, gitArgs(verb), env)
 }
 
 // Service is a git service running as a child of gitmesh.
@@ -113,8 +120,9 @@ func StartService(verb Verb, dir string, env, gitConfig []string, stdin *os.File
 	for _, c := range gitConfig {
 		args = append(args, "-c", c)
 	}
-	args = append(args, gitArgs(verb, dir)[1:]...)
+	args = append(args, gitArgs(verb)[1:]...)
 	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
 	cmd.Env = env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
@@ -392,14 +400,17 @@ func (g Git) runInput(ctx context.Context, dir, input string, args ...string) ([
 	err := runTied(cmd)
 	out := stdout.Bytes()
 	if ctx.Err() == context.DeadlineExceeded {
-		return out, fmt.Errorf("git %s: timed out after %s", name, g.Timeout)
+		err := fmt.Errorf("git %s: timed out after %s", name, g.Timeout)
+		return out, public.Because(err, err.Error())
 	}
 	if err != nil {
 		// Not %w: git's exit status must not become gitmesh's (cli.ExitCoder).
+		// Users hear only what kind of failure: git's own lines name paths.
+		why := publicReason(name, stderr.String())
 		if reason := failureReason(stderr.String()); reason != "" {
-			return out, fmt.Errorf("git %s: %s", name, reason)
+			return out, public.Because(fmt.Errorf("git %s: %s", name, reason), why)
 		}
-		return out, fmt.Errorf("git %s: %v", name, err)
+		return out, public.Because(fmt.Errorf("git %s: %v", name, err), why)
 	}
 	return out, nil
 }

@@ -2,6 +2,37 @@ package gitexec
 
 import "strings"
 
+// publicReason says what kind of failure a git run's stderr shows, in
+// words fit for any user: no path, host, address or key name. op is
+// git's subcommand.
+func publicReason(op, stderr string) string {
+	for _, k := range []struct{ in, why string }{
+		{"REMOTE HOST IDENTIFICATION HAS CHANGED", "its host key does not match the cluster's known_hosts file"},
+		{"has changed and you have requested strict checking", "its host key does not match the cluster's known_hosts file"},
+		{"host key is known for", "its host key is not in the cluster's known_hosts file"},
+		{"Host key verification failed", "host key verification failed"},
+		{"Permission denied (publickey", "it refused the cluster key"},
+		{"Connection refused", "it cannot be reached"},
+		{"Connection timed out", "it cannot be reached"},
+		{"No route to host", "it cannot be reached"},
+		{"Could not resolve hostname", "it cannot be reached"},
+		{"Network is unreachable", "it cannot be reached"},
+		{"Connection closed by", "it cannot be reached"},
+		{"Connection reset", "it cannot be reached"},
+		{"Identity file", "the cluster key cannot be used"},
+		{"Load key", "the cluster key cannot be used"},
+		{"does not appear to be a git repository", "its copy is missing"},
+		{"repository not found", "its copy is missing"},
+		{"fsck", "objects failed git's checks"},
+		{"index-pack failed", "objects failed git's checks"},
+	} {
+		if strings.Contains(stderr, k.in) {
+			return k.why
+		}
+	}
+	return "git " + op + " failed"
+}
+
 // failureReason is the sentence that explains a failed git run, read from
 // its stderr: ssh's own complaint when there is one (host key, refused key,
 // unreachable peer), otherwise the last line that is not git's boilerplate

@@ -199,7 +199,39 @@ func ReplicaReceivePack() []string {
 
 func replicaConfig() []string {
 	return append(FsyncConfig(), "receive.hideRefs=refs/", "receive.hideRefs=!"+Stage,
-		"core.hooksPath=/dev/null", "receive.autogc=false", "receive.fsckObjects=false")
+		"core.hooksPath=/dev/null", "receive.autogc=false", ReceiveFsck)
+}
+
+// ReceiveFsck makes receive-pack check every object it receives (git's
+// --strict: warnings refuse too). The copy's own receive.fsck.<msg-id>
+// and receive.fsck.skipList settings stay in force: nothing here
+// overrides them.
+const ReceiveFsck = "receive.fsckObjects=true"
+
+// fetchFsck checks every object a bookkeeping fetch brings in, under the
+// copy's own skips: its fetch.fsck.* settings, and its receive.fsck.* ones
+// as fetch.fsck.* where it has no fetch setting of that name, so that one
+// receive.fsck.<msg-id> per copy governs pushes, staging pushes and
+// catch-up fetches alike.
+func (g Git) fetchFsck(ctx context.Context, dir string) []string {
+	cfg := g.Configs(ctx, dir, `^(receive|fetch)\.fsck\.`)
+	args := []string{"-c", "fetch.fsckObjects=true"}
+	for _, k := range sortedKeys(cfg) {
+		name, ok := strings.CutPrefix(k, "receive.fsck.")
+		if _, own := cfg["fetch.fsck."+name]; ok && !own {
+			args = append(args, "-c", "fetch.fsck."+name+"="+cfg[k])
+		}
+	}
+	return args
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // PushStage mirrors dir's staged refs into url's staged refs, atomically:
@@ -221,8 +253,8 @@ func (g Git) PushStage(ctx context.Context, dir, url string, local bool) error {
 // when fromStage (a peer whose visible refs still lag its version),
 // otherwise its visible ones. Atomic: a failed fetch changes nothing.
 func (g Git) FetchToStage(ctx context.Context, dir, url string, fromStage bool) error {
-	args := []string{"fetch", "--quiet", "--atomic", "--prune", "--force", "--no-tags",
-		"--no-write-fetch-head", "--no-auto-maintenance", url}
+	args := append(g.fetchFsck(ctx, dir), "fetch", "--quiet", "--atomic", "--prune", "--force", "--no-tags",
+		"--no-write-fetch-head", "--no-auto-maintenance", url)
 	if fromStage {
 		args = append(args, "+"+Stage+"*:"+Stage+"*")
 	} else {

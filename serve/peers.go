@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"gitmesh/config"
+	"gitmesh/public"
 	"gitmesh/version"
 )
 
@@ -26,7 +27,8 @@ func checkPeerAccess(s config.Settings, repo string, peers []version.Copy) error
 		return nil
 	}
 	fail := func(format string, args ...any) error {
-		return fmt.Errorf("cannot fetch the newest version of %s from a peer: %s", repo, fmt.Sprintf(format, args...))
+		return public.Wrap(fmt.Errorf("cannot fetch the newest version of %s from a peer: %s", repo, fmt.Sprintf(format, args...)),
+			fmt.Sprintf("this device cannot fetch the newest version of %s from its peers: its cluster key or known_hosts setting is wrong; tell an administrator", repo))
 	}
 	if s.ClusterKey == "" {
 		return fail("no cluster key is configured; set cluster_key (or GITMESH_CLUSTER_KEY) to the cluster's private key")

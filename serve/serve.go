@@ -18,6 +18,7 @@ import (
 	"gitmesh/config"
 	"gitmesh/db"
 	"gitmesh/gitexec"
+	"gitmesh/public"
 	"gitmesh/version"
 )
 
@@ -114,7 +115,7 @@ func confined(root, repo string, log zerolog.Logger) (string, error) {
 	dir, err := gitexec.ConfinedRepoDir(root, repo)
 	if err != nil && !errors.Is(err, gitexec.ErrBadName) {
 		log.Error().Err(err).Msg("repository path")
-		return "", errors.New("this device cannot open its copy of the repository; the administrator can find why in gitmesh's log")
+		return "", public.New("this device cannot open its copy of the repository; the administrator can find why in gitmesh's log")
 	}
 	return dir, err
 }
@@ -124,7 +125,7 @@ func execGit(dbh *sql.DB, verb gitexec.Verb, dir string, env []string, log zerol
 	dbh.Close()
 	if !gitexec.Exists(dir) {
 		log.Error().Str("dir", dir).Msg("copy missing although recorded as current")
-		return errors.New("this device's copy of the repository is missing and no other device holds the newest version; an administrator must restore it")
+		return public.New("this device's copy of the repository is missing and no other device holds the newest version; an administrator must restore it")
 	}
 	return gitexec.Exec(verb, dir, env)
 }
@@ -138,7 +139,7 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 		return err
 	}
 	if s.RepoRoot == "" {
-		return fmt.Errorf("no repo root configured: set GITMESH_REPO_ROOT or --repo-root")
+		return config.UnsetError("no repo root configured: set GITMESH_REPO_ROOT or --repo-root")
 	}
 	dir, err := gitexec.ConfinedRepoDir(s.RepoRoot, cmd.Repo)
 	if err != nil {
@@ -146,11 +147,17 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 	}
 	switch cmd.Verb {
 	case gitexec.UploadPack:
+		if err := registered(ctx, s, cmd.Repo); err != nil {
+			return err
+		}
 		if !gitexec.Exists(dir) {
 			return version.ErrNotFound
 		}
 		return gitexec.ExecCluster(dir, gitexec.Env(c.Environ))
 	case gitexec.ReceivePack:
+		if err := registered(ctx, s, cmd.Repo); err != nil {
+			return err
+		}
 		if err := replicaCopy(ctx, s, cmd.Repo, dir); err != nil {
 			return err
 		}
@@ -159,6 +166,25 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 		return clusterSync(ctx, s, cmd.Repo, c)
 	}
 	return fmt.Errorf("%w: the cluster key may not run %s", gitexec.ErrBadCommand, cmd.Verb)
+}
+
+// registered refuses, as an unknown repository, a git directory under the
+// root that is not a registered repository: the cluster key reads and
+// stages only what gitmesh replicates.
+func registered(ctx context.Context, s config.Settings, repo string) error {
+	if err := s.NeedDatabase(); err != nil {
+		return err
+	}
+	dbh, err := db.Open(s.DatabaseURL, AppName("cluster", repo, "cluster", s.Device), s.ConnectTimeout.D())
+	if err != nil {
+		return err
+	}
+	defer dbh.Close()
+	ok, err := version.Registered(ctx, dbh, repo)
+	if err == nil && !ok {
+		err = version.ErrNotFound
+	}
+	return err
 }
 
 // replicaCopy makes sure a staging push has a copy to land in: a missing
@@ -228,7 +254,7 @@ func SettingsEnv(s config.Settings) []string {
 		"GITMESH_CLUSTER_KEY=" + s.ClusterKey, "GITMESH_KNOWN_HOSTS=" + s.KnownHosts,
 		"GITMESH_LOCK_TIMEOUT=" + s.LockTimeout.D().String(), "GITMESH_FETCH_TIMEOUT=" + s.FetchTimeout.D().String(),
 		"GITMESH_CONNECT_TIMEOUT=" + s.ConnectTimeout.D().String(), "GITMESH_RECORD_TIMEOUT=" + s.RecordTimeout.D().String(),
-		"GITMESH_WRITE_QUORUM=" + s.WriteQuorum.String(),
+		"GITMESH_WRITE_QUORUM=" + s.WriteQuorum.String(), "GITMESH_CLUSTER_FROM=" + s.ClusterFrom,
 	}
 	if s.Path != "" {
 		env = append(env, "GITMESH_CONFIG="+s.Path)

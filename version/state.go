@@ -158,6 +158,17 @@ func Lookup(ctx context.Context, q queryer, repo, user, device string, need acce
 	return st, nil
 }
 
+// Registered reports whether repo is a registered repository.
+func Registered(ctx context.Context, q queryer, repo string) (bool, error) {
+	rows, err := q.QueryContext(ctx, `SELECT 1 FROM repositories WHERE name = $1`, repo)
+	if err != nil {
+		return false, fmt.Errorf("look up %s: %w", repo, err)
+	}
+	defer rows.Close()
+	found := rows.Next()
+	return found, rows.Err()
+}
+
 // Load reads repo's state for an administrator: no user, no device.
 func Load(ctx context.Context, q queryer, repo string) (State, error) {
 	return load(ctx, q, repo, "", "")

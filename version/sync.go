@@ -17,6 +17,7 @@ import (
 
 	"gitmesh/gitexec"
 	"gitmesh/lock"
+	"gitmesh/public"
 )
 
 // Node is this device as the protocols see it.
@@ -56,6 +57,18 @@ type NoPeerError struct {
 	Repo    string
 	Version int64
 	Tried   []string // "device: error"
+	// Public is Tried for users: "device: what failed", no paths or addresses.
+	Public []string
+}
+
+// PublicMessage is the error for a user of device: the devices tried and
+// what failed, the detail left to the log.
+func (e *NoPeerError) PublicMessage(device string) string {
+	if len(e.Public) == 0 {
+		return fmt.Sprintf("no other device holds version %d of %s, and device %s's copy is missing; tell an administrator", e.Version, e.Repo, device)
+	}
+	return fmt.Sprintf("no up-to-date copy of %s (version %d) is reachable from device %s: %s; try again later, and tell an administrator if it persists",
+		e.Repo, e.Version, device, strings.Join(e.Public, "; "))
 }
 
 func (e *NoPeerError) Error() string {
@@ -185,6 +198,11 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 		n.logSync(ctx, conn, st, peer, time.Since(start), err)
 		if err != nil {
 			noPeer.Tried = append(noPeer.Tried, fmt.Sprintf("%s: %v", peer.Device, err))
+			why, ok := public.Why(err)
+			if !ok {
+				why = "the fetch failed"
+			}
+			noPeer.Public = append(noPeer.Public, peer.Device+": "+why)
 			continue
 		}
 		visible, staged, err := n.Git.ReadRefs(ctx, dir)
@@ -204,7 +222,7 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 			return fmt.Errorf("record version %d of %s: %w", peer.Version, st.Repo, err)
 		}
 		if k, _ := res.RowsAffected(); k != 1 && !st.Current() {
-			return fmt.Errorf("the copy of %s on %s changed while it was fetched (an administrator's thaw?); try again", st.Repo, peer.Device)
+			return public.New(fmt.Sprintf("the copy of %s on %s changed while it was fetched (an administrator's thaw?); try again", st.Repo, peer.Device))
 		}
 		return nil
 	}
@@ -271,7 +289,8 @@ func (n *Node) fetchFrom(ctx context.Context, dir, repo string, peer Copy) error
 	if digest != peer.Digest {
 		n.Log.Warn().Str("repo", repo).Str("peer", peer.Device).Bool("peer_writing", peer.IsWriting).
 			Msg("fetched refs differ from those the peer recorded")
-		return fmt.Errorf("its refs are not version %d (a write there is in progress)", peer.Version)
+		err := fmt.Errorf("its refs are not version %d (a write there is in progress)", peer.Version)
+		return public.Because(err, err.Error())
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -147,7 +148,12 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 	defer srv.Close()
 	// No auto-gc after the report: a gc racing the next writer of this
 	// copy is unsafe. `gitmesh gc` runs it under the locks.
-	cfg := append(hook.GitConfig(hooks), "receive.autogc=false")
+	// Relative to the copy, where receive-pack runs its hooks: git's own
+	// complaints about a hook then never show the repo root to the user.
+	if rel, err := filepath.Rel(w.dir, hooks); err == nil {
+		hooks = rel
+	}
+	cfg := append(hook.GitConfig(hooks), "receive.autogc=false", gitexec.ReceiveFsck)
 	client := w.n.Client
 	if client == nil {
 		client = os.Stdin
@@ -564,7 +570,8 @@ func (w *write) finish(ctx context.Context) {
 		return err
 	})
 	if err != nil {
-		w.n.Tell("%s stays frozen for writes: %v", w.st.Repo, err)
+		// The detail (the database's address, say) is in the log (lost).
+		w.n.Tell("%s stays frozen for writes: its write mark could not be cleared; tell an administrator", w.st.Repo)
 	}
 }
 

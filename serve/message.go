@@ -1,0 +1,80 @@
+package serve
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/lib/pq"
+
+	"gitmesh/config"
+	"gitmesh/db"
+	"gitmesh/gitexec"
+	"gitmesh/lock"
+	"gitmesh/public"
+	"gitmesh/version"
+)
+
+// Message is the sentence a user of `serve USER` reads for err, or ""
+// when err's ordinary message is already fit for users (their own bad
+// input, not found, a lock wait, a frozen repository, no quorum). Nothing
+// else reaches them as it is: paths, addresses and settings go to the log.
+func Message(err error, device string) string {
+	var (
+		timeout *lock.TimeoutError
+		frozen  *version.FrozenError
+		quorum  *version.QuorumError
+		noPeer  *version.NoPeerError
+		gitExit *gitexec.ExitError
+	)
+	switch {
+	case errors.Is(err, gitexec.ErrBadCommand), errors.Is(err, gitexec.ErrBadName), errors.Is(err, version.ErrNotFound),
+		errors.As(err, &timeout), errors.As(err, &frozen), errors.As(err, &quorum), errors.Is(err, version.ErrNoVersions),
+		errors.As(err, &gitExit):
+		return ""
+	case errors.As(err, &noPeer):
+		return noPeer.PublicMessage(name(device))
+	case errors.Is(err, version.ErrLostWrite):
+		why := ""
+		if db.IsUnavailable(err) || strings.Contains(err.Error(), "stayed unreachable") {
+			why = " (the coordination database was unreachable)"
+		}
+		return fmt.Sprintf("the push could not be recorded%s, so the repository stays frozen for writes on device %s; "+
+			"reads still work; tell an administrator", why, name(device))
+	}
+	if m, ok := public.Message(err); ok {
+		return m
+	}
+	switch {
+	case misconfigured(err):
+		return Misconfigured(device)
+	case db.IsUnavailable(err):
+		return fmt.Sprintf("the coordination database is unreachable from device %s; try again later, and tell an administrator if it persists", name(device))
+	}
+	return fmt.Sprintf("gitmesh failed on device %s; tell an administrator (gitmesh's log there has the detail)", name(device))
+}
+
+// Misconfigured is what a user hears about a bad or missing setting.
+func Misconfigured(device string) string {
+	return fmt.Sprintf("the server is misconfigured (device %s); tell an administrator", name(device))
+}
+
+func name(device string) string {
+	if device == "" {
+		return "unknown"
+	}
+	return device
+}
+
+// misconfigured: a setting is wrong, not the request or the network.
+func misconfigured(err error) bool {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		// 28: bad credentials; 3D: no such database; 42501: no privilege.
+		c := string(pqErr.Code)
+		return strings.HasPrefix(c, "28") || strings.HasPrefix(c, "3D") || c == "42501"
+	}
+	var unset config.UnsetError
+	return errors.Is(err, db.ErrBadURL) || errors.Is(err, version.ErrNoDevice) || errors.Is(err, gitexec.ErrNoRoot) ||
+		errors.As(err, &unset)
+}
