@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -21,11 +22,10 @@ func (a *app) serveCommand() *cli.Command {
 				}
 				return serve.Cluster(c.Context, a.settings, conn)
 			}
-			v, err := args(c, "USER")
-			if err != nil {
-				return err
+			if c.NArg() != 1 {
+				return usageError{errors.New("serve needs the name of the user whose key runs it (gitmesh serve USER, as authorized_keys runs it), or --cluster for the cluster key's line")}
 			}
-			conn.User = v[0]
+			conn.User = c.Args().First()
 			return serve.User(c.Context, a.settings, conn)
 		},
 	}

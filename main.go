@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lib/pq"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
@@ -171,6 +172,9 @@ func (a *app) openDB(op string) (*sql.DB, error) {
 // withDB runs f with an open database and closes it after.
 func (a *app) withDB(op string, f func(c *cli.Context, d *sql.DB) error) cli.ActionFunc {
 	return func(c *cli.Context) error {
+		if err := misplacedGlobalFlag(c); err != nil {
+			return err
+		}
 		d, err := a.openDB(op)
 		if err != nil {
 			return err
@@ -257,6 +261,8 @@ func message(err error) string {
 		return msg + "; try again later"
 	case errors.Is(err, version.ErrNoVersions):
 		return "no device holds a recorded version of this repository (ambiguous leaders); an administrator must promote the right copy with 'gitmesh thaw REPO --promote DEVICE'"
+	case errors.Is(err, pq.ErrSSLNotSupported):
+		return oneLine(err.Error()) + "; add sslmode=disable to the database URL, or enable SSL on the PostgreSQL server"
 	case db.IsUnavailable(err) && !isNoPeer(err):
 		return "the coordination database is unreachable (" + oneLine(err.Error()) + "); try again later"
 	}

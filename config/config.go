@@ -110,7 +110,7 @@ func LoadFile(s *Settings, path string) error {
 // NeedDatabase reports a clear error when no database is configured.
 func (s Settings) NeedDatabase() error {
 	if s.DatabaseURL == "" {
-		return fmt.Errorf("no database configured: set GITMESH_DATABASE_URL or --database-url")
+		return fmt.Errorf("no database configured: set database_url in the settings file given with --config (or GITMESH_CONFIG), or give --database-url or GITMESH_DATABASE_URL")
 	}
 	return nil
 }
