@@ -220,6 +220,8 @@ func exitCode(err error) int {
 		usage   usageError
 		exit    cli.ExitCoder
 		gitExit *gitexec.ExitError
+		// A reader's push: the same code as no access, with its own sentence.
+		readOnly *access.ReadOnlyError
 	)
 	switch {
 	case err == nil:
@@ -227,7 +229,7 @@ func exitCode(err error) int {
 	case errors.As(err, &usage), errors.Is(err, gitexec.ErrBadCommand), errors.Is(err, gitexec.ErrBadName),
 		errors.Is(err, access.ErrInvalid):
 		return exitUsage
-	case errors.Is(err, version.ErrNotFound):
+	case errors.Is(err, version.ErrNotFound), errors.As(err, &readOnly):
 		return exitNotFound
 	case errors.As(err, &frozen):
 		return exitFrozen

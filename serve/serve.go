@@ -57,6 +57,9 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	start := time.Now()
 	st, err := version.Lookup(ctx, dbh, cmd.Repo, c.User, s.Device, need)
 	log.Debug().Dur("lookup", time.Since(start)).Bool("current", err == nil && st.Current()).Msg("fast path")
+	if errors.Is(err, version.ErrReadOnly) {
+		return access.ReadOnly(ctx, dbh, cmd.Repo)
+	}
 	if err != nil {
 		return err
 	}
