@@ -60,10 +60,11 @@ func validProtocol(v string) bool {
 }
 
 // gitArgs is the argv that serves verb on dir to a user: gitmesh's own
-// namespace is never advertised, and refs are written to disk for good.
-func gitArgs(verb Verb, dir string) []string {
+// namespace is never advertised, and refs are written to disk for good;
+// extra are more `git -c` settings.
+func gitArgs(verb Verb, dir string, extra ...string) []string {
 	args := []string{"git"}
-	for _, c := range append(FsyncConfig(), "uploadpack.hideRefs="+Hidden, "receive.hideRefs="+Hidden) {
+	for _, c := range append(append(FsyncConfig(), "uploadpack.hideRefs="+Hidden, "receive.hideRefs="+Hidden), extra...) {
 		args = append(args, "-c", c)
 	}
 	return append(args, strings.TrimPrefix(string(verb), "git-"), dir)
@@ -95,7 +96,7 @@ func Exec(verb Verb, dir string, env []string) error {
 	if err != nil {
 		return fmt.Errorf("find git: %w", err)
 	}
-	return syscall.Exec(bin, gitArgs(verb, dir), env)
+	return syscall.Exec(bin, gitArgs(verb, dir, partialCloneConfig(verb, env)...), env)
 }
 
 // Service is a git service running as a child of gitmesh.
