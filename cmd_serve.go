@@ -15,7 +15,7 @@ func (a *app) serveCommand() *cli.Command {
 		Name: "serve", Usage: "the authorized_keys forced command", ArgsUsage: "USER",
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "cluster", Usage: "serve a peer device (cluster key): fetches, staging pushes and sync requests"}},
 		Action: func(c *cli.Context) error {
-			conn := serve.Conn{Original: os.Getenv("SSH_ORIGINAL_COMMAND"), Environ: os.Environ(), Log: a.log, Tell: tell}
+			conn := serve.Conn{Original: os.Getenv("SSH_ORIGINAL_COMMAND"), Environ: os.Environ(), Log: a.log, Tell: tell, Stderr: os.Stderr}
 			if c.Bool("cluster") {
 				if _, err := args(c); err != nil {
 					return err

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +26,9 @@ type Git struct {
 	SSHCommand string
 	// Timeout bounds one fetch from a peer.
 	Timeout time.Duration
+	// Progress, when set, gets the meter of fetches from peers (a user
+	// waiting for a catch-up sees it).
+	Progress *Progress
 }
 
 // keptEnv are the variables git and the repositories' hooks get; anything
@@ -363,7 +367,11 @@ func (g Git) run(ctx context.Context, dir string, args ...string) ([]byte, error
 
 // runInput is run with input on git's stdin.
 func (g Git) runInput(ctx context.Context, dir, input string, args ...string) ([]byte, error) {
+	return g.runWith(ctx, dir, input, nil, args...)
+}
 
+// runWith is runInput that also passes git's stderr to progress, if set.
+func (g Git) runWith(ctx context.Context, dir, input string, progress *Progress, args ...string) ([]byte, error) {
 	if g.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, g.Timeout)
@@ -390,6 +398,10 @@ func (g Git) runInput(ctx context.Context, dir, input string, args ...string) ([
 	cmd.WaitDelay = time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if progress != nil {
+		cmd.Stderr = io.MultiWriter(&stderr, progress)
+		defer progress.Flush()
+	}
 	err := runTied(cmd)
 	out := stdout.Bytes()
 	if ctx.Err() == context.DeadlineExceeded {

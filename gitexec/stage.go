@@ -222,13 +222,17 @@ func (g Git) PushStage(ctx context.Context, dir, url string, local bool) error {
 // otherwise its visible ones. Atomic: a failed fetch changes nothing.
 func (g Git) FetchToStage(ctx context.Context, dir, url string, fromStage bool) error {
 	args := []string{"fetch", "--quiet", "--atomic", "--prune", "--force", "--no-tags",
-		"--no-write-fetch-head", "--no-auto-maintenance", url}
+		"--no-write-fetch-head", "--no-auto-maintenance"}
+	if g.Progress != nil {
+		args = append(args, "--progress") // even though stderr is a pipe
+	}
+	args = append(args, url)
 	if fromStage {
 		args = append(args, "+"+Stage+"*:"+Stage+"*")
 	} else {
 		args = append(args, "+refs/*:"+Stage+"*", "^"+Hidden+"*")
 	}
-	_, err := g.run(ctx, dir, args...)
+	_, err := g.runWith(ctx, dir, "", g.Progress, args...)
 	return err
 }
 

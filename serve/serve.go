@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"syscall"
@@ -28,6 +29,8 @@ type Conn struct {
 	Environ  []string // the process environment, filtered before git sees it
 	Log      zerolog.Logger
 	Tell     func(format string, args ...any)
+	// Stderr, when set, gets the progress of a catch-up from a peer.
+	Stderr io.Writer
 }
 
 // User serves a user's connection: reads catch up first, pushes run under
@@ -70,6 +73,9 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 		return err
 	}
 	node := NewNode(s, dbh, log, c.Tell)
+	if c.Stderr != nil {
+		node.Git.Progress = gitexec.NewProgress(c.Stderr, "gitmesh: catching up: ")
+	}
 	if !node.Current(st) {
 		if err := checkPeerAccess(s, cmd.Repo, st.Leaders()); err != nil {
 			return err
