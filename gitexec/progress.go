@@ -93,7 +93,7 @@ var meterLabels = []string{"Enumerating objects:", "Counting objects:", "Compres
 // meterWords are the words a meter line may hold besides numbers and
 // punctuation (units, rates, "done", delta reuse counts).
 var meterWords = map[string]bool{"done": true, "delta": true, "reused": true, "pack-reused": true,
-	"bytes": true, "KiB": true, "MiB": true, "GiB": true, "TiB": true, "s": true, "objects": true}
+	"bytes": true, "KiB": true, "MiB": true, "GiB": true, "TiB": true, "s": true}
 
 // meterLine returns raw, one line of a fetch's stderr, as the user may see
 // it when it is a line of git's progress meter ("remote: " dropped, spaces
