@@ -88,7 +88,7 @@ const maxProgressLine = 200
 // meterLabels start the lines of git's progress meter, on either side of
 // a fetch.
 var meterLabels = []string{"Enumerating objects:", "Counting objects:", "Compressing objects:",
-	"Receiving objects:", "Resolving deltas:", "Total ", "Checking objects:", "Checking connectivity:"}
+	"Receiving objects:", "Unpacking objects:", "Resolving deltas:", "Total ", "Checking objects:", "Checking connectivity:"}
 
 // meterWords are the words a meter line may hold besides numbers and
 // punctuation (units, rates, "done", delta reuse counts).

@@ -18,6 +18,8 @@ func TestMeterLinePassesOnlyGitsMeter(t *testing.T) {
 		{"Receiving objects: 100% (6/6), 512 bytes | 512.00 KiB/s, done.", "Receiving objects: 100% (6/6), 512 bytes | 512.00 KiB/s, done."},
 		{"remote: Total 6 (delta 0), reused 0 (delta 0), pack-reused 0", "Total 6 (delta 0), reused 0 (delta 0), pack-reused 0"},
 		{"Resolving deltas: 100% (3/3), done.", "Resolving deltas: 100% (3/3), done."},
+		{"Unpacking objects:  40% (2/5), 8.00 MiB | 2.10 MiB/s", "Unpacking objects: 40% (2/5), 8.00 MiB | 2.10 MiB/s"},
+		{" * [new ref]         main       -> refs/gitmesh/stage/heads/main", ""},
 		{"fatal: '/srv/git/team/app.git' does not appear to be a git repository", ""},
 		{"From /srv/git/b/team/app.git", ""},
 		{"From ssh://git@10.0.0.2:2222/team/app", ""},
