@@ -51,6 +51,9 @@ func parseArgs(c *cli.Context, want []string, valueFlags, boolFlags []string) (c
 		case contains(boolFlags, name) && !hasValue:
 			a.bools[name] = true
 		default:
+			if _, global := isGlobalFlag(s); global {
+				return a, globalFlagAfter(commandName(c), rest, s)
+			}
 			return a, usageError{fmt.Errorf("%s: unknown flag %s", commandName(c), s)}
 		}
 	}

@@ -29,7 +29,7 @@ func init() {
 // every other bad command line, instead of urfave/cli's help on stdout.
 // commands() applies it to every command and its subcommands.
 func usageErrors(cmd *cli.Command) *cli.Command {
-	cmd.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+	cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error { return usageHint(c, err) }
 	if len(cmd.Subcommands) > 0 && cmd.Action == nil {
 		cmd.Action = needSubcommand
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -14,18 +15,17 @@ func (a *app) serveCommand() *cli.Command {
 		Name: "serve", Usage: "the authorized_keys forced command", ArgsUsage: "USER",
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "cluster", Usage: "serve a peer device (cluster key): fetches, staging pushes and sync requests"}},
 		Action: func(c *cli.Context) error {
-			conn := serve.Conn{Original: os.Getenv("SSH_ORIGINAL_COMMAND"), Environ: os.Environ(), Log: a.log, Tell: tell}
+			conn := serve.Conn{Original: os.Getenv("SSH_ORIGINAL_COMMAND"), Environ: os.Environ(), Log: a.log, Tell: tell, Stderr: os.Stderr}
 			if c.Bool("cluster") {
 				if _, err := args(c); err != nil {
 					return err
 				}
 				return serve.Cluster(c.Context, a.settings, conn)
 			}
-			v, err := args(c, "USER")
-			if err != nil {
-				return err
+			if c.NArg() != 1 {
+				return usageError{errors.New("serve needs the name of the user whose key runs it (gitmesh serve USER, as authorized_keys runs it), or --cluster for the cluster key's line")}
 			}
-			conn.User = v[0]
+			conn.User = c.Args().First()
 			return serve.User(c.Context, a.settings, conn)
 		},
 	}

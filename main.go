@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lib/pq"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
@@ -202,6 +203,9 @@ func (a *app) openDB(op string) (*sql.DB, error) {
 // withDB runs f with an open database and closes it after.
 func (a *app) withDB(op string, f func(c *cli.Context, d *sql.DB) error) cli.ActionFunc {
 	return func(c *cli.Context) error {
+		if err := misplacedGlobalFlag(c); err != nil {
+			return err
+		}
 		d, err := a.openDB(op)
 		if err != nil {
 			return err
@@ -232,6 +236,8 @@ func exitCode(err error) int {
 		usage   usageError
 		exit    cli.ExitCoder
 		gitExit *gitexec.ExitError
+		// A reader's push: the same code as no access, with its own sentence.
+		readOnly *access.ReadOnlyError
 	)
 	switch {
 	case err == nil:
@@ -239,7 +245,7 @@ func exitCode(err error) int {
 	case errors.As(err, &usage), errors.Is(err, gitexec.ErrBadCommand), errors.Is(err, gitexec.ErrBadName),
 		errors.Is(err, access.ErrInvalid):
 		return exitUsage
-	case errors.Is(err, version.ErrNotFound):
+	case errors.Is(err, version.ErrNotFound), errors.As(err, &readOnly):
 		return exitNotFound
 	case errors.As(err, &frozen):
 		return exitFrozen
@@ -293,6 +299,8 @@ func message(err error) string {
 		return msg + "; try again later"
 	case errors.Is(err, version.ErrNoVersions):
 		return "no device holds a recorded version of this repository (ambiguous leaders); an administrator must promote the right copy with 'gitmesh thaw REPO --promote DEVICE'"
+	case errors.Is(err, pq.ErrSSLNotSupported):
+		return oneLine(err.Error()) + "; add sslmode=disable to the database URL, or enable SSL on the PostgreSQL server"
 	case db.IsUnavailable(err) && !isNoPeer(err):
 		return "the coordination database is unreachable (" + oneLine(err.Error()) + "); try again later"
 	}

@@ -24,7 +24,7 @@ type CopyStatus struct {
 	Frozen bool `json:"frozen"`
 	// Pending: this device holds the version staged; its next read shows it.
 	Pending   bool      `json:"pending"`
-	Writer    *Writer   `json:"writer,omitempty"`
+	Writer    *Writer   `json:"writer"` // null when no write is marked
 	UpdatedAt time.Time `json:"updated_at"`
 	// Per repository: how many of its devices hold the newest version,
 	// against the write quorum.

@@ -131,7 +131,7 @@ func (e UnsetError) Error() string { return string(e) }
 // NeedDatabase reports a clear error when no database is configured.
 func (s Settings) NeedDatabase() error {
 	if s.DatabaseURL == "" {
-		return UnsetError("no database configured: set GITMESH_DATABASE_URL or --database-url")
+		return UnsetError("no database configured: set database_url in the settings file given with --config (or GITMESH_CONFIG), or give --database-url or GITMESH_DATABASE_URL")
 	}
 	return nil
 }

@@ -85,7 +85,10 @@ func parse(s string, verbs map[string]Verb) (Command, error) {
 	}
 	word, rest := splitVerb(s)
 	verb, ok := verbs[word]
-	if !ok || rest == "" {
+	if ok && strings.TrimSpace(rest) == "" {
+		return Command{}, badCommand("the repository path is missing: %s needs one, as in %s 'team/app.git'", word, word)
+	}
+	if !ok {
 		return Command{}, badCommand("unknown command %s; only git-upload-pack, git-receive-pack and git-upload-archive with one repository are allowed", quoteForUser(word))
 	}
 	arg, err := unquote(rest)

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +28,9 @@ type Git struct {
 	SSHCommand string
 	// Timeout bounds one fetch from a peer.
 	Timeout time.Duration
+	// Progress, when set, gets the meter of fetches from peers (a user
+	// waiting for a catch-up sees it).
+	Progress *Progress
 }
 
 // keptEnv are the variables git and the repositories' hooks get; anything
@@ -64,10 +68,10 @@ func validProtocol(v string) bool {
 // gitArgs is the argv that serves verb to a user, run inside the copy:
 // gitmesh's own namespace is never advertised, refs are written to disk
 // for good, and the copy is named "." so that git's messages to the user
-// never show the server's path.
-func gitArgs(verb Verb) []string {
+// never show the server's path; extra are more `git -c` settings.
+func gitArgs(verb Verb, extra ...string) []string {
 	args := []string{"git"}
-	for _, c := range append(FsyncConfig(), "uploadpack.hideRefs="+Hidden, "receive.hideRefs="+Hidden) {
+	for _, c := range append(append(FsyncConfig(), "uploadpack.hideRefs="+Hidden, "receive.hideRefs="+Hidden), extra...) {
 		args = append(args, "-c", c)
 	}
 	return append(args, strings.TrimPrefix(string(verb), "git-"), ".")
@@ -102,7 +106,7 @@ func Exec(verb Verb, dir string, env []string) error {
 	if err := os.Chdir(dir); err != nil {
 		return public.Wrap(err, "this device cannot open its copy of the repository; the administrator can find why in gitmesh's log")
 	}
-	return syscall.Exec(bin, gitArgs(verb), env)
+	return syscall.Exec(bin, gitArgs(verb, partialCloneConfig(verb, env)...), env)
 }
 
 // Service is a git service running as a child of gitmesh.
@@ -370,7 +374,11 @@ func (g Git) run(ctx context.Context, dir string, args ...string) ([]byte, error
 
 // runInput is run with input on git's stdin.
 func (g Git) runInput(ctx context.Context, dir, input string, args ...string) ([]byte, error) {
+	return g.runWith(ctx, dir, input, nil, args...)
+}
 
+// runWith is runInput that also passes git's stderr to progress, if set.
+func (g Git) runWith(ctx context.Context, dir, input string, progress *Progress, args ...string) ([]byte, error) {
 	if g.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, g.Timeout)
@@ -397,6 +405,10 @@ func (g Git) runInput(ctx context.Context, dir, input string, args ...string) ([
 	cmd.WaitDelay = time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if progress != nil {
+		cmd.Stderr = io.MultiWriter(&stderr, progress)
+		defer progress.Flush()
+	}
 	err := runTied(cmd)
 	out := stdout.Bytes()
 	if ctx.Err() == context.DeadlineExceeded {

@@ -253,14 +253,23 @@ func (g Git) PushStage(ctx context.Context, dir, url string, local bool) error {
 // when fromStage (a peer whose visible refs still lag its version),
 // otherwise its visible ones. Atomic: a failed fetch changes nothing.
 func (g Git) FetchToStage(ctx context.Context, dir, url string, fromStage bool) error {
-	args := append(g.fetchFsck(ctx, dir), "fetch", "--quiet", "--atomic", "--prune", "--force", "--no-tags",
-		"--no-write-fetch-head", "--no-auto-maintenance", url)
+	args := append(g.fetchFsck(ctx, dir), "fetch", "--atomic", "--prune", "--force", "--no-tags",
+		"--no-write-fetch-head", "--no-auto-maintenance")
+	if g.Progress != nil {
+		// Not --quiet, which also silences the receiving side's meter
+		// (index-pack's "Receiving objects"); the ref summary it lets
+		// through is not a meter line and stays behind.
+		args = append(args, "--progress")
+	} else {
+		args = append(args, "--quiet")
+	}
+	args = append(args, url)
 	if fromStage {
 		args = append(args, "+"+Stage+"*:"+Stage+"*")
 	} else {
 		args = append(args, "+refs/*:"+Stage+"*", "^"+Hidden+"*")
 	}
-	_, err := g.run(ctx, dir, args...)
+	_, err := g.runWith(ctx, dir, "", g.Progress, args...)
 	return err
 }
 

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"syscall"
@@ -29,6 +30,8 @@ type Conn struct {
 	Environ  []string // the process environment, filtered before git sees it
 	Log      zerolog.Logger
 	Tell     func(format string, args ...any)
+	// Stderr, when set, gets the progress of a catch-up from a peer.
+	Stderr io.Writer
 }
 
 // User serves a user's connection: reads catch up first, pushes run under
@@ -62,6 +65,9 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	start := time.Now()
 	st, err := version.Lookup(ctx, dbh, cmd.Repo, c.User, s.Device, need)
 	log.Debug().Dur("lookup", time.Since(start)).Bool("current", err == nil && st.Current()).Msg("fast path")
+	if errors.Is(err, version.ErrReadOnly) {
+		return access.ReadOnly(ctx, dbh, cmd.Repo)
+	}
 	if err != nil {
 		return err
 	}
@@ -72,6 +78,9 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 		return err
 	}
 	node := NewNode(s, dbh, nodeLog, c.Tell)
+	if c.Stderr != nil {
+		node.Git.Progress = gitexec.NewProgress(c.Stderr, "gitmesh: catching up: ")
+	}
 	if !node.Current(st) {
 		if err := checkPeerAccess(s, cmd.Repo, st.Leaders()); err != nil {
 			return err

@@ -121,6 +121,10 @@ func (s State) Leaders() []Copy {
 // repository the user may not use.
 var ErrNotFound = errors.New("repository not found")
 
+// ErrReadOnly refuses a push by a user who may read the repository (and
+// so may know it exists) but not write to it.
+var ErrReadOnly = errors.New("read access only")
+
 // ErrNoDevice means this device is not registered.
 var ErrNoDevice = errors.New("device not registered")
 
@@ -143,13 +147,17 @@ FROM repo LEFT JOIN devices d ON true
 ORDER BY d.name`
 
 // Lookup loads repo's state as seen by user on device. It returns
-// ErrNotFound when the repository is unknown or the user below need.
+// ErrNotFound when the repository is unknown or the user below need, and
+// ErrReadOnly when the user needs write but may only read.
 func Lookup(ctx context.Context, q queryer, repo, user, device string, need access.Level) (State, error) {
 	st, err := load(ctx, q, repo, user, device)
 	if err != nil {
 		return State{}, err
 	}
 	if st.Level < need {
+		if st.Level >= access.Read {
+			return State{}, ErrReadOnly
+		}
 		return State{}, ErrNotFound
 	}
 	if st.SelfID == 0 {

@@ -194,6 +194,7 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 	noPeer := &NoPeerError{Repo: st.Repo, Version: st.Highest()}
 	for _, peer := range leaders {
 		start := time.Now()
+		n.tellCatchUp(st, peer)
 		err := n.fetchFrom(ctx, dir, st.Repo, peer)
 		n.logSync(ctx, conn, st, peer, time.Since(start), err)
 		if err != nil {
