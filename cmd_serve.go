@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -15,6 +17,10 @@ func (a *app) serveCommand() *cli.Command {
 		Name: "serve", Usage: "the authorized_keys forced command", ArgsUsage: "USER",
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "cluster", Usage: "serve a peer device (cluster key): fetches, staging pushes and sync requests"}},
 		Action: func(c *cli.Context) error {
+			// A client that hangs up must not kill serve by SIGPIPE at its
+			// next line on stderr (mid-write, say): the write fails instead.
+			// Caught, not ignored, so git exec'd later has the default.
+			signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 			conn := serve.Conn{Original: os.Getenv("SSH_ORIGINAL_COMMAND"), Environ: os.Environ(), Log: a.log, Tell: tell, Stderr: os.Stderr}
 			if c.Bool("cluster") {
 				if _, err := args(c); err != nil {
