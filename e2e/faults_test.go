@@ -57,23 +57,7 @@ func TestKilledServeIsRepairedByTheNextRead(t *testing.T) {
 	slowPreReceive(t, c, "a", "team/app", marker)
 
 	c.Commit(work, "README", "never acknowledged\n")
-	push := c.Devices["a"].GitCmd("alice", work, "push", url, "main")
-	var stderr bytes.Buffer
-	push.Stderr = &stderr
-	if err := push.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the push to reach pre-receive", exists(marker))
-	var pid int
-	if err := c.DB().QueryRow(`SELECT (write_properties->>'pid')::int FROM working_copy_versions WHERE is_writing`).Scan(&pid); err != nil {
-		t.Fatalf("no write mark while the push is in pre-receive: %v", err)
-	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if err := push.Wait(); err == nil {
-		t.Fatalf("push succeeded although its gitmesh was killed: %s", stderr.String())
-	}
+	killWriter(t, c, "a", work, exists(marker))
 
 	// status tells the dead writer's mark; the next read, on another
 	// device, has a repair it (its writer is gone) and is served.

@@ -594,23 +594,7 @@ func TestQuorumKilledServeHealsAndLosesNothing(t *testing.T) {
 	hook := adminHook(t, c, "a", "update", fmt.Sprintf("touch %q\nsleep 3\n", marker))
 
 	c.Commit(work, "README", "serve was killed\n")
-	push := c.Devices["a"].GitCmd("alice", work, "push", url, "main")
-	var stderr bytes.Buffer
-	push.Stderr = &stderr
-	if err := push.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "serve to run the update hook", exists(marker))
-	var pid int
-	if err := c.DB().QueryRow(`SELECT (write_properties->>'pid')::int FROM working_copy_versions WHERE is_writing`).Scan(&pid); err != nil {
-		t.Fatalf("no write mark while serve validates the push: %v", err)
-	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if err := push.Wait(); err == nil {
-		t.Fatalf("push succeeded although its serve was killed: %s", stderr.String())
-	}
+	killWriter(t, c, "a", work, exists(marker))
 	os.Remove(hook)
 
 	waitFor(t, "status to show the repository frozen", func() bool {
