@@ -27,7 +27,7 @@ type PgBouncer struct {
 	Log    string
 	target *url.URL
 	cmd    *exec.Cmd
-	done   chan error
+	done   <-chan error
 }
 
 // RequirePgBouncer fails the test (never skips it) when PgBouncer is
@@ -121,20 +121,8 @@ func (b *PgBouncer) start(cred *syscall.Credential) error {
 	b.cmd = exec.Command(PgBouncerBin, ini)
 	b.cmd.Dir = b.Dir
 	b.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGTERM, Setpgid: true}
-	b.done = make(chan error, 1)
-	started := make(chan error, 1)
-	cmd, done := b.cmd, b.done
-	go func() {
-		// Pdeathsig follows the starting thread: keep it for the bouncer's life.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		done <- cmd.Wait()
-	}()
-	if err := <-started; err != nil {
+	var err error
+	if b.done, err = startTied(b.cmd); err != nil {
 		b.cmd = nil
 		return fmt.Errorf("start pgbouncer: %w", err)
 	}

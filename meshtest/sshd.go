@@ -45,7 +45,7 @@ type Host struct {
 	HostKey        string // the public host key line, "ssh-ed25519 AAAA..."
 	c              *SSHCluster
 	cmd            *exec.Cmd
-	done           chan error
+	done           <-chan error
 }
 
 // RequireSSHD fails the test (never skips it) when OpenSSH is missing,
@@ -356,20 +356,8 @@ MaxStartups 200:30:400
 	h.cmd.Dir = h.Dir
 	// SIGTERM when the test process dies, however it dies.
 	h.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
-	h.done = make(chan error, 1)
-	started := make(chan error, 1)
-	cmd, done := h.cmd, h.done
-	go func() {
-		// Pdeathsig follows the starting thread: keep it for sshd's life.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		done <- cmd.Wait()
-	}()
-	if err := <-started; err != nil {
+	var err error
+	if h.done, err = startTied(h.cmd); err != nil {
 		h.cmd = nil
 		return fmt.Errorf("start sshd: %w", err)
 	}
@@ -450,4 +438,21 @@ func (p *Postgres) Dir() string {
 		return ""
 	}
 	return p.dir
+}
+
+// startTied starts cmd from a thread locked for its whole life, since
+// Pdeathsig follows the starting thread; done gets cmd's exit.
+func startTied(cmd *exec.Cmd) (<-chan error, error) {
+	done := make(chan error, 1)
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		done <- cmd.Wait()
+	}()
+	return done, <-started
 }
