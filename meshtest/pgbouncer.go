@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,7 +26,7 @@ type PgBouncer struct {
 	Log    string
 	target *url.URL
 	cmd    *exec.Cmd
-	done   <-chan error
+	done   chan error
 }
 
 // RequirePgBouncer fails the test (never skips it) when PgBouncer is

@@ -45,7 +45,7 @@ type Host struct {
 	HostKey        string // the public host key line, "ssh-ed25519 AAAA..."
 	c              *SSHCluster
 	cmd            *exec.Cmd
-	done           <-chan error
+	done           chan error
 }
 
 // RequireSSHD fails the test (never skips it) when OpenSSH is missing,
@@ -442,7 +442,7 @@ func (p *Postgres) Dir() string {
 
 // startTied starts cmd from a thread locked for its whole life, since
 // Pdeathsig follows the starting thread; done gets cmd's exit.
-func startTied(cmd *exec.Cmd) (<-chan error, error) {
+func startTied(cmd *exec.Cmd) (chan error, error) {
 	done := make(chan error, 1)
 	started := make(chan error, 1)
 	go func() {
