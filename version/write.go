@@ -65,7 +65,7 @@ type Receiver func(env, gitConfig []string) (*gitexec.Service, error)
 // Push runs one write: take the write lock, refuse if frozen, catch up,
 // mark the write pending, and run receive-pack, whose proc-receive hook
 // hands every ref update to this process (see procReceive).
-func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) error {
+func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) (err error) {
 	began := time.Now()
 	conn, err := n.DB.Conn(ctx)
 	if err != nil {
@@ -73,8 +73,10 @@ func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) 
 	}
 	w := &write{n: n, conn: conn, st: st, user: user, dir: gitexec.RepoDir(n.RepoRoot, st.Repo)}
 	defer func() { w.conn.Close() }()
+	var waited time.Duration
+	defer func() { w.recordAttempt(began, waited, err) }()
 	wkey := lock.Write(st.RepoID)
-	if err := lock.Acquire(ctx, conn, wkey, n.LockTimeout, n.waiting(st.Repo, wkey)); err != nil {
+	if waited, err = lock.AcquireTimed(ctx, conn, wkey, n.LockTimeout, n.waiting(st.Repo, wkey)); err != nil {
 		return err
 	}
 	defer func() { lock.Release(context.Background(), w.conn, wkey) }()
