@@ -26,14 +26,15 @@ VALUES ($1, NULLIF($2, 0), $3, $4, $5, $6)`
 
 // recordAttempt writes one push_attempts row for this push: began is
 // when it started, waited its wait for the write lock, err what Push
-// returns. It runs after the write lock is released and never holds up
+// returns; a wait is rounded up to a whole millisecond, so that any wait
+// at all counts as one. It runs after the write lock is released and never holds up
 // the user for long: a statistic lost is only logged.
 func (w *write) recordAttempt(began time.Time, waited time.Duration, err error) {
 	result := attemptResult(w.committed, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_, dbErr := w.conn.ExecContext(ctx, attemptQuery, w.st.RepoID, w.st.SelfID, w.user,
-		time.Since(began).Milliseconds(), waited.Milliseconds(), result)
+		time.Since(began).Milliseconds(), (waited + time.Millisecond - 1).Milliseconds(), result)
 	if dbErr != nil {
 		w.n.Log.Warn().Err(dbErr).Str("repo", w.st.Repo).Msg("record push attempt")
 	}
