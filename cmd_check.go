@@ -35,7 +35,8 @@ func init() {
 func (a *app) checkAction(c *cli.Context) error {
 	for _, s := range c.Args().Slice() {
 		if s == "-h" || s == "--help" {
-			return cli.ShowCommandHelp(c, "check")
+			cli.HelpPrinter(c.App.Writer, cli.CommandHelpTemplate, c.Command)
+			return nil
 		}
 	}
 	v, err := parseArgs(c, nil, []string{"lag-warn"}, []string{"no-probe", "json"})
@@ -78,8 +79,8 @@ func (a *app) checkAction(c *cli.Context) error {
 
 func printCheck(w io.Writer, r health.Report, lag time.Duration) {
 	if len(r.Problems) == 0 {
-		fmt.Fprintf(w, "OK: %d devices, %d repositories: nothing frozen, below quorum or behind for more than %s\n",
-			r.Devices, r.Repositories, lag)
+		fmt.Fprintf(w, "OK: %s, %s: nothing frozen, below quorum or behind for more than %s\n",
+			count(r.Devices, "device"), count(r.Repositories, "repository"), lag)
 		return
 	}
 	for _, p := range r.Problems {
@@ -115,9 +116,18 @@ func (e checkExit) ExitCode() int { return e.code }
 func (a *app) checkBefore(c *cli.Context) error {
 	err := a.load(c)
 	if err != nil && c.Args().First() == "check" {
-		msg := message(err)
-		fmt.Fprintf(c.App.Writer, "UNKNOWN: %s\n", msg)
-		return checkExit{code: int(health.Unknown), msg: msg}
+		return unknown(c, contains(c.Args().Slice(), "--json"), err)
 	}
 	return err
+}
+
+// count is "1 device" or "3 devices".
+func count(n int, noun string) string {
+	switch {
+	case n == 1:
+		return "1 " + noun
+	case strings.HasSuffix(noun, "y"):
+		return fmt.Sprintf("%d %sies", n, strings.TrimSuffix(noun, "y"))
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

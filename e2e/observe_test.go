@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -194,7 +195,7 @@ func TestCheckExitCodes(t *testing.T) {
 	work, _ := pushed(t, c)
 	c.WaitConverged("team/app")
 
-	wantCheck(t, "healthy", check(t, c), 0, "OK: 3 devices, 1 repositories")
+	wantCheck(t, "healthy", check(t, c), 0, "OK: 3 devices, 1 repository")
 
 	// c misses a push: a warning only once it has lagged for longer than --lag-warn.
 	c.Commit(work, "README", "c is away\n")
@@ -263,6 +264,13 @@ func TestCheckExitCodes(t *testing.T) {
 	wantCheck(t, "unknown flag", check(t, c, "--frob"), 3, "UNKNOWN:")
 	r = c.Devices["a"].Run(nil, "--write-quorum", "most", "check")
 	wantCheck(t, "bad setting", r, 3, "UNKNOWN:")
+	r = c.Devices["a"].Run(nil, "--write-quorum", "most", "check", "--json")
+	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil || r.Code != 3 || rep.Status != "unknown" {
+		t.Errorf("bad setting, --json: exit %d, %v: %s", r.Code, err, r.Stdout)
+	}
+	if r := c.Admin("check", "--help"); r.Code != 0 || !strings.Contains(r.Stdout, "--lag-warn") {
+		t.Errorf("check --help: exit %d: %s%s", r.Code, r.Stdout, r.Stderr)
+	}
 }
 
 // Over real sshd, check logs in to each device with the cluster key; a
@@ -270,9 +278,26 @@ func TestCheckExitCodes(t *testing.T) {
 func TestCheckProbesDevicesOverSSH(t *testing.T) {
 	c := meshtest.NewSSHCluster(t, "a", "b", "c")
 	wantCheck(t, "all up", check(t, c.Cluster), 0, "OK: 3 devices")
+	// A probe is not an error on the device probed.
+	if log, _ := os.ReadFile(c.Devices["b"].Log); strings.Contains(string(log), `"level":"error"`) {
+		t.Errorf("b logged an error for check's probe:\n%s", log)
+	}
+
 	c.Hosts["c"].StopSSHD()
-	defer c.Hosts["c"].StartSSHD()
 	wantCheck(t, "c down", check(t, c.Cluster), 1, "WARNING: device c is unreachable: ssh failed")
+	c.Hosts["c"].StartSSHD()
+
+	// sshd answers but the repo root is gone (an unmounted disk).
+	root := c.Devices["b"].Root
+	if err := os.Rename(root, root+".away"); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Rename(root+".away", root)
+	r := check(t, c.Cluster)
+	wantCheck(t, "b's root gone", r, 1, "WARNING: device b is unreachable: ssh let the cluster key in, but the device answered (exit 1): gitmesh: this device's repo root cannot be read")
+	if strings.Contains(r.Stdout, root) {
+		t.Errorf("check names b's repo root: %s", r.Stdout)
+	}
 }
 
 // sync-log shows who fetched what from whom, newest first, filtered by

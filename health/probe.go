@@ -47,11 +47,11 @@ func localRoot(dir string) error {
 }
 
 // ssh logs in with the cluster key and asks for nothing: the peer's
-// forced command (`gitmesh serve --cluster`) refuses an interactive
-// login in one line and exits 2. So ssh's own failure (exit 255) means
-// unreachable, and any other answer that sshd let the key in and ran
-// gitmesh. Bounded by the connect timeout, three times over (connect,
-// key exchange, the answer).
+// forced command (`gitmesh serve --cluster`) answers such a probe with
+// exit 0 when its repo root can be read (an older gitmesh refuses it as
+// an interactive login, exit 2: reachable too). ssh's own failure (exit
+// 255) means unreachable. Bounded by the connect timeout, three times
+// over (connect, key exchange, the answer).
 func (p Prober) ssh(ctx context.Context, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Hostname() == "" {
@@ -87,9 +87,9 @@ func (p Prober) ssh(ctx context.Context, raw string) error {
 	case errors.As(err, &ee) && ee.ExitCode() == 255:
 		return fmt.Errorf("ssh failed: %s", lastLine(stderr.String()))
 	case errors.As(err, &ee) && ee.ExitCode() == 2:
-		return nil // gitmesh serve --cluster refused the login: it runs
+		return nil // an older gitmesh serve --cluster refused the login: it runs
 	case errors.As(err, &ee):
-		return fmt.Errorf("ssh let the cluster key in, but its command exited %d instead of gitmesh's refusal: %s",
+		return fmt.Errorf("ssh let the cluster key in, but the device answered (exit %d): %s",
 			ee.ExitCode(), lastLine(stderr.String()))
 	}
 	return fmt.Errorf("run ssh: %v", err)
