@@ -32,6 +32,7 @@ fuzz: setup
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzValidateName -fuzztime $(FUZZTIME) ./gitexec/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzParseKey -fuzztime $(FUZZTIME) ./access/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzReadPush -fuzztime $(FUZZTIME) ./hook/
+	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzEscape -fuzztime $(FUZZTIME) ./synclog/
 
 demo: setup build
 	@scripts/demo.sh start
