@@ -283,6 +283,13 @@ func TestCheckProbesDevicesOverSSH(t *testing.T) {
 		t.Errorf("b logged an error for check's probe:\n%s", log)
 	}
 
+	// A host without the cluster key cannot tell: it says so, and
+	// --no-probe is quiet.
+	c.Devices["a"].WriteConfig("")
+	wantCheck(t, "no cluster key", check(t, c.Cluster), 1, "WARNING: device b was not probed: cluster_key and known_hosts are not set here")
+	wantCheck(t, "no cluster key, --no-probe", check(t, c.Cluster, "--no-probe"), 0, "OK: 3 devices")
+	c.SetPeerSettings("a", c.ClusterKey, c.KnownHosts)
+
 	c.Hosts["c"].StopSSHD()
 	wantCheck(t, "c down", check(t, c.Cluster), 1, "WARNING: device c is unreachable: ssh failed")
 	c.Hosts["c"].StartSSHD()

@@ -6,6 +6,7 @@ package health
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -38,7 +39,7 @@ func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil
 // Problem is one thing an operator should look at.
 type Problem struct {
 	Severity   Severity `json:"severity"`
-	Kind       string   `json:"kind"` // frozen, below_quorum, lagging, unreachable, migrations
+	Kind       string   `json:"kind"` // frozen, below_quorum, lagging, unreachable, not_probed, migrations
 	Repository string   `json:"repository,omitempty"`
 	Device     string   `json:"device,omitempty"`
 	Message    string   `json:"message"`
@@ -194,8 +195,13 @@ func (r *Report) devices(ctx context.Context, d *sql.DB, o Options) error {
 	}
 	wg.Wait()
 	down := 0
-	for _, err := range errs {
-		if err != nil {
+	for i, err := range errs {
+		switch {
+		case errors.Is(err, ErrNotProbed):
+			errs[i] = nil // not known to be down; said once below
+			r.add(Problem{Severity: Warning, Kind: "not_probed", Device: devs[i].Name,
+				Message: fmt.Sprintf("device %s was not probed: %v; set them, or pass --no-probe", devs[i].Name, err)})
+		case err != nil:
 			down++
 		}
 	}

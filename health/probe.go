@@ -24,6 +24,10 @@ type Prober struct {
 	ConnectTimeout         time.Duration
 }
 
+// ErrNotProbed means this host lacks what reaching a device needs: the
+// cluster key and known_hosts, for an ssh:// device.
+var ErrNotProbed = errors.New("cluster_key and known_hosts are not set here, and an ssh:// device is reached with them")
+
 // Probe returns why dev cannot be reached, or nil.
 func (p Prober) Probe(ctx context.Context, dev admin.Device) error {
 	if filepath.IsAbs(dev.URL) {
@@ -58,7 +62,7 @@ func (p Prober) ssh(ctx context.Context, raw string) error {
 		return errors.New("its URL is not an ssh:// URL gitmesh can use")
 	}
 	if p.ClusterKey == "" || p.KnownHosts == "" {
-		return errors.New("not probed: set cluster_key and known_hosts to reach ssh:// devices")
+		return ErrNotProbed
 	}
 	limit := max(3*p.ConnectTimeout, 5*time.Second)
 	ctx, cancel := context.WithTimeout(ctx, limit)
