@@ -241,11 +241,11 @@ func TestCheckExitCodes(t *testing.T) {
 
 	// A migration not applied: critical, saying what to run.
 	db := c.DB()
-	if _, err := db.Exec(`DELETE FROM schema_migrations WHERE name = '004_push_attempts.sql'`); err != nil {
+	if _, err := db.Exec(`DELETE FROM schema_migrations WHERE name = '004_observe.sql'`); err != nil {
 		t.Fatal(err)
 	}
-	wantCheck(t, "migration pending", check(t, c), 2, "CRITICAL: the database lacks migrations 004_push_attempts.sql; run 'gitmesh migrate'")
-	if _, err := db.Exec(`INSERT INTO schema_migrations (name) VALUES ('004_push_attempts.sql')`); err != nil {
+	wantCheck(t, "migration pending", check(t, c), 2, "CRITICAL: the database lacks migrations 004_observe.sql; run 'gitmesh migrate'")
+	if _, err := db.Exec(`INSERT INTO schema_migrations (name) VALUES ('004_observe.sql')`); err != nil {
 		t.Fatal(err)
 	}
 

@@ -35,7 +35,7 @@ func Write(ctx context.Context, d *sql.DB, quorum int, w io.Writer) error {
 		return fmt.Errorf("the database lacks migrations %s; run 'gitmesh migrate'", strings.Join(pending, ", "))
 	}
 	c := &collector{}
-	for _, f := range []func(context.Context, *sql.DB, int, *collector) error{copies, fetches, lastSyncs, pushes} {
+	for _, f := range []func(context.Context, *sql.DB, int, *collector) error{copies, syncs, pushes} {
 		if err := f(ctx, d, quorum, c); err != nil {
 			return err
 		}
@@ -127,63 +127,63 @@ func copies(ctx context.Context, d *sql.DB, quorum int, c *collector) error {
 	return nil
 }
 
-// fetchQuery sums sync_log per device: catch-up fetches, their time and
-// failures, and heals. Every registered device gets a row.
-const fetchQuery = `
-SELECT d.name,
+// syncQuery sums sync_log in one pass, per repository and device:
+// catch-up fetches, their time and failures, heals, and the last
+// successful fetch. Every registered device gets a row.
+const syncQuery = `
+SELECT d.name, COALESCE(r.name, ''),
        count(s.id) FILTER (WHERE s.kind = 'fetch'),
        COALESCE(sum(s.duration_ms) FILTER (WHERE s.kind = 'fetch'), 0),
        count(s.id) FILTER (WHERE s.kind = 'fetch' AND s.result <> 'ok'),
-       count(s.id) FILTER (WHERE s.kind = 'heal')
-FROM devices d LEFT JOIN sync_log s ON s.device_id = d.id
-GROUP BY d.name ORDER BY d.name`
+       count(s.id) FILTER (WHERE s.kind = 'heal'),
+       COALESCE(extract(epoch FROM max(s.created_at) FILTER (WHERE s.kind = 'fetch' AND s.result = 'ok'))::float8, 0)
+FROM devices d
+LEFT JOIN sync_log s ON s.device_id = d.id
+LEFT JOIN repositories r ON r.id = s.repository_id
+GROUP BY d.name, r.name ORDER BY d.name, r.name`
 
-func fetches(ctx context.Context, d *sql.DB, _ int, c *collector) error {
+func syncs(ctx context.Context, d *sql.DB, _ int, c *collector) error {
 	n := c.desc("gitmesh_fetches_total", "Fetches this device made from a peer to catch up (sync_log, kind fetch).", "device")
 	secs := c.desc("gitmesh_fetch_seconds_total", "Time this device spent in those fetches.", "device")
 	failed := c.desc("gitmesh_fetch_failures_total", "Those fetches that failed.", "device")
 	heals := c.desc("gitmesh_heals_total", "Repairs gitmesh made by itself on this device after a writer died (sync_log, kind heal).", "device")
-	rows, err := d.QueryContext(ctx, fetchQuery)
-	if err != nil {
-		return fmt.Errorf("read sync_log: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var dev string
-		var count, ms, fails, healed int64
-		if err := rows.Scan(&dev, &count, &ms, &fails, &healed); err != nil {
-			return fmt.Errorf("read sync_log: %w", err)
-		}
-		c.add(n, prometheus.CounterValue, float64(count), dev)
-		c.add(secs, prometheus.CounterValue, float64(ms)/1000, dev)
-		c.add(failed, prometheus.CounterValue, float64(fails), dev)
-		c.add(heals, prometheus.CounterValue, float64(healed), dev)
-	}
-	return rows.Err()
-}
-
-const lastSyncQuery = `
-SELECT r.name, d.name, extract(epoch FROM max(s.created_at))::float8
-FROM sync_log s JOIN repositories r ON r.id = s.repository_id JOIN devices d ON d.id = s.device_id
-WHERE s.kind = 'fetch' AND s.result = 'ok'
-GROUP BY r.name, d.name ORDER BY r.name, d.name`
-
-func lastSyncs(ctx context.Context, d *sql.DB, _ int, c *collector) error {
 	last := c.desc("gitmesh_last_sync_timestamp_seconds", "When this device last fetched the repository from a peer successfully (Unix time).", "repository", "device")
-	rows, err := d.QueryContext(ctx, lastSyncQuery)
+	type sums struct{ count, ms, fails, heals int64 }
+	per := map[string]*sums{}
+	var devs []string
+	rows, err := d.QueryContext(ctx, syncQuery)
 	if err != nil {
 		return fmt.Errorf("read sync_log: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var repo, dev string
+		var dev, repo string
+		var x sums
 		var at float64
-		if err := rows.Scan(&repo, &dev, &at); err != nil {
+		if err := rows.Scan(&dev, &repo, &x.count, &x.ms, &x.fails, &x.heals, &at); err != nil {
 			return fmt.Errorf("read sync_log: %w", err)
 		}
-		c.add(last, prometheus.GaugeValue, at, repo, dev)
+		if per[dev] == nil {
+			per[dev] = &sums{}
+			devs = append(devs, dev)
+		}
+		p := per[dev]
+		p.count, p.ms, p.fails, p.heals = p.count+x.count, p.ms+x.ms, p.fails+x.fails, p.heals+x.heals
+		if at > 0 {
+			c.add(last, prometheus.GaugeValue, at, repo, dev)
+		}
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read sync_log: %w", err)
+	}
+	for _, dev := range devs {
+		p := per[dev]
+		c.add(n, prometheus.CounterValue, float64(p.count), dev)
+		c.add(secs, prometheus.CounterValue, float64(p.ms)/1000, dev)
+		c.add(failed, prometheus.CounterValue, float64(p.fails), dev)
+		c.add(heals, prometheus.CounterValue, float64(p.heals), dev)
+	}
+	return nil
 }
 
 // pushQuery sums push_attempts per device and result.

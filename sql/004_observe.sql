@@ -12,3 +12,8 @@ CREATE TABLE push_attempts (
     created_at    timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX push_attempts_device ON push_attempts (device_id, created_at);
+
+-- `gitmesh sync-log` reads newest first, of every repository or of one
+-- device; sync_log_repo serves one repository.
+CREATE INDEX sync_log_time ON sync_log (created_at, id);
+CREATE INDEX sync_log_device ON sync_log (device_id, created_at);
