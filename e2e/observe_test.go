@@ -278,6 +278,10 @@ func TestCheckExitCodes(t *testing.T) {
 func TestCheckProbesDevicesOverSSH(t *testing.T) {
 	c := meshtest.NewSSHCluster(t, "a", "b", "c")
 	wantCheck(t, "all up", check(t, c.Cluster), 0, "OK: 3 devices")
+	// The probe by hand: the cluster key, no command; nothing on stdout.
+	if r := c.Hosts["a"].SSH(c.ClusterKey, nil); r.Code != 0 || r.Stdout != "" || !strings.Contains(r.Stderr, "device a is reachable") {
+		t.Errorf("ssh with the cluster key and no command: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
 	// A probe is not an error on the device probed.
 	if log, _ := os.ReadFile(c.Devices["b"].Log); strings.Contains(string(log), `"level":"error"`) {
 		t.Errorf("b logged an error for check's probe:\n%s", log)
