@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"database/sql"
 
 	"github.com/urfave/cli/v2"
@@ -19,13 +18,7 @@ func init() {
 				if _, err := parseArgs(c, nil, nil, nil); err != nil {
 					return err
 				}
-				// Whole or nothing: a half-written file would pass for figures.
-				var buf bytes.Buffer
-				if err := metrics.Write(c.Context, d, int(a.settings.WriteQuorum), &buf); err != nil {
-					return err
-				}
-				_, err := buf.WriteTo(c.App.Writer)
-				return err
+				return metrics.Write(c.Context, d, int(a.settings.WriteQuorum), c.App.Writer)
 			}),
 		}
 	})

@@ -10,7 +10,6 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"gitmesh/meshtest"
 )
@@ -20,7 +19,7 @@ import (
 func scrape(t *testing.T, c *meshtest.Cluster) map[string]*dto.MetricFamily {
 	t.Helper()
 	out := c.MustAdmin("metrics")
-	p := expfmt.NewTextParser(model.UTF8Validation)
+	var p expfmt.TextParser
 	families, err := p.TextToMetricFamilies(strings.NewReader(out))
 	if err != nil {
 		t.Fatalf("the Prometheus text parser refuses gitmesh metrics: %v\n%s", err, out)

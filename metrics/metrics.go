@@ -4,14 +4,12 @@
 package metrics
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
 	"io"
 	"strings"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/expfmt"
 
 	"gitmesh/admin"
 	"gitmesh/db"
@@ -40,53 +38,12 @@ func Write(ctx context.Context, d *sql.DB, quorum int, w io.Writer) error {
 			return err
 		}
 	}
-	// A registry of our own: the default one would add the Go runtime's
-	// and this short-lived process's own figures, which mean nothing here.
-	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(c); err != nil {
+	var buf bytes.Buffer
+	if err := c.writeText(&buf); err != nil {
 		return err
 	}
-	families, err := reg.Gather()
-	if err != nil {
-		return err
-	}
-	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, mf := range families {
-		if err := enc.Encode(mf); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// collector hands the registry metrics read beforehand: a query that
-// fails then fails the command, not one scrape silently.
-type collector struct {
-	descs   []*prometheus.Desc
-	metrics []prometheus.Metric
-}
-
-func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range c.descs {
-		ch <- d
-	}
-}
-
-func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	for _, m := range c.metrics {
-		ch <- m
-	}
-}
-
-// desc declares a metric.
-func (c *collector) desc(name, help string, labels ...string) *prometheus.Desc {
-	d := prometheus.NewDesc(name, help, labels, nil)
-	c.descs = append(c.descs, d)
-	return d
-}
-
-func (c *collector) add(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
-	c.metrics = append(c.metrics, prometheus.MustNewConstMetric(d, t, v, labels...))
+	_, err = buf.WriteTo(w)
+	return err
 }
 
 func b2f(b bool) float64 {
@@ -112,17 +69,17 @@ func copies(ctx context.Context, d *sql.DB, quorum int, c *collector) error {
 	newest := c.desc("gitmesh_repository_hold_newest", "Devices that hold the repository's newest version.", "repository")
 	need := c.desc("gitmesh_repository_quorum", "Devices a push must reach to be acknowledged (write_quorum).", "repository")
 	for i, r := range rows {
-		c.add(ver, prometheus.GaugeValue, float64(r.Version), r.Repository, r.Device)
-		c.add(lag, prometheus.GaugeValue, float64(r.Lag), r.Repository, r.Device)
-		c.add(frozen, prometheus.GaugeValue, b2f(r.Frozen), r.Repository, r.Device)
-		c.add(writing, prometheus.GaugeValue, b2f(r.IsWriting), r.Repository, r.Device)
-		c.add(pending, prometheus.GaugeValue, b2f(r.Pending), r.Repository, r.Device)
+		c.add(ver, float64(r.Version), r.Repository, r.Device)
+		c.add(lag, float64(r.Lag), r.Repository, r.Device)
+		c.add(frozen, b2f(r.Frozen), r.Repository, r.Device)
+		c.add(writing, b2f(r.IsWriting), r.Repository, r.Device)
+		c.add(pending, b2f(r.Pending), r.Repository, r.Device)
 		if i+1 < len(rows) && rows[i+1].Repository == r.Repository {
 			continue // the per-repository figures once, from its last row
 		}
-		c.add(below, prometheus.GaugeValue, b2f(r.BelowQuorum), r.Repository)
-		c.add(newest, prometheus.GaugeValue, float64(r.HoldNewest), r.Repository)
-		c.add(need, prometheus.GaugeValue, float64(r.Quorum), r.Repository)
+		c.add(below, b2f(r.BelowQuorum), r.Repository)
+		c.add(newest, float64(r.HoldNewest), r.Repository)
+		c.add(need, float64(r.Quorum), r.Repository)
 	}
 	return nil
 }
@@ -170,7 +127,7 @@ func syncs(ctx context.Context, d *sql.DB, _ int, c *collector) error {
 		p := per[dev]
 		p.count, p.ms, p.fails, p.heals = p.count+x.count, p.ms+x.ms, p.fails+x.fails, p.heals+x.heals
 		if at > 0 {
-			c.add(last, prometheus.GaugeValue, at, repo, dev)
+			c.add(last, at, repo, dev)
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -178,10 +135,10 @@ func syncs(ctx context.Context, d *sql.DB, _ int, c *collector) error {
 	}
 	for _, dev := range devs {
 		p := per[dev]
-		c.add(n, prometheus.CounterValue, float64(p.count), dev)
-		c.add(secs, prometheus.CounterValue, float64(p.ms)/1000, dev)
-		c.add(failed, prometheus.CounterValue, float64(p.fails), dev)
-		c.add(heals, prometheus.CounterValue, float64(p.heals), dev)
+		c.add(n, float64(p.count), dev)
+		c.add(secs, float64(p.ms)/1000, dev)
+		c.add(failed, float64(p.fails), dev)
+		c.add(heals, float64(p.heals), dev)
 	}
 	return nil
 }
@@ -235,12 +192,12 @@ func pushes(ctx context.Context, d *sql.DB, _ int, c *collector) error {
 			}
 		}
 		for _, r := range results {
-			c.add(n, prometheus.CounterValue, float64(counts[[2]string{dev, r}]), dev, r)
+			c.add(n, float64(counts[[2]string{dev, r}]), dev, r)
 		}
 		s := per[dev]
-		c.add(secs, prometheus.CounterValue, float64(s.ms)/1000, dev)
-		c.add(waits, prometheus.CounterValue, float64(s.waits), dev)
-		c.add(waited, prometheus.CounterValue, float64(s.waitMS)/1000, dev)
+		c.add(secs, float64(s.ms)/1000, dev)
+		c.add(waits, float64(s.waits), dev)
+		c.add(waited, float64(s.waitMS)/1000, dev)
 	}
 	return nil
 }
