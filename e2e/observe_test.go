@@ -218,7 +218,6 @@ func TestCheckExitCodes(t *testing.T) {
 	c.Commit(work, "README", "only a\n")
 	pushWithout(t, c, "a", work, []string{"b", "c"}, url, "main")
 	wantCheck(t, "below quorum", check(t, c), 2, "CRITICAL: team/app: only 1 of 3 devices hold the newest version")
-	c.MustAdmin("sync", "team/app") // a's settings: nothing to do on a
 	for _, d := range []string{"b", "c"} {
 		c.Devices[d].MustGit("alice", "", "ls-remote", url)
 	}

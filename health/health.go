@@ -161,10 +161,11 @@ func (r *Report) lagging(ctx context.Context, d *sql.DB, limit time.Duration) er
 		if err := rows.Scan(&repo, &dev, &behind, &secs); err != nil {
 			return fmt.Errorf("read lagging copies: %w", err)
 		}
-		since := time.Duration(secs * float64(time.Second)).Round(time.Second)
+		since := time.Duration(secs * float64(time.Second))
 		if since <= limit {
 			continue
 		}
+		since = since.Round(time.Second)
 		r.add(Problem{Severity: Warning, Kind: "lagging", Repository: repo, Device: dev,
 			Message: fmt.Sprintf("%s on device %s is %d version(s) behind the newest, for %s (more than %s); a read there, 'gitmesh sync' on it or 'gitmesh replicate' catches it up",
 				repo, dev, behind, since, limit)})
