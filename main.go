@@ -57,7 +57,7 @@ func main() {
 	err := a.cli().Run(os.Args)
 	code := exitCode(err)
 	var gitExit *gitexec.ExitError
-	if err != nil && !errors.As(err, &gitExit) {
+	if err != nil && !errors.As(err, &gitExit) && err.Error() != "" { // "": said on stdout already (check)
 		fmt.Fprintf(os.Stderr, "gitmesh: %s\n", db.Redact(a.userMessage(err), a.dsns...))
 		a.log.Error().Err(err).Int("exit", code).Msg("failed")
 	}
@@ -72,7 +72,7 @@ func (a *app) cli() *cli.App {
 		Name:           "gitmesh",
 		Usage:          "make several git hosts one multi-master cluster behind OpenSSH",
 		Flags:          settingFlags(),
-		Before:         a.load,
+		Before:         a.checkBefore, // a.load; check makes a failure UNKNOWN
 		Writer:         os.Stdout,
 		ErrWriter:      os.Stderr,
 		Version:        buildVersion(),

@@ -141,8 +141,12 @@ func execGit(dbh *sql.DB, verb gitexec.Verb, dir string, env []string, log zerol
 
 // Cluster serves a peer device: a fetch (upload-pack, staged refs
 // included), a staging push (receive-pack that may write only the staged
-// namespace) or a request to catch up on a repository now.
+// namespace), a request to catch up on a repository now, or a probe (a
+// login that asks for nothing).
 func Cluster(ctx context.Context, s config.Settings, c Conn) error {
+	if c.Original == "" {
+		return clusterProbe(s, c) // gitmesh check
+	}
 	cmd, err := gitexec.ParseClusterCommand(c.Original)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"gitmesh/guard"
 	"gitmesh/lock"
@@ -32,24 +33,22 @@ func (e *WaitersError) Unwrap() error { return lock.ErrFull }
 // takes a place in the lock's queue (or refuses at once when there is
 // none) and waits, within LockTimeout, giving the place back once it
 // holds the lock or gives up.
-func (n *Node) acquireWrite(ctx context.Context, conn *sql.Conn, repo string, wkey lock.Key) error {
-	var ok bool
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, $2)`, wkey.Class, wkey.Obj).Scan(&ok); err != nil {
-		return fmt.Errorf("take %s: %w", wkey.Describe(), err)
-	}
-	if ok {
-		return nil
+func (n *Node) acquireWrite(ctx context.Context, conn *sql.Conn, repo string, wkey lock.Key) (time.Duration, error) {
+	if ok, err := lock.Try(ctx, conn, wkey); ok || err != nil {
+		return 0, err
 	}
 	place, err := lock.TakeSlot(ctx, conn, lock.PushWaiter(wkey.Obj, 0), n.MaxPushWaiters)
 	if errors.Is(err, lock.ErrFull) {
 		n.Log.Info().Str("repo", repo).Int("max_push_waiters", n.MaxPushWaiters).Msg("push refused: write lock queue full")
-		return &WaitersError{Repo: repo, Max: n.MaxPushWaiters}
+		return 0, &WaitersError{Repo: repo, Max: n.MaxPushWaiters}
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer lock.Release(context.Background(), conn, place)
-	return lock.Acquire(ctx, conn, wkey, n.LockTimeout, n.waiting(repo, wkey))
+	start := time.Now()
+	err = lock.Acquire(ctx, conn, wkey, n.LockTimeout, n.waiting(repo, wkey))
+	return max(time.Since(start), time.Microsecond), err // non-zero: it waited
 }
 
 // stopped is the error of a push a guard bound ended: before its commands

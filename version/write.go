@@ -74,7 +74,7 @@ type Receiver func(env, gitConfig []string, stdin *os.File) (*gitexec.Service, e
 // Push runs one write: take the write lock, refuse if frozen, catch up,
 // mark the write pending, and run receive-pack, whose proc-receive hook
 // hands every ref update to this process (see procReceive).
-func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) error {
+func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) (err error) {
 	if c, frozen := st.Frozen(); frozen && c.DeviceID != st.SelfID {
 		n.HealFrozen(ctx, st) // the writer's device repairs; it needs the write lock
 	}
@@ -85,8 +85,10 @@ func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) 
 	}
 	w := &write{n: n, conn: conn, st: st, user: user, dir: gitexec.RepoDir(n.RepoRoot, st.Repo)}
 	defer func() { w.conn.Close() }()
+	var waited time.Duration
+	defer func() { w.recordAttempt(began, waited, err) }()
 	wkey := lock.Write(st.RepoID)
-	if err := n.acquireWrite(ctx, conn, st.Repo, wkey); err != nil {
+	if waited, err = n.acquireWrite(ctx, conn, st.Repo, wkey); err != nil {
 		return err
 	}
 	defer func() { lock.Release(context.Background(), w.conn, wkey) }()

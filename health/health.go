@@ -1,0 +1,221 @@
+// Package health checks the cluster the way a monitoring system asks:
+// a list of problems, each warning or critical, and an overall status
+// with Nagios's exit codes.
+package health
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"gitmesh/admin"
+	"gitmesh/db"
+	"gitmesh/version"
+)
+
+// Severity orders statuses; its value is the Nagios exit code.
+type Severity int
+
+// The Nagios statuses.
+const (
+	OK Severity = iota
+	Warning
+	Critical
+	Unknown
+)
+
+func (s Severity) String() string {
+	return [...]string{"ok", "warning", "critical", "unknown"}[s]
+}
+
+// MarshalText writes the status as its name.
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Problem is one thing an operator should look at.
+type Problem struct {
+	Severity   Severity `json:"severity"`
+	Kind       string   `json:"kind"` // frozen, below_quorum, lagging, unreachable, not_probed, migrations
+	Repository string   `json:"repository,omitempty"`
+	Device     string   `json:"device,omitempty"`
+	Message    string   `json:"message"`
+}
+
+// Report is the outcome of a check: the worst severity and every problem,
+// the worst first.
+type Report struct {
+	Status   Severity  `json:"status"`
+	Problems []Problem `json:"problems"`
+	// Devices and Repositories are how many were checked.
+	Devices      int `json:"devices"`
+	Repositories int `json:"repositories"`
+}
+
+// Options are what a check needs besides the database.
+type Options struct {
+	Quorum  int           // write_quorum setting; 0 a majority
+	LagWarn time.Duration // a copy behind for longer than this is a warning
+	// Probe, when set, probes every device; Probe reports why a device
+	// cannot be reached, nil when it can.
+	Probe func(ctx context.Context, dev admin.Device) error
+}
+
+// Check runs every check. An error means the database could not be read:
+// the status is then unknown.
+func Check(ctx context.Context, d *sql.DB, o Options) (Report, error) {
+	r := Report{Problems: []Problem{}}
+	pending, err := db.Pending(ctx, d)
+	if err != nil {
+		return r, err
+	}
+	if len(pending) > 0 {
+		r.add(Problem{Severity: Critical, Kind: "migrations",
+			Message: fmt.Sprintf("the database lacks migrations %s; run 'gitmesh migrate'", strings.Join(pending, ", "))})
+	}
+	err = r.copies(ctx, d, o)
+	if err == nil {
+		err = r.lagging(ctx, d, o.LagWarn)
+	}
+	if err == nil {
+		err = r.devices(ctx, d, o)
+	}
+	if err != nil && len(pending) == 0 {
+		return r, err
+	}
+	// An old schema explains a failed query: report that, not unknown.
+	r.sort()
+	return r, nil
+}
+
+func (r *Report) add(p Problem) {
+	r.Problems = append(r.Problems, p)
+	r.Status = max(r.Status, p.Severity)
+}
+
+func (r *Report) sort() {
+	sort.SliceStable(r.Problems, func(i, j int) bool { return r.Problems[i].Severity > r.Problems[j].Severity })
+}
+
+// copies reports frozen copies and repositories below the quorum, as
+// `status` computes them.
+func (r *Report) copies(ctx context.Context, d *sql.DB, o Options) error {
+	rows, err := admin.Status(ctx, d, "", o.Quorum)
+	if err != nil {
+		return fmt.Errorf("read versions: %w", err)
+	}
+	for i, c := range rows {
+		if c.Frozen {
+			who := "a write"
+			if c.Writer != nil {
+				who = fmt.Sprintf("a push by %s started %s", c.Writer.User, c.Writer.Started.UTC().Format(time.RFC3339))
+			}
+			r.add(Problem{Severity: Critical, Kind: "frozen", Repository: c.Repository, Device: c.Device,
+				Message: fmt.Sprintf("%s is frozen for writes: %s on device %s never finished; see 'gitmesh status %s'",
+					c.Repository, who, c.Device, c.Repository)})
+		}
+		if i+1 < len(rows) && rows[i+1].Repository == c.Repository {
+			continue
+		}
+		r.Repositories++
+		if c.BelowQuorum {
+			r.add(Problem{Severity: Critical, Kind: "below_quorum", Repository: c.Repository,
+				Message: fmt.Sprintf("%s: only %d of %d devices hold the newest version, fewer than the write quorum of %d",
+					c.Repository, c.HoldNewest, c.Holders, c.Quorum)})
+		}
+	}
+	return nil
+}
+
+// lagQuery lists the copies behind their repository's newest version,
+// with how long: since the first version they lack was recorded (its
+// push log time; a version made by thaw has none, so the time the copies
+// holding newer versions were last updated stands in). Times are the
+// database's, so no clock skew enters.
+const lagQuery = `
+WITH newest AS (SELECT repository_id, max(version) AS version FROM working_copy_versions GROUP BY repository_id)
+SELECT r.name, d.name, n.version - v.version,
+       extract(epoch FROM now() - COALESCE(
+           (SELECT min(p.created_at) FROM push_log p WHERE p.repository_id = v.repository_id AND p.version > v.version),
+           (SELECT min(o.updated_at) FROM working_copy_versions o WHERE o.repository_id = v.repository_id AND o.version > v.version)))::float8
+FROM working_copy_versions v
+JOIN newest n ON n.repository_id = v.repository_id
+JOIN repositories r ON r.id = v.repository_id
+JOIN devices d ON d.id = v.device_id
+WHERE v.version < n.version
+ORDER BY r.name, d.name`
+
+func (r *Report) lagging(ctx context.Context, d *sql.DB, limit time.Duration) error {
+	rows, err := d.QueryContext(ctx, lagQuery)
+	if err != nil {
+		return fmt.Errorf("read lagging copies: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var repo, dev string
+		var behind int64
+		var secs float64
+		if err := rows.Scan(&repo, &dev, &behind, &secs); err != nil {
+			return fmt.Errorf("read lagging copies: %w", err)
+		}
+		since := time.Duration(secs * float64(time.Second))
+		if since <= limit {
+			continue
+		}
+		since = since.Round(time.Second)
+		r.add(Problem{Severity: Warning, Kind: "lagging", Repository: repo, Device: dev,
+			Message: fmt.Sprintf("%s on device %s is %d version(s) behind the newest, for %s (more than %s); a read there, 'gitmesh sync' on it or 'gitmesh replicate' catches it up",
+				repo, dev, behind, since, limit)})
+	}
+	return rows.Err()
+}
+
+// devices probes every device at once. Unreachable devices are critical
+// when too few are left for the write quorum (pushes are refused), and a
+// warning otherwise.
+func (r *Report) devices(ctx context.Context, d *sql.DB, o Options) error {
+	devs, err := admin.Devices(ctx, d)
+	if err != nil {
+		return fmt.Errorf("read devices: %w", err)
+	}
+	r.Devices = len(devs)
+	if o.Probe == nil {
+		return nil
+	}
+	errs := make([]error, len(devs))
+	var wg sync.WaitGroup
+	for i, dev := range devs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = o.Probe(ctx, dev)
+		}()
+	}
+	wg.Wait()
+	down := 0
+	for i, err := range errs {
+		switch {
+		case errors.Is(err, ErrNotProbed):
+			errs[i] = nil // not known to be down; said once below
+			r.add(Problem{Severity: Warning, Kind: "not_probed", Device: devs[i].Name,
+				Message: fmt.Sprintf("device %s was not probed: %v; set them, or pass --no-probe", devs[i].Name, err)})
+		case err != nil:
+			down++
+		}
+	}
+	quorum := version.State{Holders: make([]version.Device, len(devs))}.Quorum(o.Quorum)
+	sev, why := Warning, fmt.Sprintf("%d of %d devices reachable, the write quorum is %d", len(devs)-down, len(devs), quorum)
+	if len(devs)-down < quorum {
+		sev, why = Critical, why+": pushes are refused"
+	}
+	for i, err := range errs {
+		if err != nil {
+			r.add(Problem{Severity: sev, Kind: "unreachable", Device: devs[i].Name,
+				Message: fmt.Sprintf("device %s is unreachable: %v (%s)", devs[i].Name, err, why)})
+		}
+	}
+	return nil
+}

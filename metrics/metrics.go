@@ -1,0 +1,212 @@
+// Package metrics turns what PostgreSQL records about the cluster (each
+// copy's version, sync_log, push_attempts) into Prometheus metrics, for
+// node_exporter's textfile collector.
+package metrics
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"strings"
+
+	"gitmesh/admin"
+	"gitmesh/db"
+	"gitmesh/version"
+)
+
+// PushResults are the push_attempts results, each given a series per
+// device (0 when none happened), so rates start from the first scrape.
+var PushResults = []string{version.PushOK, version.PushUnchanged, version.PushFrozen,
+	version.PushLockTimeout, version.PushNoQuorum, version.PushNotRecorded, version.PushError}
+
+// Write reads the cluster's state from d and writes it to w in the
+// Prometheus text format; quorum is the write_quorum setting (0: a
+// majority). Nothing is written when a query fails.
+func Write(ctx context.Context, d *sql.DB, quorum int, w io.Writer) error {
+	pending, err := db.Pending(ctx, d)
+	if err != nil {
+		return err
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("the database lacks migrations %s; run 'gitmesh migrate'", strings.Join(pending, ", "))
+	}
+	c := &collector{}
+	for _, f := range []func(context.Context, *sql.DB, int, *collector) error{copies, syncs, pushes} {
+		if err := f(ctx, d, quorum, c); err != nil {
+			return err
+		}
+	}
+	var buf bytes.Buffer
+	if err := c.writeText(&buf); err != nil {
+		return err
+	}
+	_, err = buf.WriteTo(w)
+	return err
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// copies: each recorded copy's version, lag and state, as `status` sees
+// them, and per repository the quorum figures.
+func copies(ctx context.Context, d *sql.DB, quorum int, c *collector) error {
+	rows, err := admin.Status(ctx, d, "", quorum)
+	if err != nil {
+		return fmt.Errorf("read versions: %w", err)
+	}
+	ver := c.desc("gitmesh_copy_version", "Recorded version of the repository's copy on the device.", "repository", "device")
+	lag := c.desc("gitmesh_copy_version_lag", "Versions the copy is behind the repository's newest recorded version.", "repository", "device")
+	frozen := c.desc("gitmesh_copy_frozen", "1 when a write on this copy never finished and its writer's session is gone: the repository is frozen for writes.", "repository", "device")
+	writing := c.desc("gitmesh_copy_writing", "1 while a write mark is set on this copy (a push in progress, or frozen).", "repository", "device")
+	pending := c.desc("gitmesh_copy_pending", "1 when the copy holds its version staged but not yet shown; its next read shows it.", "repository", "device")
+	below := c.desc("gitmesh_repository_below_quorum", "1 when fewer devices hold the newest version than the write quorum.", "repository")
+	newest := c.desc("gitmesh_repository_hold_newest", "Devices that hold the repository's newest version.", "repository")
+	need := c.desc("gitmesh_repository_quorum", "Devices a push must reach to be acknowledged (write_quorum).", "repository")
+	for i, r := range rows {
+		c.add(ver, float64(r.Version), r.Repository, r.Device)
+		c.add(lag, float64(r.Lag), r.Repository, r.Device)
+		c.add(frozen, b2f(r.Frozen), r.Repository, r.Device)
+		c.add(writing, b2f(r.IsWriting), r.Repository, r.Device)
+		c.add(pending, b2f(r.Pending), r.Repository, r.Device)
+		if i+1 < len(rows) && rows[i+1].Repository == r.Repository {
+			continue // the per-repository figures once, from its last row
+		}
+		c.add(below, b2f(r.BelowQuorum), r.Repository)
+		c.add(newest, float64(r.HoldNewest), r.Repository)
+		c.add(need, float64(r.Quorum), r.Repository)
+	}
+	return nil
+}
+
+// syncQuery sums sync_log in one pass, per repository and device:
+// catch-up fetches, their time and failures, heals, and the last
+// successful fetch. Every registered device gets a row.
+const syncQuery = `
+SELECT d.name, COALESCE(r.name, ''),
+       count(s.id) FILTER (WHERE s.kind = 'fetch'),
+       COALESCE(sum(s.duration_ms) FILTER (WHERE s.kind = 'fetch'), 0),
+       count(s.id) FILTER (WHERE s.kind = 'fetch' AND s.result <> 'ok'),
+       count(s.id) FILTER (WHERE s.kind = 'heal'),
+       COALESCE(extract(epoch FROM max(s.created_at) FILTER (WHERE s.kind = 'fetch' AND s.result = 'ok'))::float8, 0)
+FROM devices d
+LEFT JOIN sync_log s ON s.device_id = d.id
+LEFT JOIN repositories r ON r.id = s.repository_id
+GROUP BY d.name, r.name ORDER BY d.name, r.name`
+
+func syncs(ctx context.Context, d *sql.DB, _ int, c *collector) error {
+	n := c.desc("gitmesh_fetches_total", "Fetches this device made from a peer to catch up (sync_log, kind fetch).", "device")
+	secs := c.desc("gitmesh_fetch_seconds_total", "Time this device spent in those fetches.", "device")
+	failed := c.desc("gitmesh_fetch_failures_total", "Those fetches that failed.", "device")
+	heals := c.desc("gitmesh_heals_total", "Repairs gitmesh made by itself on this device after a writer died (sync_log, kind heal).", "device")
+	last := c.desc("gitmesh_last_sync_timestamp_seconds", "When this device last fetched the repository from a peer successfully (Unix time).", "repository", "device")
+	type sums struct{ count, ms, fails, heals int64 }
+	per := map[string]*sums{}
+	var devs []string
+	rows, err := d.QueryContext(ctx, syncQuery)
+	if err != nil {
+		return fmt.Errorf("read sync_log: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var dev, repo string
+		var x sums
+		var at float64
+		if err := rows.Scan(&dev, &repo, &x.count, &x.ms, &x.fails, &x.heals, &at); err != nil {
+			return fmt.Errorf("read sync_log: %w", err)
+		}
+		if per[dev] == nil {
+			per[dev] = &sums{}
+			devs = append(devs, dev)
+		}
+		p := per[dev]
+		p.count, p.ms, p.fails, p.heals = p.count+x.count, p.ms+x.ms, p.fails+x.fails, p.heals+x.heals
+		if at > 0 {
+			c.add(last, at, repo, dev)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read sync_log: %w", err)
+	}
+	for _, dev := range devs {
+		p := per[dev]
+		c.add(n, float64(p.count), dev)
+		c.add(secs, float64(p.ms)/1000, dev)
+		c.add(failed, float64(p.fails), dev)
+		c.add(heals, float64(p.heals), dev)
+	}
+	return nil
+}
+
+// pushQuery sums push_attempts per device and result.
+const pushQuery = `
+SELECT d.name, COALESCE(p.result, ''), count(p.id), COALESCE(sum(p.duration_ms), 0),
+       count(p.id) FILTER (WHERE p.lock_wait_ms > 0), COALESCE(sum(p.lock_wait_ms), 0)
+FROM devices d LEFT JOIN push_attempts p ON p.device_id = d.id
+GROUP BY d.name, p.result ORDER BY d.name, p.result`
+
+func pushes(ctx context.Context, d *sql.DB, _ int, c *collector) error {
+	n := c.desc("gitmesh_pushes_total", "Pushes this device took, by how they ended (ok: a version was recorded).", "device", "result")
+	secs := c.desc("gitmesh_push_seconds_total", "Time those pushes took, from the first database step to the answer.", "device")
+	waits := c.desc("gitmesh_push_lock_waits_total", "Pushes that had to wait for the repository's write lock.", "device")
+	waited := c.desc("gitmesh_push_lock_wait_seconds_total", "Time pushes spent waiting for the write lock.", "device")
+	type sums struct{ ms, waits, waitMS int64 }
+	per := map[string]*sums{}
+	counts := map[[2]string]int64{}
+	var devs []string
+	rows, err := d.QueryContext(ctx, pushQuery)
+	if err != nil {
+		return fmt.Errorf("read push_attempts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var dev, result string
+		var count, ms, nwaits, waitMS int64
+		if err := rows.Scan(&dev, &result, &count, &ms, &nwaits, &waitMS); err != nil {
+			return fmt.Errorf("read push_attempts: %w", err)
+		}
+		if per[dev] == nil {
+			per[dev] = &sums{}
+			devs = append(devs, dev)
+		}
+		per[dev].ms += ms
+		per[dev].waits += nwaits
+		per[dev].waitMS += waitMS
+		if result != "" {
+			counts[[2]string{dev, result}] += count
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read push_attempts: %w", err)
+	}
+	for _, dev := range devs {
+		results := append([]string{}, PushResults...)
+		for k := range counts {
+			if k[0] == dev && !contains(results, k[1]) {
+				results = append(results, k[1]) // one a newer gitmesh wrote
+			}
+		}
+		for _, r := range results {
+			c.add(n, float64(counts[[2]string{dev, r}]), dev, r)
+		}
+		s := per[dev]
+		c.add(secs, float64(s.ms)/1000, dev)
+		c.add(waits, float64(s.waits), dev)
+		c.add(waited, float64(s.waitMS)/1000, dev)
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

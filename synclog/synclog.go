@@ -1,0 +1,123 @@
+// Package synclog reads the replication history: one sync_log row per
+// fetch a device made from a peer to catch up (kind "fetch"), and per
+// repair gitmesh made by itself after a writer died (kind "heal"), as
+// the read and write protocols (package version) record them.
+package synclog
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// UnknownError means the repository or device asked for is not registered.
+type UnknownError struct {
+	What string // "repository" or "device"
+	Name string
+}
+
+func (e *UnknownError) Error() string { return fmt.Sprintf("no %s %s", e.What, e.Name) }
+
+// Entry is one sync_log row.
+type Entry struct {
+	Time       time.Time `json:"time"`
+	Repository string    `json:"repository"`
+	Device     string    `json:"device"` // the device whose copy was brought up to date
+	From       string    `json:"from"`   // the peer fetched from; "" if none or deleted
+	// FromVersion is the device's version before; nil when it held none.
+	FromVersion *int64 `json:"from_version"`
+	ToVersion   *int64 `json:"to_version"`
+	DurationMS  int64  `json:"duration_ms"`
+	Kind        string `json:"kind"`   // "fetch" or "heal"
+	Result      string `json:"result"` // "ok", or what went wrong
+}
+
+// Filter selects entries: Repo and Device "" mean any; Limit <= 0 all.
+type Filter struct {
+	Repo, Device string
+	Limit        int
+}
+
+const readQuery = `
+SELECT s.created_at, r.name, d.name, COALESCE(f.name, ''), s.from_version, s.to_version,
+       s.duration_ms, s.kind, s.result
+FROM sync_log s
+JOIN repositories r ON r.id = s.repository_id
+JOIN devices d ON d.id = s.device_id
+LEFT JOIN devices f ON f.id = s.from_device
+WHERE ($1 = '' OR r.name = $1) AND ($2 = '' OR d.name = $2)
+ORDER BY s.created_at DESC, s.id DESC
+LIMIT NULLIF($3, 0)`
+
+// Read returns the entries f selects, newest first.
+func Read(ctx context.Context, d *sql.DB, f Filter) ([]Entry, error) {
+	if err := exists(ctx, d, "repository", `SELECT EXISTS (SELECT 1 FROM repositories WHERE name = $1)`, f.Repo); err != nil {
+		return nil, err
+	}
+	if err := exists(ctx, d, "device", `SELECT EXISTS (SELECT 1 FROM devices WHERE name = $1)`, f.Device); err != nil {
+		return nil, err
+	}
+	rows, err := d.QueryContext(ctx, readQuery, f.Repo, f.Device, max(f.Limit, 0))
+	if err != nil {
+		return nil, fmt.Errorf("read sync_log: %w", err)
+	}
+	defer rows.Close()
+	out := []Entry{}
+	for rows.Next() {
+		var e Entry
+		var from, to sql.NullInt64
+		if err := rows.Scan(&e.Time, &e.Repository, &e.Device, &e.From, &from, &to, &e.DurationMS, &e.Kind, &e.Result); err != nil {
+			return nil, fmt.Errorf("read sync_log: %w", err)
+		}
+		if from.Valid {
+			e.FromVersion = &from.Int64
+		}
+		if to.Valid {
+			e.ToVersion = &to.Int64
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func exists(ctx context.Context, d *sql.DB, what, query, name string) error {
+	if name == "" {
+		return nil
+	}
+	var ok bool
+	if err := d.QueryRowContext(ctx, query, name).Scan(&ok); err != nil {
+		return fmt.Errorf("look up %s %s: %w", what, name, err)
+	}
+	if !ok {
+		return &UnknownError{What: what, Name: name}
+	}
+	return nil
+}
+
+// Escape makes s safe for one line of a terminal: control characters
+// (newlines, escape sequences) and invalid UTF-8 become Go-style escapes,
+// so a peer's error text can neither break the table nor drive the
+// terminal.
+func Escape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\\':
+			b.WriteString(`\\`)
+		case unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r):
+			q := fmt.Sprintf("%+q", string(r))
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+		i += n
+	}
+	return b.String()
+}
