@@ -337,6 +337,19 @@ func TestSyncLog(t *testing.T) {
 		e.FromVersion == nil || e.ToVersion == nil || *e.ToVersion != *e.FromVersion+1 {
 		t.Errorf("newest entry: %+v, want b fetching one version from a", e)
 	}
+	staged, refused := 0, 0
+	for _, e := range entries {
+		if e.Kind == "stage" && e.Device == "b" && e.From == "a" {
+			if e.Result == "ok" {
+				staged++
+			} else {
+				refused++
+			}
+		}
+	}
+	if staged != 1 || refused != 1 {
+		t.Errorf("stage entries of b from a: %d ok, %d failed; want the first push staged and the second failed (b away):\n%s", staged, refused, out)
+	}
 	if out := c.MustAdmin("sync-log", "--device", "a", "--json"); strings.TrimSpace(out) != "[]" {
 		t.Errorf("a fetched nothing, yet: %s", out)
 	}

@@ -1,6 +1,7 @@
 // Package synclog reads the replication history: one sync_log row per
-// fetch a device made from a peer to catch up (kind "fetch"), and per
-// repair gitmesh made by itself after a writer died (kind "heal"), as
+// push's staging on another device (kind "stage"), per fetch a device made
+// from a peer to catch up (kind "fetch"), and per repair gitmesh made by
+// itself after a writer died (kind "heal"), as
 // the read and write protocols (package version) record them.
 package synclog
 
@@ -32,7 +33,7 @@ type Entry struct {
 	FromVersion *int64 `json:"from_version"`
 	ToVersion   *int64 `json:"to_version"`
 	DurationMS  int64  `json:"duration_ms"`
-	Kind        string `json:"kind"`   // "fetch" or "heal"
+	Kind        string `json:"kind"`   // "stage", "fetch" or "heal"
 	Result      string `json:"result"` // "ok", or what went wrong
 }
 

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lib/pq"
+
 	"gitmesh/gitexec"
 	"gitmesh/lock"
 )
@@ -19,6 +21,14 @@ type replication struct {
 	held   []lock.Key
 	stored []Device
 	failed map[string]string // device -> why, for the log and the user
+	tried  []staging         // every peer's outcome, for sync_log
+}
+
+// staging is one peer's part in a push.
+type staging struct {
+	peer Device
+	took time.Duration
+	err  error
 }
 
 // peerLockPoll is how often a staging push retries a peer's busy read lock.
@@ -69,6 +79,7 @@ func (w *write) replicate(ctx context.Context) *replication {
 			cancel() // stragglers are left to the catch-up after the answer
 			d = <-results
 		}
+		r.tried = append(r.tried, staging{d.peer, d.took, d.err})
 		if d.err != nil {
 			r.failed[d.peer.Name] = d.err.Error()
 			w.n.Log.Warn().Str("repo", w.st.Repo).Str("peer", d.peer.Name).Dur("took", d.took).Err(d.err).Msg("stage on peer")
@@ -78,6 +89,38 @@ func (w *write) replicate(ctx context.Context) *replication {
 		}
 	}
 	return r
+}
+
+// logStaging records, after the answer, each peer's staging of this push
+// in sync_log (kind 'stage', from the writer): whether it holds version
+// v, or why not.
+func (w *write) logStaging(ctx context.Context, r *replication, v int64) {
+	if r == nil || len(r.tried) == 0 {
+		return
+	}
+	ids, from, ms, res := make([]int32, len(r.tried)), make([]int64, len(r.tried)), make([]int64, len(r.tried)), make([]string, len(r.tried))
+	for i, t := range r.tried {
+		ids[i], from[i], ms[i], res[i] = t.peer.ID, -1, t.took.Milliseconds(), "ok"
+		for _, c := range w.st.Copies {
+			if c.DeviceID == t.peer.ID {
+				from[i] = c.Version
+			}
+		}
+		switch {
+		case t.err != nil:
+			res[i] = t.err.Error()
+		case !w.committed:
+			res[i] = "stored, but the push was not recorded"
+		}
+	}
+	_, err := w.conn.ExecContext(ctx, `INSERT INTO sync_log
+		(repository_id, device_id, from_device, from_version, to_version, duration_ms, result, kind)
+		SELECT $1, u.dev, $2, NULLIF(u.fromv, -1), $3, u.ms, u.res, 'stage'
+		FROM unnest($4::int[], $5::bigint[], $6::bigint[], $7::text[]) AS u(dev, fromv, ms, res)`,
+		w.st.RepoID, w.st.SelfID, v, pq.Array(ids), pq.Array(from), pq.Array(ms), pq.Array(res))
+	if err != nil {
+		w.n.Log.Warn().Err(err).Str("repo", w.st.Repo).Msg("sync log")
+	}
 }
 
 // stageOn takes p's read lock and mirrors the stage there.

@@ -133,6 +133,7 @@ type write struct {
 	newVersion int64 // the version recorded
 	lockLost   bool  // the session that held the write lock died
 	stored     []Device
+	rep        *replication // the staging on the peers, logged after the answer
 	guard      *guard.Guard // bounds receive-pack except while recording
 }
 
@@ -220,6 +221,7 @@ func (w *write) procReceive(ctx context.Context, c io.ReadWriter) {
 	if w.committed && w.outcome == nil {
 		w.tellStored(w.newVersion, err == nil)
 	}
+	w.logStaging(ctx, w.rep, w.version+1)
 }
 
 // apply decides a push: validate each command, stage the accepted ones on
@@ -273,6 +275,7 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 	}
 	stagedAt := time.Now()
 	rep := w.replicate(ctx)
+	w.rep = rep
 	replicated := time.Now()
 	defer rep.release()
 	q := w.st.Quorum(w.n.WriteQuorum)
