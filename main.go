@@ -277,7 +277,7 @@ func (a *app) userMessage(err error) string {
 	case !a.loaded:
 		return serve.Misconfigured(a.settings.Device)
 	case errors.As(err, &usage):
-		return serve.Misconfigured(a.settings.Device)
+		return message(err) // serve's own command line, set by the administrator
 	}
 	if m := serve.Message(err, a.settings.Device); m != "" {
 		return m

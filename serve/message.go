@@ -7,9 +7,11 @@ import (
 
 	"github.com/lib/pq"
 
+	"gitmesh/access"
 	"gitmesh/config"
 	"gitmesh/db"
 	"gitmesh/gitexec"
+	"gitmesh/guard"
 	"gitmesh/lock"
 	"gitmesh/public"
 	"gitmesh/version"
@@ -26,11 +28,17 @@ func Message(err error, device string) string {
 		quorum  *version.QuorumError
 		noPeer  *version.NoPeerError
 		gitExit *gitexec.ExitError
+		// The limits and a reader's push: sentences made for users.
+		sessions *SessionsError
+		waiters  *version.WaitersError
+		stopped  *guard.StoppedError
+		readOnly *access.ReadOnlyError
 	)
 	switch {
 	case errors.Is(err, gitexec.ErrBadCommand), errors.Is(err, gitexec.ErrBadName), errors.Is(err, version.ErrNotFound),
 		errors.As(err, &timeout), errors.As(err, &frozen), errors.As(err, &quorum), errors.Is(err, version.ErrNoVersions),
-		errors.As(err, &gitExit):
+		errors.As(err, &gitExit), errors.As(err, &sessions), errors.As(err, &waiters), errors.As(err, &stopped),
+		errors.As(err, &readOnly):
 		return ""
 	case errors.As(err, &noPeer):
 		return noPeer.PublicMessage(name(device))
