@@ -169,7 +169,7 @@ func TestPushesBeyondTheWaiterCapAreRefusedAtOnce(t *testing.T) {
 	defer waiter.Process.Kill()
 	waitFor(t, "a push to wait for the write lock", func() bool {
 		var n int
-		db.QueryRow(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+		db.QueryRow(`SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory' AND NOT granted
 			AND classid = x'676d5700'::int::oid`).Scan(&n)
 		return n == 1
 	})

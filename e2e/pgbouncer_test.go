@@ -105,7 +105,7 @@ func TestAdvisoryLocksHoldThroughPgBouncer(t *testing.T) {
 	var holderPID int
 	var app string
 	err := db.QueryRow(`SELECT l.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-		WHERE l.locktype = 'advisory' AND l.granted AND l.classid = x'676d5700'::int`).Scan(&holderPID, &app)
+		WHERE l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND l.locktype = 'advisory' AND l.granted AND l.classid = x'676d5700'::int`).Scan(&holderPID, &app)
 	if err != nil {
 		t.Fatalf("no write lock held while the push to a is in pre-receive: %v", err)
 	}
@@ -125,7 +125,7 @@ func TestAdvisoryLocksHoldThroughPgBouncer(t *testing.T) {
 	}
 	waitFor(t, "the push to b to wait for a lock", func() bool {
 		var n int
-		db.QueryRow(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&n)
+		db.QueryRow(`SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory' AND NOT granted`).Scan(&n)
 		return n > 0
 	})
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
@@ -171,7 +171,7 @@ func TestPgBouncerDropsTheLocksOfAKilledServe(t *testing.T) {
 	waitFor(t, "the push to reach pre-receive", exists(marker))
 	db := c.DB()
 	var holder int
-	if err := db.QueryRow(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = x'676d5700'::int`).Scan(&holder); err != nil {
+	if err := db.QueryRow(`SELECT pid FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory' AND granted AND classid = x'676d5700'::int`).Scan(&holder); err != nil {
 		t.Fatalf("no write lock held while the push is in pre-receive: %v", err)
 	}
 	var servePID int
@@ -184,7 +184,7 @@ func TestPgBouncerDropsTheLocksOfAKilledServe(t *testing.T) {
 	push.Wait()
 	waitFor(t, "the killed serve's write lock to be released", func() bool {
 		var n int
-		db.QueryRow(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted`).Scan(&n)
+		db.QueryRow(`SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory' AND granted`).Scan(&n)
 		return n == 0
 	})
 }
