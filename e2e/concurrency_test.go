@@ -34,7 +34,7 @@ func TestSixteenReadersAfterAPushCauseOneFetch(t *testing.T) {
 	}
 	var fetches int
 	if err := c.DB().QueryRow(`SELECT count(*) FROM sync_log s JOIN devices d ON d.id = s.device_id
-		WHERE d.name = 'c' AND s.result = 'ok'`).Scan(&fetches); err != nil {
+		WHERE d.name = 'c' AND s.kind = 'fetch' AND s.result = 'ok'`).Scan(&fetches); err != nil {
 		t.Fatal(err)
 	}
 	if fetches != 1 {

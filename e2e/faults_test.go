@@ -251,7 +251,7 @@ func syncAttempts(t *testing.T, c *meshtest.Cluster, dev string, after int64) []
 	t.Helper()
 	rows, err := c.DB().Query(`SELECT s.id, f.name, s.result FROM sync_log s
 		JOIN devices d ON d.id = s.device_id JOIN devices f ON f.id = s.from_device
-		WHERE d.name = $1 AND s.id > $2 ORDER BY s.id`, dev, after)
+		WHERE d.name = $1 AND s.id > $2 AND s.kind = 'fetch' ORDER BY s.id`, dev, after)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -768,7 +768,7 @@ func dumpLogs(t *testing.T, c *meshtest.Cluster) {
 		t.Logf("push %s %s on %s %s %s..%s v%d", at, repo, dev, ref, o, n, v)
 	}
 	rows, err = c.DB().Query(`SELECT to_char(s.created_at, 'HH24:MI:SS.MS'), r.name, d.name, f.name, COALESCE(s.from_version, -1), s.to_version, left(s.result, 60)
-		FROM sync_log s JOIN repositories r ON r.id = s.repository_id JOIN devices d ON d.id = s.device_id JOIN devices f ON f.id = s.from_device ORDER BY s.id`)
+		FROM sync_log s JOIN repositories r ON r.id = s.repository_id JOIN devices d ON d.id = s.device_id JOIN devices f ON f.id = s.from_device WHERE s.kind = 'fetch' ORDER BY s.id`)
 	if err != nil {
 		t.Fatal(err)
 	}

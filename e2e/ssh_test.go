@@ -52,7 +52,7 @@ func TestSSHPushToOneCloneFromAnother(t *testing.T) {
 	var from, url, result string
 	err := c.DB().QueryRow(`SELECT f.name, f.url, s.result FROM sync_log s
 		JOIN devices d ON d.id = s.device_id JOIN devices f ON f.id = s.from_device
-		WHERE d.name = 'c' ORDER BY s.id DESC LIMIT 1`).Scan(&from, &url, &result)
+		WHERE d.name = 'c' AND s.kind = 'fetch' ORDER BY s.id DESC LIMIT 1`).Scan(&from, &url, &result)
 	if err != nil {
 		t.Fatalf("sync log of c: %v", err)
 	}
