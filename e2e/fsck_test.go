@@ -79,10 +79,7 @@ func allRefs(t *testing.T, c *meshtest.Cluster, repo string) string {
 func TestPushOfMalformedObjectsIsRefusedEverywhere(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b", "c")
 	repo, url := "team/app", meshtest.URL("team/app")
-	c.CreateRepo("a", repo, "alice")
-	work := c.Work("alice")
-	base := c.Commit(work, "README", "hello\n")
-	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
+	work, base := pushed(t, c)
 	c.WaitConverged(repo)
 	baseTree := strings.TrimSpace(c.LocalGit(work, "rev-parse", "HEAD^{tree}"))
 	blob := hashObject(t, c, work, "blob", "x\n")
@@ -127,10 +124,7 @@ func TestPushOfMalformedObjectsIsRefusedEverywhere(t *testing.T) {
 func TestPushHonoursTheRepositorysFsckSkips(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b", "c")
 	repo, url := "team/app", meshtest.URL("team/app")
-	c.CreateRepo("a", repo, "alice")
-	work := c.Work("alice")
-	base := c.Commit(work, "README", "hello\n")
-	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
+	work, base := pushed(t, c)
 	c.WaitConverged(repo)
 	tree := strings.TrimSpace(c.LocalGit(work, "rev-parse", "HEAD^{tree}"))
 	noEmail := commitObject(t, c, work, tree, base,

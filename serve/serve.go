@@ -81,7 +81,8 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	if c.Stderr != nil {
 		node.Git.Progress = gitexec.NewProgress(c.Stderr, "gitmesh: catching up: ")
 	}
-	if !node.Current(st) {
+	current := node.Current(st)
+	if !current {
 		if err := checkPeerAccess(s, cmd.Repo, st.Leaders()); err != nil {
 			return err
 		}
@@ -89,7 +90,7 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	// The fast path holds its connection for one query; anything longer
 	// takes one of the user's places first: a push is refused at once
 	// without one, a read waits for one without a connection.
-	if cmd.Verb.IsWrite() || !node.Current(st) {
+	if cmd.Verb.IsWrite() || !current {
 		if err := admitSession(ctx, s, dbh, c.User, cmd.Verb.IsWrite(), c.Tell); err != nil {
 			log.Info().Err(err).Msg("refused: session limit")
 			return err

@@ -92,18 +92,24 @@ func (n *Node) healLocked(ctx context.Context, conn *sql.Conn, st State) (State,
 // lastRefusal is why the writer's device last declined to repair c's
 // mark, as it recorded it.
 func lastRefusal(ctx context.Context, conn *sql.Conn, st State, c Copy) string {
+	why, ok := lastHealRefusal(ctx, conn, st.RepoID, c)
+	if !ok {
+		return "device " + c.Device + " has not repaired it: it is unreachable or its writer still runs"
+	}
+	return "device " + c.Device + ": " + strings.TrimPrefix(why, "frozen: ")
+}
+
+// lastHealRefusal is the newest refusal recorded for c's mark.
+func lastHealRefusal(ctx context.Context, conn *sql.Conn, repoID int32, c Copy) (string, bool) {
 	var started time.Time
 	if c.Writer != nil {
 		started = c.Writer.Started
 	}
 	var why string
-	err := conn.QueryRowContext(ctx, `SELECT substr(result, 9) FROM sync_log
+	err := conn.QueryRowContext(ctx, `SELECT result FROM sync_log
 		WHERE repository_id = $1 AND device_id = $2 AND kind = 'heal' AND result LIKE 'frozen: %' AND created_at >= $3
-		ORDER BY id DESC LIMIT 1`, st.RepoID, c.DeviceID, started).Scan(&why)
-	if err != nil {
-		return "device " + c.Device + " has not repaired it: it is unreachable or its writer still runs"
-	}
-	return "device " + c.Device + ": " + why
+		ORDER BY id DESC LIMIT 1`, repoID, c.DeviceID, started).Scan(&why)
+	return why, err == nil
 }
 
 // writerAlive says why the writer may still be running, or "" when it is
@@ -250,7 +256,7 @@ func (n *Node) logHeal(ctx context.Context, conn *sql.Conn, st State, c Copy, fr
 	if from != nil {
 		fromID = sql.NullInt32{Int32: from.DeviceID, Valid: true}
 	}
-	if err != nil && refusedBefore(ctx, conn, st, c, result) {
+	if last, ok := lastHealRefusal(ctx, conn, st.RepoID, c); err != nil && ok && last == result {
 		return // replicate retries every few seconds: record a refusal once
 	}
 	to := sql.NullInt64{}
@@ -264,17 +270,6 @@ func (n *Node) logHeal(ctx context.Context, conn *sql.Conn, st State, c Copy, fr
 	if dbErr != nil {
 		n.Log.Warn().Err(dbErr).Str("repo", st.Repo).Msg("sync log")
 	}
-}
-
-func refusedBefore(ctx context.Context, conn *sql.Conn, st State, c Copy, result string) bool {
-	var started time.Time
-	if c.Writer != nil {
-		started = c.Writer.Started
-	}
-	var seen bool
-	conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM sync_log WHERE repository_id = $1 AND device_id = $2
-		AND kind = 'heal' AND result = $3 AND created_at >= $4)`, st.RepoID, st.SelfID, result, started).Scan(&seen)
-	return seen
 }
 
 func writerName(w *Writer) string {

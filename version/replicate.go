@@ -149,14 +149,13 @@ func (r *replication) lockPeer(ctx context.Context, key lock.Key) error {
 	deadline := time.Now().Add(r.w.n.LockTimeout)
 	for {
 		r.mu.Lock()
-		var ok bool
-		err := r.w.conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, $2)`, key.Class, key.Obj).Scan(&ok)
+		ok, err := lock.Try(ctx, r.w.conn, key)
 		if err == nil && ok {
 			r.held = append(r.held, key)
 		}
 		r.mu.Unlock()
 		if err != nil {
-			return fmt.Errorf("take its read lock: %w", err)
+			return err
 		}
 		if ok {
 			return nil

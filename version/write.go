@@ -620,9 +620,8 @@ var errLockBusy = errors.New("the write lock is held by someone else")
 
 // relock takes the write lock again on a new session.
 func (w *write) relock(ctx context.Context) error {
-	k := lock.Write(w.st.RepoID)
-	var ok bool
-	if err := w.conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, $2)`, k.Class, k.Obj).Scan(&ok); err != nil {
+	ok, err := lock.Try(ctx, w.conn, lock.Write(w.st.RepoID))
+	if err != nil {
 		return err
 	}
 	if !ok {
