@@ -10,7 +10,7 @@ TAGS := urfave_cli_no_docs
 # information is used.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
-LDFLAGS := -X main.stampVersion=$(VERSION) -X main.stampCommit=$(COMMIT)
+LDFLAGS := -X gitmesh/cli.stampVersion=$(VERSION) -X gitmesh/cli.stampCommit=$(COMMIT)
 
 .PHONY: all build ldflags setup test race vet bench fuzz demo demo-stop clean
 

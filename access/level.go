@@ -1,4 +1,6 @@
 // Package access decides who may do what: users, groups, keys and grants.
+// It reads and writes its tables through database/sql; it knows
+// nothing of locks, versions or how git is run.
 package access
 
 import "fmt"

@@ -1,4 +1,6 @@
 // Package admin holds the operator's commands on devices and repositories.
+// It composes version, lock and access; it
+// knows nothing of the command line or of how a user reached the device.
 package admin
 
 import (

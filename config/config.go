@@ -1,5 +1,7 @@
 // Package config holds gitmesh's settings, read once at start from an
 // optional TOML file, then the environment, then flags (later wins).
+// It knows nothing of what the settings drive:
+// no database, no git, no other gitmesh package.
 package config
 
 import (

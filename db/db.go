@@ -1,4 +1,5 @@
 // Package db opens gitmesh's PostgreSQL connections and applies migrations.
+// It knows nothing of repositories, versions or git.
 package db
 
 import (

@@ -1,5 +1,7 @@
 // Package gitexec parses the command sshd hands to gitmesh, applies the
 // repository path rules and runs the git binaries.
+// It knows git and the command line, not
+// PostgreSQL, locks or versions.
 package gitexec
 
 import (

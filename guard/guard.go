@@ -5,6 +5,7 @@
 // kills receive-pack when a bound is passed, except while the push is
 // being recorded: from the moment serve has the push's commands until it
 // has answered them, only the recording's own bounds apply.
+// It knows bytes and time, not git's protocol or the database.
 package guard
 
 import (

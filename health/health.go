@@ -1,6 +1,7 @@
 // Package health checks the cluster the way a monitoring system asks:
 // a list of problems, each warning or critical, and an overall status
 // with Nagios's exit codes.
+// It reads status; it changes nothing and knows nothing of Nagios's transport.
 package health
 
 import (

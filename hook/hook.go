@@ -4,6 +4,7 @@
 // `gitmesh serve` over a private unix socket, so serve itself decides each
 // ref and writes git's report. If the relay cannot run or serve is gone,
 // receive-pack reports every ref as rejected: the write path fails closed.
+// It knows git's hook protocols and the socket, not the database.
 package hook
 
 import (

@@ -1,5 +1,7 @@
 // Package lock takes PostgreSQL session advisory locks with a bounded wait,
 // and names whoever holds a lock that is being waited for.
+// It knows advisory locks, not git, repositories
+// or versions.
 package lock
 
 import (

@@ -1,6 +1,7 @@
 // Package metrics turns what PostgreSQL records about the cluster (each
 // copy's version, sync_log, push_attempts) into Prometheus metrics, for
 // node_exporter's textfile collector.
+// It reads only; it knows nothing of how the text is collected.
 package metrics
 
 import (

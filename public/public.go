@@ -2,6 +2,7 @@
 // may read: a sentence without server paths, addresses or secrets. The
 // error's own text (Error) stays the full detail, for the log and for
 // administrators.
+// It knows nothing else of gitmesh.
 package public
 
 import "errors"

@@ -1,5 +1,6 @@
 // Package pushlog reads the push log: one row per ref a push changed,
 // written by the write protocol (package version) when it records a push.
+// It only reads; it knows nothing of locks or git.
 package pushlog
 
 import (

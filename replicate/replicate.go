@@ -2,6 +2,7 @@
 // without waiting for a read there: Converge runs once, detached from the
 // pushing client, on the writer's device; Follow is the optional
 // long-running per-device process (`gitmesh replicate`).
+// It schedules; the catching up itself is package version's.
 package replicate
 
 import (

@@ -1,5 +1,8 @@
 // Package serve is the forced command: one SSH connection, parsed, checked,
 // brought up to date and handed to git.
+// It owns the order
+// of the steps (parse, access, admit, catch up or write, run git), not the
+// steps themselves, and knows nothing of flags or the log's destination.
 package serve
 
 import (

@@ -1,4 +1,5 @@
 // Package schema holds gitmesh's PostgreSQL migrations, applied in name order.
+// It holds SQL text only.
 package schema
 
 import "embed"

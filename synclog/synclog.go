@@ -3,6 +3,7 @@
 // from a peer to catch up (kind "fetch"), and per repair gitmesh made by
 // itself after a writer died (kind "heal"), as
 // the read and write protocols (package version) record them.
+// It only reads; it knows nothing of locks or git.
 package synclog
 
 import (

@@ -3,6 +3,7 @@
 // `gitmesh log`, `thaw` and `key list`, and a control character or a
 // right-to-left override in them must not move the cursor, recolour the
 // screen or disguise what is printed.
+// It knows nothing else of gitmesh.
 package termsafe
 
 import (

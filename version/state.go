@@ -1,6 +1,10 @@
-// Package version keeps each device's copy of a repository at the newest
-// version: the read protocol (catch up from a peer) and the write protocol
-// (push under the cluster-wide write lock, then record the new version).
+// Package version is the version protocol, the card's `version`: the
+// working_copy_versions table, reading it, catching a copy up from a peer
+// (the read protocol), the write path (push under the cluster-wide write
+// lock, stage on the peers, then record the new version), self-healing of
+// writes left behind, and the push statistics derived from the write's
+// outcome. It composes lock, gitexec and hook; it knows nothing of the
+// command line, of sshd or of how the user reached the device.
 package version
 
 import (

@@ -1,10 +1,10 @@
-package main
+package cli
 
 import "runtime/debug"
 
 // Set at build time by the Makefile:
 //
-//	-ldflags "-X main.stampVersion=$(git describe --tags --always --dirty) -X main.stampCommit=$(git rev-parse HEAD)"
+//	-ldflags "-X gitmesh/cli.stampVersion=$(git describe --tags --always --dirty) -X gitmesh/cli.stampCommit=$(git rev-parse HEAD)"
 //
 // A plain `go build` leaves them empty; then the VCS stamp Go records
 // itself (vcs.revision, unless -buildvcs=false) names the commit.

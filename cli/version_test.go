@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"os/exec"
@@ -45,12 +45,15 @@ func TestMakeBuildStampsTheCommit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("git rev-parse HEAD: %v (the test runs in a git checkout of gitmesh)", err)
 	}
-	flags, err := exec.Command("make", "-s", "--no-print-directory", "ldflags").Output()
+	mk := exec.Command("make", "-s", "--no-print-directory", "ldflags")
+	mk.Dir = ".." // the Makefile is at the root; this test runs in cli/
+	flags, err := mk.Output()
 	if err != nil {
 		t.Fatalf("make ldflags: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "gitmesh")
 	build := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-ldflags", strings.TrimSpace(string(flags)), "-o", bin, ".")
+	build.Dir = ".."
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build -ldflags %s: %v: %s", flags, err, out)
 	}

@@ -1,0 +1,321 @@
+// Package cli is gitmesh's command line: flags, settings, the logger and
+// one file per command family (cmd_*.go). Each action is short wiring that
+// calls into a package; no algorithm lives here. It decides what a user sees
+// (one sentence, a documented exit code) from the errors packages return.
+// Nothing imports it but the root main.go.
+package cli
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lib/pq"
+	"github.com/rs/zerolog"
+	"github.com/urfave/cli/v2"
+
+	"gitmesh/access"
+	"gitmesh/config"
+	"gitmesh/db"
+	"gitmesh/gitexec"
+	"gitmesh/guard"
+	"gitmesh/lock"
+	"gitmesh/serve"
+	"gitmesh/version"
+)
+
+// Exit codes, documented in the README; stable.
+const (
+	exitOK          = 0
+	exitError       = 1 // anything unexpected, bad configuration
+	exitUsage       = 2 // bad command line or SSH_ORIGINAL_COMMAND
+	exitNotFound    = 3 // unknown repository, or no access to it
+	exitFrozen      = 4 // repository frozen for writes
+	exitBusy        = 5 // a lock wait reached its limit
+	exitUnavailable = 6 // database or every up-to-date peer unreachable
+	exitNotRecorded = 7 // push ran but its version could not be recorded
+	exitNoQuorum    = 8 // push refused: fewer devices than the write quorum could store it
+	exitPushStopped = 9 // push stopped at push_timeout or push_idle_timeout
+)
+
+// app carries what every action needs: settings, logger and output.
+type app struct {
+	settings config.Settings
+	log      zerolog.Logger
+	logFile  io.Closer
+	// dsns are the database URLs seen so far, removed from every message.
+	dsns []string
+	// servingUser: this is `serve USER`, whose stderr a key holder reads.
+	servingUser bool
+	loaded      bool
+}
+
+// Main runs gitmesh with os.Args and exits with its documented code.
+func Main() {
+	a := &app{}
+	err := a.cli().Run(os.Args)
+	code := exitCode(err)
+	var gitExit *gitexec.ExitError
+	if err != nil && !errors.As(err, &gitExit) && err.Error() != "" { // "": said on stdout already (check)
+		fmt.Fprintf(os.Stderr, "gitmesh: %s\n", db.Redact(a.userMessage(err), a.dsns...))
+		a.log.Error().Err(err).Int("exit", code).Msg("failed")
+	}
+	if a.logFile != nil {
+		a.logFile.Close()
+	}
+	os.Exit(code)
+}
+
+func (a *app) cli() *cli.App {
+	return &cli.App{
+		Name:           "gitmesh",
+		Usage:          "make several git hosts one multi-master cluster behind OpenSSH",
+		Flags:          settingFlags(),
+		Before:         a.checkBefore, // a.load; check makes a failure UNKNOWN
+		Writer:         os.Stdout,
+		ErrWriter:      os.Stderr,
+		Version:        buildVersion(),
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError{err}
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageError{fmt.Errorf("unknown command %q; run 'gitmesh help' for the list", c.Args().First())}
+			}
+			return usageError{errors.New("no command given; run 'gitmesh help' for the list")}
+		},
+		Commands: a.commands(),
+	}
+}
+
+// registry holds subcommands defined in other files of package main
+// (cmd_*.go), each registered from an init function.
+var registry []func(*app) *cli.Command
+
+func register(f func(*app) *cli.Command) { registry = append(registry, f) }
+
+func (a *app) commands() []*cli.Command {
+	cmds := []*cli.Command{
+		a.migrateCommand(), a.deviceCommand(), a.repoCommand(), a.userCommand(),
+		a.serveCommand(), a.statusCommand(),
+	}
+	for _, f := range registry {
+		cmds = append(cmds, f(a))
+	}
+	for _, c := range cmds {
+		usageErrors(c)
+	}
+	return cmds
+}
+
+func settingFlags() []cli.Flag {
+	def := config.Defaults() // shown in --help; applied by load, not by the flags
+	return []cli.Flag{
+		&cli.StringFlag{Name: "config", EnvVars: []string{"GITMESH_CONFIG"}, Usage: "TOML settings file"},
+		&cli.StringFlag{Name: "database-url", EnvVars: []string{"GITMESH_DATABASE_URL"}, Usage: "PostgreSQL URL or DSN"},
+		&cli.StringFlag{Name: "device", EnvVars: []string{"GITMESH_DEVICE"}, Usage: "this device's name"},
+		&cli.StringFlag{Name: "repo-root", EnvVars: []string{"GITMESH_REPO_ROOT"}, Usage: "where this device keeps bare copies"},
+		&cli.StringFlag{Name: "log-file", EnvVars: []string{"GITMESH_LOG_FILE"}, Usage: "JSON log file"},
+		&cli.StringFlag{Name: "cluster-key", EnvVars: []string{"GITMESH_CLUSTER_KEY"}, Usage: "private key for fetches from peers"},
+		&cli.StringFlag{Name: "known-hosts", EnvVars: []string{"GITMESH_KNOWN_HOSTS"}, Usage: "known_hosts file of the peers"},
+		&cli.DurationFlag{Name: "lock-timeout", EnvVars: []string{"GITMESH_LOCK_TIMEOUT"}, Value: def.LockTimeout.D(), Usage: "longest wait for a lock"},
+		&cli.DurationFlag{Name: "fetch-timeout", EnvVars: []string{"GITMESH_FETCH_TIMEOUT"}, Value: def.FetchTimeout.D(), Usage: "longest fetch from a peer"},
+		&cli.DurationFlag{Name: "connect-timeout", EnvVars: []string{"GITMESH_CONNECT_TIMEOUT"}, Value: def.ConnectTimeout.D(), Usage: "longest connect to PostgreSQL or a peer"},
+		&cli.StringFlag{Name: "write-quorum", EnvVars: []string{"GITMESH_WRITE_QUORUM"}, Value: "majority", Usage: "devices that must hold a push before it is acknowledged: majority, or a number"},
+		&cli.DurationFlag{Name: "record-timeout", EnvVars: []string{"GITMESH_RECORD_TIMEOUT"}, Value: def.RecordTimeout.D(), Usage: "how long a push retries recording its version"},
+		&cli.StringFlag{Name: "keys-database-url", EnvVars: []string{"GITMESH_KEYS_DATABASE_URL"}, Usage: "PostgreSQL URL for keys-command (default: --database-url)"},
+		&cli.IntFlag{Name: "max-user-sessions", EnvVars: []string{"GITMESH_MAX_USER_SESSIONS"}, Value: def.MaxUserSessions, Usage: "pushes and waiting reads one user may have at once, cluster-wide"},
+		&cli.IntFlag{Name: "max-push-waiters", EnvVars: []string{"GITMESH_MAX_PUSH_WAITERS"}, Value: def.MaxPushWaiters, Usage: "pushes that may wait for one repository's write lock"},
+		&cli.DurationFlag{Name: "push-timeout", EnvVars: []string{"GITMESH_PUSH_TIMEOUT"}, Value: def.PushTimeout.D(), Usage: "longest push, from receive-pack's start"},
+		&cli.DurationFlag{Name: "push-idle-timeout", EnvVars: []string{"GITMESH_PUSH_IDLE_TIMEOUT"}, Value: def.PushIdleTimeout.D(), Usage: "longest silence of a pushing client"},
+		&cli.StringFlag{Name: "cluster-from", EnvVars: []string{"GITMESH_CLUSTER_FROM"}, Usage: "addresses the cluster key may log in from (sshd from= patterns, comma-separated)"},
+	}
+}
+
+// load reads the settings once: defaults, then the file, then environment
+// and flags.
+func (a *app) load(c *cli.Context) error {
+	a.servingUser = c.Args().First() == "serve" && !slices.Contains(c.Args().Slice(), "--cluster")
+	a.dsns = []string{c.String("database-url"), os.Getenv("GITMESH_DATABASE_URL")}
+	s := config.Defaults()
+	if p := c.String("config"); p != "" {
+		if err := config.LoadFile(&s, p); err != nil {
+			return err
+		}
+	}
+	for name, dst := range map[string]*string{"database-url": &s.DatabaseURL, "device": &s.Device,
+		"repo-root": &s.RepoRoot, "log-file": &s.LogFile, "cluster-key": &s.ClusterKey, "known-hosts": &s.KnownHosts,
+		"keys-database-url": &s.KeysDatabaseURL, "cluster-from": &s.ClusterFrom} {
+		if c.IsSet(name) {
+			*dst = c.String(name)
+		}
+	}
+	for name, dst := range map[string]*config.Duration{"lock-timeout": &s.LockTimeout, "fetch-timeout": &s.FetchTimeout,
+		"connect-timeout": &s.ConnectTimeout, "record-timeout": &s.RecordTimeout,
+		"push-timeout": &s.PushTimeout, "push-idle-timeout": &s.PushIdleTimeout} {
+		if c.IsSet(name) {
+			*dst = config.Duration(c.Duration(name))
+		}
+	}
+	if c.IsSet("write-quorum") {
+		q, err := config.ParseQuorum(c.String("write-quorum"))
+		if err != nil {
+			return usageError{err}
+		}
+		s.WriteQuorum = q
+	}
+	for name, dst := range map[string]*int{"max-user-sessions": &s.MaxUserSessions, "max-push-waiters": &s.MaxPushWaiters} {
+		if c.IsSet(name) {
+			*dst = c.Int(name)
+		}
+	}
+	if err := s.CheckLimits(); err != nil {
+		return usageError{err}
+	}
+	if err := access.CheckFrom(s.ClusterFrom); err != nil {
+		return err
+	}
+	a.settings = s
+	a.dsns = append(a.dsns, s.DatabaseURL, s.KeysDatabaseURL)
+	a.loaded = true
+	a.log = zerolog.Nop()
+	if s.LogFile != "" {
+		f, err := os.OpenFile(s.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return fmt.Errorf("open log file: %w", err)
+		}
+		a.logFile = f
+		a.log = zerolog.New(db.RedactWriter(f, a.dsns...)).With().Timestamp().Int("pid", os.Getpid()).Str("device", s.Device).Logger()
+	}
+	return nil
+}
+
+// openDB opens the database for an admin command.
+func (a *app) openDB(op string) (*sql.DB, error) {
+	if err := a.settings.NeedDatabase(); err != nil {
+		return nil, err
+	}
+	return db.Open(a.settings.DatabaseURL, fmt.Sprintf("gitmesh %s %d", op, os.Getpid()), a.settings.ConnectTimeout.D())
+}
+
+// withDB runs f with an open database and closes it after.
+func (a *app) withDB(op string, f func(c *cli.Context, d *sql.DB) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := misplacedGlobalFlag(c); err != nil {
+			return err
+		}
+		d, err := a.openDB(op)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		return f(c, d)
+	}
+}
+
+// args checks the number of positional arguments.
+func args(c *cli.Context, names ...string) ([]string, error) {
+	if c.NArg() != len(names) {
+		return nil, wrongArgs(c, names)
+	}
+	return c.Args().Slice(), nil
+}
+
+// usageError marks a bad command line.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func exitCode(err error) int {
+	var (
+		frozen  *version.FrozenError
+		quorum  *version.QuorumError
+		noPeer  *version.NoPeerError
+		usage   usageError
+		exit    cli.ExitCoder
+		gitExit *gitexec.ExitError
+		// A reader's push: the same code as no access, with its own sentence.
+		readOnly *access.ReadOnlyError
+	)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &usage), errors.Is(err, gitexec.ErrBadCommand), errors.Is(err, gitexec.ErrBadName),
+		errors.Is(err, access.ErrInvalid):
+		return exitUsage
+	case errors.Is(err, version.ErrNotFound), errors.As(err, &readOnly):
+		return exitNotFound
+	case errors.As(err, &frozen):
+		return exitFrozen
+	case errors.Is(err, lock.ErrTimeout), errors.Is(err, lock.ErrFull):
+		return exitBusy
+	case errors.Is(err, guard.ErrTimeout):
+		return exitPushStopped
+	case errors.Is(err, version.ErrLostWrite):
+		return exitNotRecorded
+	case errors.As(err, &quorum):
+		return exitNoQuorum
+	case errors.As(err, &noPeer), db.IsUnavailable(err):
+		return exitUnavailable
+	case errors.As(err, &gitExit):
+		return gitExit.Code
+	case errors.As(err, &exit):
+		return exit.ExitCode()
+	}
+	return exitError
+}
+
+// userMessage is message, but for `serve USER` only what a key holder
+// may read: no server path, address or setting (the log has those).
+func (a *app) userMessage(err error) string {
+	var usage usageError
+	switch {
+	case !a.servingUser:
+		return message(err)
+	case !a.loaded:
+		return serve.Misconfigured(a.settings.Device)
+	case errors.As(err, &usage):
+		return message(err) // serve's own command line, set by the administrator
+	}
+	if m := serve.Message(err, a.settings.Device); m != "" {
+		return m
+	}
+	return message(err)
+}
+
+// message is the one sentence the user sees for err.
+func message(err error) string {
+	var te *lock.TimeoutError
+	switch {
+	case err == version.ErrNotFound: // serve's answer; admin commands say more
+		return "repository not found, or you do not have access to it"
+	case errors.As(err, &te):
+		msg := fmt.Sprintf("gave up waiting for the %s after %s", te.Key.Describe(), te.Waited.Round(time.Second))
+		if te.Holder != nil {
+			msg += fmt.Sprintf("; it is held by %q since %s", te.Holder.Application, te.Holder.Since.UTC().Format(time.RFC3339))
+		}
+		return msg + "; try again later"
+	case errors.Is(err, version.ErrNoVersions):
+		return "no device holds a recorded version of this repository (ambiguous leaders); an administrator must promote the right copy with 'gitmesh thaw REPO --promote DEVICE'"
+	case errors.Is(err, pq.ErrSSLNotSupported):
+		return oneLine(err.Error()) + "; add sslmode=disable to the database URL, or enable SSL on the PostgreSQL server"
+	case db.IsUnavailable(err) && !isNoPeer(err):
+		return "the coordination database is unreachable (" + oneLine(err.Error()) + "); try again later"
+	}
+	return oneLine(err.Error())
+}
+
+func isNoPeer(err error) bool {
+	var noPeer *version.NoPeerError
+	return errors.As(err, &noPeer)
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
