@@ -109,6 +109,15 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 			return gitexec.StartService(cmd.Verb, dir, append(env, extraEnv...), gitConfig, stdin)
 		})
 	}
+	// An archive request is read, and refused if it names gitmesh's own
+	// refs, before anything else happens (upload-archive ignores hideRefs).
+	var archive []byte
+	if cmd.Verb == gitexec.UploadArchive {
+		if archive, err = gitexec.ReadArchiveRequest(os.Stdin, s.PushIdleTimeout.D()); err != nil {
+			log.Info().Err(err).Msg("refused: archive request")
+			return err
+		}
+	}
 	// A mark left by a dead writer is repaired by its device (reads still
 	// work if it cannot be); the repair may move this copy.
 	if node.HealFrozen(ctx, st) {
@@ -119,7 +128,7 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	if err := node.CatchUp(ctx, st); err != nil {
 		return err
 	}
-	return execGit(dbh, cmd.Verb, dir, env, log)
+	return execGit(dbh, cmd.Verb, dir, env, archive, log)
 }
 
 // confined is the repository's directory; the user hears why a path is
@@ -134,11 +143,14 @@ func confined(root, repo string, log zerolog.Logger) (string, error) {
 }
 
 // execGit closes the database and becomes git.
-func execGit(dbh *sql.DB, verb gitexec.Verb, dir string, env []string, log zerolog.Logger) error {
+func execGit(dbh *sql.DB, verb gitexec.Verb, dir string, env []string, archive []byte, log zerolog.Logger) error {
 	dbh.Close()
 	if !gitexec.Exists(dir) {
 		log.Error().Str("dir", dir).Msg("copy missing although recorded as current")
 		return public.New("this device's copy of the repository is missing and no other device holds the newest version; an administrator must restore it")
+	}
+	if verb == gitexec.UploadArchive {
+		return gitexec.ExecArchive(dir, env, archive)
 	}
 	return gitexec.Exec(verb, dir, env)
 }

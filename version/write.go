@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lib/pq"
@@ -282,11 +283,15 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 	if 1+len(rep.stored) < q {
 		qe := &QuorumError{Repo: w.st.Repo, Stored: 1 + len(rep.stored), Need: q, Holders: len(w.st.Holders), Unreachable: rep.failedNames()}
 		w.outcome = qe
+		w.unstage(ctx, want, visible, rep)
 		return fail(fmt.Sprintf("only %d of %d devices could store the push (%d needed)", qe.Stored, qe.Holders, q))
 	}
 	newVersion := w.version + 1
 	if err := w.commit(ctx, newVersion, digest, rep.stored, accepted); err != nil {
 		w.outcome = err
+		if !w.committed {
+			w.unstage(ctx, want, visible, rep)
+		}
 		return fail("gitmesh could not record the push; nothing was acknowledged")
 	}
 	rep.release() // the peers' stages are recorded: their own readers may show them
@@ -298,6 +303,31 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 	w.stored = append([]Device{w.self()}, rep.stored...)
 	w.newVersion = newVersion
 	return results
+}
+
+// unstage takes a refused push out of the stage, on this copy and on the
+// peers that stored it (whose read locks rep still holds): the stage goes
+// back to the refs this copy shows, so nothing of a push that was never
+// recorded stays reachable from a ref (its objects stay unreferenced until
+// gc). A failure is logged; the stage is replaced at the next catch-up or
+// push anyway.
+func (w *write) unstage(ctx context.Context, staged, visible gitexec.RefSet, rep *replication) {
+	if err := w.n.Git.UpdateRefs(ctx, w.dir, gitexec.StageCommands(staged, visible), false); err != nil {
+		w.n.Log.Warn().Err(err).Str("repo", w.st.Repo).Msg("unstage a refused push")
+		return
+	}
+	var wg sync.WaitGroup
+	for _, p := range rep.stored {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := w.n.Git.PushStage(ctx, w.dir, PeerURL(p.URL, w.st.Repo), !strings.Contains(p.URL, "://"))
+			if err != nil {
+				w.n.Log.Warn().Err(err).Str("repo", w.st.Repo).Str("peer", p.Name).Msg("unstage a refused push on a peer")
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func failAll(push hook.Push, reason string) []hook.Result {
