@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"bytes"
+	"crypto/sha1"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -60,3 +63,67 @@ func TestRefusedPushIsUnreadableThroughArchive(t *testing.T) {
 		t.Fatalf("git archive main: exit %d: %s", r.Code, r.Stderr)
 	}
 }
+
+// emptyPack is a pack of no objects: what a push of refs to commits the
+// repository already holds carries.
+func emptyPack() []byte {
+	head := []byte("PACK\x00\x00\x00\x02\x00\x00\x00\x00")
+	sum := sha1.Sum(head)
+	return append(head, sum[:]...)
+}
+
+// rawPush speaks receive-pack's protocol to dev's serve as user, as a
+// hostile client may: the ref commands exactly as given (the first with
+// report-status), then a pack of no objects. It returns serve's result.
+func rawPush(t *testing.T, c *meshtest.Cluster, dev, user, repo string, cmds ...string) meshtest.Result {
+	t.Helper()
+	var in bytes.Buffer
+	for i, cmd := range cmds {
+		if i == 0 {
+			cmd += "\x00report-status"
+		}
+		fmt.Fprintf(&in, "%04x%s\n", len(cmd)+5, cmd)
+	}
+	in.WriteString("0000")
+	in.Write(emptyPack())
+	cmd := exec.Command(meshtest.Binary(), "--config", c.Devices[dev].Config, "serve", user)
+	cmd.Env = append(meshtest.GitEnv(c.Dir), "SSH_ORIGINAL_COMMAND=git-receive-pack '"+repo+"'")
+	cmd.Stdin = &in
+	return runCmd(cmd)
+}
+
+// A push holding a ref command with a space in its name is refused whole:
+// the well-formed command beside it is not recorded, shown or logged.
+func TestMalformedRefCommandRefusesTheWholePush(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	_, head := pushed(t, c)
+	c.WaitConverged("team/app")
+	_, v0 := copies(t, c, "team/app")
+
+	r := rawPush(t, c, "a", "alice", "team/app",
+		gitexecZero+" "+head+" refs/heads/s2",
+		gitexecZero+" "+head+" refs/heads/s2 x")
+	t.Logf("push with a malformed command: exit %d\n%s", r.Code, r.Stderr)
+	if !strings.Contains(r.Stderr, "malformed ref command") {
+		t.Errorf("serve's stderr does not say the push holds a malformed command: %s", r.Stderr)
+	}
+	if strings.Contains(r.Stdout, "ok refs/heads/s2") {
+		t.Errorf("receive-pack reported refs/heads/s2 as updated: %q", r.Stdout)
+	}
+	if got := c.Rev("a", "team/app", "refs/heads/s2"); got != "" {
+		t.Fatalf("a shows refs/heads/s2 = %s after a refused push", got)
+	}
+	if _, v := copies(t, c, "team/app"); v != v0 {
+		t.Fatalf("the refused push recorded version %d (was %d)", v, v0)
+	}
+	var logged int
+	if err := c.DB().QueryRow(`SELECT count(*) FROM push_log WHERE ref LIKE 'refs/heads/s2%'`).Scan(&logged); err != nil {
+		t.Fatal(err)
+	}
+	if logged != 0 {
+		t.Fatalf("push_log holds %d rows for the refused push", logged)
+	}
+	writable(t, c, "team/app")
+}
+
+const gitexecZero = "0000000000000000000000000000000000000000"

@@ -210,6 +210,14 @@ func (w *write) procReceive(ctx context.Context, c io.ReadWriter) {
 	}
 	defer w.guard.Answered()
 	push, err := hook.ReadPush(bufio.NewReader(c), c)
+	if errors.Is(err, hook.ErrMalformed) {
+		w.n.Log.Warn().Str("repo", w.st.Repo).Int("commands", len(push.Commands)).Msg("push refused: malformed ref command")
+		if err := hook.WriteResults(c, hook.RefuseAll(push, MalformedReason)); err != nil {
+			w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("proc-receive answer")
+		}
+		w.n.Tell("%s", MalformedReason)
+		return
+	}
 	if err != nil {
 		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("proc-receive")
 		return // receive-pack rejects every ref
@@ -329,6 +337,9 @@ func (w *write) unstage(ctx context.Context, staged, visible gitexec.RefSet, rep
 	}
 	wg.Wait()
 }
+
+// MalformedReason refuses a push holding a malformed ref command.
+const MalformedReason = "the push holds a malformed ref command (a ref name with a space or a control character); nothing was changed"
 
 func failAll(push hook.Push, reason string) []hook.Result {
 	out := make([]hook.Result, len(push.Commands))
