@@ -127,3 +127,39 @@ func TestMalformedRefCommandRefusesTheWholePush(t *testing.T) {
 }
 
 const gitexecZero = "0000000000000000000000000000000000000000"
+
+// git's own refusals hold through gitmesh: HEAD's branch cannot be
+// deleted (receive.denyDeleteCurrent), nor a one-level ref created.
+func TestGitRefusalsDeleteCurrentAndFunnyRefname(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	url := meshtest.URL("team/app")
+	work, head := pushed(t, c)
+	c.WaitConverged("team/app")
+	_, v0 := copies(t, c, "team/app")
+
+	r := c.Devices["a"].Git("alice", work, "push", url, ":main")
+	t.Logf("delete main: exit %d\n%s", r.Code, r.Stderr)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "deletion of the current branch prohibited") {
+		t.Errorf("deleting HEAD's branch: exit %d, %s; want git's refusal", r.Code, r.Stderr)
+	}
+	if got := c.Rev("a", "team/app", "refs/heads/main"); got != head {
+		t.Fatalf("main is %q after a refused deletion, want %s", got, head)
+	}
+	r = c.Devices["a"].Git("alice", work, "push", url, "HEAD:refs/foo")
+	t.Logf("push refs/foo: exit %d\n%s", r.Code, r.Stderr)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "funny refname") {
+		t.Errorf("pushing refs/foo: exit %d, %s; want git's funny refname", r.Code, r.Stderr)
+	}
+	if got := c.Rev("a", "team/app", "refs/foo"); got != "" {
+		t.Fatalf("refs/foo = %s after a refused push", got)
+	}
+	if _, v := copies(t, c, "team/app"); v != v0 {
+		t.Fatalf("the refused pushes recorded version %d (was %d)", v, v0)
+	}
+	// Another branch may go, as with git.
+	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "HEAD:refs/heads/topic")
+	c.Devices["a"].MustGit("alice", work, "push", "-q", url, ":topic")
+	if got := c.Rev("a", "team/app", "refs/heads/topic"); got != "" {
+		t.Fatalf("topic = %s after its deletion", got)
+	}
+}

@@ -252,7 +252,7 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 		w.n.Log.Error().Str("repo", w.st.Repo).Msg("copy differs from its recorded version; push refused")
 		return failAll(push, "this device's copy does not match its recorded version; nothing was changed, try again")
 	}
-	results := w.validate(ctx, push, visible, <-facts)
+	results := w.validate(ctx, push, visible, head, <-facts)
 	want := visible.Clone()
 	var accepted []hook.Command
 	for i, c := range push.Commands {
@@ -377,7 +377,7 @@ func (w *write) lookUp(ctx context.Context, push hook.Push) <-chan pushFacts {
 			}
 		}
 		cfg := make(chan map[string]string, 1)
-		go func() { cfg <- w.n.Git.Configs(ctx, w.dir, `^receive\.deny(deletes|nonfastforwards)$`) }()
+		go func() { cfg <- w.n.Git.Configs(ctx, w.dir, `^receive\.deny(deletes|nonfastforwards|deletecurrent)$`) }()
 		f := pushFacts{types: map[string]string{}}
 		if len(ids) > 0 {
 			f.types, f.err = w.n.Git.ObjectTypes(ctx, w.dir, ids)
@@ -392,15 +392,20 @@ func (w *write) lookUp(ctx context.Context, push hook.Push) <-chan pushFacts {
 // updates itself: the name, the old value, the object, the repository's
 // receive.deny* settings and its own update hook. An atomic push fails
 // whole.
-func (w *write) validate(ctx context.Context, push hook.Push, visible gitexec.RefSet, f pushFacts) []hook.Result {
+func (w *write) validate(ctx context.Context, push hook.Push, visible gitexec.RefSet, head string, f pushFacts) []hook.Result {
 	if f.err != nil {
 		return failAll(push, "gitmesh could not read the pushed objects; nothing was changed")
 	}
 	results := make([]hook.Result, len(push.Commands))
-	denyDeletes, denyNonFF := f.cfg["receive.denydeletes"] == "true", f.cfg["receive.denynonfastforwards"] == "true"
+	d := denials{
+		deletes:       gitBool(f.cfg["receive.denydeletes"]),
+		nonFF:         gitBool(f.cfg["receive.denynonfastforwards"]),
+		deleteCurrent: denyDeleteCurrent(f.cfg["receive.denydeletecurrent"]),
+		head:          head,
+	}
 	failed := false
 	for i, c := range push.Commands {
-		results[i] = hook.Result{Ref: c.Ref, Err: w.check(ctx, c, visible, f.types, denyDeletes, denyNonFF)}
+		results[i] = hook.Result{Ref: c.Ref, Err: w.check(ctx, c, visible, f.types, d)}
 		failed = failed || results[i].Err != ""
 	}
 	if push.Atomic && failed {
@@ -413,7 +418,33 @@ func (w *write) validate(ctx context.Context, push hook.Push, visible gitexec.Re
 	return results
 }
 
-func (w *write) check(ctx context.Context, c hook.Command, visible gitexec.RefSet, types map[string]string, denyDeletes, denyNonFF bool) string {
+// denials are the repository's receive.deny* settings that receive-pack
+// would apply, and HEAD's branch.
+type denials struct {
+	deletes, nonFF, deleteCurrent bool
+	head                          string
+}
+
+// gitBool reads a git boolean setting as git does (unset is false).
+func gitBool(v string) bool {
+	switch strings.ToLower(v) {
+	case "true", "yes", "on", "1":
+		return true
+	}
+	return false
+}
+
+// denyDeleteCurrent reads receive.denyDeleteCurrent: only "ignore",
+// "warn" and false allow deleting HEAD's branch; unset refuses, as git.
+func denyDeleteCurrent(v string) bool {
+	switch strings.ToLower(v) {
+	case "ignore", "warn", "false", "no", "off", "0":
+		return false
+	}
+	return true
+}
+
+func (w *write) check(ctx context.Context, c hook.Command, visible gitexec.RefSet, types map[string]string, d denials) string {
 	if why := gitexec.ValidRefName(c.Ref); why != "" {
 		return why
 	}
@@ -421,9 +452,15 @@ func (w *write) check(ctx context.Context, c hook.Command, visible gitexec.RefSe
 	if gitexec.IsZero(c.Old) && exists || !gitexec.IsZero(c.Old) && cur != c.Old {
 		return "the ref changed meanwhile; fetch and try again"
 	}
+	branch := strings.HasPrefix(c.Ref, "refs/heads/")
 	if gitexec.IsZero(c.New) {
-		if denyDeletes {
+		// receive-pack's order and words: receive.denyDeletes covers
+		// branches; HEAD's branch needs receive.denyDeleteCurrent off.
+		if d.deletes && branch {
 			return "deletion prohibited"
+		}
+		if d.deleteCurrent && c.Ref == d.head {
+			return "deletion of the current branch prohibited"
 		}
 	} else {
 		switch t := types[c.New]; {
@@ -431,7 +468,7 @@ func (w *write) check(ctx context.Context, c hook.Command, visible gitexec.RefSe
 			return "bad object"
 		case t != "commit" && strings.HasPrefix(c.Ref, "refs/heads/"):
 			return "a branch must point to a commit"
-		case denyNonFF && exists && !w.n.Git.IsAncestor(ctx, w.dir, c.Old, c.New):
+		case d.nonFF && branch && exists && !w.n.Git.IsAncestor(ctx, w.dir, c.Old, c.New):
 			return "non-fast-forward"
 		}
 	}
