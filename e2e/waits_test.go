@@ -40,10 +40,20 @@ func TestLockWaitNamesTheHolderAndGivesUpAtTheLimit(t *testing.T) {
 	if r.Code == 0 {
 		t.Fatal("push succeeded while another process held the write lock")
 	}
-	for _, want := range []string{"waiting for the write lock of team/app", "bob@b", "gave up waiting for the write lock"} {
+	for _, want := range []string{"waiting for the write lock of team/app: another push holds it", "gave up waiting for the write lock"} {
 		if !strings.Contains(r.Stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, r.Stderr)
 		}
+	}
+	// Another user's session is not the pusher's business (issue 19):
+	// the log and status name it.
+	for _, secret := range []string{"bob", "4242"} {
+		if strings.Contains(r.Stderr, secret) {
+			t.Errorf("stderr names the holder's session (%q):\n%s", secret, r.Stderr)
+		}
+	}
+	if log, _ := os.ReadFile(a.Log); !strings.Contains(string(log), "bob@b") {
+		t.Errorf("the log does not name the lock holder")
 	}
 	st := c.MustAdmin("status", "team/app")
 	if !strings.Contains(st, "bob@b") {

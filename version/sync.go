@@ -355,7 +355,18 @@ func (n *Node) waiting(repo string, key lock.Key) func(*lock.Holder) {
 			n.Tell("waiting for the %s of %s (up to %s)", key.Describe(), repo, n.LockTimeout)
 			return
 		}
-		n.Tell("waiting for the %s of %s, held by %q since %s (up to %s)", key.Describe(), repo,
-			h.Application, h.Since.UTC().Format(time.TimeOnly+" MST"), n.LockTimeout)
+		// Who holds it goes to the log (and `status`): users hear only
+		// that another session does, never its user, pid or device.
+		n.Log.Info().Str("repo", repo).Str("lock", key.Describe()).Str("holder", h.Application).
+			Int("holder_backend_pid", h.PID).Time("holder_since", h.Since).Msg("waiting for a lock")
+		n.Tell("waiting for the %s of %s: %s holds it (up to %s)", key.Describe(), repo, HolderKind(key), n.LockTimeout)
 	}
+}
+
+// HolderKind is what a user is told holds key: never whose session.
+func HolderKind(key lock.Key) string {
+	if key.Describe() == "write lock" {
+		return "another push"
+	}
+	return "another session updating this device's copy"
 }
