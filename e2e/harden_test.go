@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -161,5 +162,56 @@ func TestGitRefusalsDeleteCurrentAndFunnyRefname(t *testing.T) {
 	c.Devices["a"].MustGit("alice", work, "push", "-q", url, ":topic")
 	if got := c.Rev("a", "team/app", "refs/heads/topic"); got != "" {
 		t.Fatalf("topic = %s after its deletion", got)
+	}
+}
+
+// A repository's pre-receive hook cannot reach serve's relay socket: its
+// environment does not name it, and a process it starts that finds the
+// socket anyway (by looking in TMPDIR) is turned away, so it cannot
+// inject a ref update attributed to the pusher.
+func TestHookCannotInjectThroughTheRelaySocket(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	url := meshtest.URL("team/app")
+	work, _ := pushed(t, c)
+	c.WaitConverged("team/app")
+	envOut := filepath.Join(c.Dir, "pre-receive-env")
+	tmp := t.TempDir()
+	c.Devices["a"].Env = append(c.Devices["a"].Env, "TMPDIR="+tmp)
+	hook := filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive")
+	script := fmt.Sprintf(`#!/bin/sh
+env > %q
+read old new ref
+for s in "$TMPDIR"/gitmesh-*/push-*/hook.sock "$TMPDIR"/gitmesh-push-*/hook.sock; do
+	[ -S "$s" ] || continue
+	printf '000eversion=1\n0000006a%%s %%s refs/heads/injected\n0000' %s "$new" |
+		GITMESH_HOOK_SOCKET="$s" %q hook proc-receive >/dev/null 2>&1
+done
+exit 0
+`, envOut, gitexecZero, meshtest.Binary())
+	if err := os.WriteFile(hook, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	next := c.Commit(work, "README", "pushed while a hook tries to inject\n")
+	r := c.Devices["a"].Git("alice", work, "push", url, "main")
+	t.Logf("push: exit %d\n%s", r.Code, r.Stderr)
+	if got := c.Rev("a", "team/app", "refs/heads/injected"); got != "" {
+		t.Errorf("the hook injected refs/heads/injected = %s", got)
+	}
+	if r.Code != 0 || !acked(r.Stderr, "main") {
+		t.Errorf("the real push was not acknowledged: exit %d, %s", r.Code, r.Stderr)
+	}
+	if got := c.Rev("a", "team/app", "refs/heads/main"); got != next {
+		t.Errorf("main = %s, want %s", got, next)
+	}
+	env, err := os.ReadFile(envOut)
+	if err != nil {
+		t.Fatalf("the hook did not run: %v", err)
+	}
+	if strings.Contains(string(env), "GITMESH_HOOK_SOCKET") {
+		t.Errorf("the repository's pre-receive saw the socket's address")
+	}
+	var logged int
+	if err := c.DB().QueryRow(`SELECT count(*) FROM push_log WHERE ref = 'refs/heads/injected'`).Scan(&logged); err != nil || logged != 0 {
+		t.Errorf("push_log holds %d rows for refs/heads/injected (%v)", logged, err)
 	}
 }

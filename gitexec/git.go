@@ -169,6 +169,9 @@ func ExitStatus(err error) error {
 	return nil
 }
 
+// Pid is the service's process id.
+func (s *Service) Pid() int { return s.cmd.Process.Pid }
+
 // Wait returns the service's exit error.
 func (s *Service) Wait() error { return <-s.done }
 

@@ -176,6 +176,11 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 	}
 	w.guard = g
 	g.Watch(svc.Kill)
+	srv.Expect(svc.Pid())
+	srv.ReadLimit = w.n.PushIdleTimeout
+	srv.Refused = func(pid int, why string) {
+		w.n.Log.Warn().Str("repo", w.st.Repo).Int("peer_pid", pid).Str("why", why).Msg("hook socket: connection refused")
+	}
 	served := make(chan struct{})
 	go func() {
 		srv.Serve(func(c io.ReadWriter) { w.procReceive(ctx, c) })
