@@ -13,6 +13,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lib/pq"
@@ -55,8 +56,14 @@ type app struct {
 	loaded      bool
 }
 
+// Umask is the file mode creation mask of every gitmesh process and the
+// git it runs: copies, logs, sockets and stages are the git account's
+// and its group's (read only), never other local accounts'.
+const Umask = 0o027
+
 // Main runs gitmesh with os.Args and exits with its documented code.
 func Main() {
+	syscall.Umask(Umask)
 	a := &app{}
 	err := a.cli().Run(os.Args)
 	code := exitCode(err)

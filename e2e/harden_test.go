@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"gitmesh/meshtest"
@@ -213,5 +214,40 @@ exit 0
 	var logged int
 	if err := c.DB().QueryRow(`SELECT count(*) FROM push_log WHERE ref = 'refs/heads/injected'`).Scan(&logged); err != nil || logged != 0 {
 		t.Errorf("push_log holds %d rows for refs/heads/injected (%v)", logged, err)
+	}
+}
+
+// Other local accounts read nothing gitmesh creates (issue 19): with the
+// common umask 022 around it, the copies (objects, refs, the stage), made
+// by repo create, a push, a staging push and a catch-up, and the log, give
+// others no access. The hook scripts in <root>/.gitmesh/hooks stay 0755
+// (they hold only the binary's path) under a root others cannot enter.
+func TestOtherAccountsReadNothing(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	url := meshtest.URL("team/app")
+	work, _ := pushed(t, c)
+	c.Commit(work, "README", "second\n")
+	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
+	c.WaitConverged("team/app")
+	c.Devices["c"].MustGit("alice", "", "ls-remote", url)
+	for name, d := range c.Devices {
+		for _, top := range []string{filepath.Join(d.Root, "team"), d.Log} {
+			filepath.Walk(top, func(p string, info os.FileInfo, err error) error {
+				if os.IsNotExist(err) && p == d.Log {
+					return nil // nothing logged on this device
+				}
+				if err != nil {
+					t.Errorf("%s: %v", name, err)
+					return nil
+				}
+				if info.Mode().Perm()&0o007 != 0 {
+					t.Errorf("%s: %s has mode %v: other accounts may use it", name, p, info.Mode().Perm())
+					return filepath.SkipDir
+				}
+				return nil
+			})
+		}
 	}
 }
