@@ -251,3 +251,18 @@ func TestOtherAccountsReadNothing(t *testing.T) {
 		}
 	}
 }
+
+// No repository lives inside a working directory of gitmesh's own: the
+// rebuild of a missing lib (in lib.git.gitmesh-new) would delete it.
+func TestWorkingNamesAreNotRepositories(t *testing.T) {
+	c := meshtest.NewCluster(t, "a")
+	c.CreateRepo("a", "lib", "alice")
+	r := c.Admin("repo", "create", "lib.git.gitmesh-new/sub")
+	if r.Code != 2 || !strings.Contains(r.Stderr, "working names") {
+		t.Errorf("repo create lib.git.gitmesh-new/sub: exit %d, %q; want exit 2 naming gitmesh's working names", r.Code, r.Stderr)
+	}
+	r = serveAs(c.Devices["a"], "alice", "git-receive-pack 'lib.git.gitmesh-new/sub'")
+	if r.Code != 2 || !strings.Contains(r.Stderr, "working names") {
+		t.Errorf("push to lib.git.gitmesh-new/sub: exit %d, %q; want exit 2", r.Code, r.Stderr)
+	}
+}
