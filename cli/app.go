@@ -141,6 +141,9 @@ func settingFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-push-waiters", EnvVars: []string{"GITMESH_MAX_PUSH_WAITERS"}, Value: def.MaxPushWaiters, Usage: "pushes that may wait for one repository's write lock"},
 		&cli.DurationFlag{Name: "push-timeout", EnvVars: []string{"GITMESH_PUSH_TIMEOUT"}, Value: def.PushTimeout.D(), Usage: "longest push, from receive-pack's start"},
 		&cli.DurationFlag{Name: "push-idle-timeout", EnvVars: []string{"GITMESH_PUSH_IDLE_TIMEOUT"}, Value: def.PushIdleTimeout.D(), Usage: "longest silence of a pushing client"},
+		&cli.Int64Flag{Name: "max-push-bytes", EnvVars: []string{"GITMESH_MAX_PUSH_BYTES"}, Value: def.MaxPushBytes, Usage: "largest pack one push may send, in bytes (git's receive.maxInputSize)"},
+		&cli.IntFlag{Name: "max-push-refs", EnvVars: []string{"GITMESH_MAX_PUSH_REFS"}, Value: def.MaxPushRefs, Usage: "most ref updates one push may hold"},
+		&cli.DurationFlag{Name: "log-retention", EnvVars: []string{"GITMESH_LOG_RETENTION"}, Value: def.LogRetention.D(), Usage: "how long push_log, sync_log and push_attempts keep a row (0: forever)"},
 		&cli.StringFlag{Name: "cluster-from", EnvVars: []string{"GITMESH_CLUSTER_FROM"}, Usage: "addresses the cluster key may log in from (sshd from= patterns, comma-separated)"},
 	}
 }
@@ -165,7 +168,7 @@ func (a *app) load(c *cli.Context) error {
 	}
 	for name, dst := range map[string]*config.Duration{"lock-timeout": &s.LockTimeout, "fetch-timeout": &s.FetchTimeout,
 		"connect-timeout": &s.ConnectTimeout, "record-timeout": &s.RecordTimeout,
-		"push-timeout": &s.PushTimeout, "push-idle-timeout": &s.PushIdleTimeout} {
+		"push-timeout": &s.PushTimeout, "push-idle-timeout": &s.PushIdleTimeout, "log-retention": &s.LogRetention} {
 		if c.IsSet(name) {
 			*dst = config.Duration(c.Duration(name))
 		}
@@ -177,10 +180,14 @@ func (a *app) load(c *cli.Context) error {
 		}
 		s.WriteQuorum = q
 	}
-	for name, dst := range map[string]*int{"max-user-sessions": &s.MaxUserSessions, "max-push-waiters": &s.MaxPushWaiters} {
+	for name, dst := range map[string]*int{"max-user-sessions": &s.MaxUserSessions, "max-push-waiters": &s.MaxPushWaiters,
+		"max-push-refs": &s.MaxPushRefs} {
 		if c.IsSet(name) {
 			*dst = c.Int(name)
 		}
+	}
+	if c.IsSet("max-push-bytes") {
+		s.MaxPushBytes = c.Int64("max-push-bytes")
 	}
 	if err := s.CheckLimits(); err != nil {
 		return usageError{err}

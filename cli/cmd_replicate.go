@@ -32,7 +32,7 @@ func init() {
 				ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 				defer stop()
 				n := serve.NewNode(a.settings, d, a.log, func(string, ...any) {})
-				return replicate.Follow(ctx, n, a.settings.DatabaseURL, c.Duration("sweep"))
+				return replicate.Follow(ctx, n, a.settings.DatabaseURL, c.Duration("sweep"), a.settings.LogRetention.D())
 			}),
 		}
 	})

@@ -32,6 +32,9 @@ type Settings struct {
 	MaxPushWaiters  int      `toml:"max_push_waiters"`
 	PushTimeout     Duration `toml:"push_timeout"`
 	PushIdleTimeout Duration `toml:"push_idle_timeout"`
+	MaxPushBytes    int64    `toml:"max_push_bytes"`
+	MaxPushRefs     int      `toml:"max_push_refs"`
+	LogRetention    Duration `toml:"log_retention"`
 	// ClusterFrom is sshd's from= pattern list for the cluster key's line.
 	ClusterFrom string `toml:"cluster_from"`
 	// Path is the config file the settings came from, if any.
@@ -50,6 +53,9 @@ func Defaults() Settings {
 		MaxPushWaiters:  DefaultMaxPushWaiters,
 		PushTimeout:     Duration(30 * time.Minute),
 		PushIdleTimeout: Duration(5 * time.Minute),
+		MaxPushBytes:    DefaultMaxPushBytes,
+		MaxPushRefs:     DefaultMaxPushRefs,
+		LogRetention:    Duration(DefaultLogRetention),
 	}
 }
 

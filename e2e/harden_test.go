@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha1"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"gitmesh/meshtest"
 )
@@ -264,5 +266,131 @@ func TestWorkingNamesAreNotRepositories(t *testing.T) {
 	r = serveAs(c.Devices["a"], "alice", "git-receive-pack 'lib.git.gitmesh-new/sub'")
 	if r.Code != 2 || !strings.Contains(r.Stderr, "working names") {
 		t.Errorf("push to lib.git.gitmesh-new/sub: exit %d, %q; want exit 2", r.Code, r.Stderr)
+	}
+}
+
+// A push beyond max_push_bytes or max_push_refs is refused with one
+// sentence, exit 2, and nothing moves or is recorded.
+func TestPushSizeBounds(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	url := meshtest.URL("team/app")
+	work, head := pushed(t, c)
+	c.WaitConverged("team/app")
+	_, v0 := copies(t, c, "team/app")
+	c.Devices["a"].WriteConfig("max_push_bytes = 1048576\nmax_push_refs = 2")
+
+	big := make([]byte, 3<<20)
+	rand.Read(big) // incompressible: the pack is as large
+	if err := os.WriteFile(filepath.Join(work, "big.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.LocalGit(work, "add", "big.bin")
+	c.LocalGit(work, "commit", "-q", "-m", "big")
+	r, code := pushKeepingServeExit(t, c, "a", work, url, "main")
+	t.Logf("push of 3 MiB: exit %d, serve %d\n%s", r.Code, code, r.Stderr)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "gitmesh: push to team/app refused: it sends more than max_push_bytes (1 MiB); nothing was changed") {
+		t.Errorf("a push beyond max_push_bytes: exit %d, %s", r.Code, r.Stderr)
+	}
+	if code != 2 {
+		t.Errorf("serve exited %d, want 2", code)
+	}
+	if got := c.Rev("a", "team/app", "refs/heads/main"); got != head {
+		t.Fatalf("main = %s after a refused push, want %s", got, head)
+	}
+	c.LocalGit(work, "reset", "-q", "--hard", head)
+
+	c.LocalGit(work, "commit", "-q", "--allow-empty", "-m", "small")
+	r, code = pushKeepingServeExit(t, c, "a", work, url, "HEAD:refs/heads/x1", "HEAD:refs/heads/x2", "HEAD:refs/heads/x3")
+	t.Logf("push of 3 refs: exit %d, serve %d\n%s", r.Code, code, r.Stderr)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "it updates 3 refs, more than max_push_refs (2)") || code != 2 {
+		t.Errorf("a push beyond max_push_refs: exit %d, serve %d, %s", r.Code, code, r.Stderr)
+	}
+	for _, ref := range []string{"refs/heads/x1", "refs/heads/x2", "refs/heads/x3"} {
+		if got := c.Rev("a", "team/app", ref); got != "" {
+			t.Errorf("%s = %s after a refused push", ref, got)
+		}
+	}
+	if _, v := copies(t, c, "team/app"); v != v0 {
+		t.Fatalf("refused pushes recorded version %d (was %d)", v, v0)
+	}
+	// Within the bounds, pushes go on.
+	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "HEAD:refs/heads/x1", "HEAD:refs/heads/x2")
+	writable(t, c, "team/app")
+}
+
+// A killed push's quarantine (objects/tmp_objdir-incoming-*) is removed
+// by a later push once it is older than any push may run; a recent one,
+// which may be a live push's, stays.
+func TestKilledPushQuarantineIsRemoved(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	url := meshtest.URL("team/app")
+	work, _ := pushed(t, c)
+	c.Devices["a"].WriteConfig(`push_timeout = "10s"` + "\n" + `fetch_timeout = "10s"`)
+	objects := filepath.Join(c.Devices["a"].Root, "team/app.git", "objects")
+	old := filepath.Join(objects, "tmp_objdir-incoming-killed")
+	recent := filepath.Join(objects, "tmp_objdir-incoming-live")
+	for _, d := range []string{old, recent} {
+		if err := os.MkdirAll(filepath.Join(d, "pack"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "pack", "tmp_pack_x"), make([]byte, 1<<20), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := time.Now().Add(-time.Hour)
+	for _, p := range []string{filepath.Join(old, "pack", "tmp_pack_x"), filepath.Join(old, "pack"), old} {
+		os.Chtimes(p, long, long)
+	}
+	c.Commit(work, "README", "after a killed push\n")
+	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("the killed push's quarantine is still there: %v", err)
+	}
+	if _, err := os.Stat(recent); err != nil {
+		t.Errorf("a recent quarantine (maybe a live push's) was removed: %v", err)
+	}
+}
+
+// prune-logs keeps the history tables bounded: rows older than
+// log_retention go, newer ones stay.
+func TestPruneLogsKeepsHistoryBounded(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	url := meshtest.URL("team/app")
+	work, _ := pushed(t, c)
+	c.WaitConverged("team/app")
+	d := c.DB()
+	for _, q := range []string{
+		`UPDATE push_log SET created_at = now() - interval '100 days'`,
+		`UPDATE sync_log SET created_at = now() - interval '100 days'`,
+		`UPDATE push_attempts SET created_at = now() - interval '100 days'`,
+	} {
+		if _, err := d.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Commit(work, "README", "recent\n")
+	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
+	c.WaitConverged("team/app")
+	count := func(table string) (old, recent int) {
+		t.Helper()
+		if err := d.QueryRow(`SELECT count(*) FILTER (WHERE created_at < now() - interval '30 days'),
+			count(*) FILTER (WHERE created_at >= now() - interval '30 days') FROM `+table).Scan(&old, &recent); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	for _, table := range []string{"push_log", "sync_log", "push_attempts"} {
+		if old, recent := count(table); old == 0 || recent == 0 {
+			t.Fatalf("%s before pruning: %d old and %d recent rows; the test needs both", table, old, recent)
+		}
+	}
+	r := c.Devices["a"].Run([]string{"GITMESH_LOG_RETENTION=720h"}, "prune-logs")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "push_log: ") {
+		t.Fatalf("prune-logs: exit %d: %s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	for _, table := range []string{"push_log", "sync_log", "push_attempts"} {
+		if old, recent := count(table); old != 0 || recent == 0 {
+			t.Errorf("%s after pruning: %d old and %d recent rows; want 0 old, the recent kept", table, old, recent)
+		}
 	}
 }

@@ -284,6 +284,7 @@ func SettingsEnv(s config.Settings) []string {
 		"GITMESH_LOCK_TIMEOUT=" + s.LockTimeout.D().String(), "GITMESH_FETCH_TIMEOUT=" + s.FetchTimeout.D().String(),
 		"GITMESH_CONNECT_TIMEOUT=" + s.ConnectTimeout.D().String(), "GITMESH_RECORD_TIMEOUT=" + s.RecordTimeout.D().String(),
 		"GITMESH_WRITE_QUORUM=" + s.WriteQuorum.String(), "GITMESH_CLUSTER_FROM=" + s.ClusterFrom,
+		"GITMESH_LOG_RETENTION=" + s.LogRetention.D().String(),
 	}
 	if s.Path != "" {
 		env = append(env, "GITMESH_CONFIG="+s.Path)
@@ -296,7 +297,8 @@ func NewNode(s config.Settings, dbh *sql.DB, log zerolog.Logger, tell func(strin
 	return &version.Node{DB: dbh, Device: s.Device, RepoRoot: s.RepoRoot,
 		Git: Git(s), LockTimeout: s.LockTimeout.D(), RecordTimeout: s.RecordTimeout.D(),
 		WriteQuorum: int(s.WriteQuorum), MaxPushWaiters: s.MaxPushWaiters,
-		PushTimeout: s.PushTimeout.D(), PushIdleTimeout: s.PushIdleTimeout.D(), Log: log, Tell: tell}
+		PushTimeout: s.PushTimeout.D(), PushIdleTimeout: s.PushIdleTimeout.D(),
+		MaxPushBytes: s.MaxPushBytes, MaxPushRefs: s.MaxPushRefs, Log: log, Tell: tell}
 }
 
 // Git is the bookkeeping git for these settings: fetch timeout and, for

@@ -7,9 +7,40 @@ import (
 	"fmt"
 	"time"
 
+	"gitmesh/gitexec"
 	"gitmesh/guard"
 	"gitmesh/lock"
 )
+
+// TooLargeError refuses a push beyond max_push_bytes or max_push_refs,
+// before anything moved (exit 2, as bad input).
+type TooLargeError struct {
+	Repo  string
+	Refs  int   // the push's ref updates, when those were too many
+	Max   int64 // the limit passed
+	Bytes bool  // the pack, not the refs, was too large
+}
+
+func (e *TooLargeError) Error() string {
+	if e.Bytes {
+		return fmt.Sprintf("push to %s refused: it sends more than max_push_bytes (%s); nothing was changed", e.Repo, sizeText(e.Max))
+	}
+	return fmt.Sprintf("push to %s refused: it updates %d refs, more than max_push_refs (%d); nothing was changed, push fewer at a time", e.Repo, e.Refs, e.Max)
+}
+
+// Unwrap makes the refusal bad input (exit 2).
+func (e *TooLargeError) Unwrap() error { return gitexec.ErrBadCommand }
+
+// sizeText writes a byte count for people.
+func sizeText(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
 
 // WaitersError refuses a push when max_push_waiters pushes already wait
 // for the repository's write lock.

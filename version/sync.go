@@ -40,6 +40,10 @@ type Node struct {
 	MaxPushWaiters  int
 	PushTimeout     time.Duration
 	PushIdleTimeout time.Duration
+	// The size bounds of one push: its pack's bytes (git's
+	// receive.maxInputSize) and its ref updates; 0 is none.
+	MaxPushBytes int64
+	MaxPushRefs  int
 	// Client is what the pushing client sends (serve's stdin); nil is
 	// os.Stdin.
 	Client io.Reader
@@ -316,6 +320,20 @@ func (n *Node) removeStaleLocks(dir string) error {
 		return fmt.Errorf("remove stale lock files in %s: %w", dir, err)
 	}
 	return nil
+}
+
+// removeOldQuarantines deletes what killed pushes left in dir's
+// quarantine: only directories nothing wrote to for longer than a push
+// (push_timeout) or a staging push (fetch_timeout) may run, plus a minute.
+func (n *Node) removeOldQuarantines(dir string) {
+	age := max(n.PushTimeout, n.Git.Timeout, time.Minute) + time.Minute
+	removed, err := gitexec.RemoveOldQuarantines(dir, age)
+	for _, p := range removed {
+		n.Log.Warn().Str("dir", p).Msg("removed the quarantine a killed push left")
+	}
+	if err != nil {
+		n.Log.Warn().Err(err).Str("dir", dir).Msg("remove old quarantines")
+	}
 }
 
 // PeerURL is where repo lives on a device whose base URL is base: an

@@ -110,6 +110,7 @@ func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) 
 	if err := n.removeStaleLocks(w.dir); err != nil {
 		return err
 	}
+	n.removeOldQuarantines(w.dir)
 	w.version = w.st.Highest() // this copy's, after catching up under the write lock
 	if w.token, err = n.markWriting(ctx, conn, w.st, user); err != nil {
 		return err
@@ -133,6 +134,7 @@ type write struct {
 	committed  bool  // the new version is recorded (or may be: outcome says)
 	newVersion int64 // the version recorded
 	lockLost   bool  // the session that held the write lock died
+	answered   bool  // the push's commands reached serve
 	stored     []Device
 	rep        *replication // the staging on the peers, logged after the answer
 	guard      *guard.Guard // bounds receive-pack except while recording
@@ -158,6 +160,9 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 		hooks = rel
 	}
 	cfg := append(hook.GitConfig(hooks), "receive.autogc=false", gitexec.ReceiveFsck)
+	if w.n.MaxPushBytes > 0 {
+		cfg = append(cfg, fmt.Sprintf("receive.maxInputSize=%d", w.n.MaxPushBytes))
+	}
 	client := w.n.Client
 	if client == nil {
 		client = os.Stdin
@@ -196,6 +201,12 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 	if w.outcome != nil {
 		return w.outcome
 	}
+	if !w.answered && w.n.MaxPushBytes > 0 && g.Received() > w.n.MaxPushBytes {
+		// index-pack stopped at receive.maxInputSize: git said so in its
+		// words, this is gitmesh's sentence and exit status.
+		w.n.Log.Info().Str("repo", w.st.Repo).Int64("received", g.Received()).Int64("max_push_bytes", w.n.MaxPushBytes).Msg("push refused: too large")
+		return &TooLargeError{Repo: w.st.Repo, Max: w.n.MaxPushBytes, Bytes: true}
+	}
 	if w.committed && w.n.Converge != nil {
 		w.n.Converge(w.st.Repo) // peers show what they stored; the rest catch up
 	}
@@ -226,6 +237,16 @@ func (w *write) procReceive(ctx context.Context, c io.ReadWriter) {
 	if err != nil {
 		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("proc-receive")
 		return // receive-pack rejects every ref
+	}
+	w.answered = true
+	if w.n.MaxPushRefs > 0 && len(push.Commands) > w.n.MaxPushRefs {
+		e := &TooLargeError{Repo: w.st.Repo, Refs: len(push.Commands), Max: int64(w.n.MaxPushRefs)}
+		w.n.Log.Info().Str("repo", w.st.Repo).Int("refs", e.Refs).Int("max_push_refs", w.n.MaxPushRefs).Msg("push refused: too many refs")
+		if err := hook.WriteResults(c, failAll(push, "more than max_push_refs refs in one push")); err != nil {
+			w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("proc-receive answer")
+		}
+		w.outcome = e
+		return
 	}
 	results := w.apply(ctx, push)
 	err = hook.WriteResults(c, results)
