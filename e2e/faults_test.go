@@ -14,11 +14,13 @@ import (
 	"gitmesh/meshtest"
 )
 
-// slowPreReceive installs an administrator's pre-receive hook in dev's copy
-// that touches marker and then sleeps, holding a push in receive-pack.
+// slowPreReceive installs an administrator's update hook in dev's copy
+// that touches marker and then sleeps, holding a push while serve decides
+// it: under the write lock, with the write mark set (the update hook runs
+// there; pre-receive runs before the lock is taken).
 func slowPreReceive(t *testing.T, c *meshtest.Cluster, dev, repo, marker string) {
 	t.Helper()
-	path := filepath.Join(c.Devices[dev].Root, repo+".git", "hooks", "pre-receive")
+	path := filepath.Join(c.Devices[dev].Root, repo+".git", "hooks", "update")
 	script := fmt.Sprintf("#!/bin/sh\ncat >/dev/null\ntouch %q\nsleep 5\n", marker)
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
@@ -71,7 +73,7 @@ func TestKilledServeIsRepairedByTheNextRead(t *testing.T) {
 	if st := c.MustAdmin("status", "team/app"); strings.Contains(st, "FROZEN") {
 		t.Fatalf("still frozen after a read asked a to repair it:\n%s", st)
 	}
-	os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive"))
+	os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "update"))
 	next := c.Commit(work, "README", "after the repair\n")
 	c.Devices["b"].MustGit("alice", work, "push", "-q", url, "main")
 	for _, d := range []string{"a", "b", "c"} {
@@ -122,7 +124,7 @@ func TestCutDatabaseConnectionDuringPushIsNotAcknowledged(t *testing.T) {
 	proxy.SetDown(false)
 
 	// The writer gave up and exited: the next push repairs the mark.
-	os.Remove(filepath.Join(a.Root, "team/app.git", "hooks", "pre-receive"))
+	os.Remove(filepath.Join(a.Root, "team/app.git", "hooks", "update"))
 	r := c.Devices["b"].Git("alice", work, "push", repoURL, "main")
 	if r.Code != 0 || !strings.Contains(r.Stderr, "repair") {
 		t.Fatalf("push after the cut: exit %d, %s", r.Code, r.Stderr)
@@ -402,13 +404,13 @@ func TestAKilledPushLeavesNoHookDirectoryBehind(t *testing.T) {
 	if err := c.DB().QueryRow(`SELECT (write_properties->>'pid')::int FROM working_copy_versions WHERE is_writing`).Scan(&pid); err != nil {
 		t.Fatal(err)
 	}
-	left, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("gitmesh-push-%d-*", pid)))
+	left, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("gitmesh-%d", os.Getuid()), fmt.Sprintf("push-%d-*", pid)))
 	if len(left) != 1 {
 		t.Fatalf("hook directories of the running push: %v", left)
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
 	push.Wait()
-	os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive"))
+	os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "update"))
 	c.MustAdmin("thaw", "team/app", "--promote", "a")
 	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
 	if _, err := os.Stat(left[0]); !os.IsNotExist(err) {

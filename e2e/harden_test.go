@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -393,4 +394,105 @@ func TestPruneLogsKeepsHistoryBounded(t *testing.T) {
 			t.Errorf("%s after pruning: %d old and %d recent rows; want 0 old, the recent kept", table, old, recent)
 		}
 	}
+}
+
+// One user's idle pushes do not hold a repository (issue 19): the write
+// lock is asked for only once a push's commands and pack have arrived, so
+// stalled uploads hold neither the lock nor a place in its queue, and
+// another user's push goes through at once.
+func TestStalledUploadsDoNotHoldTheWriteLock(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	url := meshtest.URL("team/app")
+	work, head := pushed(t, c)
+	c.WaitConverged("team/app")
+	c.User("bob")
+	c.MustAdmin("grant", "bob", "team/app", "write")
+	a := c.Devices["a"]
+	a.WriteConfig("max_push_waiters = 1\npush_idle_timeout = \"20s\"")
+	db := c.DB()
+
+	var wg sync.WaitGroup
+	const stalled = 3
+	for i := 0; i < stalled; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stalledPush(t, a, "alice", "team/app", head)
+		}()
+	}
+	defer wg.Wait()
+	waitFor(t, "three stalled pushes connected", func() bool {
+		var n int
+		db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'gitmesh push % alice@a team/app'`).Scan(&n)
+		return n == stalled
+	})
+	start := time.Now()
+	bobWork := c.Dir + "/bob"
+	a.MustGit("bob", "", "clone", "-q", url, bobWork)
+	next := c.Commit(bobWork, "README", "bob's, while alice's uploads stall\n")
+	r := a.Git("bob", bobWork, "push", url, "main")
+	if r.Code != 0 || !acked(r.Stderr, "main") {
+		t.Fatalf("bob's push while alice's uploads stall: exit %d, %s", r.Code, r.Stderr)
+	}
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("bob's push took %s: it waited for the stalled uploads", took)
+	}
+	if got := c.Rev("a", "team/app", "refs/heads/main"); got != next {
+		t.Errorf("main = %s, want bob's %s", got, next)
+	}
+	_ = work
+}
+
+// Places in the write lock's queue are shared fairly: one user's pushes
+// take at most two, and another user still finds one.
+func TestOneUserTakesAtMostTwoWaitingPlaces(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	work, head := pushed(t, c)
+	c.WaitConverged("team/app")
+	c.User("bob")
+	c.MustAdmin("grant", "bob", "team/app", "write")
+	a := c.Devices["a"]
+	a.WriteConfig("max_push_waiters = 8")
+	db := c.DB()
+	holder := holdWriteLock(t, c, "team/app")
+	defer holder.Close()
+	waiting := func() int {
+		var n int
+		db.QueryRow(`SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database())
+			AND locktype = 'advisory' AND NOT granted AND classid = x'676d5700'::int::oid`).Scan(&n)
+		return n
+	}
+	type result struct {
+		name string
+		r    meshtest.Result
+	}
+	done := make(chan result, 4)
+	for i, who := range []string{"alice", "alice"} {
+		go func() {
+			done <- result{who, rawPush(t, c, "a", who, "team/app", fmt.Sprintf("%s %s refs/heads/%s-%d", gitexecZero, head, who, i))}
+		}()
+		waitFor(t, fmt.Sprintf("%d pushes waiting", i+1), func() bool { return waiting() == i+1 })
+	}
+	r := rawPush(t, c, "a", "alice", "team/app", gitexecZero+" "+head+" refs/heads/alice-2")
+	if r.Code != 5 || !strings.Contains(r.Stderr, "2 of your pushes already wait for its write lock") {
+		t.Fatalf("alice's third waiting push: exit %d (want 5), %q", r.Code, r.Stderr)
+	}
+	go func() { done <- result{"bob", rawPush(t, c, "a", "bob", "team/app", gitexecZero+" "+head+" refs/heads/bob-0")} }()
+	waitFor(t, "bob's push waiting beside alice's two", func() bool { return waiting() == 3 })
+	holder.Close()
+	for i := 0; i < 3; i++ {
+		res := <-done
+		if res.r.Code != 0 {
+			t.Errorf("%s's waiting push: exit %d, %s", res.name, res.r.Code, res.r.Stderr)
+		}
+	}
+	for _, ref := range []string{"refs/heads/alice-0", "refs/heads/alice-1", "refs/heads/bob-0"} {
+		if got := c.Rev("a", "team/app", ref); got != head {
+			t.Errorf("%s = %q, want %s", ref, got, head)
+		}
+	}
+	if got := c.Rev("a", "team/app", "refs/heads/alice-2"); got != "" {
+		t.Errorf("the refused push created alice-2")
+	}
+	_ = work
 }

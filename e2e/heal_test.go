@@ -99,7 +99,7 @@ func TestWriterKilledWhileReceivingHealsOnTheNextPushElsewhere(t *testing.T) {
 	marker := filepath.Join(c.Dir, "in-pre-receive")
 	slowPreReceive(t, c, "a", "team/app", marker)
 	healsAfterKill(t, c, work, base, "b", exists(marker), func() {
-		os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive"))
+		os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "update"))
 	})
 }
 
@@ -146,7 +146,7 @@ func TestWriterKilledWithItsCopyChangedIsRewoundFromAPeer(t *testing.T) {
 	marker := filepath.Join(c.Dir, "in-pre-receive")
 	slowPreReceive(t, c, "a", "team/app", marker)
 	healsAfterKill(t, c, work, base, "b", exists(marker), func() {
-		os.Remove(filepath.Join(dir, "hooks", "pre-receive"))
+		os.Remove(filepath.Join(dir, "hooks", "update"))
 	})
 	if out := c.LocalGit(dir, "for-each-ref", "refs/heads/stray"); strings.Contains(out, stray) {
 		t.Fatalf("a still shows the stray ref after being rewound: %s", out)
@@ -169,7 +169,7 @@ func TestDeadWriterWithNoGoodCopyStaysFrozenWithTheReason(t *testing.T) {
 	slowPreReceive(t, c, "a", "team/app", marker)
 	c.Commit(work, "README", "killed\n")
 	killWriter(t, c, "a", work, exists(marker))
-	os.Remove(filepath.Join(dir, "hooks", "pre-receive"))
+	os.Remove(filepath.Join(dir, "hooks", "update"))
 
 	for _, d := range []string{"a", "b"} {
 		r := c.Devices[d].Git("alice", work, "push", url, "main")
@@ -199,7 +199,7 @@ func TestDeadWriterHealsBySyncAndReplicate(t *testing.T) {
 	slowPreReceive(t, c, "a", "team/app", marker)
 	c.Commit(work, "README", "killed\n")
 	killWriter(t, c, "a", work, exists(marker))
-	os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive"))
+	os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "update"))
 	// b's sync does not repair a's mark; a's own replicate does.
 	if r := c.Devices["b"].Run(nil, "sync", "team/app"); r.Code != 0 {
 		t.Fatalf("sync on b: exit %d, %s", r.Code, r.Stderr)

@@ -17,11 +17,12 @@ import (
 	"gitmesh/meshtest"
 )
 
-// heldPreReceive makes dev's copy of repo hold every push in pre-receive
-// (marker appears) until the file release exists.
+// heldPreReceive makes dev's copy of repo hold every push in its update
+// hook (marker appears), under the write lock with the mark set, until
+// the file release exists.
 func heldPreReceive(t *testing.T, c *meshtest.Cluster, dev, repo, marker, release string) {
 	t.Helper()
-	path := filepath.Join(c.Devices[dev].Root, repo+".git", "hooks", "pre-receive")
+	path := filepath.Join(c.Devices[dev].Root, repo+".git", "hooks", "update")
 	script := fmt.Sprintf("#!/bin/sh\ncat >/dev/null\ntouch %q\nwhile [ ! -e %q ]; do sleep 0.05; done\n", marker, release)
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
@@ -175,8 +176,11 @@ func TestPushesBeyondTheWaiterCapAreRefusedAtOnce(t *testing.T) {
 	})
 
 	// The queue is full: the next push is answered at once, nothing changes.
-	r := a.Run([]string{"SSH_ORIGINAL_COMMAND=git-receive-pack 'team/app.git'"}, "serve", "alice")
-	oneSentence(t, "a push beyond max_push_waiters", r, 5, "push to team/app refused: 1 push is already waiting for its write lock")
+	// (The write lock is asked for once the push's commands arrive.)
+	r := rawPush(t, c, "a", "alice", "team/app", gitexecZero+" "+c.Rev("a", "team/app", "refs/heads/main")+" refs/heads/w")
+	if r.Code != 5 || strings.Count(r.Stderr, "\n") != 1 || !strings.Contains(r.Stderr, "push to team/app refused: 1 push is already waiting for its write lock") {
+		t.Fatalf("a push beyond max_push_waiters: exit %d (want 5), stderr %q", r.Code, r.Stderr)
+	}
 	if strings.Contains(r.Stderr, "gave up") {
 		t.Fatalf("the refused push waited: %s", r.Stderr)
 	}

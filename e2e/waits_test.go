@@ -59,10 +59,11 @@ func TestLockWaitNamesTheHolderAndGivesUpAtTheLimit(t *testing.T) {
 	if !strings.Contains(st, "bob@b") {
 		t.Errorf("status does not name the lock holder:\n%s", st)
 	}
-	// Exit 5 from serve itself.
-	res := a.Run([]string{"SSH_ORIGINAL_COMMAND=git-receive-pack 'team/app.git'"}, "serve", "alice")
-	if res.Code != 5 || res.Stdout != "" {
-		t.Errorf("serve waiting too long: exit %d (want 5), stdout %q", res.Code, res.Stdout)
+	// Exit 5 from serve itself (the write lock is asked for once the
+	// push's commands arrive).
+	res := rawPush(t, c, "a", "alice", "team/app", gitexecZero+" "+c.Rev("a", "team/app", "refs/heads/main")+" refs/heads/w")
+	if res.Code != 5 || !strings.Contains(res.Stderr, "gave up waiting for the write lock") {
+		t.Errorf("serve waiting too long: exit %d (want 5), stderr %q", res.Code, res.Stderr)
 	}
 }
 

@@ -42,14 +42,22 @@ func sizeText(n int64) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
+// UserWaiters is how many of one user's pushes may wait for one
+// repository's write lock at once (within max_push_waiters).
+const UserWaiters = 2
+
 // WaitersError refuses a push when max_push_waiters pushes already wait
-// for the repository's write lock.
+// for the repository's write lock, or (Own) UserWaiters of the user's own.
 type WaitersError struct {
 	Repo string
 	Max  int
+	Own  bool
 }
 
 func (e *WaitersError) Error() string {
+	if e.Own {
+		return fmt.Sprintf("push to %s refused: %d of your pushes already wait for its write lock; nothing was changed, try again when they are done", e.Repo, e.Max)
+	}
 	n := fmt.Sprintf("%d pushes are", e.Max)
 	if e.Max == 1 {
 		n = "1 push is"
@@ -64,10 +72,21 @@ func (e *WaitersError) Unwrap() error { return lock.ErrFull }
 // takes a place in the lock's queue (or refuses at once when there is
 // none) and waits, within LockTimeout, giving the place back once it
 // holds the lock or gives up.
-func (n *Node) acquireWrite(ctx context.Context, conn *sql.Conn, repo string, wkey lock.Key) (time.Duration, error) {
+func (n *Node) acquireWrite(ctx context.Context, conn *sql.Conn, repo string, wkey lock.Key, user string) (time.Duration, error) {
 	if ok, err := lock.Try(ctx, conn, wkey); ok || err != nil {
 		return 0, err
 	}
+	// At most UserWaiters of one user's pushes wait for one repository,
+	// so one user cannot take every place of the queue.
+	own, err := lock.TakeUserWaiter(ctx, conn, wkey.Obj, user, UserWaiters)
+	if errors.Is(err, lock.ErrFull) {
+		n.Log.Info().Str("repo", repo).Int("user_waiters", UserWaiters).Msg("push refused: this user's pushes fill their places in the queue")
+		return 0, &WaitersError{Repo: repo, Max: UserWaiters, Own: true}
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer lock.ReleaseUserWaiter(context.Background(), conn, own)
 	place, err := lock.TakeSlot(ctx, conn, lock.PushWaiter(wkey.Obj, 0), n.MaxPushWaiters)
 	if errors.Is(err, lock.ErrFull) {
 		n.Log.Info().Str("repo", repo).Int("max_push_waiters", n.MaxPushWaiters).Msg("push refused: write lock queue full")

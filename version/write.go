@@ -72,51 +72,84 @@ func (e *QuorumError) Error() string {
 // client's bytes from stdin.
 type Receiver func(env, gitConfig []string, stdin *os.File) (*gitexec.Service, error)
 
-// Push runs one write: take the write lock, refuse if frozen, catch up,
-// mark the write pending, and run receive-pack, whose proc-receive hook
-// hands every ref update to this process (see procReceive).
+// Push runs one write. Before receive-pack starts, this copy catches up
+// as a read would (no write lock), so that it advertises the newest refs;
+// the client's pack is then received and checked without any lock. Only
+// when receive-pack hands over the ref commands (proc-receive, the
+// objects out of quarantine) does procReceive take the write lock, with a
+// fair place in its queue, refuse if frozen, catch up again if a push
+// landed meanwhile, mark the write pending and decide the commands
+// against the refs as they are then.
 func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) (err error) {
 	if c, frozen := st.Frozen(); frozen && c.DeviceID != st.SelfID {
 		n.HealFrozen(ctx, st) // the writer's device repairs; it needs the write lock
 	}
 	began := time.Now()
+	if !n.Current(st) {
+		// Best effort: the catch-up under the write lock (or the refusal
+		// of a frozen repository) decides.
+		if err := n.CatchUp(ctx, st); err != nil {
+			n.Log.Info().Err(err).Str("repo", st.Repo).Msg("catch-up before receive-pack failed; tried again under the write lock")
+		}
+	}
 	conn, err := n.DB.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
 	w := &write{n: n, conn: conn, st: st, user: user, dir: gitexec.RepoDir(n.RepoRoot, st.Repo)}
 	defer func() { w.conn.Close() }()
-	var waited time.Duration
-	defer func() { w.recordAttempt(began, waited, err) }()
-	wkey := lock.Write(st.RepoID)
-	if waited, err = n.acquireWrite(ctx, conn, st.Repo, wkey); err != nil {
+	defer func() { w.recordAttempt(began, w.waited, err) }()
+	defer w.unlock()
+	return w.run(ctx, start)
+}
+
+// lock takes the write lock for the commands that just arrived and makes
+// this copy the base of the new version: repaired if a dead writer left
+// its mark, caught up if a push landed since receive-pack advertised its
+// refs, and marked as written.
+func (w *write) lock(ctx context.Context) error {
+	n := w.n
+	wkey := lock.Write(w.st.RepoID)
+	waited, err := n.acquireWrite(ctx, w.conn, w.st.Repo, wkey, w.user)
+	w.waited = waited
+	if err != nil {
 		return err
 	}
-	defer func() { lock.Release(context.Background(), w.conn, wkey) }()
-	if w.st, err = n.reload(ctx, conn, st.Repo); err != nil {
+	w.locked = true
+	st, err := n.reload(ctx, w.conn, w.st.Repo)
+	if err != nil {
 		return err
 	}
-	if w.st, err = n.healLocked(ctx, conn, w.st); err != nil {
+	if st, err = n.healLocked(ctx, w.conn, st); err != nil {
 		return err
 	}
-	if !n.Current(w.st) {
-		if err := n.catchUpLocked(ctx, conn, w.st); err != nil {
+	if !n.Current(st) {
+		if err := n.catchUpLocked(ctx, w.conn, st); err != nil {
 			return err
 		}
-		if w.st, err = n.reload(ctx, conn, st.Repo); err != nil {
+		if st, err = n.reload(ctx, w.conn, st.Repo); err != nil {
 			return err
 		}
 	}
+	w.st = st
 	if err := n.removeStaleLocks(w.dir); err != nil {
 		return err
 	}
 	n.removeOldQuarantines(w.dir)
 	w.version = w.st.Highest() // this copy's, after catching up under the write lock
-	if w.token, err = n.markWriting(ctx, conn, w.st, user); err != nil {
+	if w.token, err = n.markWriting(ctx, w.conn, w.st, w.user); err != nil {
 		return err
 	}
-	n.Log.Debug().Str("repo", st.Repo).Dur("took", time.Since(began)).Msg("write lock taken and write marked")
-	return w.run(ctx, start)
+	w.marked = true
+	return nil
+}
+
+// unlock lets the write lock go (once).
+func (w *write) unlock() {
+	if w.locked {
+		lock.Release(context.Background(), w.conn, lock.Write(w.st.RepoID))
+		w.locked = false
+	}
 }
 
 // write is one push in progress; its proc-receive handler runs while
@@ -135,6 +168,9 @@ type write struct {
 	newVersion int64 // the version recorded
 	lockLost   bool  // the session that held the write lock died
 	answered   bool  // the push's commands reached serve
+	locked     bool  // this push holds the write lock
+	marked     bool  // this push set the write mark (token)
+	waited     time.Duration // its wait for the write lock
 	stored     []Device
 	rep        *replication // the staging on the peers, logged after the answer
 	guard      *guard.Guard // bounds receive-pack except while recording
@@ -239,6 +275,10 @@ func (w *write) procReceive(ctx context.Context, c io.ReadWriter) {
 		return // receive-pack rejects every ref
 	}
 	w.answered = true
+	if len(push.Commands) == 0 {
+		hook.WriteResults(c, nil)
+		return
+	}
 	if w.n.MaxPushRefs > 0 && len(push.Commands) > w.n.MaxPushRefs {
 		e := &TooLargeError{Repo: w.st.Repo, Refs: len(push.Commands), Max: int64(w.n.MaxPushRefs)}
 		w.n.Log.Info().Str("repo", w.st.Repo).Int("refs", e.Refs).Int("max_push_refs", w.n.MaxPushRefs).Msg("push refused: too many refs")
@@ -246,6 +286,14 @@ func (w *write) procReceive(ctx context.Context, c io.ReadWriter) {
 			w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("proc-receive answer")
 		}
 		w.outcome = e
+		return
+	}
+	if err := w.lock(ctx); err != nil {
+		w.outcome = err
+		w.n.Log.Info().Err(err).Str("repo", w.st.Repo).Msg("push refused at the write lock")
+		if err := hook.WriteResults(c, failAll(push, refusedAtLock(err))); err != nil {
+			w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("proc-receive answer")
+		}
 		return
 	}
 	results := w.apply(ctx, push)
@@ -257,6 +305,30 @@ func (w *write) procReceive(ctx context.Context, c io.ReadWriter) {
 		w.tellStored(w.newVersion, err == nil)
 	}
 	w.logStaging(ctx, w.rep, w.version+1)
+	// The next push need not wait for git's report or post-receive.
+	if !w.committed {
+		w.finish(ctx)
+	}
+	w.unlock()
+}
+
+// refusedAtLock is the short reason git shows for each ref of a push
+// refused when it asked for the write lock; serve's sentence says more.
+func refusedAtLock(err error) string {
+	var (
+		waiters *WaitersError
+		timeout *lock.TimeoutError
+		frozen  *FrozenError
+	)
+	switch {
+	case errors.As(err, &waiters):
+		return "too many pushes wait for this repository; nothing was changed"
+	case errors.As(err, &timeout):
+		return "another push held the write lock too long; nothing was changed"
+	case errors.As(err, &frozen):
+		return "the repository is frozen for writes"
+	}
+	return "gitmesh could not prepare the push; nothing was changed"
 }
 
 // apply decides a push: validate each command, stage the accepted ones on
@@ -271,14 +343,16 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 		return failAll(push, "gitmesh could not read the repository; nothing was changed")
 	}
 	head, _ := gitexec.Head(w.dir)
+	results := w.validate(ctx, push, visible, head, <-facts)
 	// The copy must show exactly its recorded version: a copy wiped or
 	// re-created under this push must not become the base of a new version
-	// (it would erase acknowledged refs everywhere).
+	// (it would erase acknowledged refs everywhere). Checked after the
+	// update hooks ran (as git runs them before its ref transaction can
+	// still fail), before anything is staged.
 	if self, ok := w.st.Self(); !ok || self.Digest != visible.Digest(head) {
 		w.n.Log.Error().Str("repo", w.st.Repo).Msg("copy differs from its recorded version; push refused")
 		return failAll(push, "this device's copy does not match its recorded version; nothing was changed, try again")
 	}
-	results := w.validate(ctx, push, visible, head, <-facts)
 	want := visible.Clone()
 	var accepted []hook.Command
 	for i, c := range push.Commands {
@@ -476,7 +550,9 @@ func (w *write) check(ctx context.Context, c hook.Command, visible gitexec.RefSe
 	}
 	cur, exists := visible[c.Ref]
 	if gitexec.IsZero(c.Old) && exists || !gitexec.IsZero(c.Old) && cur != c.Old {
-		return "the ref changed meanwhile; fetch and try again"
+		// Another push landed after receive-pack advertised the refs
+		// this one was built on: git's own client words it so.
+		return "stale info: the ref changed since your push began; fetch first, then push again"
 	}
 	branch := strings.HasPrefix(c.Ref, "refs/heads/")
 	if gitexec.IsZero(c.New) {
@@ -674,6 +750,10 @@ WHERE repository_id = $1 AND device_id = $2 AND is_writing AND write_properties-
 // finish clears the write mark of a push that recorded no version; if
 // that fails the repository stays frozen although nothing was changed.
 func (w *write) finish(ctx context.Context) {
+	if !w.marked {
+		return
+	}
+	w.marked = false
 	err := w.retry(ctx, "clear the write mark", func(conn *sql.Conn) error {
 		_, err := conn.ExecContext(ctx, clearQuery, w.st.RepoID, w.st.SelfID, w.token)
 		return err
