@@ -477,7 +477,9 @@ func TestOneUserTakesAtMostTwoWaitingPlaces(t *testing.T) {
 	if r.Code != 5 || !strings.Contains(r.Stderr, "2 of your pushes already wait for its write lock") {
 		t.Fatalf("alice's third waiting push: exit %d (want 5), %q", r.Code, r.Stderr)
 	}
-	go func() { done <- result{"bob", rawPush(t, c, "a", "bob", "team/app", gitexecZero+" "+head+" refs/heads/bob-0")} }()
+	go func() {
+		done <- result{"bob", rawPush(t, c, "a", "bob", "team/app", gitexecZero+" "+head+" refs/heads/bob-0")}
+	}()
 	waitFor(t, "bob's push waiting beside alice's two", func() bool { return waiting() == 3 })
 	holder.Close()
 	for i := 0; i < 3; i++ {

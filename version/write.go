@@ -163,13 +163,13 @@ type write struct {
 	token   string
 	version int64 // the newest version before this push
 	// Set by the handler, read after receive-pack is done.
-	outcome    error // why the push was refused or could not be recorded
-	committed  bool  // the new version is recorded (or may be: outcome says)
-	newVersion int64 // the version recorded
-	lockLost   bool  // the session that held the write lock died
-	answered   bool  // the push's commands reached serve
-	locked     bool  // this push holds the write lock
-	marked     bool  // this push set the write mark (token)
+	outcome    error         // why the push was refused or could not be recorded
+	committed  bool          // the new version is recorded (or may be: outcome says)
+	newVersion int64         // the version recorded
+	lockLost   bool          // the session that held the write lock died
+	answered   bool          // the push's commands reached serve
+	locked     bool          // this push holds the write lock
+	marked     bool          // this push set the write mark (token)
 	waited     time.Duration // its wait for the write lock
 	stored     []Device
 	rep        *replication // the staging on the peers, logged after the answer
