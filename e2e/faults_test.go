@@ -404,7 +404,7 @@ func TestAKilledPushLeavesNoHookDirectoryBehind(t *testing.T) {
 	if err := c.DB().QueryRow(`SELECT (write_properties->>'pid')::int FROM working_copy_versions WHERE is_writing`).Scan(&pid); err != nil {
 		t.Fatal(err)
 	}
-	left, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("gitmesh-%d", os.Getuid()), fmt.Sprintf("push-%d-*", pid)))
+	left, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("gitmesh-%d", os.Getuid()), fmt.Sprintf("%d-*", pid)))
 	if len(left) != 1 {
 		t.Fatalf("hook directories of the running push: %v", left)
 	}

@@ -185,7 +185,7 @@ func TestHookCannotInjectThroughTheRelaySocket(t *testing.T) {
 	script := fmt.Sprintf(`#!/bin/sh
 env > %q
 read old new ref
-for s in "$TMPDIR"/gitmesh-*/push-*/hook.sock "$TMPDIR"/gitmesh-push-*/hook.sock; do
+for s in "$TMPDIR"/gitmesh-*/*/s "$TMPDIR"/gitmesh-push-*/hook.sock; do
 	[ -S "$s" ] || continue
 	printf '000eversion=1\n0000006a%%s %%s refs/heads/injected\n0000' %s "$new" |
 		GITMESH_HOOK_SOCKET="$s" %q hook proc-receive >/dev/null 2>&1

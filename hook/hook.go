@@ -114,12 +114,14 @@ func Listen() (*Server, error) {
 		return nil, fmt.Errorf("hook socket dir: %v", err)
 	}
 	removeOrphans(base)
-	dir, err := os.MkdirTemp(base, fmt.Sprintf("push-%d-", os.Getpid()))
+	// Short names: a socket's path must fit in 108 bytes, and TMPDIR
+	// may already be long.
+	dir, err := os.MkdirTemp(base, fmt.Sprintf("%d-", os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("hook socket dir: %v", err)
 	}
 	s := &Server{dir: dir}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, "hook.sock"), Net: "unix"})
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, sockName), Net: "unix"})
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("hook socket: %v", err) // %v: not a database error
@@ -132,9 +134,9 @@ func Listen() (*Server, error) {
 // before it could remove its own; base is this account's private
 // directory, so another account's directories cost nothing.
 func removeOrphans(base string) {
-	dirs, _ := filepath.Glob(filepath.Join(base, "push-*-*"))
+	dirs, _ := filepath.Glob(filepath.Join(base, "*-*"))
 	for _, d := range dirs {
-		pidText, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), "push-"), "-")
+		pidText, _, _ := strings.Cut(filepath.Base(d), "-")
 		pid, err := strconv.Atoi(pidText)
 		if err == nil && pid > 0 && !alive(pid) {
 			os.RemoveAll(d)
@@ -162,7 +164,10 @@ func GitConfig(hooks string) []string {
 }
 
 // Env is what receive-pack's environment needs so the relay finds serve.
-func (s *Server) Env() string { return SocketEnv + "=" + filepath.Join(s.dir, "hook.sock") }
+func (s *Server) Env() string { return SocketEnv + "=" + filepath.Join(s.dir, sockName) }
+
+// sockName is the socket's name in its directory <pid>-<random>.
+const sockName = "s"
 
 // Expect makes Serve accept only a relay run by receive-pack, the
 // process pid: the connecting process (SO_PEERCRED) must be its child.

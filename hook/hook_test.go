@@ -296,13 +296,13 @@ func TestListen(t *testing.T) {
 	sock := sockPath(t, s)
 	dir := filepath.Dir(sock)
 	private := filepath.Join(os.TempDir(), fmt.Sprintf("gitmesh-%d", os.Getuid()))
-	if filepath.Base(sock) != "hook.sock" || filepath.Dir(dir) != private {
-		t.Errorf("socket %s, want TMPDIR/gitmesh-UID/DIR/hook.sock", sock)
+	if filepath.Base(sock) != sockName || filepath.Dir(dir) != private {
+		t.Errorf("socket %s, want TMPDIR/gitmesh-UID/DIR/%s", sock, sockName)
 	}
 	if st := stat(t, private); st.Mode().Perm() != 0o700 {
 		t.Errorf("%s mode %v, want 0700: another account must not reach or list it", private, st.Mode().Perm())
 	}
-	if prefix := fmt.Sprintf("push-%d-", os.Getpid()); !strings.HasPrefix(filepath.Base(dir), prefix) {
+	if prefix := fmt.Sprintf("%d-", os.Getpid()); !strings.HasPrefix(filepath.Base(dir), prefix) {
 		t.Errorf("socket dir %s does not start with %s (removeOrphans relies on it)", dir, prefix)
 	}
 	if st := stat(t, dir); st.Mode().Perm() != 0o700 {
@@ -425,12 +425,12 @@ func mkPushDir(t *testing.T, pid string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp(base, "push-"+pid+"-unittest")
+	dir, err := os.MkdirTemp(base, pid+"-unittest")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.WriteFile(filepath.Join(dir, "hook.sock"), nil, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, sockName), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return dir
