@@ -12,12 +12,13 @@ import (
 )
 
 // slowClientDelay is how long each client of BenchmarkConcurrentPushes
-// takes before its ref commands and pack reach the server: a client on a
-// slow or distant link, as most pushes are from the server's side.
+// takes, once it starts sending, before the rest of its ref commands and
+// pack reach the server: an upload over a slow or distant link, as most
+// pushes are from the server's side.
 const slowClientDelay = 300 * time.Millisecond
 
 // BenchmarkConcurrentPushes times rounds of four pushes to one repository
-// at once (each a one-commit fast-forward of its own branch; three
+// at once, by four users (each a one-commit fast-forward of its own branch; three
 // local-path devices, write quorum 2), each client taking
 // slowClientDelay to send its commands and pack, against the same round
 // through git shell on a plain bare repository with the same delay. A
@@ -31,15 +32,27 @@ func BenchmarkConcurrentPushes(b *testing.B) {
 	c.CreateRepo("a", "team/app", "alice")
 	delayed := func(name, inner string) string {
 		path := filepath.Join(c.Dir, name)
-		script := fmt.Sprintf("#!/bin/sh\n(sleep %.3f; exec cat) | %q \"$@\"\n", slowClientDelay.Seconds(), inner)
+		// The delay starts once the client starts sending (after the
+		// server's ref advertisement): the time its upload takes.
+		script := fmt.Sprintf("#!/bin/sh\n(dd bs=1 count=4 status=none; sleep %.3f; exec cat) | %q \"$@\"\n", slowClientDelay.Seconds(), inner)
 		if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 			b.Fatal(err)
 		}
 		return path
 	}
 	a := c.Devices["a"]
-	mesh := client{env: append(append(meshtest.GitEnv(c.Dir), "GIT_SSH_COMMAND="+delayed("slow-mesh", a.SSHScript("alice")), "GIT_SSH_VARIANT=ssh"), a.Env...),
-		url: meshtest.URL("team/app")}
+	// One user per client: one user's pushes may take at most two places
+	// in the queue for the write lock.
+	users := []string{"alice", "bob", "carol", "dave"}
+	meshes := make([]client, clients)
+	for i := range meshes {
+		u := users[i]
+		c.User(u)
+		c.MustAdmin("grant", u, "team/app", "write")
+		meshes[i] = client{env: append(append(meshtest.GitEnv(c.Dir), "GIT_SSH_COMMAND="+delayed("slow-mesh-"+u, a.SSHScript(u)), "GIT_SSH_VARIANT=ssh"), a.Env...),
+			url: meshtest.URL("team/app")}
+	}
+	mesh := meshes[0]
 	root := filepath.Join(c.Dir, "plain")
 	initBare(b, c, filepath.Join(root, "team/app.git"))
 	shell := client{env: append(meshtest.GitEnv(c.Dir), "GIT_SSH_COMMAND="+delayed("slow-shell", gitShellScript(b, c.Dir, root)), "GIT_SSH_VARIANT=ssh"),
@@ -58,14 +71,14 @@ func BenchmarkConcurrentPushes(b *testing.B) {
 	shell.mustRun(b, work, append([]string{"push", "-q", shell.url}, names...)...)
 	waitConverge(b)
 
-	round := func(g client) time.Duration {
+	round := func(gs []client) time.Duration {
 		var wg sync.WaitGroup
 		start := time.Now()
-		for _, name := range names {
+		for i, name := range names {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				g.mustRun(b, work, "push", "-q", g.url, name)
+				gs[i%len(gs)].mustRun(b, work, "push", "-q", gs[i%len(gs)].url, name)
 			}()
 		}
 		wg.Wait()
@@ -78,8 +91,8 @@ func BenchmarkConcurrentPushes(b *testing.B) {
 		b.StopTimer()
 		commitOnEach(b, c, work, names, i+1)
 		b.StartTimer()
-		viaShell += round(shell)
-		viaGitmesh += round(mesh)
+		viaShell += round([]client{shell})
+		viaGitmesh += round(meshes)
 		b.StopTimer()
 		converge += waitConverge(b)
 		b.StartTimer()
