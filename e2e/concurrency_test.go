@@ -229,36 +229,36 @@ func TestConcurrentPushesToDifferentDevicesAreSerialised(t *testing.T) {
 	}
 }
 
+// A repository frozen for good (its writer died, and self-repair cannot
+// prove any copy right) refuses pushes through every device, naming the
+// device and the writer, and still serves reads of what was acknowledged.
 func TestFrozenRepositoryRefusesPushesAndServesReads(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b")
-	c.CreateRepo("a", "team/app", "alice")
 	url := meshtest.URL("team/app")
-	work := c.Work("alice")
-	want := c.Commit(work, "README", "hello\n")
-	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
+	work, first := pushed(t, c)
+	c.WaitConverged("team/app")
+	want := c.Commit(work, "README", "only on a\n")
+	pushWithout(t, c, "a", work, []string{"b"}, url, "main") // a alone holds it
+	frozenForGood(t, c, "team/app", "a", work)
 
-	// A writer on a that died between marking and recording.
-	if _, err := c.DB().Exec(`UPDATE working_copy_versions SET is_writing = true,
-		write_properties = jsonb_build_object('user', 'mallory', 'device', 'a', 'pid', 1,
-		    'started', now(), 'token', 'dead')
-		WHERE device_id = (SELECT id FROM devices WHERE name = 'a')`); err != nil {
-		t.Fatal(err)
-	}
 	c.Commit(work, "README", "more\n")
 	for _, d := range []string{"a", "b"} {
 		r := c.Devices[d].Git("alice", work, "push", url, "main")
 		if r.Code == 0 {
 			t.Fatalf("push to %s of a frozen repository succeeded", d)
 		}
-		if !strings.Contains(r.Stderr, "frozen") || !strings.Contains(r.Stderr, "device a") || !strings.Contains(r.Stderr, "mallory") {
+		if !strings.Contains(r.Stderr, "frozen") || !strings.Contains(r.Stderr, "device a") || !strings.Contains(r.Stderr, "alice") {
 			t.Fatalf("refusal on %s does not name the device and writer: %s", d, r.Stderr)
 		}
 	}
-	for _, d := range []string{"a", "b"} {
-		out := c.Devices[d].MustGit("alice", "", "ls-remote", url, "refs/heads/main")
-		if !strings.HasPrefix(out, want) {
-			t.Fatalf("read from %s of a frozen repository: %q, want %s", d, out, want)
-		}
+	// a serves the acknowledged main; b, which holds only the version
+	// before it, never serves that older one.
+	if out := c.Devices["a"].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, want) {
+		t.Fatalf("read from a of a frozen repository: %q, want %s", out, want)
+	}
+	r := c.Devices["b"].Git("alice", "", "ls-remote", url, "refs/heads/main")
+	if r.Code == 0 || strings.Contains(r.Stdout, first) || !strings.Contains(r.Stderr, "no up-to-date copy of team/app") {
+		t.Fatalf("read from b, which lacks the acknowledged version: exit %d, %q, %s", r.Code, r.Stdout, r.Stderr)
 	}
 	st := c.MustAdmin("status", "team/app")
 	if !strings.Contains(st, "FROZEN") {
