@@ -28,7 +28,7 @@ func TestSixteenReadersAfterAPushCauseOneFetch(t *testing.T) {
 			results[i] = c.Devices["c"].Git("alice", "", "ls-remote", url, "refs/heads/main")
 		}(i)
 	}
-	wg.Wait()
+	waitAll(t, &wg, "16 readers")
 	for i, r := range results {
 		if r.Code != 0 || !strings.HasPrefix(r.Stdout, want) {
 			t.Errorf("reader %d: exit %d, stdout %q, stderr %q", i, r.Code, r.Stdout, r.Stderr)
@@ -93,6 +93,18 @@ func waitForLockWaiter(t *testing.T, c *meshtest.Cluster, key lock.Key, what str
 		}
 		return len(lockWaiters(t, c, key)) > 0
 	})
+}
+
+// waitAll waits for wg, for at most two minutes.
+func waitAll(t *testing.T, wg *sync.WaitGroup, what string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("%s still run after two minutes", what)
+	}
 }
 
 // start runs f in the background; the channel gets its result.
