@@ -18,11 +18,11 @@ import (
 )
 
 // heldPreReceive makes dev's copy of repo hold every push in pre-receive
-// (marker appears) until the file release exists.
+// (marker appears) until the file release exists (a minute at most).
 func heldPreReceive(t *testing.T, c *meshtest.Cluster, dev, repo, marker, release string) {
 	t.Helper()
 	path := filepath.Join(c.Devices[dev].Root, repo+".git", "hooks", "pre-receive")
-	script := fmt.Sprintf("#!/bin/sh\ncat >/dev/null\ntouch %q\nwhile [ ! -e %q ]; do sleep 0.05; done\n", marker, release)
+	script := fmt.Sprintf("#!/bin/sh\ncat >/dev/null\ntouch %q\ni=0\nwhile [ ! -e %q ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n", marker, release)
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
