@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"database/sql"
 	"fmt"
 	"strings"
 	"sync"
@@ -55,10 +56,10 @@ func repoID(t *testing.T, c *meshtest.Cluster, repo string) int32 {
 }
 
 // lockWaiters lists, from pg_locks, the application names of the sessions
-// of the cluster's database waiting for key.
-func lockWaiters(t *testing.T, c *meshtest.Cluster, key lock.Key) []string {
+// of db's database waiting for key.
+func lockWaiters(t *testing.T, db *sql.DB, key lock.Key) []string {
 	t.Helper()
-	rows, err := c.DB().Query(`SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+	rows, err := db.Query(`SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objsubid = 2
 		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 		  AND l.classid = $1::int4::oid AND l.objid = $2::int4::oid`, key.Class, key.Obj)
@@ -85,13 +86,14 @@ func lockWaiters(t *testing.T, c *meshtest.Cluster, key lock.Key) []string {
 // start) ends first.
 func waitForLockWaiter(t *testing.T, c *meshtest.Cluster, key lock.Key, what string, ended <-chan meshtest.Result) {
 	t.Helper()
+	db := c.DB() // one pool for every poll
 	waitFor(t, what+" to wait for "+key.Describe(), func() bool {
 		select {
 		case r := <-ended:
 			t.Fatalf("%s ended instead of waiting for %s: exit %d, %s%s", what, key.Describe(), r.Code, r.Stdout, r.Stderr)
 		default:
 		}
-		return len(lockWaiters(t, c, key)) > 0
+		return len(lockWaiters(t, db, key)) > 0
 	})
 }
 

@@ -16,25 +16,42 @@ import (
 )
 
 // hold is an administrator's hook that stops a push (or a gc) at a known
-// step: it touches a marker, then waits until let is called. Its wait is
-// bounded (a minute), and the test's end lets it go, so that a failing
-// test leaves nothing behind.
+// step: it touches a marker, then waits until let is called, or the
+// process that ran it is gone (a killed serve or receive-pack), or a
+// minute has passed; the test's end lets it go, so that a failing test
+// leaves nothing behind.
 type hold struct{ marker, release string }
 
 // holdHook installs hook name (pre-receive, update, pre-auto-gc) in dev's
 // copy of repo as such a hold, and returns it.
 func holdHook(t *testing.T, c *meshtest.Cluster, dev, repo, name string) hold {
 	t.Helper()
+	return holdHookAt(t, c, dev, repo, name, "")
+}
+
+// slowPreReceive is holdHook's pre-receive hold with marker as its marker
+// (exists(marker) tells it is reached).
+func slowPreReceive(t *testing.T, c *meshtest.Cluster, dev, repo, marker string) hold {
+	t.Helper()
+	return holdHookAt(t, c, dev, repo, "pre-receive", marker)
+}
+
+// holdHookAt is holdHook with the marker at the path given ("": its own).
+func holdHookAt(t *testing.T, c *meshtest.Cluster, dev, repo, name, marker string) hold {
+	t.Helper()
 	dir, err := os.MkdirTemp(c.Dir, "hold-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := hold{marker: filepath.Join(dir, "reached"), release: filepath.Join(dir, "release")}
+	h := hold{marker: marker, release: filepath.Join(dir, "release")}
+	if marker == "" {
+		h.marker = filepath.Join(dir, "reached")
+	}
 	input := ""
 	if name == "pre-receive" {
 		input = "cat >/dev/null\n"
 	}
-	script := fmt.Sprintf("#!/bin/sh\n%stouch %q\ni=0\nwhile [ ! -e %q ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n",
+	script := fmt.Sprintf("#!/bin/sh\n%stouch %q\ni=0\nwhile [ ! -e %q ] && kill -0 $PPID 2>/dev/null && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n",
 		input, h.marker, h.release)
 	path := filepath.Join(c.Devices[dev].Root, repo+".git", "hooks", name)
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {

@@ -16,11 +16,18 @@ import (
 
 // killWriter starts a push of main to team/app on dev, waits until
 // reached() and kills its serve with SIGKILL, as a crash would; then it
-// calls release (if set), which lets go whatever held the push. It
-// returns the push's stderr.
-func killWriter(t *testing.T, c *meshtest.Cluster, dev, work string, reached func() bool, release func()) string {
+// calls release, if given, which lets go at once whatever held the push
+// (a hold ends by itself once its push is gone, only later). It returns
+// the push's stderr.
+func killWriter(t *testing.T, c *meshtest.Cluster, dev, work string, reached func() bool, release ...func()) string {
 	t.Helper()
-	return killPush(t, c, dev, work, "team/app", reached, release)
+	return killPush(t, c, dev, work, "team/app", reached, func() {
+		for _, f := range release {
+			if f != nil {
+				f()
+			}
+		}
+	})
 }
 
 // killPush is killWriter for a push to repo.
