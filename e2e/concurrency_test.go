@@ -249,8 +249,7 @@ func TestConcurrentPushesToDifferentDevicesAreSerialised(t *testing.T) {
 func TestFrozenRepositoryRefusesPushesAndServesReads(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b")
 	url := meshtest.URL("team/app")
-	work, first := pushed(t, c)
-	c.WaitConverged("team/app")
+	work, first := pushed(t, c) // a and b hold it
 	want := c.Commit(work, "README", "only on a\n")
 	pushWithout(t, c, "a", work, []string{"b"}, url, "main") // a alone holds it
 	frozenForGood(t, c, "team/app", "a", work)
