@@ -28,7 +28,7 @@ func (a *app) verify(c *cli.Context, d *sql.DB) error {
 	}
 	problems := 0
 	for _, r := range repos {
-		n, err := admin.Verify(c.Context, d, serve.Git(a.settings), r, c.App.Writer)
+		n, err := admin.Verify(c.Context, d, serve.Git(a.settings, a.log), r, c.App.Writer)
 		if err != nil {
 			return err
 		}

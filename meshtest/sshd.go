@@ -406,7 +406,9 @@ func (h *Host) StopSSHD() {
 	if h.cmd == nil {
 		return
 	}
-	h.cmd.Process.Signal(syscall.SIGTERM)
+	// The whole group: a device that is down takes its open sessions
+	// with it, shared intracluster connections included.
+	syscall.Kill(-h.cmd.Process.Pid, syscall.SIGTERM)
 	select {
 	case <-h.done:
 	case <-time.After(15 * time.Second):
