@@ -406,16 +406,44 @@ func (h *Host) StopSSHD() {
 	if h.cmd == nil {
 		return
 	}
-	// The whole group: a device that is down takes its open sessions
-	// with it, shared intracluster connections included.
-	syscall.Kill(-h.cmd.Process.Pid, syscall.SIGTERM)
+	// A device that is down takes its open connections with it, shared
+	// intracluster ones included: sshd runs each in a session of its own,
+	// so they are found as the listener's children.
+	sessions := children(h.cmd.Process.Pid)
+	h.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-h.done:
 	case <-time.After(15 * time.Second):
 		syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
 		<-h.done
 	}
+	for _, pid := range sessions {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
 	h.cmd = nil
+}
+
+// children lists the processes whose parent is pid.
+func children(pid int) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var kids []int
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		rest := string(b[strings.LastIndexByte(string(b), ')')+1:])
+		var state string
+		var ppid, self int
+		if _, err := fmt.Sscan(rest, &state, &ppid); err != nil || ppid != pid {
+			continue
+		}
+		if _, err := fmt.Sscan(string(b), &self); err == nil {
+			kids = append(kids, self)
+		}
+	}
+	return kids
 }
 
 // StartSSHD starts this device's sshd again after StopSSHD, on its port.
