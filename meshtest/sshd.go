@@ -348,6 +348,7 @@ PrintMotd no
 UseDNS no
 LogLevel VERBOSE
 MaxStartups 200:30:400
+MaxSessions 64
 `, port, filepath.Join(h.Dir, "ssh_host_ed25519_key"), filepath.Join(h.Dir, "sshd.pid"), h.AuthorizedKeys)
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		return err
