@@ -26,6 +26,9 @@ type Settings struct {
 	ConnectTimeout Duration `toml:"connect_timeout"`
 	RecordTimeout  Duration `toml:"record_timeout"`
 	WriteQuorum    Quorum   `toml:"write_quorum"`
+	// SSHControlPersist keeps an intracluster ssh master open this long
+	// after its last use; 0 turns connection sharing off.
+	SSHControlPersist Duration `toml:"ssh_control_persist"`
 	// Limits: see limits.go.
 	KeysDatabaseURL string   `toml:"keys_database_url"`
 	MaxUserSessions int      `toml:"max_user_sessions"`
@@ -45,6 +48,9 @@ func Defaults() Settings {
 		FetchTimeout:   Duration(5 * time.Minute),
 		ConnectTimeout: Duration(5 * time.Second),
 		RecordTimeout:  Duration(2 * time.Minute),
+		// A minute covers a burst of pushes; an idle cluster holds no
+		// masters for long.
+		SSHControlPersist: Duration(time.Minute),
 		// Limits: see limits.go.
 		MaxUserSessions: DefaultMaxUserSessions,
 		MaxPushWaiters:  DefaultMaxPushWaiters,

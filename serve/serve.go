@@ -232,7 +232,7 @@ func replicaCopy(ctx context.Context, s config.Settings, repo, dir string) error
 			}
 		}
 	}
-	return Git(s).InitCopy(ctx, s.RepoRoot, dir)
+	return Git(s, zerolog.Nop()).InitCopy(ctx, s.RepoRoot, dir)
 }
 
 // clusterSync catches this device up on repo, as a read would.
@@ -272,6 +272,7 @@ func SettingsEnv(s config.Settings) []string {
 		"GITMESH_LOCK_TIMEOUT=" + s.LockTimeout.D().String(), "GITMESH_FETCH_TIMEOUT=" + s.FetchTimeout.D().String(),
 		"GITMESH_CONNECT_TIMEOUT=" + s.ConnectTimeout.D().String(), "GITMESH_RECORD_TIMEOUT=" + s.RecordTimeout.D().String(),
 		"GITMESH_WRITE_QUORUM=" + s.WriteQuorum.String(), "GITMESH_CLUSTER_FROM=" + s.ClusterFrom,
+		"GITMESH_SSH_CONTROL_PERSIST=" + s.SSHControlPersist.D().String(),
 	}
 	if s.Path != "" {
 		env = append(env, "GITMESH_CONFIG="+s.Path)
@@ -282,15 +283,22 @@ func SettingsEnv(s config.Settings) []string {
 // NewNode is this device, as the read and write protocols see it.
 func NewNode(s config.Settings, dbh *sql.DB, log zerolog.Logger, tell func(string, ...any)) *version.Node {
 	return &version.Node{DB: dbh, Device: s.Device, RepoRoot: s.RepoRoot,
-		Git: Git(s), LockTimeout: s.LockTimeout.D(), RecordTimeout: s.RecordTimeout.D(),
+		Git: Git(s, log), LockTimeout: s.LockTimeout.D(), RecordTimeout: s.RecordTimeout.D(),
 		WriteQuorum: int(s.WriteQuorum), MaxPushWaiters: s.MaxPushWaiters,
 		PushTimeout: s.PushTimeout.D(), PushIdleTimeout: s.PushIdleTimeout.D(), Log: log, Tell: tell}
 }
 
 // Git is the bookkeeping git for these settings: fetch timeout and, for
-// ssh:// peers, the cluster key and known_hosts.
-func Git(s config.Settings) gitexec.Git {
-	return gitexec.Git{Timeout: s.FetchTimeout.D(), SSHCommand: gitexec.SSHCommand(s.ClusterKey, s.KnownHosts, s.ConnectTimeout.D())}
+// ssh:// peers, the cluster key, known_hosts and shared connections. When
+// the control directory is not private, hops go unshared (and say why in
+// the log): sharing is a saving, never a reason to fail.
+func Git(s config.Settings, log zerolog.Logger) gitexec.Git {
+	ssh, err := gitexec.SharedSSHCommand(s.ClusterKey, s.KnownHosts, s.ConnectTimeout.D(),
+		s.SSHControlPersist.D(), gitexec.ControlBase(), time.Now())
+	if err != nil {
+		log.Warn().Err(err).Msg("ssh connections to peers are not shared")
+	}
+	return gitexec.Git{Timeout: s.FetchTimeout.D(), SSHCommand: ssh}
 }
 
 // AppName is the application_name of a gitmesh connection, so that
