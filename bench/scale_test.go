@@ -257,4 +257,3 @@ func readsPerSecond(b *testing.B, args []string, clients int, span time.Duration
 	}
 	return float64(done.Load()) / span.Seconds()
 }
-
