@@ -54,9 +54,10 @@ type Request struct {
 	// Run, when set, runs git for a read or an advertisement; nil execs
 	// the service in place of gitmesh (SSH).
 	Run func(dir string, env []string) error
-	// Receive, when set, starts receive-pack for a push; nil runs it on
-	// this process's stdout (SSH).
-	Receive version.Receiver
+	// Receive, when set, starts receive-pack for a push in dir with env
+	// (filtered, plus the hook's) and gitConfig; nil runs it on this
+	// process's stdout (SSH).
+	Receive func(dir string, env, gitConfig []string, stdin *os.File) (*gitexec.Service, error)
 	// Client, when set, is the push's bytes; nil reads stdin.
 	Client io.Reader
 }
@@ -140,13 +141,12 @@ func Handle(ctx context.Context, s config.Settings, r Request) error {
 		}
 		node.Client = r.Client
 		node.Converge = func(repo string) { startConverge(s, node.Bin, repo, log) }
-		receive := r.Receive
-		if receive == nil {
-			receive = func(extraEnv, gitConfig []string, stdin *os.File) (*gitexec.Service, error) {
-				return gitexec.StartService(cmd.Verb, dir, append(env, extraEnv...), gitConfig, stdin)
+		return node.Push(ctx, st, r.User, func(extraEnv, gitConfig []string, stdin *os.File) (*gitexec.Service, error) {
+			if r.Receive != nil {
+				return r.Receive(dir, append(env, extraEnv...), gitConfig, stdin)
 			}
-		}
-		return node.Push(ctx, st, r.User, receive)
+			return gitexec.StartService(cmd.Verb, dir, append(env, extraEnv...), gitConfig, stdin)
+		})
 	}
 	// A mark left by a dead writer is repaired by its device (reads still
 	// work if it cannot be); the repair may move this copy.
