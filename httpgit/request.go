@@ -130,7 +130,7 @@ func Parse(c CGI) (Route, error) {
 	name, err := gitexec.NameFromPath(repoPath)
 	if err != nil {
 		// The name rules' own sentence, as over SSH.
-		return Route{}, &StatusError{Code: http.StatusBadRequest, Msg: strings.TrimPrefix(err.Error(), gitexec.ErrBadName.Error()+": ")}
+		return Route{}, &StatusError{Code: http.StatusBadRequest, Msg: err.Error()}
 	}
 	r.Repo = name
 	return r, nil
