@@ -39,7 +39,7 @@ func (a *app) httpBackendCommand() *cli.Command {
 			err := httpgit.Serve(c.Context, a.settings, httpgit.FromEnv(os.Environ()), os.Stdin, resp,
 				httpgit.Options{Log: a.log, Anonymous: a.settings.HTTPAnonymousUser})
 			if err != nil {
-				resp.Fail(httpStatus(err), a.userMessage(err))
+				resp.Fail(httpStatus(err), a.httpMessage(err))
 			}
 			return err
 		},
@@ -62,7 +62,7 @@ func (a *app) httpAuthCommand() *cli.Command {
 				}
 				if err != nil {
 					// nginx answers 500 to anything but 2xx, 401 and 403.
-					httpgit.NewResponse(os.Stdout).Fail(httpStatus(err), a.userMessage(err))
+					httpgit.NewResponse(os.Stdout).Fail(httpStatus(err), a.httpMessage(err))
 					return err
 				}
 			}
@@ -183,6 +183,15 @@ func cutSuffixInt(s, suffix string) (int, bool) {
 	}
 	n, err := strconv.Atoi(s[:len(s)-len(suffix)])
 	return n, err == nil
+}
+
+// httpMessage is the sentence an HTTP client reads for err: the front
+// door's own refusals as they are, the rest as serve's users read them.
+func (a *app) httpMessage(err error) string {
+	if se, ok := httpgit.IsStatus(err); ok {
+		return se.Msg
+	}
+	return a.userMessage(err)
 }
 
 // httpStatus is the HTTP answer to err, as exitCode is its exit code

@@ -107,8 +107,214 @@ func webLog(p string) string {
 	return string(b)
 }
 
-var _ = bytes.NewReader
-var _ = gzip.NewWriter
-var _ = fmt.Sprintf
+// Answers in HTTP's terms: 401 without a user or with a bad token, the
+// same 404 for an unknown repository and one without access, 403 with
+// SSH's sentence for a reader's push, dumb HTTP and archives refused.
+func TestHTTPRefusals(t *testing.T) {
+	c, w, tok := httpCluster(t, meshtest.WebOptions{})
+	work := c.Work("alice")
+	c.Commit(work, "README", "hello\n")
+	if r := w.Git(work, nil, "push", "-q", w.URL("git", "alice", tok, "team/app"), "main"); r.Code != 0 {
+		t.Fatalf("push: %s", r.Stderr)
+	}
+	c.User("bob")
+	c.MustAdmin("grant", "bob", "team/app", "read")
+	bobTok := c.Token("bob")
+	c.User("mallory")
+	malTok := c.Token("mallory")
+	refs := func(prefix, repo string) string {
+		return w.Base() + "/" + prefix + "/" + repo + ".git/info/refs?service=git-upload-pack"
+	}
+
+	// No credentials: nginx's auth_request (gitmesh http-auth) asks for them.
+	code, _, h := get(t, "GET", refs("git", "team/app"), "", "", nil, nil)
+	if code != 401 || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Basic ") {
+		t.Fatalf("no credentials: %d, WWW-Authenticate %q; want 401 with a Basic challenge", code, h.Get("WWW-Authenticate"))
+	}
+	// A server that sets no REMOTE_USER gets 401 from http-backend itself.
+	code, body, h := get(t, "GET", refs("open", "team/app"), "", "", nil, nil)
+	if code != 401 || h.Get("WWW-Authenticate") == "" || !strings.Contains(body, "authentication required") {
+		t.Fatalf("no REMOTE_USER: %d %q; want 401", code, body)
+	}
+	// Wrong token, another user's token, a token that is not one.
+	for _, cred := range [][2]string{{"alice", "gm_wrong"}, {"alice", bobTok}, {"bob", tok}, {"alice", ""}, {"alice", strings.Repeat("x", 5000)}} {
+		if code, _, _ := get(t, "GET", refs("git", "team/app"), cred[0], cred[1], nil, nil); code != 401 {
+			t.Fatalf("user %s with a wrong token: %d, want 401", cred[0], code)
+		}
+	}
+	// The right token works.
+	if code, body, _ := get(t, "GET", refs("git", "team/app"), "alice", tok, nil, nil); code != 200 || !strings.Contains(body, "refs/heads/main") {
+		t.Fatalf("alice with her token: %d %q", code, body)
+	}
+	// Unknown and forbidden: the same answer.
+	c1, b1, _ := get(t, "GET", refs("git", "team/app"), "mallory", malTok, nil, nil)
+	c2, b2, _ := get(t, "GET", refs("git", "team/none"), "mallory", malTok, nil, nil)
+	if c1 != 404 || c2 != 404 || b1 != b2 || !strings.Contains(b1, "not found") {
+		t.Fatalf("forbidden: %d %q; unknown: %d %q; want the same 404", c1, b1, c2, b2)
+	}
+	// git shows that body as "remote: ...".
+	r := w.Git("", nil, "clone", w.URL("git", "mallory", malTok, "team/app"), filepath.Join(c.Dir, "mal"))
+	if r.Code == 0 || !strings.Contains(r.Stderr, "remote: gitmesh: repository not found, or you do not have access to it") {
+		t.Fatalf("mallory's clone: exit %d: %s", r.Code, r.Stderr)
+	}
+	// A reader's push: 403 with SSH's sentence, shown by git.
+	bobWork := filepath.Join(c.Dir, "bob")
+	if r := w.Git("", nil, "clone", "-q", w.URL("git", "bob", bobTok, "team/app"), bobWork); r.Code != 0 {
+		t.Fatalf("bob's clone: %s", r.Stderr)
+	}
+	before := c.Rev("a", "team/app", "refs/heads/main")
+	c.Commit(bobWork, "README", "bob\n")
+	r = w.Git(bobWork, nil, "push", "origin", "main")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "remote: gitmesh: you may read team/app but not push to it") || !strings.Contains(r.Stderr, "403") {
+		t.Fatalf("bob's push: exit %d: %s", r.Code, r.Stderr)
+	}
+	if got := c.Rev("a", "team/app", "refs/heads/main"); got != before {
+		t.Fatalf("a reader's push moved main")
+	}
+	code, _, _ = get(t, "GET", w.Base()+"/git/team/app.git/info/refs?service=git-receive-pack", "bob", bobTok, nil, nil)
+	if code != 403 {
+		t.Fatalf("bob's receive-pack advertisement: %d, want 403", code)
+	}
+	// Dumb HTTP and archives are refused, whoever asks.
+	for _, p := range []string{"/info/refs", "/HEAD", "/objects/info/packs", "/config", "/description"} {
+		code, body, _ := get(t, "GET", w.Base()+"/git/team/app.git"+p, "alice", tok, nil, nil)
+		if code != 403 || !strings.Contains(body, "dumb protocol is not served") {
+			t.Fatalf("dumb GET %s: %d %q", p, code, body)
+		}
+	}
+	code, body, _ = get(t, "POST", w.Base()+"/git/team/app.git/git-upload-archive", "alice", tok,
+		map[string]string{"Content-Type": "application/x-git-upload-archive-request"}, strings.NewReader("0000"))
+	if code != 403 || !strings.Contains(body, "archives") {
+		t.Fatalf("upload-archive over HTTP: %d %q", code, body)
+	}
+	// No answer names a server path.
+	for _, b := range []string{b1, body} {
+		if strings.Contains(b, c.Dir) {
+			t.Fatalf("answer names a server path: %q", b)
+		}
+	}
+}
+
+// Tokens: shown once, listed without the secret, refused once expired or
+// removed.
+func TestHTTPTokens(t *testing.T) {
+	c, w, tok := httpCluster(t, meshtest.WebOptions{})
+	refs := w.Base() + "/git/team/app.git/info/refs?service=git-upload-pack"
+	second := c.Token("alice", "--expires", "30d")
+	list := c.MustAdmin("token", "list")
+	if strings.Contains(list, tok) || strings.Contains(list, second) || strings.Count(list, "alice") != 2 {
+		t.Fatalf("token list:\n%s", list)
+	}
+	for _, s := range []string{tok, second} {
+		if code, _, _ := get(t, "GET", refs, "alice", s, nil, nil); code != 200 {
+			t.Fatalf("a fresh token: %d", code)
+		}
+	}
+	// Expired (moved into the past in the database: nobody waits 30 days).
+	if _, err := c.DB().Exec(`UPDATE tokens SET expires_at = now() - interval '1 second' WHERE expires_at IS NOT NULL`); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := get(t, "GET", refs, "alice", second, nil, nil); code != 401 {
+		t.Fatalf("an expired token: %d, want 401", code)
+	}
+	if !strings.Contains(c.MustAdmin("token", "list"), "(expired)") {
+		t.Fatal("token list does not say which token expired")
+	}
+	// Removed.
+	var id string
+	if err := c.DB().QueryRow(`SELECT min(id)::text FROM tokens`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	c.MustAdmin("token", "remove", id)
+	if code, _, _ := get(t, "GET", refs, "alice", tok, nil, nil); code != 401 {
+		t.Fatalf("a removed token: %d, want 401", code)
+	}
+	// Bad input changes nothing, with a documented exit code.
+	for _, args := range [][]string{{"token", "add", "nobody"}, {"token", "add", "alice", "--expires", "soon"}, {"token", "remove", "x"}, {"token", "remove", "999"}} {
+		if r := c.Admin(args...); r.Code != 2 || r.Stdout != "" || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 {
+			t.Fatalf("gitmesh %s: exit %d, stdout %q, stderr %q; want exit 2 and one sentence", strings.Join(args, " "), r.Code, r.Stdout, r.Stderr)
+		}
+	}
+}
+
+// Protocol v2 over HTTP (the Git-Protocol header reaches git), and a
+// partial clone that fetches its blobs later.
+func TestHTTPProtocolV2PartialClone(t *testing.T) {
+	c, w, tok := httpCluster(t, meshtest.WebOptions{})
+	work := c.Work("alice")
+	c.Commit(work, "big", strings.Repeat("blob\n", 1000))
+	c.Commit(work, "README", "hello\n")
+	url := w.URL("git", "alice", tok, "team/app")
+	if r := w.Git(work, nil, "push", "-q", url, "main"); r.Code != 0 {
+		t.Fatalf("push: %s", r.Stderr)
+	}
+	r := w.Git("", []string{"GIT_TRACE_PACKET=1"}, "-c", "protocol.version=2", "ls-remote", url)
+	if r.Code != 0 || !strings.Contains(r.Stderr, "version 2") || !strings.Contains(r.Stdout, "refs/heads/main") {
+		t.Fatalf("ls-remote with protocol v2: exit %d, stdout %q, trace %s", r.Code, r.Stdout, r.Stderr)
+	}
+	dir := filepath.Join(c.Dir, "partial")
+	r = w.Git("", nil, "-c", "protocol.version=2", "clone", "-q", "--no-checkout", "--filter=blob:none", url, dir)
+	if r.Code != 0 || strings.Contains(r.Stderr, "filtering not recognized") {
+		t.Fatalf("partial clone: exit %d: %s", r.Code, r.Stderr)
+	}
+	missing := c.LocalGit(dir, "rev-list", "--objects", "--all", "--missing=print")
+	if !strings.Contains(missing, "\n?") && !strings.HasPrefix(missing, "?") {
+		t.Fatalf("the partial clone holds every blob: %s", missing)
+	}
+	if r := w.Git(dir, nil, "-c", "protocol.version=2", "checkout", "-q", "main"); r.Code != 0 {
+		t.Fatalf("checkout fetching the missing blobs over http: %s", r.Stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "big")); err != nil || len(b) != 5000 {
+		t.Fatalf("big after checkout: %d bytes, %v", len(b), err)
+	}
+}
+
+// A fetch request compressed with gzip (as git sends large ones) is
+// inflated before upload-pack reads it.
+func TestHTTPGzipRequest(t *testing.T) {
+	c, w, tok := httpCluster(t, meshtest.WebOptions{})
+	work := c.Work("alice")
+	c.Commit(work, "README", "hello\n")
+	if r := w.Git(work, nil, "push", "-q", w.URL("git", "alice", tok, "team/app"), "main"); r.Code != 0 {
+		t.Fatalf("push: %s", r.Stderr)
+	}
+	head := strings.TrimSpace(c.LocalGit(work, "rev-parse", "HEAD"))
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	want := "want " + head + "\n"
+	fmt.Fprintf(zw, "%04x%s00000009done\n", len(want)+4, want)
+	zw.Close()
+	hdr := map[string]string{"Content-Type": "application/x-git-upload-pack-request", "Content-Encoding": "gzip"}
+	code, body, h := get(t, "POST", w.Base()+"/git/team/app.git/git-upload-pack", "alice", tok, hdr, &z)
+	if code != 200 || h.Get("Content-Type") != "application/x-git-upload-pack-result" || !strings.Contains(body, "NAK") || !strings.Contains(body, "PACK") {
+		t.Fatalf("gzip fetch request: %d %s %q", code, h.Get("Content-Type"), body[:min(len(body), 200)])
+	}
+	// Not gzip after all: refused, not passed on.
+	code, body, _ = get(t, "POST", w.Base()+"/git/team/app.git/git-upload-pack", "alice", tok, hdr, strings.NewReader("0000"))
+	if code != 400 || !strings.Contains(body, "not valid gzip") {
+		t.Fatalf("a broken gzip body: %d %q", code, body)
+	}
+}
+
+// One https:// round trip with a throwaway certificate.
+func TestHTTPS(t *testing.T) {
+	c, w, tok := httpCluster(t, meshtest.WebOptions{TLS: true})
+	work := c.Work("alice")
+	c.Commit(work, "README", "hello\n")
+	env := []string{"GIT_SSL_CAINFO=" + w.CA}
+	r := w.Git(work, env, "push", w.TLSURL("git", "alice", tok, "team/app"), "main")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "stored on") {
+		t.Fatalf("push over https: exit %d: %s", r.Code, r.Stderr)
+	}
+	dir := filepath.Join(c.Dir, "tls-clone")
+	if r := w.Git("", env, "clone", "-q", w.TLSURL("git", "alice", tok, "team/app"), dir); r.Code != 0 {
+		t.Fatalf("clone over https: %s", r.Stderr)
+	}
+	// Without the certificate, git refuses the server: it is checked.
+	if r := w.Git("", nil, "ls-remote", w.TLSURL("git", "alice", tok, "team/app")); r.Code == 0 {
+		t.Fatal("ls-remote over https trusted an unknown certificate")
+	}
+}
+
 var _ = net.Dial
 var _ = url.Parse

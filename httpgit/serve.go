@@ -77,14 +77,18 @@ func Serve(ctx context.Context, s config.Settings, c CGI, body io.Reader, resp *
 			return gitexec.ExecFlags(route.Verb, dir, env, []string{gitexec.StatelessRPC, gitexec.AdvertiseRefs})
 		}
 	case !route.Verb.IsWrite():
+		in, err := inflate(c, body)
+		if err != nil {
+			return err
+		}
 		req.Run = func(dir string, env []string) error {
 			if err := resp.Start("application/x-git-upload-pack-result"); err != nil {
 				return err
 			}
-			if !gzipped(c) {
+			if in == body {
 				return gitexec.ExecFlags(route.Verb, dir, env, []string{gitexec.StatelessRPC})
 			}
-			return runInflated(route.Verb, dir, env, body, resp)
+			return runInflated(route.Verb, dir, env, in, resp)
 		}
 	default:
 		in, err := inflate(c, body)
@@ -118,11 +122,6 @@ func v2(protocol string) bool {
 	return false
 }
 
-func gzipped(c CGI) bool {
-	e := strings.ToLower(strings.TrimSpace(c.ContentEncoding))
-	return e == "gzip" || e == "x-gzip"
-}
-
 // inflate is the request body as git sent it before compressing it.
 func inflate(c CGI, body io.Reader) (io.Reader, error) {
 	switch e := strings.ToLower(strings.TrimSpace(c.ContentEncoding)); e {
@@ -139,12 +138,8 @@ func inflate(c CGI, body io.Reader) (io.Reader, error) {
 }
 
 // runInflated runs a fetch whose request came gzip-compressed: git reads
-// it inflated, at most MaxUploadRequest bytes of it.
-func runInflated(verb gitexec.Verb, dir string, env []string, body io.Reader, out io.Writer) error {
-	in, err := inflate(CGI{ContentEncoding: "gzip"}, body)
-	if err != nil {
-		return err
-	}
+// it inflated (in), at most MaxUploadRequest bytes of it.
+func runInflated(verb gitexec.Verb, dir string, env []string, in io.Reader, out io.Writer) error {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return err
