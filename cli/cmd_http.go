@@ -39,7 +39,7 @@ func (a *app) httpBackendCommand() *cli.Command {
 			err := httpgit.Serve(c.Context, a.settings, httpgit.FromEnv(os.Environ()), os.Stdin, resp,
 				httpgit.Options{Log: a.log, Anonymous: a.settings.HTTPAnonymousUser})
 			if err != nil {
-				resp.Fail(httpStatus(err), a.httpMessage(err))
+				httpgit.Refused(resp, httpStatus(err), a.httpMessage(err), err)
 			}
 			return err
 		},

@@ -318,3 +318,58 @@ func TestHTTPS(t *testing.T) {
 
 var _ = net.Dial
 var _ = url.Parse
+
+// A push refused after the advertisement (frozen, no quorum) tells git
+// the same sentence as SSH does, in git's side band (git never shows the
+// body of a failed POST), and changes nothing; without a side band the
+// answer is the status code with the sentence.
+func TestHTTPPushRefusedSaysWhy(t *testing.T) {
+	c, w, tok := httpCluster(t, meshtest.WebOptions{})
+	work := c.Work("alice")
+	acked := c.Commit(work, "README", "hello\n")
+	url := w.URL("git", "alice", tok, "team/app")
+	if r := w.Git(work, nil, "push", "-q", url, "main"); r.Code != 0 {
+		t.Fatalf("push: %s", r.Stderr)
+	}
+	// No quorum: b and c cannot be reached.
+	breakURL(t, c, "b")
+	breakURL(t, c, "c")
+	c.Commit(work, "README", "no quorum\n")
+	r := w.Git(work, nil, "push", url, "main")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "only 1 of 3 devices could store the push") {
+		t.Fatalf("push without a quorum: exit %d: %s", r.Code, r.Stderr)
+	}
+	if got := c.Rev("a", "team/app", "refs/heads/main"); got != acked {
+		t.Fatalf("main moved to %s without a quorum", got)
+	}
+	for _, d := range []string{"b", "c"} {
+		if _, err := c.DB().Exec(`UPDATE devices SET url = $2 WHERE name = $1`, d, c.Devices[d].Root); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Frozen: a writer on a died between marking and recording.
+	if _, err := c.DB().Exec(`UPDATE working_copy_versions SET is_writing = true,
+		write_properties = jsonb_build_object('user', 'mallory', 'device', 'b', 'pid', 1, 'started', now(), 'token', 'dead')
+		WHERE device_id = (SELECT id FROM devices WHERE name = 'b')`); err != nil {
+		t.Fatal(err)
+	}
+	r = w.Git(work, nil, "push", url, "main")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "remote: gitmesh: team/app is frozen for writes: a push by mallory") {
+		t.Fatalf("push to a frozen repository: exit %d: %s", r.Code, r.Stderr)
+	}
+	if strings.Contains(r.Stderr, c.Dir) {
+		t.Fatalf("the refusal names a server path: %s", r.Stderr)
+	}
+	if got := c.Rev("a", "team/app", "refs/heads/main"); got != acked {
+		t.Fatalf("main moved to %s while frozen", got)
+	}
+	// A client without a side band gets 409 and the sentence.
+	zero := strings.Repeat("0", 40)
+	cmd := zero + " " + acked + " refs/heads/other\x00report-status"
+	code, body, _ := get(t, "POST", w.Base()+"/git/team/app.git/git-receive-pack", "alice", tok,
+		map[string]string{"Content-Type": "application/x-git-receive-pack-request"},
+		strings.NewReader(fmt.Sprintf("%04x%s0000", len(cmd)+4, cmd)))
+	if code != 409 || !strings.Contains(body, "is frozen for writes") {
+		t.Fatalf("push without a side band to a frozen repository: %d %q", code, body)
+	}
+}

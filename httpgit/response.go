@@ -90,6 +90,36 @@ func (r *Response) Fail(status int, msg string) {
 	io.WriteString(r.out, h.String())
 }
 
+// FailInBand answers a push refused before git started with the
+// sentence in git's side band (200, as git's own errors over HTTP): git
+// shows a side band but never the body of a failed POST. It does nothing
+// once a header was sent, and reports whether it answered.
+func (r *Response) FailInBand(contentType string, told []string, msg string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sent {
+		return false
+	}
+	r.contentType = contentType
+	if err := r.startLocked(); err != nil {
+		return true
+	}
+	var b strings.Builder
+	for i, l := range append(told, msg) {
+		line := "gitmesh: " + strings.Join(strings.Fields(l), " ") + "\n"
+		if len(line) > maxTold {
+			line = line[:maxTold-1] + "\n"
+		}
+		band := 2
+		if i == len(told) {
+			band = 3 // the refusal: git stops with it
+		}
+		fmt.Fprintf(&b, "%04x%c%s", len(line)+5, band, line)
+	}
+	io.WriteString(r.out, b.String()+"0000")
+	return true
+}
+
 // sideband passes receive-pack's answer through, adding gitmesh's own
 // lines for the user ("stored on 2 of 3 devices") as side-band 2 packets
 // between git's packets, which git prints as "remote: ..." just as over
@@ -166,6 +196,15 @@ func (s *sideband) Write(p []byte) (int, error) {
 		s.hdr = s.hdr[:0]
 	}
 	return n, nil
+}
+
+// takePending returns the queued lines and forgets them.
+func (s *sideband) takePending() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pending
+	s.pending = nil
+	return p
 }
 
 // flushPending writes the queued lines as side-band 2 packets.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +19,26 @@ import (
 	"gitmesh/gitexec"
 	"gitmesh/serve"
 )
+
+// Refused answers err, found before git started: a push whose client
+// reads a side band hears the sentence there; anything else gets status
+// and the sentence as text/plain, which git shows for info/refs.
+func Refused(resp *Response, status int, msg string, err error) {
+	var sb *inBandError
+	if errors.As(err, &sb) && resp.FailInBand(sb.contentType, sb.told, msg) {
+		return
+	}
+	resp.Fail(status, msg)
+}
+
+// inBandError marks a refusal of a push whose client reads a side band.
+type inBandError struct {
+	error
+	contentType string
+	told        []string // lines told before the refusal (a lock wait)
+}
+
+func (e *inBandError) Unwrap() error { return e.error }
 
 // Options are what the command line decides for the front door.
 type Options struct {
@@ -35,9 +56,9 @@ const MaxUploadRequest = 10 << 20
 // for smart HTTP (--advertise-refs, --stateless-rpc). A refusal before
 // git starts is returned for the caller to answer with Response.Fail.
 func Serve(ctx context.Context, s config.Settings, c CGI, body io.Reader, resp *Response, o Options) error {
-	route, err := Parse(c)
-	if err != nil {
-		return err
+	route, perr := Parse(c)
+	if perr != nil {
+		return perr
 	}
 	user := c.RemoteUser
 	if user == "" {
@@ -55,6 +76,7 @@ func Serve(ctx context.Context, s config.Settings, c CGI, body io.Reader, resp *
 	if c.Protocol != "" {
 		environ = append(environ, "GIT_PROTOCOL="+c.Protocol)
 	}
+	var err error
 	log := o.Log.With().Str("door", "http").Logger()
 	req := serve.Request{User: user, Cmd: gitexec.Command{Verb: route.Verb, Repo: route.Repo}, Environ: environ,
 		Log: log, Advertise: route.Advertise}
@@ -64,6 +86,7 @@ func Serve(ctx context.Context, s config.Settings, c CGI, body io.Reader, resp *
 		log.Info().Str("repo", route.Repo).Msg(fmt.Sprintf(format, args...))
 	}
 	svc := strings.TrimPrefix(string(route.Verb), "git-")
+	band := &sideband{}
 	switch {
 	case route.Advertise:
 		req.Run = func(dir string, env []string) error {
@@ -96,7 +119,7 @@ func Serve(ctx context.Context, s config.Settings, c CGI, body io.Reader, resp *
 			return err
 		}
 		br := bufio.NewReaderSize(in, 65536)
-		band := &sideband{out: resp, on: asksSideband(br)}
+		band = &sideband{out: resp, on: asksSideband(br)}
 		resp.Lazy("application/x-git-receive-pack-result")
 		req.Client = br
 		req.Tell = func(format string, args ...any) {
@@ -109,7 +132,11 @@ func Serve(ctx context.Context, s config.Settings, c CGI, body io.Reader, resp *
 			return gitexec.StartServiceIO(route.Verb, dir, env, gitConfig, []string{gitexec.StatelessRPC}, stdin, band)
 		}
 	}
-	return serve.Handle(ctx, s, req)
+	err = serve.Handle(ctx, s, req)
+	if err != nil && req.Client != nil && band.on {
+		return &inBandError{error: err, contentType: "application/x-git-receive-pack-result", told: band.takePending()}
+	}
+	return err
 }
 
 // v2 reports whether the client asked for protocol v2.
