@@ -3,12 +3,15 @@ package e2e
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -372,4 +375,80 @@ func TestHTTPPushRefusedSaysWhy(t *testing.T) {
 	if code != 409 || !strings.Contains(body, "is frozen for writes") {
 		t.Fatalf("push without a side band to a frozen repository: %d %q", code, body)
 	}
+}
+
+// A push whose client stops sending midway over HTTP is stopped at
+// push_idle_timeout, as over SSH: the write lock goes with it, nothing
+// moves, and the next push goes through without waiting for the web
+// server's own timeout (client_body_timeout, 20s here).
+func TestHTTPStalledPushIsBounded(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	c.Settings = "push_idle_timeout = \"2s\"\nlock_timeout = \"8s\""
+	for _, d := range c.Devices {
+		d.WriteConfig("")
+	}
+	c.CreateRepo("a", "team/app", "alice")
+	w := c.Devices["a"].StartWeb(t, meshtest.WebOptions{})
+	tok := c.Token("alice")
+	work := c.Work("alice")
+	acked := c.Commit(work, "README", "hello\n")
+	url := w.URL("git", "alice", tok, "team/app")
+	if r := w.Git(work, nil, "push", "-q", url, "main"); r.Code != 0 {
+		t.Fatalf("push: %s", r.Stderr)
+	}
+	// A commit with 256 KiB that does not compress, so the part sent
+	// passes fcgiwrap's buffer and reaches receive-pack.
+	noise := make([]byte, 256<<10)
+	rand.Read(noise)
+	never := c.Commit(work, "noise", string(noise))
+	pack := exec.Command("git", "pack-objects", "--stdout", "--revs")
+	pack.Dir = work
+	pack.Stdin = strings.NewReader(never + "\n^" + acked + "\n")
+	packData, err := pack.Output()
+	if err != nil || len(packData) < 200<<10 {
+		t.Fatalf("pack-objects: %d bytes, %v", len(packData), err)
+	}
+
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", w.Port), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cmd := fmt.Sprintf("%s %s refs/heads/main\x00report-status side-band-64k\n", acked, never)
+	body := fmt.Sprintf("%04x%s0000", len(cmd)+4, cmd) + string(packData[:128<<10])
+	req := "POST /git/team/app.git/git-receive-pack HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
+		"Authorization: Basic " + basic("alice", tok) + "\r\n" +
+		"Content-Type: application/x-git-receive-pack-request\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		fmt.Sprintf("%x\r\n%s\r\n", len(body), body)
+	stalled := time.Now()
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the stalled push holds the write lock, then push again.
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(webLog(c.Devices["a"].Log), "write lock taken and write marked") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stalled push never took the write lock; log:\n%s", webLog(c.Devices["a"].Log))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.Commit(work, "README", "next\n")
+	r := w.Git(work, nil, "push", "-f", url, "main")
+	took := time.Since(stalled)
+	if r.Code != 0 {
+		t.Fatalf("the next push after a stalled one: exit %d after %s: %s", r.Code, took, r.Stderr)
+	}
+	if took > 15*time.Second {
+		t.Fatalf("the next push took %s after the stall; push_idle_timeout is 2s", took)
+	}
+	if !strings.Contains(webLog(c.Devices["a"].Log), "push_idle_timeout") {
+		t.Fatalf("gitmesh's log does not say the push was stopped at push_idle_timeout:\n%s", webLog(c.Devices["a"].Log))
+	}
+	if got := c.Rev("a", "team/app", "refs/heads/main"); got == never {
+		t.Fatalf("the stalled push moved main")
+	}
+}
+
+func basic(user, pass string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
 }
