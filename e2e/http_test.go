@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"crypto/rand"
@@ -9,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -319,9 +319,6 @@ func TestHTTPS(t *testing.T) {
 	}
 }
 
-var _ = net.Dial
-var _ = url.Parse
-
 // A push refused after the advertisement (frozen, no quorum) tells git
 // the same sentence as SSH does, in git's side band (git never shows the
 // body of a failed POST), and changes nothing; without a side band the
@@ -451,4 +448,90 @@ func TestHTTPStalledPushIsBounded(t *testing.T) {
 
 func basic(user, pass string) string {
 	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
+}
+
+// The hostile request corpus, sent raw to nginx with a valid token: every
+// answer is a 4xx that names no server path, and no file changes.
+func TestHTTPHostilePaths(t *testing.T) {
+	c, w, tok := httpCluster(t, meshtest.WebOptions{})
+	work := c.Work("alice")
+	c.Commit(work, "README", "hello\n")
+	if r := w.Git(work, nil, "push", "-q", w.URL("git", "alice", tok, "team/app"), "main"); r.Code != 0 {
+		t.Fatalf("push: %s", r.Stderr)
+	}
+	c.WaitConverged("team/app")
+	before, err := meshtest.Snapshot(c.Dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("../testdata/hostile-http-paths.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		same := strings.HasPrefix(line, "same ")
+		target := strings.ReplaceAll(strings.TrimPrefix(line, "same "), "<LONG>", strings.Repeat("a", 3000))
+		for _, method := range []string{"GET", "POST"} {
+			n++
+			status, body := rawRequest(t, w, method, target, basic("alice", tok))
+			if same && status == 200 && method == "GET" {
+				continue // team/app itself, which alice may read
+			}
+			if status < 400 || status > 499 {
+				t.Errorf("%s %s: status %d, want 4xx; body %q", method, line, status, body)
+			}
+			if strings.Contains(body, c.Dir) || strings.Contains(body, "/tmp/") || strings.Contains(body, tok) {
+				t.Errorf("%s %s: the answer names a server path or the token: %q", method, line, body)
+			}
+		}
+	}
+	if n < 80 {
+		t.Fatalf("only %d hostile requests", n)
+	}
+	after, err := meshtest.Snapshot(c.Dir, func(p string) bool {
+		// The logs and the web server's own files change with every request.
+		return strings.HasSuffix(p, ".log") || strings.Contains(p, "/web/")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range before {
+		if strings.HasSuffix(k, ".log") || strings.Contains(k, "/web/") {
+			delete(before, k)
+		}
+	}
+	if diff := meshtest.SnapshotDiff(before, after); len(diff) > 0 {
+		t.Fatalf("hostile requests changed files:\n%s", meshtest.SnapshotString(diff))
+	}
+}
+
+// rawRequest sends one request as written, without a client's cleaning,
+// and returns the status and body.
+func rawRequest(t *testing.T, w *meshtest.Web, method, target, auth string) (int, string) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", w.Port), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	ctype := ""
+	if method == "POST" {
+		ctype = "Content-Type: application/x-git-upload-pack-request\r\nContent-Length: 4\r\n"
+	}
+	fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic %s\r\n%sConnection: close\r\n\r\n", method, target, auth, ctype)
+	if method == "POST" {
+		io.WriteString(conn, "0000")
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("%s %q: %v", method, target, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	return resp.StatusCode, string(body)
 }
