@@ -535,3 +535,29 @@ func rawRequest(t *testing.T, w *meshtest.Web, method, target, auth string) (int
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	return resp.StatusCode, string(body)
 }
+
+// http_anonymous_user lets a server without authentication serve reads
+// as that user's grants; pushes still need a user. Off by default (see
+// TestHTTPRefusals: 401).
+func TestHTTPAnonymousRead(t *testing.T) {
+	c, w, tok := httpCluster(t, meshtest.WebOptions{})
+	work := c.Work("alice")
+	head := c.Commit(work, "README", "hello\n")
+	if r := w.Git(work, nil, "push", "-q", w.URL("git", "alice", tok, "team/app"), "main"); r.Code != 0 {
+		t.Fatalf("push: %s", r.Stderr)
+	}
+	c.Devices["a"].WriteConfig(`http_anonymous_user = "guest"`)
+	c.User("guest")
+	c.CreateRepo("a", "team/secret", "alice")
+	c.MustAdmin("grant", "guest", "team/app", "read")
+	out := w.Git("", nil, "ls-remote", w.URL("open", "", "", "team/app"))
+	if out.Code != 0 || !strings.HasPrefix(out.Stdout, head) {
+		t.Fatalf("anonymous ls-remote: exit %d: %s %s", out.Code, out.Stdout, out.Stderr)
+	}
+	if code, _, _ := get(t, "GET", w.Base()+"/open/team/secret.git/info/refs?service=git-upload-pack", "", "", nil, nil); code != 404 {
+		t.Fatalf("anonymous read of a repository guest may not read: %d, want 404", code)
+	}
+	if code, _, _ := get(t, "GET", w.Base()+"/open/team/app.git/info/refs?service=git-receive-pack", "", "", nil, nil); code != 401 {
+		t.Fatalf("anonymous push advertisement: %d, want 401", code)
+	}
+}
