@@ -24,6 +24,7 @@ import (
 	"gitmesh/db"
 	"gitmesh/gitexec"
 	"gitmesh/guard"
+	"gitmesh/httpgit"
 	"gitmesh/lock"
 	"gitmesh/serve"
 	"gitmesh/version"
@@ -53,6 +54,9 @@ type app struct {
 	// servingUser: this is `serve USER`, whose stderr a key holder reads.
 	servingUser bool
 	loaded      bool
+	// httpDoor: this is http-backend or http-auth, whose stdout is an
+	// HTTP answer; httpAnswered: one was written.
+	httpDoor, httpAnswered bool
 }
 
 // Main runs gitmesh with os.Args and exits with its documented code.
@@ -61,6 +65,10 @@ func Main() {
 	err := a.cli().Run(os.Args)
 	code := exitCode(err)
 	var gitExit *gitexec.ExitError
+	if err != nil && a.httpDoor && !a.httpAnswered {
+		// Failed before its action (settings): the web server still gets an answer.
+		httpgit.NewResponse(os.Stdout).Fail(httpStatus(err), a.httpMessage(err))
+	}
 	if err != nil && !errors.As(err, &gitExit) && err.Error() != "" { // "": said on stdout already (check)
 		fmt.Fprintf(os.Stderr, "gitmesh: %s\n", db.Redact(a.userMessage(err), a.dsns...))
 		a.log.Error().Err(err).Int("exit", code).Msg("failed")
@@ -144,6 +152,7 @@ func settingFlags() []cli.Flag {
 func (a *app) load(c *cli.Context) error {
 	a.servingUser = c.Args().First() == "serve" && !slices.Contains(c.Args().Slice(), "--cluster") ||
 		c.Args().First() == "http-backend" || c.Args().First() == "http-auth"
+	a.httpDoor = c.Args().First() == "http-backend" || c.Args().First() == "http-auth"
 	a.dsns = []string{c.String("database-url"), os.Getenv("GITMESH_DATABASE_URL")}
 	s := config.Defaults()
 	if p := c.String("config"); p != "" {

@@ -35,6 +35,7 @@ func (a *app) httpBackendCommand() *cli.Command {
 				return err
 			}
 			signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+			a.httpAnswered = true // from here on, by resp
 			resp := httpgit.NewResponse(os.Stdout)
 			err := httpgit.Serve(c.Context, a.settings, httpgit.FromEnv(os.Environ()), os.Stdin, resp,
 				httpgit.Options{Log: a.log, Anonymous: a.settings.HTTPAnonymousUser})
@@ -53,6 +54,7 @@ func (a *app) httpAuthCommand() *cli.Command {
 			if _, err := args(c); err != nil {
 				return err
 			}
+			a.httpAnswered = true
 			user, secret, ok := httpgit.Basic(os.Getenv("HTTP_AUTHORIZATION"))
 			if ok {
 				d, err := a.openDB("http-auth")

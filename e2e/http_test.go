@@ -561,3 +561,27 @@ func TestHTTPAnonymousRead(t *testing.T) {
 		t.Fatalf("anonymous push advertisement: %d, want 401", code)
 	}
 }
+
+// The server's own trouble is answered in HTTP's terms too, naming no
+// path or address: an unreachable database is 503 with Retry-After, a
+// settings file that does not load is 500 "misconfigured".
+func TestHTTPServerTrouble(t *testing.T) {
+	c, w, _ := httpCluster(t, meshtest.WebOptions{})
+	a := c.Devices["a"]
+	port, err := meshtest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.WriteConfig(fmt.Sprintf("http_anonymous_user = \"alice\"\ndatabase_url = \"postgres://gitmesh@127.0.0.1:%d/gitmesh?sslmode=disable\"\nconnect_timeout = \"2s\"", port))
+	refs := w.Base() + "/open/team/app.git/info/refs?service=git-upload-pack"
+	code, body, h := get(t, "GET", refs, "", "", nil, nil)
+	if code != 503 || h.Get("Retry-After") == "" || !strings.Contains(body, "coordination database is unreachable from device a") ||
+		strings.Contains(body, fmt.Sprint(port)) {
+		t.Fatalf("database unreachable: %d %q (Retry-After %q)", code, body, h.Get("Retry-After"))
+	}
+	a.WriteConfig("no_such_setting = 1")
+	code, body, _ = get(t, "GET", refs, "", "", nil, nil)
+	if code != 500 || !strings.Contains(body, "the server is misconfigured (device") || strings.Contains(body, a.Config) {
+		t.Fatalf("settings that do not load: %d %q", code, body)
+	}
+}
