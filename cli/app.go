@@ -70,7 +70,11 @@ func Main() {
 		httpgit.NewResponse(os.Stdout).Fail(httpStatus(err), a.httpMessage(err))
 	}
 	if err != nil && !errors.As(err, &gitExit) && err.Error() != "" { // "": said on stdout already (check)
-		fmt.Fprintf(os.Stderr, "gitmesh: %s\n", db.Redact(a.userMessage(err), a.dsns...))
+		msg := a.userMessage(err)
+		if a.httpDoor {
+			msg = a.httpMessage(err) // stderr is the web server's log
+		}
+		fmt.Fprintf(os.Stderr, "gitmesh: %s\n", db.Redact(msg, a.dsns...))
 		a.log.Error().Err(err).Int("exit", code).Msg("failed")
 	}
 	if a.logFile != nil {
