@@ -379,56 +379,10 @@ func TestHTTPPushRefusedSaysWhy(t *testing.T) {
 // moves, and the next push goes through without waiting for the web
 // server's own timeout (client_body_timeout, 20s here).
 func TestHTTPStalledPushIsBounded(t *testing.T) {
-	c := meshtest.NewCluster(t, "a", "b", "c")
-	c.Settings = "push_idle_timeout = \"2s\"\nlock_timeout = \"8s\""
-	for _, d := range c.Devices {
-		d.WriteConfig("")
-	}
-	c.CreateRepo("a", "team/app", "alice")
-	w := c.Devices["a"].StartWeb(t, meshtest.WebOptions{})
-	tok := c.Token("alice")
-	work := c.Work("alice")
-	acked := c.Commit(work, "README", "hello\n")
+	c, w, tok, work, acked := stallCluster(t, "push_idle_timeout = \"2s\"\nlock_timeout = \"8s\"")
 	url := w.URL("git", "alice", tok, "team/app")
-	if r := w.Git(work, nil, "push", "-q", url, "main"); r.Code != 0 {
-		t.Fatalf("push: %s", r.Stderr)
-	}
-	// A commit with 256 KiB that does not compress, so the part sent
-	// passes fcgiwrap's buffer and reaches receive-pack.
-	noise := make([]byte, 256<<10)
-	rand.Read(noise)
-	never := c.Commit(work, "noise", string(noise))
-	pack := exec.Command("git", "pack-objects", "--stdout", "--revs")
-	pack.Dir = work
-	pack.Stdin = strings.NewReader(never + "\n^" + acked + "\n")
-	packData, err := pack.Output()
-	if err != nil || len(packData) < 200<<10 {
-		t.Fatalf("pack-objects: %d bytes, %v", len(packData), err)
-	}
-
-	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", w.Port), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	cmd := fmt.Sprintf("%s %s refs/heads/main\x00report-status side-band-64k\n", acked, never)
-	body := fmt.Sprintf("%04x%s0000", len(cmd)+4, cmd) + string(packData[:128<<10])
-	req := "POST /git/team/app.git/git-receive-pack HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
-		"Authorization: Basic " + basic("alice", tok) + "\r\n" +
-		"Content-Type: application/x-git-receive-pack-request\r\nTransfer-Encoding: chunked\r\n\r\n" +
-		fmt.Sprintf("%x\r\n%s\r\n", len(body), body)
 	stalled := time.Now()
-	if _, err := io.WriteString(conn, req); err != nil {
-		t.Fatal(err)
-	}
-	// Wait until the stalled push holds the write lock, then push again.
-	deadline := time.Now().Add(20 * time.Second)
-	for strings.Count(webLog(c.Devices["a"].Log), "write lock taken and write marked") < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the stalled push never took the write lock; log:\n%s", webLog(c.Devices["a"].Log))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	never := stallPush(t, c, w, tok, work, acked)
 	c.Commit(work, "README", "next\n")
 	r := w.Git(work, nil, "push", "-f", url, "main")
 	took := time.Since(stalled)
@@ -444,6 +398,89 @@ func TestHTTPStalledPushIsBounded(t *testing.T) {
 	if got := c.Rev("a", "team/app", "refs/heads/main"); got == never {
 		t.Fatalf("the stalled push moved main")
 	}
+}
+
+// A push that finds the write lock held with no place in its queue
+// (max_push_waiters = 0) hears SSH's sentence at once: in git's side
+// band, or as 503 for a client without one.
+func TestHTTPBusyPushSaysSo(t *testing.T) {
+	c, w, tok, work, acked := stallCluster(t, "push_idle_timeout = \"1m\"\nmax_push_waiters = 0")
+	url := w.URL("git", "alice", tok, "team/app")
+	stallPush(t, c, w, tok, work, acked)
+	c.Commit(work, "README", "next\n")
+	r := w.Git(work, nil, "push", "-f", url, "main")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "remote: gitmesh: push to team/app refused:") || !strings.Contains(r.Stderr, "max_push_waiters") {
+		t.Fatalf("a push while the write lock is held: exit %d: %s", r.Code, r.Stderr)
+	}
+	cmd := acked + " " + acked + " refs/heads/other\x00report-status"
+	code, body, h := get(t, "POST", w.Base()+"/git/team/app.git/git-receive-pack", "alice", tok,
+		map[string]string{"Content-Type": "application/x-git-receive-pack-request"},
+		strings.NewReader(fmt.Sprintf("%04x%s0000", len(cmd)+4, cmd)))
+	if code != 503 || h.Get("Retry-After") == "" || !strings.Contains(body, "max_push_waiters") {
+		t.Fatalf("a push without a side band while the write lock is held: %d %q", code, body)
+	}
+}
+
+// stallCluster is three devices with settings, nginx on a, and main
+// pushed by alice.
+func stallCluster(t *testing.T, settings string) (*meshtest.Cluster, *meshtest.Web, string, string, string) {
+	t.Helper()
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	c.Settings = settings
+	for _, d := range c.Devices {
+		d.WriteConfig("")
+	}
+	c.CreateRepo("a", "team/app", "alice")
+	w := c.Devices["a"].StartWeb(t, meshtest.WebOptions{})
+	tok := c.Token("alice")
+	work := c.Work("alice")
+	acked := c.Commit(work, "README", "hello\n")
+	if r := w.Git(work, nil, "push", "-q", w.URL("git", "alice", tok, "team/app"), "main"); r.Code != 0 {
+		t.Fatalf("push: %s", r.Stderr)
+	}
+	return c, w, tok, work, acked
+}
+
+// stallPush starts a push over HTTP that sends half its pack and then
+// nothing, and returns once it holds the write lock; the connection
+// closes with the test.
+func stallPush(t *testing.T, c *meshtest.Cluster, w *meshtest.Web, tok, work, acked string) string {
+	t.Helper()
+	// A commit with 256 KiB that does not compress, so the part sent
+	// passes fcgiwrap's buffer and reaches receive-pack.
+	noise := make([]byte, 256<<10)
+	rand.Read(noise)
+	never := c.Commit(work, "noise", string(noise))
+	pack := exec.Command("git", "pack-objects", "--stdout", "--revs")
+	pack.Dir = work
+	pack.Stdin = strings.NewReader(never + "\n^" + acked + "\n")
+	packData, err := pack.Output()
+	if err != nil || len(packData) < 200<<10 {
+		t.Fatalf("pack-objects: %d bytes, %v", len(packData), err)
+	}
+	c.LocalGit(work, "reset", "-q", "--hard", acked)
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", w.Port), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	cmd := fmt.Sprintf("%s %s refs/heads/main\x00report-status side-band-64k\n", acked, never)
+	body := fmt.Sprintf("%04x%s0000", len(cmd)+4, cmd) + string(packData[:128<<10])
+	req := "POST /git/team/app.git/git-receive-pack HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
+		"Authorization: Basic " + basic("alice", tok) + "\r\n" +
+		"Content-Type: application/x-git-receive-pack-request\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		fmt.Sprintf("%x\r\n%s\r\n", len(body), body)
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(webLog(c.Devices["a"].Log), "write lock taken and write marked") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stalled push never took the write lock; log:\n%s", webLog(c.Devices["a"].Log))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return never
 }
 
 func basic(user, pass string) string {
