@@ -1,5 +1,6 @@
 // Package serve is the forced command: one SSH connection, parsed, checked,
-// brought up to date and handed to git.
+// brought up to date and handed to git; and, through Handle, the same path
+// for a request the HTTP front door (httpgit) parsed.
 // It owns the order
 // of the steps (parse, access, admit, catch up or write, run git), not the
 // steps themselves, and knows nothing of flags or the log's destination.
