@@ -24,6 +24,7 @@ import (
 	"gitmesh/db"
 	"gitmesh/gitexec"
 	"gitmesh/guard"
+	"gitmesh/httpgit"
 	"gitmesh/lock"
 	"gitmesh/serve"
 	"gitmesh/version"
@@ -53,6 +54,9 @@ type app struct {
 	// servingUser: this is `serve USER`, whose stderr a key holder reads.
 	servingUser bool
 	loaded      bool
+	// httpDoor: this is http-backend or http-auth, whose stdout is an
+	// HTTP answer; httpAnswered: one was written.
+	httpDoor, httpAnswered bool
 }
 
 // Main runs gitmesh with os.Args and exits with its documented code.
@@ -61,8 +65,16 @@ func Main() {
 	err := a.cli().Run(os.Args)
 	code := exitCode(err)
 	var gitExit *gitexec.ExitError
+	if err != nil && a.httpDoor && !a.httpAnswered {
+		// Failed before its action (settings): the web server still gets an answer.
+		httpgit.NewResponse(os.Stdout).Fail(httpStatus(err), a.httpMessage(err))
+	}
 	if err != nil && !errors.As(err, &gitExit) && err.Error() != "" { // "": said on stdout already (check)
-		fmt.Fprintf(os.Stderr, "gitmesh: %s\n", db.Redact(a.userMessage(err), a.dsns...))
+		msg := a.userMessage(err)
+		if a.httpDoor {
+			msg = a.httpMessage(err) // stderr is the web server's log
+		}
+		fmt.Fprintf(os.Stderr, "gitmesh: %s\n", db.Redact(msg, a.dsns...))
 		a.log.Error().Err(err).Int("exit", code).Msg("failed")
 	}
 	if a.logFile != nil {
@@ -136,13 +148,16 @@ func settingFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "push-timeout", EnvVars: []string{"GITMESH_PUSH_TIMEOUT"}, Value: def.PushTimeout.D(), Usage: "longest push, from receive-pack's start"},
 		&cli.DurationFlag{Name: "push-idle-timeout", EnvVars: []string{"GITMESH_PUSH_IDLE_TIMEOUT"}, Value: def.PushIdleTimeout.D(), Usage: "longest silence of a pushing client"},
 		&cli.StringFlag{Name: "cluster-from", EnvVars: []string{"GITMESH_CLUSTER_FROM"}, Usage: "addresses the cluster key may log in from (sshd from= patterns, comma-separated)"},
+		&cli.StringFlag{Name: "http-anonymous-user", EnvVars: []string{"GITMESH_HTTP_ANONYMOUS_USER"}, Usage: "the user an HTTP request without REMOTE_USER reads as (default: none, such requests get 401)"},
 	}
 }
 
 // load reads the settings once: defaults, then the file, then environment
 // and flags.
 func (a *app) load(c *cli.Context) error {
-	a.servingUser = c.Args().First() == "serve" && !slices.Contains(c.Args().Slice(), "--cluster")
+	a.servingUser = c.Args().First() == "serve" && !slices.Contains(c.Args().Slice(), "--cluster") ||
+		c.Args().First() == "http-backend" || c.Args().First() == "http-auth"
+	a.httpDoor = c.Args().First() == "http-backend" || c.Args().First() == "http-auth"
 	a.dsns = []string{c.String("database-url"), os.Getenv("GITMESH_DATABASE_URL")}
 	s := config.Defaults()
 	if p := c.String("config"); p != "" {
@@ -152,7 +167,7 @@ func (a *app) load(c *cli.Context) error {
 	}
 	for name, dst := range map[string]*string{"database-url": &s.DatabaseURL, "device": &s.Device,
 		"repo-root": &s.RepoRoot, "log-file": &s.LogFile, "cluster-key": &s.ClusterKey, "known-hosts": &s.KnownHosts,
-		"keys-database-url": &s.KeysDatabaseURL, "cluster-from": &s.ClusterFrom} {
+		"keys-database-url": &s.KeysDatabaseURL, "cluster-from": &s.ClusterFrom, "http-anonymous-user": &s.HTTPAnonymousUser} {
 		if c.IsSet(name) {
 			*dst = c.String(name)
 		}

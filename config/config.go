@@ -35,6 +35,9 @@ type Settings struct {
 	MaxPushWaiters  int      `toml:"max_push_waiters"`
 	PushTimeout     Duration `toml:"push_timeout"`
 	PushIdleTimeout Duration `toml:"push_idle_timeout"`
+	// HTTPAnonymousUser is the user an HTTP request without REMOTE_USER
+	// reads as; "" (the default) answers such a request 401.
+	HTTPAnonymousUser string `toml:"http_anonymous_user"`
 	// ClusterFrom is sshd's from= pattern list for the cluster key's line.
 	ClusterFrom string `toml:"cluster_from"`
 	// Path is the config file the settings came from, if any.
