@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/syslog"
 	"os"
 	"slices"
 	"strings"
@@ -53,22 +54,66 @@ type app struct {
 	// servingUser: this is `serve USER`, whose stderr a key holder reads.
 	servingUser bool
 	loaded      bool
+	// syslogNet and syslogAddr are where toSyslog logs; "" and "": the
+	// system log's own socket (tests give a socket of their own).
+	syslogNet, syslogAddr string
 }
 
 // Main runs gitmesh with os.Args and exits with its documented code.
 func Main() {
 	a := &app{}
-	err := a.cli().Run(os.Args)
+	os.Exit(a.run(os.Args))
+}
+
+// run runs gitmesh with args and returns its exit code, having told the
+// user and the log why it failed.
+func (a *app) run(args []string) int {
+	err := a.cli().Run(args)
 	code := exitCode(err)
 	var gitExit *gitexec.ExitError
 	if err != nil && !errors.As(err, &gitExit) && err.Error() != "" { // "": said on stdout already (check)
 		fmt.Fprintf(os.Stderr, "gitmesh: %s\n", db.Redact(a.userMessage(err), a.dsns...))
+		if a.logFile == nil && isServe(args) {
+			a.toSyslog() // settings that failed to load opened no log
+		}
 		a.log.Error().Err(err).Int("exit", code).Msg("failed")
 	}
 	if a.logFile != nil {
 		a.logFile.Close()
 	}
-	os.Exit(code)
+	return code
+}
+
+// isServe: the command line runs serve (its first word after the global
+// flags, which are followed by their values).
+func isServe(args []string) bool {
+	for i := 1; i < len(args); i++ {
+		w := args[i]
+		if !strings.HasPrefix(w, "-") {
+			return w == "serve"
+		}
+		if _, ok := isGlobalFlag(w); ok && !strings.Contains(w, "=") {
+			i++ // its value: every global flag takes one
+		}
+	}
+	return false
+}
+
+// toSyslog makes serve's log, when no log_file is set, go to the system
+// log (journald or syslogd, through /dev/log) from warnings up: sshd runs
+// serve, so a bad setting must leave a trace an administrator can find.
+// Without a system log nothing is logged, as before.
+func (a *app) toSyslog() {
+	if a.logFile != nil {
+		return
+	}
+	w, err := syslog.Dial(a.syslogNet, a.syslogAddr, syslog.LOG_WARNING|syslog.LOG_DAEMON, "gitmesh")
+	if err != nil {
+		return
+	}
+	a.logFile = w
+	a.log = zerolog.New(db.RedactWriter(w, a.dsns...)).Level(zerolog.WarnLevel).
+		With().Int("pid", os.Getpid()).Str("device", a.settings.Device).Logger()
 }
 
 func (a *app) cli() *cli.App {
@@ -86,7 +131,7 @@ func (a *app) cli() *cli.App {
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return usageError{fmt.Errorf("unknown command %q; run 'gitmesh help' for the list", c.Args().First())}
+				return unknownCommand(c.App.Commands, c.Args().First())
 			}
 			return usageError{errors.New("no command given; run 'gitmesh help' for the list")}
 		},
@@ -112,6 +157,21 @@ func (a *app) commands() []*cli.Command {
 		usageErrors(c)
 	}
 	return cmds
+}
+
+// unknownCommand says that word names no command, and which one it most
+// likely misspells ("gitmesh stauts": did you mean 'gitmesh status'?).
+func unknownCommand(cmds []*cli.Command, word string) error {
+	var names []string
+	for _, c := range cmds {
+		if !c.Hidden {
+			names = append(names, c.Name)
+		}
+	}
+	if near := config.Closest(word, names); near != "" {
+		return usageError{fmt.Errorf("unknown command %q; did you mean 'gitmesh %s'? 'gitmesh help' lists them all", word, near)}
+	}
+	return usageError{fmt.Errorf("unknown command %q; run 'gitmesh help' for the list", word)}
 }
 
 func settingFlags() []cli.Flag {
@@ -192,6 +252,8 @@ func (a *app) load(c *cli.Context) error {
 		}
 		a.logFile = f
 		a.log = zerolog.New(db.RedactWriter(f, a.dsns...)).With().Timestamp().Int("pid", os.Getpid()).Str("device", s.Device).Logger()
+	} else if c.Args().First() == "serve" {
+		a.toSyslog()
 	}
 	return nil
 }
