@@ -13,6 +13,10 @@ command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v psql >/dev/null || need+=(postgresql-client)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || need+=(postgresql)
 [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
+# make deb and its test (packaging/): lintian checks the package;
+# promtool (in Debian's prometheus package) the alert rules in contrib/.
+command -v lintian >/dev/null || need+=(lintian)
+command -v promtool >/dev/null || need+=(prometheus)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
