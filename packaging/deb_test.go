@@ -32,9 +32,6 @@ func TestDebianPackage(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("the package test installs into this system and must run as root (CI does); run it as root")
 	}
-	if out, _ := exec.Command("dpkg-query", "-W", "-f", "${db:Status-Status}", "gitmesh").Output(); string(out) == "installed" {
-		t.Fatal("a gitmesh package is installed on this machine; the test installs and removes its own: remove it first (dpkg -r gitmesh)")
-	}
 
 	version := strings.TrimSpace(mustRun(t, root, "packaging/deb.sh", "version"))
 	if !regexp.MustCompile(`^[0-9][A-Za-z0-9.+~]*$`).MatchString(version) {
@@ -52,25 +49,7 @@ func TestDebianPackage(t *testing.T) {
 		t.Logf("lintian:\n%s", r.out)
 	}
 
-	// What exists before, so that the test leaves the machine as it was.
-	_, accountErr := user.Lookup("git")
-	hadAccount := accountErr == nil
-	var made []string
-	for _, dir := range []string{"/etc/gitmesh", "/var/log/gitmesh", "/var/lib/gitmesh"} {
-		if _, err := os.Stat(dir); os.IsNotExist(err) {
-			made = append(made, dir)
-		}
-	}
-	t.Cleanup(func() {
-		dpkg(t, "--purge", "gitmesh")
-		if !hadAccount {
-			run(root, "userdel", "git")
-			run(root, "groupdel", "git")
-		}
-		for _, dir := range made {
-			os.RemoveAll(dir)
-		}
-	})
+	hadAccount := restoreAfterInstall(t)
 
 	dpkg(t, "-i", deb)
 	if got := strings.TrimSpace(mustRun(t, root, "dpkg-query", "-W", "-f", "${Version}", "gitmesh")); got != version {
@@ -200,6 +179,36 @@ func writeMetrics(t *testing.T) {
 	}
 }
 
+// restoreAfterInstall makes sure no gitmesh package is installed, and has
+// the test leave the machine as it found it: the package purged, and the
+// git account and the directories the package made removed when they were
+// not there before. It reports whether the git account was there.
+func restoreAfterInstall(t *testing.T) bool {
+	t.Helper()
+	if out, _ := exec.Command("dpkg-query", "-W", "-f", "${db:Status-Status}", "gitmesh").Output(); string(out) == "installed" {
+		t.Fatal("a gitmesh package is installed on this machine; the test installs and removes its own: remove it first (dpkg -r gitmesh)")
+	}
+	_, accountErr := user.Lookup("git")
+	hadAccount := accountErr == nil
+	var made []string
+	for _, dir := range []string{"/etc/gitmesh", "/var/log/gitmesh", "/var/lib/gitmesh"} {
+		if _, err := os.Stat(dir); os.IsNotExist(err) {
+			made = append(made, dir)
+		}
+	}
+	t.Cleanup(func() {
+		dpkg(t, "--purge", "gitmesh")
+		if !hadAccount {
+			run(root, "userdel", "git")
+			run(root, "groupdel", "git")
+		}
+		for _, dir := range made {
+			os.RemoveAll(dir)
+		}
+	})
+	return hadAccount
+}
+
 func prefixed(p string, names []string) []string {
 	var out []string
 	for _, n := range names {
@@ -227,7 +236,8 @@ func dpkg(t *testing.T, args ...string) {
 
 func need(t *testing.T, tools ...string) {
 	t.Helper()
-	pkgs := map[string]string{"lintian": "lintian", "promtool": "prometheus", "dpkg-deb": "dpkg", "dpkg": "dpkg", "make": "make"}
+	pkgs := map[string]string{"lintian": "lintian", "promtool": "prometheus", "dpkg-deb": "dpkg", "dpkg": "dpkg", "make": "make",
+		"apt-get": "apt", "psql": "postgresql-client", "ssh-keygen": "openssh-client", "runuser": "util-linux"}
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is missing; install it: apt-get install -y --no-install-recommends %s (scripts/setup.sh does)", tool, pkgs[tool])
