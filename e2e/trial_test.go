@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/common/expfmt"
+
 	"gitmesh/meshtest"
 )
 
@@ -69,5 +71,29 @@ func TestADownDeviceIsAWarning(t *testing.T) {
 	want := "c did not catch up on team/app; it will on its next read or sweep"
 	if found == nil || found["level"] != "warn" || found["message"] != want {
 		t.Fatalf("the catch-up log line: %v; want level warn, %q", found, want)
+	}
+}
+
+// metrics --probe says which devices answer, as check reaches them; without
+// it metrics needs only the database and prints no gitmesh_device_up.
+func TestMetricsProbeTheDevices(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	cdev := c.Devices["c"]
+	if err := os.Rename(cdev.Root, cdev.Root+".away"); err != nil { // c's disk is not mounted
+		t.Fatal(err)
+	}
+	out := c.MustAdmin("metrics", "--probe")
+	var p expfmt.TextParser
+	m, err := p.TextToMetricFamilies(strings.NewReader(out))
+	if err != nil {
+		t.Fatalf("the Prometheus text parser refuses gitmesh metrics --probe: %v\n%s", err, out)
+	}
+	for dev, want := range map[string]float64{"a": 1, "b": 1, "c": 0} {
+		if got := value(t, m, "gitmesh_device_up", "device", dev); got != want {
+			t.Errorf("gitmesh_device_up of %s: %v, want %v", dev, got, want)
+		}
+	}
+	if out := c.MustAdmin("metrics"); strings.Contains(out, "gitmesh_device_up") {
+		t.Errorf("metrics without --probe probed:\n%s", out)
 	}
 }

@@ -157,9 +157,12 @@ func writeMetrics(t *testing.T) {
 		t.Fatalf("%s: %v: %s", m[1], err, b)
 	}
 	got, _ := os.ReadFile(prom)
-	want := c.MustAdmin("metrics")
-	if !strings.Contains(string(got), `gitmesh_copy_version{repository="team/app",device="a"} 0`) || len(got) != len(want) {
-		t.Errorf("gitmesh.prom holds:\n%s\nwant what gitmesh metrics prints:\n%s", got, want)
+	want := c.MustAdmin("metrics", "--probe")
+	types := regexp.MustCompile(`(?m)^# TYPE .*$`)
+	if !strings.Contains(string(got), `gitmesh_copy_version{repository="team/app",device="a"} 0`) ||
+		!strings.Contains(string(got), "gitmesh_device_up{") ||
+		strings.Join(types.FindAllString(string(got), -1), "\n") != strings.Join(types.FindAllString(want, -1), "\n") {
+		t.Errorf("gitmesh.prom holds:\n%s\nwant what gitmesh metrics --probe prints:\n%s", got, want)
 	}
 	if st, err := os.Stat(prom); err != nil || st.Mode().Perm() != 0o644 {
 		t.Errorf("gitmesh.prom: %v %v; want mode 644 (node_exporter reads it)", st.Mode(), err)
