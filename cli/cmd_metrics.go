@@ -13,8 +13,8 @@ import (
 func init() {
 	register(func(a *app) *cli.Command {
 		return &cli.Command{
-			Name:  "metrics",
-			Usage: "print the cluster's versions, lags, fetches and pushes in the Prometheus text format",
+			Name:      "metrics",
+			Usage:     "print the cluster's versions, lags, fetches and pushes in the Prometheus text format",
 			ArgsUsage: "[--probe]",
 			Flags:     []cli.Flag{&cli.BoolFlag{Name: "probe", Usage: "also try to reach every device, as check does (gitmesh_device_up)"}},
 			Action: a.withDB("metrics", func(c *cli.Context, d *sql.DB) error {
