@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/syslog"
 	"os"
 	"slices"
 	"strings"
@@ -54,9 +53,9 @@ type app struct {
 	// servingUser: this is `serve USER`, whose stderr a key holder reads.
 	servingUser bool
 	loaded      bool
-	// syslogNet and syslogAddr are where toSyslog logs; "" and "": the
-	// system log's own socket (tests give a socket of their own).
-	syslogNet, syslogAddr string
+	// syslogPath is the socket toSyslog logs to; "": /dev/log (tests
+	// give a socket of their own).
+	syslogPath string
 }
 
 // Main runs gitmesh with os.Args and exits with its documented code.
@@ -107,7 +106,11 @@ func (a *app) toSyslog() {
 	if a.logFile != nil {
 		return
 	}
-	w, err := syslog.Dial(a.syslogNet, a.syslogAddr, syslog.LOG_WARNING|syslog.LOG_DAEMON, "gitmesh")
+	path := a.syslogPath
+	if path == "" {
+		path = devLog
+	}
+	w, err := dialSysLog(path)
 	if err != nil {
 		return
 	}

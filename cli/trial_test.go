@@ -44,7 +44,7 @@ func TestServeWithoutALogFileLogsToTheSystemLog(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer l.Close()
-			a := &app{syslogNet: "unixgram", syslogAddr: sock}
+			a := &app{syslogPath: sock}
 			if code := a.run(append([]string{"gitmesh"}, tt.args...)); code != 1 {
 				t.Fatalf("exit %d, want 1", code)
 			}
