@@ -15,6 +15,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/n
 [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
 # make deb and its test (packaging/): lintian checks the package;
 # promtool (in Debian's prometheus package) the alert rules in contrib/.
+command -v adduser >/dev/null || need+=(adduser)   # the package's postinst
 command -v lintian >/dev/null || need+=(lintian)
 command -v promtool >/dev/null || need+=(prometheus)
 
