@@ -35,7 +35,7 @@ func (a *app) serveCommand() *cli.Command {
 			case c.NArg() > 1:
 				return usageError{fmt.Errorf("serve takes exactly one user name, not %d words: gitmesh serve USER, as authorized_keys runs it for that user's key (or gitmesh serve --cluster)", c.NArg())}
 			}
-			if conn.Original == "" && isTerminal(os.Stdin) {
+			if conn.Original == "" && (isTerminal(os.Stdin) || os.Getenv("SSH_CONNECTION") == "") {
 				return usageError{errors.New(byHand)}
 			}
 			conn.User = c.Args().First()
@@ -49,11 +49,14 @@ func tell(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "gitmesh: "+format+"\n", args...)
 }
 
-// byHand answers `serve USER` typed in a terminal: sshd runs it, with the
-// client's command in SSH_ORIGINAL_COMMAND. (A key holder's login has no
-// terminal: the keys' restrict option refuses a pty.)
-const byHand = "serve is run by sshd as the forced command of a user's key, not by hand; to try it, give it the command git would send: " +
-	"SSH_ORIGINAL_COMMAND=\"git-upload-pack 'team/app.git'\" gitmesh --config /etc/gitmesh/gitmesh.toml serve alice </dev/null"
+// byHand answers `serve USER` with no command, run by hand (in a
+// terminal, or not by sshd, which always sets SSH_CONNECTION): sshd runs
+// it, with the client's command in SSH_ORIGINAL_COMMAND. A key holder's
+// login through sshd has no terminal (the keys' restrict option refuses a
+// pty) and hears gitexec's "interactive login is not allowed".
+const byHand = "serve is run by sshd as the forced command of a user's key, with the client's command in SSH_ORIGINAL_COMMAND " +
+	"(an interactive login is not allowed); to try it by hand, give it the command git would send: " +
+	"SSH_ORIGINAL_COMMAND=\"git-upload-pack 'team/app.git'\" gitmesh --config FILE serve USER </dev/null"
 
 // isTerminal reports whether f is a terminal.
 func isTerminal(f *os.File) bool {

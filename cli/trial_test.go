@@ -93,14 +93,14 @@ func TestServeByHandInATerminal(t *testing.T) {
 		t.Fatalf("exit %d (%v), want 2", code, err)
 	}
 	msg := a.userMessage(err)
-	for _, want := range []string{"serve is run by sshd as the forced command of a user's key, not by hand",
-		`SSH_ORIGINAL_COMMAND="git-upload-pack 'team/app.git'" gitmesh --config /etc/gitmesh/gitmesh.toml serve alice`} {
+	for _, want := range []string{"serve is run by sshd as the forced command of a user's key, with the client's command in SSH_ORIGINAL_COMMAND",
+		`to try it by hand, give it the command git would send: SSH_ORIGINAL_COMMAND="git-upload-pack 'team/app.git'" gitmesh --config FILE serve USER`} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message %q, want it to contain %q", msg, want)
 		}
 	}
-	// Without a terminal (as sshd runs it) an empty command is still a
-	// refused interactive login.
+	// Without a terminal, but not from sshd either (no SSH_CONNECTION):
+	// by hand too.
 	os.Stdin = saved
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
@@ -108,9 +108,19 @@ func TestServeByHandInATerminal(t *testing.T) {
 	}
 	defer devnull.Close()
 	os.Stdin = devnull
-	err = (&app{}).cli().Run([]string{"gitmesh", "--database-url", "postgres://x@127.0.0.1/db", "--device", "a", "--repo-root", t.TempDir(), "serve", "alice"})
-	if err == nil || !strings.Contains(err.Error(), "interactive login is not allowed") {
-		t.Errorf("serve without a terminal: %v, want the interactive login refused", err)
+	t.Setenv("SSH_CONNECTION", "")
+	os.Unsetenv("SSH_CONNECTION")
+	args := []string{"gitmesh", "--database-url", "postgres://x@127.0.0.1/db", "--device", "a", "--repo-root", t.TempDir(), "serve", "alice"}
+	err = (&app{}).cli().Run(args)
+	if err == nil || !strings.Contains(err.Error(), "to try it by hand") || !strings.Contains(err.Error(), "an interactive login is not allowed") {
+		t.Errorf("serve with no command, not from sshd: %v, want how to try it", err)
+	}
+	// As sshd runs it for a key holder who asked for no command: the
+	// interactive login is refused, and nothing is said about trying.
+	t.Setenv("SSH_CONNECTION", "10.0.0.1 50000 10.0.0.2 22")
+	err = (&app{}).cli().Run(args)
+	if err == nil || !strings.Contains(err.Error(), "interactive login is not allowed; this key only serves git fetch and push") || strings.Contains(err.Error(), "by hand") {
+		t.Errorf("serve from sshd with no command: %v, want the interactive login refused", err)
 	}
 }
 
