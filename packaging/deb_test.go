@@ -97,6 +97,13 @@ func TestDebianPackage(t *testing.T) {
 		}
 	}
 
+	// The example settings are ones gitmesh reads: it gets as far as the
+	// database, which is not there.
+	if r := run(root, "runuser", "-u", "git", "--", "/usr/bin/gitmesh", "--config", "/usr/share/doc/gitmesh/examples/gitmesh.toml",
+		"--connect-timeout", "1s", "device", "list"); r.code == 0 || strings.Contains(r.out, "config /usr/share") || !strings.Contains(r.out, "database") {
+		t.Errorf("gitmesh with the example settings: exit %d, %q; want it to read them and fail on the database", r.code, r.out)
+	}
+
 	writeMetrics(t)
 
 	// Enabled units are disabled on removal: no dangling symlink stays.
