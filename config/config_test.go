@@ -55,6 +55,7 @@ lock_timeout    = "90s"
 fetch_timeout   = "10m"
 connect_timeout = "1500ms"
 record_timeout  = "1h2m3s"
+ssh_control_persist = "5m"
 keys_database_url = "host=/run/postgresql dbname=gitmesh user=gitmesh_keys"
 max_user_sessions = 4
 max_push_waiters  = 0
@@ -77,6 +78,8 @@ push_idle_timeout = "90s"
 		ConnectTimeout: Duration(1500 * time.Millisecond),
 		RecordTimeout:  Duration(time.Hour + 2*time.Minute + 3*time.Second),
 		Path:           path,
+		// Shared intracluster connections.
+		SSHControlPersist: Duration(5 * time.Minute),
 		// Limits.
 		KeysDatabaseURL: "host=/run/postgresql dbname=gitmesh user=gitmesh_keys",
 		MaxUserSessions: 4,
