@@ -288,6 +288,17 @@ func serve(t *testing.T, s *Server, h func(io.ReadWriter)) <-chan struct{} {
 	return done
 }
 
+// served waits, for at most ten seconds, until Serve started by serve
+// has returned (it serves one connection).
+func served(t *testing.T, done <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after its one connection")
+	}
+}
+
 func TestListen(t *testing.T) {
 	s := listen(t)
 	sock := sockPath(t, s)
@@ -357,7 +368,7 @@ func TestRelay(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "gone before answering") {
 			t.Errorf("Relay = %v, want 'gone before answering'", err)
 		}
-		<-done
+		served(t, done)
 	})
 
 	t.Run("bytes flow both ways", func(t *testing.T) {
@@ -373,7 +384,7 @@ func TestRelay(t *testing.T) {
 		if err := Relay(strings.NewReader(in), &out); err != nil {
 			t.Fatalf("Relay: %v", err)
 		}
-		<-done
+		served(t, done)
 		if string(got) != in {
 			t.Errorf("serve got %d bytes, want the %d of the input", len(got), len(in))
 		}
@@ -404,7 +415,7 @@ func TestRelay(t *testing.T) {
 		if err := Relay(strings.NewReader(""), &out); err != nil || out.String() != "first" {
 			t.Fatalf("first Relay = %v, %q", err, out.String())
 		}
-		<-done
+		served(t, done)
 		if err := Relay(strings.NewReader(""), io.Discard); err == nil || !strings.Contains(err.Error(), "gitmesh serve is gone") {
 			t.Errorf("second Relay = %v, want 'gitmesh serve is gone'", err)
 		}
