@@ -303,6 +303,14 @@ func message(err error) string {
 		return msg + "; try again later"
 	case errors.Is(err, version.ErrNoVersions):
 		return "no device holds a recorded version of this repository (ambiguous leaders); an administrator must promote the right copy with 'gitmesh thaw REPO --promote DEVICE'"
+	case errors.As(err, new(*db.SettingError)), errors.Is(err, db.ErrMultiHostURL):
+		return oneLine(err.Error())
+	case db.IsNoSchema(err):
+		return db.ErrNoSchema.Error()
+	case errors.Is(err, db.ErrNoPrimary):
+		return oneLine(err.Error()) + "; try again later, and check that " + db.Setting + " lists the primary"
+	case errors.As(err, new(*db.StallError)):
+		return oneLine(err.Error()) + "; try again later"
 	case errors.Is(err, pq.ErrSSLNotSupported):
 		return oneLine(err.Error()) + "; add sslmode=disable to the database URL, or enable SSL on the PostgreSQL server"
 	case db.IsUnavailable(err) && !isNoPeer(err):

@@ -66,7 +66,12 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	}
 	defer dbh.Close()
 	start := time.Now()
-	st, err := version.Lookup(ctx, dbh, cmd.Repo, c.User, s.Device, need)
+	// The fast path: connect (connect_timeout) and one query, bounded like
+	// any database step by lock_timeout. It commits nothing, so it works on
+	// a database that answers but cannot commit.
+	lctx, cancel := db.Bound(ctx, s.LockTimeout.D())
+	st, err := version.Lookup(lctx, dbh, cmd.Repo, c.User, s.Device, need)
+	cancel()
 	log.Debug().Dur("lookup", time.Since(start)).Bool("current", err == nil && st.Current()).Msg("fast path")
 	if errors.Is(err, version.ErrReadOnly) {
 		return access.ReadOnly(ctx, dbh, cmd.Repo)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"gitmesh/db"
 	"gitmesh/gitexec"
 	"gitmesh/lock"
 )
@@ -113,6 +114,8 @@ func (w *write) logStaging(ctx context.Context, r *replication, v int64) {
 			res[i] = "stored, but the push was not recorded"
 		}
 	}
+	ctx, cancel := db.Bound(ctx, w.n.LockTimeout)
+	defer cancel()
 	_, err := w.conn.ExecContext(ctx, `INSERT INTO sync_log
 		(repository_id, device_id, from_device, from_version, to_version, duration_ms, result, kind)
 		SELECT $1, u.dev, $2, NULLIF(u.fromv, -1), $3, u.ms, u.res, 'stage'
@@ -244,6 +247,8 @@ func (n *Node) show(ctx context.Context, conn *sql.Conn, repoID, deviceID int32,
 	if err := n.Git.UpdateRefs(ctx, dir, gitexec.ShowCommands(visible, staged), hooks); err != nil {
 		return err
 	}
+	ctx, cancel := db.Bound(ctx, n.LockTimeout)
+	defer cancel()
 	_, err = conn.ExecContext(ctx, clearPendingQuery, repoID, deviceID, v, digest)
 	return err
 }
