@@ -32,6 +32,8 @@ type Postgres struct {
 	cmd      *exec.Cmd
 	done     chan error
 	counter  atomic.Int64
+	// opts are extra -c settings, after (and so over) the defaults.
+	opts []string
 }
 
 // StartPostgres uses GITMESH_TEST_DATABASE_URL when set (a superuser URL);
@@ -79,6 +81,10 @@ func StartOwnPostgres() (*Postgres, error) {
 // postgresBin finds the directory holding initdb and postgres.
 func postgresBin() (string, error) {
 	if p, err := exec.LookPath("initdb"); err == nil {
+		// A link on PATH: the directory that holds the rest (pg_basebackup).
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
 		return filepath.Dir(p), nil
 	}
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
@@ -134,6 +140,9 @@ func (p *Postgres) StartServer() error {
 		"-p", strconv.Itoa(port), "-k", p.dir, "-c", "listen_addresses=127.0.0.1",
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=300", "-c", "shared_buffers=64MB")
+	for _, o := range p.opts {
+		p.cmd.Args = append(p.cmd.Args, "-c", o)
+	}
 	p.cmd.Dir = p.dir
 	logf, err := os.OpenFile(filepath.Join(p.dir, "postgres.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {

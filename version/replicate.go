@@ -184,6 +184,18 @@ func (r *replication) release() {
 	r.held = nil
 }
 
+// dbLost is the database error that failed a peer's staging, if one
+// did: the peers' read locks are taken on the writer's session, so a
+// failover fails them all at once.
+func (r *replication) dbLost() error {
+	for _, t := range r.tried {
+		if t.err != nil && db.IsUnavailable(t.err) {
+			return t.err
+		}
+	}
+	return nil
+}
+
 // failedNames names the holders that did not store the push, for the user.
 func (r *replication) failedNames() []string {
 	var out []string

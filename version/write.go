@@ -280,6 +280,12 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 	defer rep.release()
 	q := w.st.Quorum(w.n.WriteQuorum)
 	if 1+len(rep.stored) < q {
+		if err := rep.dbLost(); err != nil {
+			// The peers were fine; the database went (a failover): its
+			// locks with it. Told as an outage, not as unreachable peers.
+			w.outcome = fmt.Errorf("stage the push on the peers: %w", err)
+			return fail("the coordination database went away during the push; nothing was changed, try again")
+		}
 		qe := &QuorumError{Repo: w.st.Repo, Stored: 1 + len(rep.stored), Need: q, Holders: len(w.st.Holders), Unreachable: rep.failedNames()}
 		w.outcome = qe
 		return fail(fmt.Sprintf("only %d of %d devices could store the push (%d needed)", qe.Stored, qe.Holders, q))
