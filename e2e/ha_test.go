@@ -18,7 +18,7 @@ import (
 
 // haCluster is three devices on a primary with a synchronous standby,
 // every device given both hosts in one DSN.
-func haCluster(t *testing.T, extra string) (*meshtest.HA, *meshtest.Cluster) {
+func haCluster(t *testing.T, settings string) (*meshtest.HA, *meshtest.Cluster) {
 	t.Helper()
 	h, err := meshtest.StartHA()
 	if err != nil {
@@ -26,7 +26,7 @@ func haCluster(t *testing.T, extra string) (*meshtest.HA, *meshtest.Cluster) {
 	}
 	t.Cleanup(h.Stop)
 	c := meshtest.NewClusterHA(t, h, "a", "b", "c")
-	c.Settings = `lock_timeout = "10s"` + "\n" + `record_timeout = "30s"` + "\n" + `connect_timeout = "2s"` + "\n" + extra
+	c.Settings = settings
 	for _, d := range c.Devices {
 		d.WriteConfig("")
 	}
@@ -148,7 +148,7 @@ func said(stderr string) string {
 // push stays readable everywhere, each in-flight request succeeds or is
 // refused with a sentence, and pushes work again after each failover.
 func TestDatabaseFailoverLosesNothingAcknowledged(t *testing.T) {
-	h, c := haCluster(t, "")
+	h, c := haCluster(t, "lock_timeout = \"10s\"\nrecord_timeout = \"30s\"\nconnect_timeout = \"2s\"")
 	url := meshtest.URL("team/app")
 	work, first := pushed(t, c)
 	acked := map[string]string{"main": first} // branch -> acknowledged commit
@@ -278,4 +278,75 @@ func run(cmd *exec.Cmd) meshtest.Result {
 		r.Code = -1
 	}
 	return r
+}
+
+// TestStalledDatabaseCommitsAreBounded stalls the primary's commits (its
+// synchronous standby is named one that does not exist): reads on the
+// fast path still work, a push ends within lock_timeout with exit 6 and a
+// sentence, a later push is not stuck behind it, `check` is critical, and
+// once commits go through again pushes work and nothing stays frozen.
+func TestStalledDatabaseCommitsAreBounded(t *testing.T) {
+	const lockTimeout = 3 * time.Second
+	h, c := haCluster(t, "lock_timeout = \"3s\"\nrecord_timeout = \"4s\"\nconnect_timeout = \"2s\"")
+	url := meshtest.URL("team/app")
+	work, acked := pushed(t, c)
+	c.WaitConverged("team/app")
+
+	if err := h.Stall(); err != nil {
+		t.Fatal(err)
+	}
+	for _, dev := range []string{"a", "b", "c"} {
+		began := time.Now()
+		r := c.Devices[dev].Git("alice", "", "ls-remote", url, "refs/heads/main")
+		if r.Code != 0 || !strings.HasPrefix(r.Stdout, acked) || time.Since(began) > lockTimeout {
+			t.Fatalf("read on %s while commits stall: exit %d after %s: %q %s", dev, r.Code, time.Since(began), r.Stdout, r.Stderr)
+		}
+	}
+
+	// The push, as sshd runs it: serve's own exit code.
+	c.Commit(work, "README", "never committed\n")
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	serve := exec.CommandContext(ctx, meshtest.Binary(), "--config", c.Devices["a"].Config, "serve", "alice")
+	serve.Env = append(meshtest.GitEnv(c.Dir), "SSH_ORIGINAL_COMMAND=git-receive-pack 'team/app.git'")
+	r := run(serve)
+	took := time.Since(began)
+	if r.Code != 6 || !strings.Contains(r.Stderr, "does not commit") || took > lockTimeout+5*time.Second {
+		t.Fatalf("push while commits stall: exit %d after %s (want 6 within about %s): %s", r.Code, took, lockTimeout, r.Stderr)
+	}
+	t.Logf("stalled push ended after %s: %s", took.Round(time.Millisecond), strings.TrimSpace(r.Stderr))
+
+	// A later push, elsewhere, meets the stalled push's mark (committed
+	// locally when its commit was cancelled): bounded too.
+	began = time.Now()
+	r = c.Devices["b"].Git("alice", work, "push", url, "main")
+	took = time.Since(began)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "gitmesh: ") || took > 3*lockTimeout+5*time.Second {
+		t.Fatalf("a later push while commits stall: exit %d after %s: %s", r.Code, took, r.Stderr)
+	}
+	t.Logf("later push ended after %s: %s", took.Round(time.Millisecond), said(r.Stderr))
+
+	chk := c.Admin("check", "--no-probe")
+	if chk.Code != 2 || !strings.Contains(chk.Stdout, "CRITICAL") || !strings.Contains(chk.Stdout, "does not commit") {
+		t.Fatalf("check while commits stall: exit %d: %s%s", chk.Code, chk.Stdout, chk.Stderr)
+	}
+
+	// Commits go through again: the cluster heals by itself.
+	if err := h.Unstall(); err != nil {
+		t.Fatal(err)
+	}
+	next := c.Commit(work, "README", "after the stall\n")
+	waitFor(t, "a push to succeed after the stall", func() bool {
+		return c.Devices["a"].Git("alice", work, "push", "-q", url, "main").Code == 0
+	})
+	c.WaitConverged("team/app")
+	for _, dev := range []string{"a", "b", "c"} {
+		if out := c.Devices[dev].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, next) {
+			t.Fatalf("%s serves %q after the stall, want %s", dev, out, next)
+		}
+	}
+	if chk := c.Admin("check", "--no-probe"); chk.Code != 0 {
+		t.Fatalf("check after the stall: exit %d: %s%s", chk.Code, chk.Stdout, chk.Stderr)
+	}
 }
