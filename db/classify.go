@@ -22,12 +22,15 @@ const Setting = "database_url (GITMESH_DATABASE_URL or --database-url)"
 // or role is refused, its database does not exist. It is a configuration
 // error (exit 1), never "try again later".
 type SettingError struct {
-	What string // what is wrong, for people: "the password was refused"
-	Err  error
+	What string // what is wrong, for people: "refused the password"
+	// Unreachable: nothing answered at all (refused, unknown host); a
+	// stopped PostgreSQL looks the same as a wrong address.
+	Unreachable bool
+	Err         error
 }
 
 func (e *SettingError) Error() string {
-	return fmt.Sprintf("the coordination database cannot be used: %s (%s); check %s", e.What, oneLine(e.Err.Error()), Setting)
+	return fmt.Sprintf("the coordination database %s (%s); check %s", e.What, oneLine(e.Err.Error()), Setting)
 }
 
 // Unwrap gives the driver's error.
@@ -137,15 +140,16 @@ func classify(err error, reached bool) error {
 	)
 	switch {
 	case errors.As(err, &pqErr) && pqErr.Code == "28P01":
-		return &SettingError{"the password was refused", err}
+		return &SettingError{What: "refused the password", Err: err}
 	case errors.As(err, &pqErr) && pqErr.Code == "3D000":
-		return &SettingError{"its database does not exist", err}
+		return &SettingError{What: "has no such database", Err: err}
 	case errors.As(err, &pqErr) && strings.HasPrefix(string(pqErr.Code), "28"):
-		return &SettingError{"its role (user) or access rule refuses the connection", err}
+		return &SettingError{What: "refused the role (user), which does not exist or has no access rule", Err: err}
 	case errors.As(err, &dns):
-		return &SettingError{"its host name is unknown", err}
+		return &SettingError{What: "is unreachable: its host name is unknown", Unreachable: true, Err: err}
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ENOENT):
-		return &SettingError{"nothing accepts connections at its address", err}
+		return &SettingError{What: "is unreachable: nothing accepts connections at its address (a wrong host or port, or PostgreSQL is not running there)",
+			Unreachable: true, Err: err}
 	}
 	return err
 }

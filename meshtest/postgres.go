@@ -231,6 +231,30 @@ func (p *Postgres) StopServer() error {
 	return nil
 }
 
+// RequirePassword makes role log in over TCP with its password
+// (scram-sha-256) rather than the harness's trust, and reloads.
+func (p *Postgres) RequirePassword(role string) error {
+	if p.dir == "" {
+		return fmt.Errorf("cannot change the access rules of a server the harness did not start")
+	}
+	path := filepath.Join(p.dir, "data", "pg_hba.conf")
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	rule := fmt.Sprintf("host all %s 127.0.0.1/32 scram-sha-256\n", role)
+	if err := os.WriteFile(path, append([]byte(rule), old...), 0o600); err != nil {
+		return err
+	}
+	d, err := sql.Open("postgres", p.AdminURL)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	_, err = d.Exec(`SELECT pg_reload_conf()`)
+	return err
+}
+
 // NewDatabase creates an empty database and returns its URL.
 func (p *Postgres) NewDatabase() (string, error) {
 	u, err := url.Parse(p.AdminURL)

@@ -57,7 +57,10 @@ func Message(err error, device string) string {
 	if m, ok := public.Message(err); ok {
 		return m
 	}
+	var setting *db.SettingError
 	switch {
+	case errors.As(err, &setting) && setting.Unreachable:
+		return fmt.Sprintf("the coordination database is unreachable from device %s; tell an administrator (its address may be set wrong, or PostgreSQL is down)", name(device))
 	case misconfigured(err):
 		return Misconfigured(device)
 	case errors.As(err, &stall):
@@ -86,7 +89,7 @@ func misconfigured(err error) bool {
 	if errors.As(err, &pqErr) {
 		// 28: bad credentials; 3D: no such database; 42501: no privilege.
 		c := string(pqErr.Code)
-		return strings.HasPrefix(c, "28") || strings.HasPrefix(c, "3D") || c == "42501"
+		return strings.HasPrefix(c, "28") || strings.HasPrefix(c, "3D") || c == "42501" || db.IsNoSchema(err)
 	}
 	var (
 		unset   config.UnsetError
