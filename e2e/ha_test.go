@@ -122,6 +122,9 @@ func (f *inflight) settle(t *testing.T, what string) bool {
 		t.Logf("%s succeeded across the failover", what)
 		return true
 	}
+	if strings.Contains(f.stderr.String(), "devices could store") {
+		t.Fatalf("%s blamed the devices for the database's failover: %s", what, said(f.stderr.String()))
+	}
 	if !strings.Contains(f.stderr.String(), "gitmesh: ") {
 		t.Fatalf("%s failed across the failover without a sentence of gitmesh's: %v\n%s", what, err, f.stderr.String())
 	}
@@ -182,8 +185,20 @@ func TestDatabaseFailoverLosesNothingAcknowledged(t *testing.T) {
 		}
 	}
 
-	// Idle.
-	failover("while idle")
+	// Idle, and for a moment no primary at all: only the standby answers.
+	h.KillPrimary()
+	if r := c.Devices["b"].Git("alice", "", "ls-remote", url); r.Code == 0 || !strings.Contains(r.Stderr, "unreachable from device b; try again later") {
+		t.Fatalf("read with only a standby: exit %d: %s", r.Code, r.Stderr)
+	}
+	if r := c.Admin("status"); r.Code != 6 || !strings.Contains(r.Stderr, "read-only standby") || !strings.Contains(r.Stderr, "database_url") {
+		t.Fatalf("status with only a standby: exit %d: %s", r.Code, r.Stderr)
+	}
+	if r := c.Admin("check", "--no-probe"); r.Code != 2 || !strings.Contains(r.Stdout, "CRITICAL: the coordination database is reached only as a read-only standby") {
+		t.Fatalf("check with only a standby: exit %d: %s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if err := h.Promote(); err != nil {
+		t.Fatal(err)
+	}
 	after("idle")
 
 	// A push waiting for the write lock: nothing is marked yet.
