@@ -342,6 +342,16 @@ func TestStalledDatabaseCommitsAreBounded(t *testing.T) {
 	}
 	t.Logf("later push ended after %s: %s", took.Round(time.Millisecond), said(r.Stderr))
 
+	// An admin command that writes: bounded like a lock step, exit 6.
+	began = time.Now()
+	r = c.Admin("user", "add", "bob")
+	if took = time.Since(began); r.Code != 6 || !strings.Contains(r.Stderr, "did not complete") || took > lockTimeout+2*time.Second+5*time.Second {
+		t.Fatalf("user add while commits stall: exit %d after %s: %s", r.Code, took, r.Stderr)
+	}
+	if r := c.Admin("status", "team/app"); r.Code != 0 {
+		t.Fatalf("status while commits stall: exit %d: %s", r.Code, r.Stderr)
+	}
+
 	chk := c.Admin("check", "--no-probe")
 	if chk.Code != 2 || !strings.Contains(chk.Stdout, "CRITICAL") || !strings.Contains(chk.Stdout, "does not commit") {
 		t.Fatalf("check while commits stall: exit %d: %s%s", chk.Code, chk.Stdout, chk.Stderr)
