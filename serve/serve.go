@@ -74,7 +74,9 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	cancel()
 	log.Debug().Dur("lookup", time.Since(start)).Bool("current", err == nil && st.Current()).Msg("fast path")
 	if errors.Is(err, version.ErrReadOnly) {
-		return access.ReadOnly(ctx, dbh, cmd.Repo)
+		rctx, cancel := db.Bound(ctx, s.LockTimeout.D())
+		defer cancel()
+		return access.ReadOnly(rctx, dbh, cmd.Repo)
 	}
 	if err != nil {
 		return err
@@ -202,6 +204,8 @@ func registered(ctx context.Context, s config.Settings, repo string) error {
 		return err
 	}
 	defer dbh.Close()
+	ctx, cancel := db.Bound(ctx, s.LockTimeout.D())
+	defer cancel()
 	ok, err := version.Registered(ctx, dbh, repo)
 	if err == nil && !ok {
 		err = version.ErrNotFound
@@ -223,6 +227,8 @@ func replicaCopy(ctx context.Context, s config.Settings, repo, dir string) error
 		return err
 	}
 	defer dbh.Close()
+	ctx, cancel := db.Bound(ctx, s.LockTimeout.D())
+	defer cancel()
 	st, err := version.Load(ctx, dbh, repo)
 	if err != nil {
 		return err
@@ -234,6 +240,9 @@ func replicaCopy(ctx context.Context, s config.Settings, repo, dir string) error
 		if h.Name == s.Device {
 			if err := version.ForgetCopy(ctx, dbh, st.RepoID, h.ID); err != nil {
 				return err
+			}
+			if stall := db.Stalled(ctx, "forget a missing copy", s.LockTimeout.D()); stall != nil {
+				return stall // committed locally, perhaps: the writer's stage fails, nothing is recorded
 			}
 		}
 	}

@@ -303,11 +303,13 @@ func (n *Node) HealFrozen(ctx context.Context, st State) bool {
 	if !frozen {
 		return false
 	}
-	if alive, err := SessionAlive(ctx, n.DB, c.Writer); err != nil || alive {
+	actx, cancel := db.Bound(ctx, n.LockTimeout)
+	alive, err := SessionAlive(actx, n.DB, c.Writer)
+	cancel()
+	if err != nil || alive {
 		n.Log.Debug().Str("repo", st.Repo).AnErr("error", err).Msg("a write is in progress")
 		return false
 	}
-	var err error
 	if c.DeviceID == st.SelfID {
 		_, err = n.Heal(ctx, st.Repo)
 	} else {

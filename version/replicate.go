@@ -215,7 +215,13 @@ func (n *Node) prepareLocal(ctx context.Context, q execer, repoID int32, peer De
 		if err := gitexec.CheckRoot(peer.URL); err != nil {
 			return err
 		}
-		if err := ForgetCopy(ctx, q, repoID, peer.ID); err != nil {
+		bctx, cancel := db.Bound(ctx, n.LockTimeout)
+		err := ForgetCopy(bctx, q, repoID, peer.ID)
+		if stall := db.Stalled(bctx, "forget a missing copy", n.LockTimeout); stall != nil {
+			err = stall
+		}
+		cancel()
+		if err != nil {
 			return err
 		}
 		if err := n.Git.InitCopy(ctx, peer.URL, dir); err != nil {
