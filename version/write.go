@@ -668,7 +668,7 @@ func (w *write) relock(ctx context.Context) error {
 // lost gives up on what: the repository stays frozen.
 func (w *write) lost(what string, err error) error {
 	w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg(what + " failed; repository stays frozen")
-	return fmt.Errorf("%w: %s: %v", ErrLostWrite, what, err)
+	return fmt.Errorf("%w: %s: %w", ErrLostWrite, what, err) // err too: a stall is told as one
 }
 
 // reconnect replaces a broken connection; the write lock went with the
