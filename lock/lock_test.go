@@ -344,3 +344,29 @@ func TestAcquireCancelled(t *testing.T) {
 		t.Errorf("error %q does not say which lock", err)
 	}
 }
+
+// Held tells a lock its session holds from one it released, and from one
+// whose session was ended (as a failover ends every session).
+func TestHeldSeesALockGoneWithItsSession(t *testing.T) {
+	ctx := context.Background()
+	dbURL := database(t)
+	c := session(t, dbURL, "gitmesh test holder")
+	k := Write(42)
+	if err := Held(ctx, c, k); !errors.Is(err, ErrLost) {
+		t.Fatalf("Held before taking the lock = %v, want ErrLost", err)
+	}
+	if err := Acquire(ctx, c, k, time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := Held(ctx, c, k); err != nil {
+		t.Fatalf("Held while holding the lock = %v", err)
+	}
+	pid := backendPID(t, c)
+	admin := session(t, dbURL, "gitmesh test admin")
+	if _, err := admin.ExecContext(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := Held(ctx, c, k); !errors.Is(err, ErrLost) {
+		t.Fatalf("Held after the session was ended = %v, want ErrLost", err)
+	}
+}

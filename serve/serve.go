@@ -102,10 +102,17 @@ func Handle(ctx context.Context, s config.Settings, r Request) error {
 	}
 	defer dbh.Close()
 	start := time.Now()
-	st, err := version.Lookup(ctx, dbh, cmd.Repo, r.User, s.Device, need)
+	// The fast path: connect (connect_timeout) and one query, bounded like
+	// any database step by lock_timeout. It commits nothing, so it works on
+	// a database that answers but cannot commit.
+	lctx, cancel := db.Bound(ctx, s.LockTimeout.D())
+	st, err := version.Lookup(lctx, dbh, cmd.Repo, r.User, s.Device, need)
+	cancel()
 	log.Debug().Dur("lookup", time.Since(start)).Bool("current", err == nil && st.Current()).Msg("fast path")
 	if errors.Is(err, version.ErrReadOnly) {
-		return access.ReadOnly(ctx, dbh, cmd.Repo)
+		rctx, cancel := db.Bound(ctx, s.LockTimeout.D())
+		defer cancel()
+		return access.ReadOnly(rctx, dbh, cmd.Repo)
 	}
 	if err != nil {
 		return err
@@ -241,6 +248,8 @@ func registered(ctx context.Context, s config.Settings, repo string) error {
 		return err
 	}
 	defer dbh.Close()
+	ctx, cancel := db.Bound(ctx, s.LockTimeout.D())
+	defer cancel()
 	ok, err := version.Registered(ctx, dbh, repo)
 	if err == nil && !ok {
 		err = version.ErrNotFound
@@ -262,6 +271,8 @@ func replicaCopy(ctx context.Context, s config.Settings, repo, dir string) error
 		return err
 	}
 	defer dbh.Close()
+	ctx, cancel := db.Bound(ctx, s.LockTimeout.D())
+	defer cancel()
 	st, err := version.Load(ctx, dbh, repo)
 	if err != nil {
 		return err
@@ -273,6 +284,9 @@ func replicaCopy(ctx context.Context, s config.Settings, repo, dir string) error
 		if h.Name == s.Device {
 			if err := version.ForgetCopy(ctx, dbh, st.RepoID, h.ID); err != nil {
 				return err
+			}
+			if stall := db.Stalled(ctx, "forget a missing copy", s.LockTimeout.D()); stall != nil {
+				return stall // committed locally, perhaps: the writer's stage fails, nothing is recorded
 			}
 		}
 	}

@@ -280,6 +280,12 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 	defer rep.release()
 	q := w.st.Quorum(w.n.WriteQuorum)
 	if 1+len(rep.stored) < q {
+		if err := rep.dbLost(); err != nil {
+			// The peers were fine; the database went (a failover): its
+			// locks with it. Told as an outage, not as unreachable peers.
+			w.outcome = fmt.Errorf("stage the push on the peers: %w", err)
+			return fail("the coordination database went away during the push; nothing was changed, try again")
+		}
 		qe := &QuorumError{Repo: w.st.Repo, Stored: 1 + len(rep.stored), Need: q, Holders: len(w.st.Holders), Unreachable: rep.failedNames()}
 		w.outcome = qe
 		return fail(fmt.Sprintf("only %d of %d devices could store the push (%d needed)", qe.Stored, qe.Holders, q))
@@ -412,7 +418,16 @@ func (n *Node) markWriting(ctx context.Context, conn *sql.Conn, st State, user s
 	b := make([]byte, 16)
 	rand.Read(b)
 	token := hex.EncodeToString(b)
-	res, err := conn.ExecContext(ctx, markQuery, st.RepoID, st.SelfID, user, n.Device, os.Getpid(), token)
+	// Bounded by lock_timeout: a database that cannot commit (synchronous
+	// replication with no standby) would hold the write lock forever. A
+	// mark whose commit was cancelled may have committed locally: its
+	// writer is gone by then, so it heals once the database commits again.
+	bctx, cancel := db.Bound(ctx, n.LockTimeout)
+	defer cancel()
+	res, err := conn.ExecContext(bctx, markQuery, st.RepoID, st.SelfID, user, n.Device, os.Getpid(), token)
+	if stall := db.Stalled(bctx, "mark the write", n.LockTimeout); stall != nil {
+		return "", fmt.Errorf("mark write pending on %s: %w", st.Repo, stall)
+	}
 	if err != nil {
 		return "", fmt.Errorf("mark write pending on %s: %w", st.Repo, err)
 	}
@@ -460,7 +475,7 @@ func (w *write) commit(ctx context.Context, v int64, digest string, peers []Devi
 	for i, u := range ups {
 		refs[i], olds[i], news[i] = u.Ref, u.Old, u.New
 	}
-	err := w.retry(ctx, "record the push", func(conn *sql.Conn) error {
+	err := w.retry(ctx, "record the push", func(ctx context.Context, conn *sql.Conn) error {
 		tx, err := conn.BeginTx(ctx, nil)
 		if err != nil {
 			return err
@@ -523,8 +538,14 @@ func (w *write) showSelf(ctx context.Context, v int64, digest string, cmds []str
 	err := lock.Acquire(ctx, w.conn, key, w.n.LockTimeout, nil)
 	if err == nil {
 		defer lock.Release(context.Background(), w.conn, key)
-		if err = w.n.Git.UpdateRefs(ctx, w.dir, cmds, true); err == nil {
-			_, err = w.conn.ExecContext(ctx, clearPendingQuery, w.st.RepoID, w.st.SelfID, v, digest)
+		bctx, cancel := db.Bound(ctx, w.n.LockTimeout)
+		defer cancel()
+		// Nothing moves under a lock lost with a failover.
+		if err = lock.Held(bctx, w.conn, key); err == nil {
+			err = w.n.Git.UpdateRefs(ctx, w.dir, cmds, true)
+		}
+		if err == nil {
+			_, err = w.conn.ExecContext(bctx, clearPendingQuery, w.st.RepoID, w.st.SelfID, v, digest)
 		}
 	}
 	if err != nil {
@@ -570,11 +591,14 @@ WHERE repository_id = $1 AND device_id = $2 AND is_writing AND write_properties-
 // finish clears the write mark of a push that recorded no version; if
 // that fails the repository stays frozen although nothing was changed.
 func (w *write) finish(ctx context.Context) {
-	err := w.retry(ctx, "clear the write mark", func(conn *sql.Conn) error {
+	err := w.retry(ctx, "clear the write mark", func(ctx context.Context, conn *sql.Conn) error {
 		_, err := conn.ExecContext(ctx, clearQuery, w.st.RepoID, w.st.SelfID, w.token)
 		return err
 	})
-	if err != nil {
+	var stall *db.StallError
+	if errors.As(err, &stall) {
+		w.n.Tell("the coordination database does not commit; %s's write mark clears itself once it does (nothing was changed)", w.st.Repo)
+	} else if err != nil {
 		// The detail (the database's address, say) is in the log (lost).
 		w.n.Tell("%s stays frozen for writes: its write mark could not be cleared; tell an administrator", w.st.Repo)
 	}
@@ -582,18 +606,28 @@ func (w *write) finish(ctx context.Context) {
 
 // retry runs f on the write's connection; when the database is
 // unreachable it tells the user, reconnects and tries again until
-// RecordTimeout has passed.
-func (w *write) retry(ctx context.Context, what string, f func(*sql.Conn) error) error {
+// RecordTimeout has passed. Every attempt runs within that deadline: an
+// attempt that reaches it (a commit waiting for a synchronous standby
+// that never answers) has an unknown outcome, a commit cancelled there
+// having committed locally, so it ends the retries and is never
+// acknowledged.
+func (w *write) retry(ctx context.Context, what string, f func(context.Context, *sql.Conn) error) error {
 	deadline := time.Now().Add(w.n.RecordTimeout)
 	told := false
 	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithDeadline(ctx, deadline)
 		var err error
 		if w.lockLost {
-			err = w.relock(ctx)
+			err = w.relock(actx)
 		}
 		if err == nil {
-			err = f(w.conn)
+			err = f(actx, w.conn)
 		}
+		if errors.Is(actx.Err(), context.DeadlineExceeded) {
+			cancel()
+			return w.lost(what, &db.StallError{Step: what, After: w.n.RecordTimeout})
+		}
+		cancel()
 		if err == nil {
 			return nil
 		}
@@ -634,7 +668,7 @@ func (w *write) relock(ctx context.Context) error {
 // lost gives up on what: the repository stays frozen.
 func (w *write) lost(what string, err error) error {
 	w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg(what + " failed; repository stays frozen")
-	return fmt.Errorf("%w: %s: %v", ErrLostWrite, what, err)
+	return fmt.Errorf("%w: %s: %w", ErrLostWrite, what, err) // err too: a stall is told as one
 }
 
 // reconnect replaces a broken connection; the write lock went with the
