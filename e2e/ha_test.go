@@ -94,7 +94,7 @@ type inflight struct {
 	stderr bytes.Buffer
 }
 
-func start(t *testing.T, cmd *exec.Cmd) *inflight {
+func startInflight(t *testing.T, cmd *exec.Cmd) *inflight {
 	t.Helper()
 	f := &inflight{cmd: cmd}
 	cmd.Stderr = &f.stderr
@@ -203,7 +203,7 @@ func TestDatabaseFailoverLosesNothingAcknowledged(t *testing.T) {
 
 	// A push waiting for the write lock: nothing is marked yet.
 	holdLock(t, c, lock.Write(repoID))
-	p := start(t, pushTo("a", "waiting", "waited\n"))
+	p := startInflight(t, pushTo("a", "waiting", "waited\n"))
 	waitActivity(t, h, "gitmesh push", "advisory")
 	failover("while a push waits for the write lock")
 	if p.settle(t, "the push waiting for the write lock") {
@@ -219,7 +219,7 @@ func TestDatabaseFailoverLosesNothingAcknowledged(t *testing.T) {
 			drain = "cat >/dev/null\n"
 		}
 		path := adminHook(t, c, "a", hook, drain+fmt.Sprintf("touch %q\ni=0\nwhile [ ! -e %q ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n", marker, release))
-		p := start(t, pushTo("a", hook, "in "+hook+"\n"))
+		p := startInflight(t, pushTo("a", hook, "in "+hook+"\n"))
 		waitFor(t, "the push to reach "+hook, exists(marker))
 		failover("while a push runs " + hook)
 		os.WriteFile(release, nil, 0o644)
@@ -235,7 +235,7 @@ func TestDatabaseFailoverLosesNothingAcknowledged(t *testing.T) {
 	// promoted.
 	marker, release := filepath.Join(c.Dir, "in-record"), filepath.Join(c.Dir, "release-record")
 	path := adminHook(t, c, "a", "pre-receive", fmt.Sprintf("cat >/dev/null\ntouch %q\ni=0\nwhile [ ! -e %q ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n", marker, release))
-	p = start(t, pushTo("a", "recording", "recording\n"))
+	p = startInflight(t, pushTo("a", "recording", "recording\n"))
 	waitFor(t, "the push to reach pre-receive", exists(marker))
 	if err := h.Stall(); err != nil {
 		t.Fatal(err)
@@ -262,7 +262,7 @@ func TestDatabaseFailoverLosesNothingAcknowledged(t *testing.T) {
 	acked["lagging"] = head()
 	c.Settings = settings
 	c.Devices["a"].WriteConfig("")
-	read := start(t, c.Devices["b"].GitCmd("alice", "", "ls-remote", url))
+	read := startInflight(t, c.Devices["b"].GitCmd("alice", "", "ls-remote", url))
 	waitActivity(t, h, "gitmesh fetch", "advisory")
 	failover("while a read waits to catch up")
 	read.settle(t, "the read catching up")
@@ -381,7 +381,7 @@ func TestStalledDatabaseCommitsAreBounded(t *testing.T) {
 	marker, release := filepath.Join(c.Dir, "in-pre-receive"), filepath.Join(c.Dir, "release")
 	adminHook(t, c, "a", "pre-receive", fmt.Sprintf("cat >/dev/null\ntouch %q\ni=0\nwhile [ ! -e %q ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n", marker, release))
 	unknown := c.Commit(work, "README", "recorded while commits stall\n")
-	p := start(t, c.Devices["a"].GitCmd("alice", work, "push", url, "main"))
+	p := startInflight(t, c.Devices["a"].GitCmd("alice", work, "push", url, "main"))
 	waitFor(t, "the push to reach pre-receive", exists(marker))
 	if err := h.Stall(); err != nil {
 		t.Fatal(err)
