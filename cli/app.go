@@ -62,7 +62,17 @@ func Main() {
 	code := exitCode(err)
 	var gitExit *gitexec.ExitError
 	if err != nil && !errors.As(err, &gitExit) && err.Error() != "" { // "": said on stdout already (check)
-		fmt.Fprintf(os.Stderr, "gitmesh: %s\n", db.Redact(a.userMessage(err), a.dsns...))
+		inProtocol := a.servingUser && serve.InProtocol(err)
+		if inProtocol {
+			err = errors.Unwrap(err) // the refusal itself, as message knows it
+		}
+		msg := "gitmesh: " + db.Redact(a.userMessage(err), a.dsns...)
+		fmt.Fprintln(os.Stderr, msg)
+		if inProtocol {
+			// A git client's request, stdout still untouched: say it in
+			// the protocol too, for clients that drop ssh's stderr (JGit).
+			os.Stdout.Write(gitexec.ErrPacket(msg))
+		}
 		a.log.Error().Err(err).Int("exit", code).Msg("failed")
 	}
 	if a.logFile != nil {

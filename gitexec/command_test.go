@@ -152,3 +152,18 @@ func TestParseCommandMessageIsShort(t *testing.T) {
 		t.Fatalf("message for overlong input: %v", err)
 	}
 }
+
+func TestErrPacket(t *testing.T) {
+	for _, tt := range []struct{ msg, want string }{
+		{"repository not found", "001dERR repository not found\n"},
+		{"two\nlines  here", "0017ERR two lines here\n"},
+	} {
+		if got := string(ErrPacket(tt.msg)); got != tt.want {
+			t.Errorf("ErrPacket(%q) = %q, want %q", tt.msg, got, tt.want)
+		}
+	}
+	long := ErrPacket(strings.Repeat("x", 70000))
+	if len(long) != 65520 || string(long[:4]) != "fff0" || long[len(long)-1] != '\n' {
+		t.Errorf("a long message gives %d bytes starting %q; want one packet of 65520", len(long), long[:4])
+	}
+}

@@ -39,11 +39,41 @@ type Conn struct {
 
 // User serves a user's connection: reads catch up first, pushes run under
 // the write lock. On success a read never returns (git replaced gitmesh).
+// A refusal of a well-formed git request before git has written anything
+// on stdout is marked so (see InProtocol): the client may be told in the
+// protocol as well.
 func User(ctx context.Context, s config.Settings, c Conn) error {
+	spoke := false
 	cmd, err := gitexec.ParseCommand(c.Original)
 	if err != nil {
+		return err // not a git client's request: stderr only
+	}
+	if err := user(ctx, s, c, cmd, &spoke); err != nil {
+		if !spoke {
+			return refusal{err}
+		}
 		return err
 	}
+	return nil
+}
+
+// refusal marks an error that ended a git client's request before git
+// wrote anything on stdout.
+type refusal struct{ error }
+
+func (e refusal) Unwrap() error { return e.error }
+
+// InProtocol reports whether err refused a git client's request before
+// git began to write the protocol on stdout: stdout is untouched, and a
+// git client there reads an ERR packet (gitexec.ErrPacket) where the
+// protocol begins. A malformed command gets stderr only (a person or a
+// probe, not a git client); once git has spoken, stdout is git's.
+func InProtocol(err error) bool {
+	var r refusal
+	return errors.As(err, &r)
+}
+
+func user(ctx context.Context, s config.Settings, c Conn, cmd gitexec.Command, spoke *bool) error {
 	if err := s.NeedDevice(); err != nil {
 		return err
 	}
@@ -106,7 +136,9 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 		}
 		node.Converge = func(repo string) { startConverge(s, node.Bin, repo, log) }
 		return node.Push(ctx, st, c.User, func(extraEnv, gitConfig []string, stdin *os.File) (*gitexec.Service, error) {
-			return gitexec.StartService(cmd.Verb, dir, append(env, extraEnv...), gitConfig, stdin)
+			svc, err := gitexec.StartService(cmd.Verb, dir, append(env, extraEnv...), gitConfig, stdin)
+			*spoke = err == nil
+			return svc, err
 		})
 	}
 	// A mark left by a dead writer is repaired by its device (reads still
