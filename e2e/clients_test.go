@@ -286,3 +286,32 @@ func waitServesDone(t *testing.T) {
 		}
 	}
 }
+
+// A refusal before the protocol reaches git as git's own ERR packet
+// however the client speaks: protocol v0 and v2, and git archive
+// --remote (upload-archive answers ACK or NACK, not refs; git reads ERR
+// there too). Without it git shows only ssh's stderr.
+func TestGitHearsRefusalsInTheProtocol(t *testing.T) {
+	c := meshtest.NewSSHCluster(t, "a")
+	a := c.Hosts["a"]
+	c.CreateRepo("a", "team/app", "alice")
+	key := c.UserKey("alice")
+	work := c.Work("alice")
+	c.Commit(work, "README", "hello\n")
+	want := "fatal: remote error: " + strings.TrimSuffix(notFound, "\n")
+	for _, tc := range []struct {
+		what string
+		args []string
+	}{
+		{"ls-remote, protocol v0", []string{"-c", "protocol.version=0", "ls-remote", a.URL("team/none")}},
+		{"ls-remote, protocol v2", []string{"-c", "protocol.version=2", "ls-remote", a.URL("team/none")}},
+		{"clone, protocol v2", []string{"-c", "protocol.version=2", "clone", a.URL("team/none"), filepath.Join(c.Dir, "none")}},
+		{"archive --remote", []string{"archive", "--remote=" + a.URL("team/none"), "main"}},
+		{"push", []string{"push", a.URL("team/none"), "main"}},
+	} {
+		r := a.GitEnv(key, nil, work, tc.args...)
+		if r.Code == 0 || !strings.Contains(r.Stderr, want+"\n") {
+			t.Errorf("%s: exit %d, stderr %q; want git to say %q", tc.what, r.Code, r.Stderr, want)
+		}
+	}
+}
