@@ -23,11 +23,19 @@ import (
 // dependency only). Each clones, pushes (acknowledged on a majority,
 // then visible on another device), fetches, and is told a reader's
 // push is refused and where its push is stored, in its own output: they
-// do not all show ssh's stderr.
+// do not all show ssh's stderr. One cluster serves the three, each with
+// its own repository and users; its sshd also speaks ssh-rsa, for JGit.
+func TestOtherGitClients(t *testing.T) {
+	c := meshtest.NewSSHClusterWith(t, meshtest.SSHOptions{LegacyRSA: true}, "a", "b", "c")
+	for _, newClient := range []func(*testing.T, *meshtest.SSHCluster) client{libgit2Client, jgitClient, goGitClient} {
+		cl := newClient(t, c)
+		t.Run(cl.name, func(t *testing.T) { clientStory(t, c, cl) })
+	}
+}
 
 // client is one git implementation, run as a user with key.
 type client struct {
-	name    string
+	name    string // also names its repository and users
 	keyType string // the users' keys ("ed25519"; "rsa" for JSch)
 	// Each returns what the client showed its user and whether it
 	// succeeded.
@@ -39,13 +47,12 @@ type client struct {
 	quietPush func(key, dir, url, refspec string) (string, bool)
 }
 
-func TestClientLibgit2(t *testing.T) {
+func libgit2Client(t *testing.T, c *meshtest.SSHCluster) client {
 	const python = "/usr/bin/python3" // Debian's, which python3-pygit2 serves
 	if out, err := exec.Command(python, "-c", "import pygit2").CombinedOutput(); err != nil {
 		t.Fatalf("libgit2's test client needs Debian's pygit2 (%v: %s); run: apt-get install -y python3-pygit2 (or scripts/setup.sh)", err, out)
 	}
-	c := meshtest.NewSSHCluster(t, "a", "b", "c")
-	home := clientHome(t, c)
+	home := clientHome(t, c, "libgit2")
 	script, err := filepath.Abs("testdata/pygit2_client.py")
 	if err != nil {
 		t.Fatal(err)
@@ -56,11 +63,11 @@ func TestClientLibgit2(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err == nil
 	}
-	clientStory(t, c, client{name: "libgit2", keyType: "ed25519",
+	return client{name: "libgit2", keyType: "ed25519",
 		clone: func(key, url, dir string) (string, bool) { return run(key, "clone", url, dir) },
 		push:  func(key, dir, url, spec string) (string, bool) { return run(key, "push", dir, url, spec) },
 		fetch: func(key, dir, url, spec string) (string, bool) { return run(key, "fetch", dir, url, spec) },
-	})
+	}
 }
 
 // jgitClasspath is what Debian's jgit script needs besides its own jar:
@@ -68,19 +75,17 @@ func TestClientLibgit2(t *testing.T) {
 var jgitClasspath = []string{"org.eclipse.jgit.lfs.jar", "org.eclipse.jgit.http.apache.jar", "gson.jar", "jsch.jar",
 	"jzlib.jar", "javaewah.jar", "slf4j-api.jar", "slf4j-nop.jar", "httpclient.jar", "httpcore.jar", "commons-logging.jar"}
 
-func TestClientJGit(t *testing.T) {
+func jgitClient(t *testing.T, c *meshtest.SSHCluster) client {
 	var cp []string
 	for _, jar := range jgitClasspath {
 		cp = append(cp, filepath.Join("/usr/share/java", jar))
 	}
-	env := append(os.Environ(), "JGIT_CLASSPATH="+strings.Join(cp, ":"))
-	if out, err := (&exec.Cmd{Path: "/usr/bin/jgit", Args: []string{"jgit", "--version"}, Env: env}).CombinedOutput(); err != nil {
-		t.Fatalf("JGit's test client does not run (%v: %s); run: apt-get install -y jgit-cli libjgit-java (or scripts/setup.sh)", err, out)
+	for _, f := range append(cp, "/usr/bin/jgit", "/usr/share/java/org.eclipse.jgit.pgm.jar") {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("JGit's test client needs %s (%v); run: apt-get install -y jgit-cli libjgit-java (or scripts/setup.sh)", f, err)
+		}
 	}
-	// JSch, which Debian's JGit uses, signs with ssh-rsa (SHA-1) only
-	// and reads PEM keys only.
-	c := meshtest.NewSSHClusterWith(t, meshtest.SSHOptions{LegacyRSA: true}, "a", "b", "c")
-	home := clientHome(t, c)
+	home := clientHome(t, c, "jgit")
 	run := func(key, dir string, args ...string) (string, bool) {
 		// JSch reads ~/.ssh from Java's user.home, not $HOME.
 		config := fmt.Sprintf("Host 127.0.0.1\n  User %s\n  IdentityFile %s\n  StrictHostKeyChecking yes\n", c.Login, key)
@@ -89,19 +94,24 @@ func TestClientJGit(t *testing.T) {
 		}
 		cmd := exec.Command("/usr/bin/jgit", args...)
 		cmd.Dir = dir
-		cmd.Env = append(meshtest.GitEnv(home), "JGIT_CLASSPATH="+strings.Join(cp, ":"), "JAVA_TOOL_OPTIONS=-Duser.home="+home)
+		// A short-lived JVM starts faster with the client compiler only.
+		cmd.Env = append(meshtest.GitEnv(home), "JGIT_CLASSPATH="+strings.Join(cp, ":"),
+			"JAVA_TOOL_OPTIONS=-Duser.home="+home+" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+		began := time.Now()
 		out, err := cmd.CombinedOutput()
+		t.Logf("jgit %s: %s", args[0], time.Since(began).Round(time.Millisecond))
 		return string(out), err == nil
 	}
-	clientStory(t, c, client{name: "JGit", keyType: "rsa",
+	// JSch, which Debian's JGit uses, signs with ssh-rsa (SHA-1) only
+	// and reads PEM keys only.
+	return client{name: "jgit", keyType: "rsa",
 		clone: func(key, url, dir string) (string, bool) { return run(key, "", "clone", url, dir) },
 		push:  func(key, dir, url, spec string) (string, bool) { return run(key, dir, "push", url, spec) },
 		fetch: func(key, dir, url, spec string) (string, bool) { return run(key, dir, "fetch", url, spec) },
-	})
+	}
 }
 
-func TestClientGoGit(t *testing.T) {
-	c := meshtest.NewSSHCluster(t, "a", "b", "c")
+func goGitClient(t *testing.T, c *meshtest.SSHCluster) client {
 	auth := func(key string) *gitssh.PublicKeys {
 		a, err := gitssh.NewPublicKeysFromFile(c.Login, key, "")
 		if err != nil {
@@ -118,7 +128,7 @@ func TestClientGoGit(t *testing.T) {
 		}
 		return progress.String(), err == nil
 	}
-	clientStory(t, c, client{name: "go-git", keyType: "ed25519",
+	return client{name: "go-git", keyType: "ed25519",
 		clone: func(key, url, dir string) (string, bool) {
 			var progress bytes.Buffer
 			_, err := gogit.PlainClone(dir, false, &gogit.CloneOptions{URL: url, Auth: auth(key), Progress: &progress})
@@ -150,14 +160,14 @@ func TestClientGoGit(t *testing.T) {
 			}
 			return result(&progress, err)
 		},
-	})
+	}
 }
 
 // clientHome is a HOME for a client: ~/.ssh/known_hosts holds the
 // devices' host keys (libgit2 and JSch check them there).
-func clientHome(t *testing.T, c *meshtest.SSHCluster) string {
+func clientHome(t *testing.T, c *meshtest.SSHCluster, name string) string {
 	t.Helper()
-	home := filepath.Join(c.Dir, "client-home")
+	home := filepath.Join(c.Dir, "home-"+name)
 	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -175,14 +185,15 @@ func clientHome(t *testing.T, c *meshtest.SSHCluster) string {
 // what they must see.
 func clientStory(t *testing.T, c *meshtest.SSHCluster, cl client) {
 	a, b, cc := c.Hosts["a"], c.Hosts["b"], c.Hosts["c"]
-	alice := c.SSHUserWithKey("alice", cl.keyType)
-	bob := c.SSHUserWithKey("bob", cl.keyType)
-	c.CreateRepo("a", "team/app", "alice")
-	c.MustAdmin("grant", "bob", "team/app", "read")
-	seed := c.Work("seed")
+	repo, writer, reader := "clients/"+cl.name, "alice-"+cl.name, "bob-"+cl.name
+	alice := c.SSHUserWithKey(writer, cl.keyType)
+	bob := c.SSHUserWithKey(reader, cl.keyType)
+	c.CreateRepo("a", repo, writer)
+	c.MustAdmin("grant", reader, repo, "read")
+	seed := c.Work("seed-" + cl.name)
 	first := c.Commit(seed, "README", "hello\n")
 	// git itself shows the durability line once, as remote: progress.
-	r := a.Git("alice", seed, "push", a.URL("team/app"), "main")
+	r := a.Git(writer, seed, "push", a.URL(repo), "main")
 	if r.Code != 0 || strings.Count(r.Stderr, "gitmesh: stored on ") != 1 || !strings.Contains(r.Stderr, "remote: gitmesh: stored on ") {
 		t.Fatalf("git push to a: exit %d; want the stored line once, as remote: progress:\n%s", r.Code, r.Stderr)
 	}
@@ -193,8 +204,8 @@ func clientStory(t *testing.T, c *meshtest.SSHCluster, cl client) {
 	}
 
 	// Clone from a.
-	clone := filepath.Join(c.Dir, "clone")
-	if out, ok := cl.clone(alice, a.URL("team/app"), clone); !ok {
+	clone := filepath.Join(c.Dir, "clone-"+cl.name)
+	if out, ok := cl.clone(alice, a.URL(repo), clone); !ok {
 		t.Fatalf("%s: clone from a failed:\n%s", cl.name, out)
 	}
 	if got := strings.TrimSpace(c.LocalGit(clone, "rev-parse", "HEAD")); got != first {
@@ -204,7 +215,7 @@ func clientStory(t *testing.T, c *meshtest.SSHCluster, cl client) {
 	// Push to b: acknowledged on a majority, said in the client's own
 	// output, once, and visible on c.
 	second := c.Commit(clone, "README", "from "+cl.name+"\n")
-	out, ok := cl.push(alice, clone, b.URL("team/app"), "refs/heads/main:refs/heads/main")
+	out, ok := cl.push(alice, clone, b.URL(repo), "refs/heads/main:refs/heads/main")
 	if !ok {
 		t.Fatalf("%s: push to b failed:\n%s", cl.name, out)
 	}
@@ -216,16 +227,16 @@ func clientStory(t *testing.T, c *meshtest.SSHCluster, cl client) {
 	if _, err := fmt.Sscanf(line, "gitmesh: stored on %d of 3 devices", &stored); err != nil || stored < 2 {
 		t.Fatalf("%s: the push was acknowledged on %d of 3 devices, want a majority:\n%s", cl.name, stored, out)
 	}
-	if got := cc.MustGit("alice", "", "ls-remote", cc.URL("team/app"), "refs/heads/main"); !strings.HasPrefix(got, second) {
+	if got := cc.MustGit(writer, "", "ls-remote", cc.URL(repo), "refs/heads/main"); !strings.HasPrefix(got, second) {
 		t.Fatalf("%s: after the push to b, c serves %q, want %s", cl.name, got, second)
 	}
 
 	// Fetch from a what someone else pushed to c.
-	other := c.Work("other")
+	other := c.Work("other-" + cl.name)
 	c.LocalGit(other, "pull", "-q", clone, "main")
 	third := c.Commit(other, "README", "pushed to c with git\n")
-	cc.MustGit("alice", other, "push", "-q", cc.URL("team/app"), "main")
-	if out, ok := cl.fetch(alice, clone, a.URL("team/app"), "+refs/heads/main:refs/remotes/origin/main"); !ok {
+	cc.MustGit(writer, other, "push", "-q", cc.URL(repo), "main")
+	if out, ok := cl.fetch(alice, clone, a.URL(repo), "+refs/heads/main:refs/remotes/origin/main"); !ok {
 		t.Fatalf("%s: fetch from a failed:\n%s", cl.name, out)
 	}
 	if got := strings.TrimSpace(c.LocalGit(clone, "rev-parse", "refs/remotes/origin/main")); got != third {
@@ -235,11 +246,11 @@ func clientStory(t *testing.T, c *meshtest.SSHCluster, cl client) {
 	// A reader's push is refused, and the client shows gitmesh's sentence.
 	c.LocalGit(clone, "reset", "-q", "--hard", third)
 	c.Commit(clone, "README", "bob was here\n")
-	out, ok = cl.push(bob, clone, a.URL("team/app"), "refs/heads/main:refs/heads/main")
-	if want := "you may read team/app but not push to it; ask a gitmesh administrator for write access"; ok || !strings.Contains(out, want) {
+	out, ok = cl.push(bob, clone, a.URL(repo), "refs/heads/main:refs/heads/main")
+	if want := "you may read " + repo + " but not push to it; ask a gitmesh administrator for write access"; ok || !strings.Contains(out, want) {
 		t.Fatalf("%s: a reader's push: succeeded=%v; want a refusal saying %q:\n%s", cl.name, ok, want, out)
 	}
-	if got := c.Rev("a", "team/app", "refs/heads/main"); got != third {
+	if got := c.Rev("a", repo, "refs/heads/main"); got != third {
 		t.Fatalf("%s: main moved to %s after a reader's push", cl.name, got)
 	}
 
@@ -247,10 +258,10 @@ func clientStory(t *testing.T, c *meshtest.SSHCluster, cl client) {
 	if cl.quietPush != nil {
 		c.LocalGit(clone, "reset", "-q", "--hard", third)
 		fourth := c.Commit(clone, "README", "pushed without progress\n")
-		if out, ok := cl.quietPush(alice, clone, b.URL("team/app"), "refs/heads/main:refs/heads/main"); !ok {
+		if out, ok := cl.quietPush(alice, clone, b.URL(repo), "refs/heads/main:refs/heads/main"); !ok {
 			t.Fatalf("%s: push to b without progress failed:\n%s", cl.name, out)
 		}
-		if got := c.Rev("b", "team/app", "refs/heads/main"); got != fourth {
+		if got := c.Rev("b", repo, "refs/heads/main"); got != fourth {
 			t.Fatalf("%s: b shows %s after a push without progress, want %s", cl.name, got, fourth)
 		}
 		pushes += ",ok"
@@ -268,7 +279,8 @@ func clientStory(t *testing.T, c *meshtest.SSHCluster, cl client) {
 		}
 	}
 	var results string
-	if err := c.DB().QueryRow(`SELECT string_agg(result, ',' ORDER BY id) FROM push_attempts`).Scan(&results); err != nil {
+	if err := c.DB().QueryRow(`SELECT string_agg(p.result, ',' ORDER BY p.id) FROM push_attempts p
+		JOIN repositories r ON r.id = p.repository_id WHERE r.name = $1`, repo).Scan(&results); err != nil {
 		t.Fatal(err)
 	}
 	if results != pushes {

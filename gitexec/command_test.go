@@ -2,6 +2,7 @@ package gitexec
 
 import (
 	"errors"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -165,5 +166,22 @@ func TestErrPacket(t *testing.T) {
 	long := ErrPacket(strings.Repeat("x", 70000))
 	if len(long) != 65520 || string(long[:4]) != "fff0" || long[len(long)-1] != '\n' {
 		t.Errorf("a long message gives %d bytes starting %q; want one packet of 65520", len(long), long[:4])
+	}
+}
+
+func TestHungUp(t *testing.T) {
+	for _, tt := range []struct {
+		script string
+		want   bool
+	}{
+		{"kill -PIPE $$", true}, // a write to a client that hung up
+		{"kill -TERM $$", false},
+		{"exit 1", false},
+		{"exit 0", false},
+	} {
+		err := exec.Command("sh", "-c", tt.script).Run()
+		if got := HungUp(err); got != tt.want {
+			t.Errorf("HungUp after %q (%v) = %v, want %v", tt.script, err, got, tt.want)
+		}
 	}
 }
