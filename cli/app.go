@@ -67,11 +67,12 @@ func Main() {
 			err = errors.Unwrap(err) // the refusal itself, as message knows it
 		}
 		msg := "gitmesh: " + db.Redact(a.userMessage(err), a.dsns...)
-		fmt.Fprintln(os.Stderr, msg)
 		if inProtocol {
 			// A git client's request, stdout still untouched: say it in
 			// the protocol too, for clients that drop ssh's stderr (JGit).
-			os.Stdout.Write(gitexec.ErrPacket(msg))
+			gitexec.Refuse(os.Stdout, os.Stderr, msg)
+		} else {
+			fmt.Fprintln(os.Stderr, msg)
 		}
 		a.log.Error().Err(err).Int("exit", code).Msg("failed")
 	}

@@ -2,6 +2,8 @@ package gitexec
 
 import (
 	"errors"
+	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -183,5 +185,33 @@ func TestHungUp(t *testing.T) {
 		if got := HungUp(err); got != tt.want {
 			t.Errorf("HungUp after %q (%v) = %v, want %v", tt.script, err, got, tt.want)
 		}
+	}
+}
+
+// Refuse writes the line on stderr, then its ERR packet on stdout once
+// the reader of stderr has taken the line.
+func TestRefuse(t *testing.T) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderrRead := make(chan string, 1)
+	go func() {
+		b := make([]byte, 100)
+		n, _ := errR.Read(b)
+		stderrRead <- string(b[:n])
+	}()
+	Refuse(outW, errW, "gitmesh: no")
+	outW.Close()
+	errW.Close()
+	if got := <-stderrRead; got != "gitmesh: no\n" {
+		t.Errorf("stderr %q, want the line", got)
+	}
+	if got, _ := io.ReadAll(outR); string(got) != "0014ERR gitmesh: no\n" {
+		t.Errorf("stdout %q, want the ERR packet", got)
 	}
 }

@@ -2,7 +2,11 @@ package gitexec
 
 import (
 	"fmt"
+	"os"
 	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrPacket is git's refusal before the protocol begins: a pkt-line
@@ -19,4 +23,20 @@ func ErrPacket(message string) []byte {
 		line = line[:max]
 	}
 	return fmt.Appendf(nil, "%04x%s\n", len(line)+5, line)
+}
+
+// Refuse tells a git client line both ways: on stderr, then as an ERR
+// packet on stdout. Between the two it waits (at most a second) until
+// whoever reads stderr, sshd, has taken the line, so that the client's
+// ssh gets it first: git then prints gitmesh's line before its own
+// "fatal: remote error: ..." instead of in either order.
+func Refuse(stdout, stderr *os.File, line string) {
+	fmt.Fprintln(stderr, line)
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		// TIOCINQ is FIONREAD: the bytes in the pipe not read yet.
+		if n, err := unix.IoctlGetInt(int(stderr.Fd()), unix.TIOCINQ); err != nil || n == 0 {
+			break // not a pipe (a terminal, a file), or drained
+		}
+	}
+	stdout.Write(ErrPacket(line))
 }

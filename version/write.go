@@ -420,14 +420,39 @@ func (w *write) check(ctx context.Context, c hook.Command, visible gitexec.RefSe
 			return "non-fast-forward"
 		}
 	}
-	out := io.Writer(os.Stderr)
-	if w.notes != nil {
-		out = w.notes // what receive-pack does with its own update hook's output
-	}
-	if err := gitexec.RunUpdateHook(ctx, w.dir, c.Ref, c.Old, c.New, out); err != nil {
+	if err := w.runUpdateHook(ctx, c); err != nil {
 		return "hook declined"
 	}
 	return ""
+}
+
+// runUpdateHook runs the repository's update hook for c, its output to
+// the client as `remote:` progress, as receive-pack does with its own
+// update hook. The hook writes to a pipe, not to the relay: its exit
+// ends the wait even when a child of it keeps the pipe open, whose
+// output is then given a short while only.
+func (w *write) runUpdateHook(ctx context.Context, c hook.Command) error {
+	if w.notes == nil {
+		return gitexec.RunUpdateHook(ctx, w.dir, c.Ref, c.Old, c.New, os.Stderr)
+	}
+	r, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	copied, notes := make(chan struct{}), w.notes
+	go func() {
+		io.Copy(notes, r)
+		r.Close()
+		close(copied)
+	}()
+	err = gitexec.RunUpdateHook(ctx, w.dir, c.Ref, c.Old, c.New, pw)
+	pw.Close()
+	select {
+	case <-copied:
+	case <-time.After(2 * time.Second):
+		r.Close() // the copy ends; what is left of the output is lost
+	}
+	return err
 }
 
 const markQuery = `
