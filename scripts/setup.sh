@@ -20,6 +20,9 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/n
 [ -x /usr/bin/jgit ] || need+=(jgit-cli)
 [ -f /usr/share/java/org.eclipse.jgit.lfs.jar ] || need+=(libjgit-java)
 command -v java >/dev/null || need+=(default-jre-headless)
+[ -x /usr/sbin/nginx ] || need+=(nginx)
+[ -x /usr/sbin/fcgiwrap ] || need+=(fcgiwrap)
+command -v openssl >/dev/null || need+=(openssl)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
@@ -32,7 +35,7 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-# A fresh postgresql (pgbouncer) package may start a service on 5432 (6432);
+# A fresh postgresql (pgbouncer, nginx) package may start a service on 5432 (6432, 80);
 # the tests and the demo start their own, so those are left alone.
 mkdir -p /run/sshd 2>/dev/null || true
 
