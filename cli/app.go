@@ -79,11 +79,22 @@ func (a *app) run(args []string) int {
 		httpgit.NewResponse(os.Stdout).Fail(httpStatus(err), a.httpMessage(err))
 	}
 	if err != nil && !errors.As(err, &gitExit) && err.Error() != "" { // "": said on stdout already (check)
+		inProtocol := a.servingUser && !a.httpDoor && serve.InProtocol(err)
+		if inProtocol {
+			err = errors.Unwrap(err) // the refusal itself, as message knows it
+		}
 		msg := a.userMessage(err)
 		if a.httpDoor {
 			msg = a.httpMessage(err) // stderr is the web server's log
 		}
-		fmt.Fprintf(os.Stderr, "gitmesh: %s\n", db.Redact(msg, a.dsns...))
+		msg = "gitmesh: " + db.Redact(msg, a.dsns...)
+		if inProtocol {
+			// A git client's request, stdout still untouched: say it in
+			// the protocol too, for clients that drop ssh's stderr (JGit).
+			gitexec.Refuse(os.Stdout, os.Stderr, msg)
+		} else {
+			fmt.Fprintln(os.Stderr, msg)
+		}
 		if a.logFile == nil && isServe(args) {
 			a.toSyslog() // settings that failed to load opened no log
 		}

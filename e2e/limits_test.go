@@ -49,11 +49,11 @@ func login(t *testing.T) string {
 	return me.Username
 }
 
-// oneSentence fails unless r printed nothing on stdout and exactly one
+// oneSentence fails unless r printed nothing on stdout but its refusal and exactly one
 // line on stderr that says want.
 func oneSentence(t *testing.T, what string, r meshtest.Result, code int, want string) {
 	t.Helper()
-	if r.Code != code || r.Stdout != "" || strings.Count(r.Stderr, "\n") != 1 || !strings.Contains(r.Stderr, want) {
+	if r.Code != code || !onlyRefusal(r) || strings.Count(r.Stderr, "\n") != 1 || !strings.Contains(r.Stderr, want) {
 		t.Fatalf("%s: exit %d (want %d), stdout %q, stderr %q (want one line saying %q)", what, r.Code, code, r.Stdout, r.Stderr, want)
 	}
 }

@@ -61,16 +61,42 @@ type Request struct {
 	Receive func(dir string, env, gitConfig []string, stdin *os.File) (*gitexec.Service, error)
 	// Client, when set, is the push's bytes; nil reads stdin.
 	Client io.Reader
+	// spoke, when set (SSH), is set once git has this process's stdout.
+	spoke *bool
 }
 
 // User serves a user's connection: reads catch up first, pushes run under
 // the write lock. On success a read never returns (git replaced gitmesh).
+// A refusal of a well-formed git request before git has written anything
+// on stdout is marked so (see InProtocol): the client may be told in the
+// protocol as well.
 func User(ctx context.Context, s config.Settings, c Conn) error {
 	cmd, err := gitexec.ParseCommand(c.Original)
 	if err != nil {
-		return err
+		return err // not a git client's request: stderr only
 	}
-	return Handle(ctx, s, Request{User: c.User, Cmd: cmd, Environ: c.Environ, Log: c.Log, Tell: c.Tell, Stderr: c.Stderr})
+	spoke := false
+	err = Handle(ctx, s, Request{User: c.User, Cmd: cmd, Environ: c.Environ, Log: c.Log, Tell: c.Tell, Stderr: c.Stderr, spoke: &spoke})
+	if err != nil && !spoke {
+		return refusal{err}
+	}
+	return err
+}
+
+// refusal marks an error that ended a git client's request before git
+// wrote anything on stdout.
+type refusal struct{ error }
+
+func (e refusal) Unwrap() error { return e.error }
+
+// InProtocol reports whether err refused a git client's request before
+// git began to write the protocol on stdout: stdout is untouched, and a
+// git client there reads an ERR packet (gitexec.ErrPacket) where the
+// protocol begins. A malformed command gets stderr only (a person or a
+// probe, not a git client); once git has spoken, stdout is git's.
+func InProtocol(err error) bool {
+	var r refusal
+	return errors.As(err, &r)
 }
 
 // Handle serves one parsed request, whichever door it came through.
@@ -153,7 +179,11 @@ func Handle(ctx context.Context, s config.Settings, r Request) error {
 			if r.Receive != nil {
 				return r.Receive(dir, append(env, extraEnv...), gitConfig, stdin)
 			}
-			return gitexec.StartService(cmd.Verb, dir, append(env, extraEnv...), gitConfig, stdin)
+			svc, err := gitexec.StartService(cmd.Verb, dir, append(env, extraEnv...), gitConfig, stdin)
+			if r.spoke != nil {
+				*r.spoke = err == nil // receive-pack has this process's stdout
+			}
+			return svc, err
 		})
 	}
 	// A mark left by a dead writer is repaired by its device (reads still

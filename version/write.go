@@ -130,11 +130,16 @@ type write struct {
 	// Set by the handler, read after receive-pack is done.
 	outcome    error // why the push was refused or could not be recorded
 	committed  bool  // the new version is recorded (or may be: outcome says)
+	answered   bool  // receive-pack has serve's answer to every ref
 	newVersion int64 // the version recorded
 	lockLost   bool  // the session that held the write lock died
 	stored     []Device
 	rep        *replication // the staging on the peers, logged after the answer
 	guard      *guard.Guard // bounds receive-pack except while recording
+	// notes, while the relay is connected, carries lines for the client
+	// as `remote:` progress (every client shows those; not all show
+	// ssh's stderr).
+	notes io.Writer
 }
 
 func (w *write) run(ctx context.Context, start Receiver) error {
@@ -177,7 +182,7 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 	g.Watch(svc.Kill)
 	served := make(chan struct{})
 	go func() {
-		srv.Serve(func(c io.ReadWriter) { w.procReceive(ctx, c) })
+		srv.Serve(func(c *hook.Conn) { w.procReceive(ctx, c) })
 		close(served)
 	}()
 	runErr := svc.Wait()
@@ -196,6 +201,13 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 	if stoppedBy != nil {
 		return w.stopped(stoppedBy)
 	}
+	if runErr != nil && w.committed && w.answered && gitexec.HungUp(runErr) {
+		// The version is recorded and receive-pack had every answer: a
+		// client that hangs up once it has read its report (go-git does)
+		// takes receive-pack's last writes with it, not the push.
+		w.n.Log.Info().Str("repo", w.st.Repo).Int64("version", w.newVersion).Msg("the client hung up after its answer")
+		return nil
+	}
 	return gitexec.ExitStatus(runErr)
 }
 
@@ -203,7 +215,7 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 // the relay): it gets every ref command of the push at once, after the
 // objects are in place, and answers each. Until it answers "ok", no
 // client has been told anything.
-func (w *write) procReceive(ctx context.Context, c io.ReadWriter) {
+func (w *write) procReceive(ctx context.Context, c *hook.Conn) {
 	if !w.guard.Recording() {
 		return // stopped at a bound: receive-pack is being killed, every ref rejected
 	}
@@ -213,15 +225,29 @@ func (w *write) procReceive(ctx context.Context, c io.ReadWriter) {
 		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("proc-receive")
 		return // receive-pack rejects every ref
 	}
+	w.notes = c.Notes()
+	defer func() { w.notes = nil }()
 	results := w.apply(ctx, push)
 	err = hook.WriteResults(c, results)
 	if err != nil {
 		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("proc-receive answer")
 	}
+	w.answered = err == nil
 	if w.committed && w.outcome == nil {
-		w.tellStored(w.newVersion, err == nil)
+		w.tellStored(w.newVersion, w.answered)
 	}
 	w.logStaging(ctx, w.rep, w.version+1)
+}
+
+// tell writes one sentence for the user: through the relay as `remote:`
+// progress while it is connected, on serve's stderr otherwise.
+func (w *write) tell(format string, args ...any) {
+	if w.notes != nil {
+		if _, err := fmt.Fprintf(w.notes, "gitmesh: "+format+"\n", args...); err == nil {
+			return
+		}
+	}
+	w.n.Tell(format, args...)
 }
 
 // apply decides a push: validate each command, stage the accepted ones on
@@ -400,10 +426,39 @@ func (w *write) check(ctx context.Context, c hook.Command, visible gitexec.RefSe
 			return "non-fast-forward"
 		}
 	}
-	if err := gitexec.RunUpdateHook(ctx, w.dir, c.Ref, c.Old, c.New, os.Stderr); err != nil {
+	if err := w.runUpdateHook(ctx, c); err != nil {
 		return "hook declined"
 	}
 	return ""
+}
+
+// runUpdateHook runs the repository's update hook for c, its output to
+// the client as `remote:` progress, as receive-pack does with its own
+// update hook. The hook writes to a pipe, not to the relay: its exit
+// ends the wait even when a child of it keeps the pipe open, whose
+// output is then given a short while only.
+func (w *write) runUpdateHook(ctx context.Context, c hook.Command) error {
+	if w.notes == nil {
+		return gitexec.RunUpdateHook(ctx, w.dir, c.Ref, c.Old, c.New, os.Stderr)
+	}
+	r, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	copied, notes := make(chan struct{}), w.notes
+	go func() {
+		io.Copy(notes, r)
+		r.Close()
+		close(copied)
+	}()
+	err = gitexec.RunUpdateHook(ctx, w.dir, c.Ref, c.Old, c.New, pw)
+	pw.Close()
+	select {
+	case <-copied:
+	case <-time.After(2 * time.Second):
+		r.Close() // the copy ends; what is left of the output is lost
+	}
+	return err
 }
 
 const markQuery = `
@@ -553,9 +608,10 @@ func (w *write) showSelf(ctx context.Context, v int64, digest string, cmds []str
 	}
 }
 
-// tellStored is the one line a recorded push adds on stderr; when git
-// could not be given the answer (its hook died), it says so, since the
-// client then reports a rejection.
+// tellStored is the one line a recorded push adds, sent through the
+// relay as `remote:` progress so that every client shows it; when git
+// could not be given the answer (its hook died), it says so on serve's
+// stderr, since the client then reports a rejection.
 func (w *write) tellStored(v int64, answered bool) {
 	var in, out []string
 	for _, h := range w.st.Holders {
@@ -577,9 +633,12 @@ func (w *write) tellStored(v int64, answered bool) {
 		}
 	}
 	if !answered {
+		// The relay is gone: serve's stderr is the only way left.
 		msg += "; git was not told (its hook died), so it may report the push as rejected: fetch to see it"
+		w.n.Tell("%s", msg)
+		return
 	}
-	w.n.Tell("%s", msg)
+	w.tell("%s", msg)
 }
 
 // clearQuery ends a write that recorded nothing: no visible ref moved.
@@ -638,7 +697,7 @@ func (w *write) retry(ctx context.Context, what string, f func(context.Context, 
 			return w.lost(what, fmt.Errorf("the database stayed unreachable for %s (%v)", w.n.RecordTimeout, err))
 		}
 		if !told {
-			w.n.Tell("the database is unreachable; retrying to %s for up to %s", what, w.n.RecordTimeout)
+			w.tell("the database is unreachable; retrying to %s for up to %s", what, w.n.RecordTimeout)
 			told = true
 		}
 		time.Sleep(min(100*time.Millisecond<<min(attempt, 4), max(time.Until(deadline), time.Millisecond)))
