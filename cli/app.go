@@ -25,6 +25,7 @@ import (
 	"gitmesh/db"
 	"gitmesh/gitexec"
 	"gitmesh/guard"
+	"gitmesh/httpgit"
 	"gitmesh/lock"
 	"gitmesh/serve"
 	"gitmesh/version"
@@ -54,6 +55,12 @@ type app struct {
 	// servingUser: this is `serve USER`, whose stderr a key holder reads.
 	servingUser bool
 	loaded      bool
+	// syslogPath is the socket toSyslog logs to; "": /dev/log (tests
+	// give a socket of their own).
+	syslogPath string
+	// httpDoor: this is http-backend or http-auth, whose stdout is an
+	// HTTP answer; httpAnswered: one was written.
+	httpDoor, httpAnswered bool
 }
 
 // Umask is the file mode creation mask of every gitmesh process and the
@@ -65,17 +72,81 @@ const Umask = 0o027
 func Main() {
 	syscall.Umask(Umask)
 	a := &app{}
-	err := a.cli().Run(os.Args)
+	os.Exit(a.run(os.Args))
+}
+
+// run runs gitmesh with args and returns its exit code, having told the
+// user and the log why it failed.
+func (a *app) run(args []string) int {
+	err := a.cli().Run(args)
 	code := exitCode(err)
 	var gitExit *gitexec.ExitError
+	if err != nil && a.httpDoor && !a.httpAnswered {
+		// Failed before its action (settings): the web server still gets an answer.
+		httpgit.NewResponse(os.Stdout).Fail(httpStatus(err), a.httpMessage(err))
+	}
 	if err != nil && !errors.As(err, &gitExit) && err.Error() != "" { // "": said on stdout already (check)
-		fmt.Fprintf(os.Stderr, "gitmesh: %s\n", db.Redact(a.userMessage(err), a.dsns...))
+		inProtocol := a.servingUser && !a.httpDoor && serve.InProtocol(err)
+		if inProtocol {
+			err = errors.Unwrap(err) // the refusal itself, as message knows it
+		}
+		msg := a.userMessage(err)
+		if a.httpDoor {
+			msg = a.httpMessage(err) // stderr is the web server's log
+		}
+		msg = "gitmesh: " + db.Redact(msg, a.dsns...)
+		if inProtocol {
+			// A git client's request, stdout still untouched: say it in
+			// the protocol too, for clients that drop ssh's stderr (JGit).
+			gitexec.Refuse(os.Stdout, os.Stderr, msg)
+		} else {
+			fmt.Fprintln(os.Stderr, msg)
+		}
+		if a.logFile == nil && isServe(args) {
+			a.toSyslog() // settings that failed to load opened no log
+		}
 		a.log.Error().Err(err).Int("exit", code).Msg("failed")
 	}
 	if a.logFile != nil {
 		a.logFile.Close()
 	}
-	os.Exit(code)
+	return code
+}
+
+// isServe: the command line runs serve (its first word after the global
+// flags, which are followed by their values).
+func isServe(args []string) bool {
+	for i := 1; i < len(args); i++ {
+		w := args[i]
+		if !strings.HasPrefix(w, "-") {
+			return w == "serve"
+		}
+		if _, ok := isGlobalFlag(w); ok && !strings.Contains(w, "=") {
+			i++ // its value: every global flag takes one
+		}
+	}
+	return false
+}
+
+// toSyslog makes serve's log, when no log_file is set, go to the system
+// log (journald or syslogd, through /dev/log) from warnings up: sshd runs
+// serve, so a bad setting must leave a trace an administrator can find.
+// Without a system log nothing is logged, as before.
+func (a *app) toSyslog() {
+	if a.logFile != nil {
+		return
+	}
+	path := a.syslogPath
+	if path == "" {
+		path = devLog
+	}
+	w, err := dialSysLog(path)
+	if err != nil {
+		return
+	}
+	a.logFile = w
+	a.log = zerolog.New(db.RedactWriter(w, a.dsns...)).Level(zerolog.WarnLevel).
+		With().Int("pid", os.Getpid()).Str("device", a.settings.Device).Logger()
 }
 
 func (a *app) cli() *cli.App {
@@ -93,7 +164,7 @@ func (a *app) cli() *cli.App {
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return usageError{fmt.Errorf("unknown command %q; run 'gitmesh help' for the list", c.Args().First())}
+				return unknownCommand(c.App.Commands, c.Args().First())
 			}
 			return usageError{errors.New("no command given; run 'gitmesh help' for the list")}
 		},
@@ -121,6 +192,21 @@ func (a *app) commands() []*cli.Command {
 	return cmds
 }
 
+// unknownCommand says that word names no command, and which one it most
+// likely misspells ("gitmesh stauts": did you mean 'gitmesh status'?).
+func unknownCommand(cmds []*cli.Command, word string) error {
+	var names []string
+	for _, c := range cmds {
+		if !c.Hidden {
+			names = append(names, c.Name)
+		}
+	}
+	if near := config.Closest(word, names); near != "" {
+		return usageError{fmt.Errorf("unknown command %q; did you mean 'gitmesh %s'? 'gitmesh help' lists them all", word, near)}
+	}
+	return usageError{fmt.Errorf("unknown command %q; run 'gitmesh help' for the list", word)}
+}
+
 func settingFlags() []cli.Flag {
 	def := config.Defaults() // shown in --help; applied by load, not by the flags
 	return []cli.Flag{
@@ -134,6 +220,7 @@ func settingFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "lock-timeout", EnvVars: []string{"GITMESH_LOCK_TIMEOUT"}, Value: def.LockTimeout.D(), Usage: "longest wait for a lock"},
 		&cli.DurationFlag{Name: "fetch-timeout", EnvVars: []string{"GITMESH_FETCH_TIMEOUT"}, Value: def.FetchTimeout.D(), Usage: "longest fetch from a peer"},
 		&cli.DurationFlag{Name: "connect-timeout", EnvVars: []string{"GITMESH_CONNECT_TIMEOUT"}, Value: def.ConnectTimeout.D(), Usage: "longest connect to PostgreSQL or a peer"},
+		&cli.DurationFlag{Name: "ssh-control-persist", EnvVars: []string{"GITMESH_SSH_CONTROL_PERSIST"}, Value: def.SSHControlPersist.D(), Usage: "how long a shared ssh connection to a peer stays open after its last use (0: no sharing)"},
 		&cli.StringFlag{Name: "write-quorum", EnvVars: []string{"GITMESH_WRITE_QUORUM"}, Value: "majority", Usage: "devices that must hold a push before it is acknowledged: majority, or a number"},
 		&cli.DurationFlag{Name: "record-timeout", EnvVars: []string{"GITMESH_RECORD_TIMEOUT"}, Value: def.RecordTimeout.D(), Usage: "how long a push retries recording its version"},
 		&cli.StringFlag{Name: "keys-database-url", EnvVars: []string{"GITMESH_KEYS_DATABASE_URL"}, Usage: "PostgreSQL URL for keys-command (default: --database-url)"},
@@ -145,13 +232,16 @@ func settingFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-push-refs", EnvVars: []string{"GITMESH_MAX_PUSH_REFS"}, Value: def.MaxPushRefs, Usage: "most ref updates one push may hold"},
 		&cli.DurationFlag{Name: "log-retention", EnvVars: []string{"GITMESH_LOG_RETENTION"}, Value: def.LogRetention.D(), Usage: "how long push_log, sync_log and push_attempts keep a row (0: forever)"},
 		&cli.StringFlag{Name: "cluster-from", EnvVars: []string{"GITMESH_CLUSTER_FROM"}, Usage: "addresses the cluster key may log in from (sshd from= patterns, comma-separated)"},
+		&cli.StringFlag{Name: "http-anonymous-user", EnvVars: []string{"GITMESH_HTTP_ANONYMOUS_USER"}, Usage: "the user an HTTP request without REMOTE_USER reads as (default: none, such requests get 401)"},
 	}
 }
 
 // load reads the settings once: defaults, then the file, then environment
 // and flags.
 func (a *app) load(c *cli.Context) error {
-	a.servingUser = c.Args().First() == "serve" && !slices.Contains(c.Args().Slice(), "--cluster")
+	a.servingUser = c.Args().First() == "serve" && !slices.Contains(c.Args().Slice(), "--cluster") ||
+		c.Args().First() == "http-backend" || c.Args().First() == "http-auth"
+	a.httpDoor = c.Args().First() == "http-backend" || c.Args().First() == "http-auth"
 	a.dsns = []string{c.String("database-url"), os.Getenv("GITMESH_DATABASE_URL")}
 	s := config.Defaults()
 	if p := c.String("config"); p != "" {
@@ -161,14 +251,15 @@ func (a *app) load(c *cli.Context) error {
 	}
 	for name, dst := range map[string]*string{"database-url": &s.DatabaseURL, "device": &s.Device,
 		"repo-root": &s.RepoRoot, "log-file": &s.LogFile, "cluster-key": &s.ClusterKey, "known-hosts": &s.KnownHosts,
-		"keys-database-url": &s.KeysDatabaseURL, "cluster-from": &s.ClusterFrom} {
+		"keys-database-url": &s.KeysDatabaseURL, "cluster-from": &s.ClusterFrom, "http-anonymous-user": &s.HTTPAnonymousUser} {
 		if c.IsSet(name) {
 			*dst = c.String(name)
 		}
 	}
 	for name, dst := range map[string]*config.Duration{"lock-timeout": &s.LockTimeout, "fetch-timeout": &s.FetchTimeout,
 		"connect-timeout": &s.ConnectTimeout, "record-timeout": &s.RecordTimeout,
-		"push-timeout": &s.PushTimeout, "push-idle-timeout": &s.PushIdleTimeout, "log-retention": &s.LogRetention} {
+		"push-timeout": &s.PushTimeout, "push-idle-timeout": &s.PushIdleTimeout, "ssh-control-persist": &s.SSHControlPersist,
+		"log-retention": &s.LogRetention} {
 		if c.IsSet(name) {
 			*dst = config.Duration(c.Duration(name))
 		}
@@ -206,6 +297,8 @@ func (a *app) load(c *cli.Context) error {
 		}
 		a.logFile = f
 		a.log = zerolog.New(db.RedactWriter(f, a.dsns...)).With().Timestamp().Int("pid", os.Getpid()).Str("device", s.Device).Logger()
+	} else if c.Args().First() == "serve" {
+		a.toSyslog()
 	}
 	return nil
 }
@@ -229,9 +322,31 @@ func (a *app) withDB(op string, f func(c *cli.Context, d *sql.DB) error) cli.Act
 			return err
 		}
 		defer d.Close()
+		if !unbounded[op] {
+			// Only database statements: the whole command is bounded like
+			// one lock step, so a database that stops answering or
+			// committing never holds it.
+			bound := a.settings.LockTimeout.D() + a.settings.ConnectTimeout.D()
+			ctx, cancel := db.Bound(c.Context, bound)
+			defer cancel()
+			c.Context = ctx
+			err := f(c, d)
+			if stall := db.Stalled(ctx, op, bound); stall != nil {
+				// Whatever it printed: a commit cancelled at the bound may
+				// have been applied, or not.
+				return fmt.Errorf("%w; what it changed may or may not have been applied", stall)
+			}
+			return err
+		}
 		return f(c, d)
 	}
 }
+
+// unbounded are the commands whose work is more than database steps
+// (git, a follow loop, migrations that take what they take); each of
+// their steps is bounded on its own.
+var unbounded = map[string]bool{"migrate": true, "sync": true, "gc": true, "replicate": true, "converge": true,
+	"thaw": true, "verify": true}
 
 // args checks the number of positional arguments.
 func args(c *cli.Context, names ...string) ([]string, error) {
@@ -317,6 +432,14 @@ func message(err error) string {
 		return msg + "; try again later"
 	case errors.Is(err, version.ErrNoVersions):
 		return "no device holds a recorded version of this repository (ambiguous leaders); an administrator must promote the right copy with 'gitmesh thaw REPO --promote DEVICE'"
+	case errors.As(err, new(*db.SettingError)), errors.Is(err, db.ErrMultiHostURL):
+		return oneLine(err.Error())
+	case db.IsNoSchema(err):
+		return db.ErrNoSchema.Error()
+	case errors.Is(err, db.ErrNoPrimary):
+		return oneLine(err.Error()) + "; try again later, and check that " + db.Setting + " lists the primary"
+	case errors.As(err, new(*db.StallError)):
+		return oneLine(err.Error()) + "; try again later"
 	case errors.Is(err, pq.ErrSSLNotSupported):
 		return oneLine(err.Error()) + "; add sslmode=disable to the database URL, or enable SSL on the PostgreSQL server"
 	case db.IsUnavailable(err) && !isNoPeer(err):

@@ -292,10 +292,18 @@ func TestAppExitCodes(t *testing.T) {
 			"put it before the subcommand: gitmesh --database-url URL status"},
 		{"an unknown flag is still unknown", []string{"status", "--bogus"}, 2, "flag provided but not defined: -bogus"},
 		{"serve without a user", []string{"serve"}, 2, "serve needs the name of the user whose key runs it (gitmesh serve USER, as authorized_keys runs it), or --cluster"},
-		{"serve with two words", []string{"serve", "alice", "--cluster"}, 2, "or --cluster for the cluster key's line"},
+		{"serve with two words", []string{"serve", "alice", "--cluster"}, 2, "serve takes exactly one user name, not 2 words: gitmesh serve USER"},
+		{"serve alice bob", []string{"serve", "alice", "bob"}, 2, "serve takes exactly one user name, not 2 words: gitmesh serve USER, as authorized_keys runs it for that user's key (or gitmesh serve --cluster)"},
+		{"a misspelt command", []string{"stauts"}, 2, `unknown command "stauts"; did you mean 'gitmesh status'?`},
+		{"a URL whose port is not a number", []string{"--database-url", "postgres://gitmesh:pw@127.0.0.1:notaport/gitmesh", "device", "list"}, 1,
+			"the port after the host is not a number from 1 to 65535"},
+		{"a MySQL URL", []string{"--database-url", "mysql://gitmesh:pw@127.0.0.1/gitmesh", "device", "list"}, 1,
+			"it is a mysql:// URL, and gitmesh needs PostgreSQL"},
+		{"sync without a repo root", []string{"--database-url", "postgres://gitmesh@" + refused + "/gitmesh", "--device", "a", "sync"}, 1,
+			"no repo root configured: set repo_root in the settings file given with --config (or GITMESH_CONFIG), or give --repo-root or GITMESH_REPO_ROOT"},
 		{"config file missing", []string{"--config", filepath.Join(t.TempDir(), "absent.toml"), "status"}, 1, "absent.toml"},
 		{"database refuses connections", []string{"--database-url", "postgres://gitmesh@" + refused + "/gitmesh?sslmode=disable", "--connect-timeout", "5s", "device", "list"},
-			6, "database is unreachable"},
+			1, "database is unreachable: nothing accepts connections at its address"}, // a setting to check: never reached
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
