@@ -100,7 +100,54 @@ func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) 
 	defer func() { w.conn.Close() }()
 	defer func() { w.recordAttempt(began, w.waited, err) }()
 	defer w.unlock()
+	if err := w.precheck(ctx); err != nil {
+		return err
+	}
+	n.Log.Debug().Str("repo", st.Repo).Dur("took", time.Since(began)).Msg("receive-pack starts; the write lock comes with the commands")
 	return w.run(ctx, start)
+}
+
+// precheck refuses, before the client uploads anything, a push that the
+// write lock would refuse anyway: a frozen repository (when the lock is
+// free it is repaired or refused under it, as the push itself would) or
+// a queue with no place left for it. The push takes its places and
+// the lock only once its commands arrive (lock), so this reserves
+// nothing: a push it lets through may still be refused then.
+func (w *write) precheck(ctx context.Context) error {
+	n := w.n
+	wkey := lock.Write(w.st.RepoID)
+	ok, err := lock.Try(ctx, w.conn, wkey)
+	if err != nil {
+		return err
+	}
+	if ok {
+		defer lock.Release(context.Background(), w.conn, wkey)
+		if _, marked := w.st.Frozen(); !marked {
+			return nil
+		}
+		st, err := n.reload(ctx, w.conn, w.st.Repo)
+		if err != nil {
+			return err
+		}
+		_, err = n.healLocked(ctx, w.conn, st)
+		return err
+	}
+	own, err := lock.TakeUserWaiter(ctx, w.conn, wkey.Obj, w.user, UserWaiters)
+	if errors.Is(err, lock.ErrFull) {
+		return &WaitersError{Repo: w.st.Repo, Max: UserWaiters, Own: true}
+	}
+	if err != nil {
+		return err
+	}
+	defer lock.ReleaseUserWaiter(context.Background(), w.conn, own)
+	place, err := lock.TakeSlot(ctx, w.conn, lock.PushWaiter(wkey.Obj, 0), n.MaxPushWaiters)
+	if errors.Is(err, lock.ErrFull) {
+		return &WaitersError{Repo: w.st.Repo, Max: n.MaxPushWaiters}
+	}
+	if err != nil {
+		return err
+	}
+	return lock.Release(context.Background(), w.conn, place)
 }
 
 // lock takes the write lock for the commands that just arrived and makes
