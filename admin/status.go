@@ -19,8 +19,9 @@ type CopyStatus struct {
 	Version    int64  `json:"version"`
 	Lag        int64  `json:"lag"`
 	IsWriting  bool   `json:"is_writing"`
-	// Frozen: a write mark whose writer's database session is gone (a
-	// push in progress is writing, not frozen).
+	// Frozen: a write mark whose writer's database session is gone
+	// (version.WriterSessionOpen; a push in progress is writing, not
+	// frozen).
 	Frozen bool `json:"frozen"`
 	// Pending: this device holds the version staged; its next read shows it.
 	Pending   bool      `json:"pending"`
@@ -45,8 +46,7 @@ type Writer struct {
 const statusQuery = `
 SELECT r.name, d.name, v.version,
        max(v.version) OVER (PARTITION BY r.id) - v.version,
-       v.is_writing, v.is_writing AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
-           WHERE a.pid = (v.write_properties->>'backend_pid')::int),
+       v.is_writing, v.is_writing AND NOT ` + version.WriterSessionOpen + `,
        v.refs_pending, v.write_properties, v.updated_at,
        count(*) FILTER (WHERE v.version = (SELECT max(version) FROM working_copy_versions m
            WHERE m.repository_id = r.id)) OVER (PARTITION BY r.id),

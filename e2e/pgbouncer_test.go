@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -187,4 +188,70 @@ func TestPgBouncerDropsTheLocksOfAKilledServe(t *testing.T) {
 		db.QueryRow(`SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory' AND granted`).Scan(&n)
 		return n == 0
 	})
+}
+
+// PgBouncer keeps a killed writer's backend for the next client, so that
+// backend's pid stays in pg_stat_activity: status, check and metrics must
+// still see the writer gone (the one definition heal uses: the backend
+// under the writer's own application_name), not a push in progress.
+func TestAKilledWriterBehindPgBouncerIsFrozenNotWriting(t *testing.T) {
+	bouncer := meshtest.StartPgBouncer(t)
+	c := meshtest.NewCluster(t, "a", "b")
+	behindBouncer(t, c, bouncer, "")
+	work, _ := pushed(t, c)
+	url := meshtest.URL("team/app")
+	marker, release := filepath.Join(c.Dir, "in-pre-receive"), filepath.Join(c.Dir, "release")
+	t.Cleanup(func() { os.WriteFile(release, nil, 0o644) })
+	hook := fmt.Sprintf("#!/bin/sh\ncat >/dev/null\ntouch %q\ni=0\nwhile [ ! -e %q ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n", marker, release)
+	if err := os.WriteFile(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive"), []byte(hook), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	c.Commit(work, "README", "never acknowledged\n")
+	push := c.Devices["a"].GitCmd("alice", work, "push", url, "main")
+	if err := push.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the push to reach pre-receive", exists(marker))
+	if r := statusOf(t, c, "team/app")["a"]; !r.IsWriting || r.Frozen {
+		t.Fatalf("status while the push runs: %+v; want writing, not frozen", r)
+	}
+	db := c.DB()
+	var servePID, backend int
+	if err := db.QueryRow(`SELECT (write_properties->>'pid')::int, (write_properties->>'backend_pid')::int
+		FROM working_copy_versions WHERE is_writing`).Scan(&servePID, &backend); err != nil {
+		t.Fatalf("no write mark while the push is in pre-receive: %v", err)
+	}
+	if err := syscall.Kill(servePID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	push.Wait()
+	waitFor(t, "the killed serve's write lock to be released", func() bool {
+		var n int
+		db.QueryRow(`SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory' AND granted`).Scan(&n)
+		return n == 0
+	})
+	servers, err := bouncer.ServerPIDs()
+	if err != nil || !servers[backend] {
+		t.Fatalf("pgbouncer no longer holds the dead writer's backend %d (%v, %v): the test does not test what it means to", backend, servers, err)
+	}
+
+	if r := statusOf(t, c, "team/app")["a"]; !r.Frozen {
+		t.Fatalf("status after the writer was killed behind pgbouncer: %+v; want frozen", r)
+	}
+	r := check(t, c, "--no-probe", "--json")
+	var rep checkReport
+	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
+		t.Fatalf("check --json: %v\n%s%s", err, r.Stdout, r.Stderr)
+	}
+	frozen := false
+	for _, p := range rep.Problems {
+		frozen = frozen || (p.Kind == "frozen" && p.Device == "a")
+	}
+	if r.Code != 2 || rep.Status != "critical" || !frozen {
+		t.Fatalf("check --no-probe after the writer was killed behind pgbouncer: exit %d, %+v; want 2, CRITICAL, frozen on a", r.Code, rep)
+	}
+	if m := c.MustAdmin("metrics"); !strings.Contains(m, `gitmesh_copy_frozen{repository="team/app",device="a"} 1`) {
+		t.Fatalf("metrics do not show a frozen:\n%s", m)
+	}
 }

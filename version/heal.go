@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -129,17 +130,34 @@ func (n *Node) writerAlive(ctx context.Context, conn *sql.Conn, w *Writer) strin
 	return ""
 }
 
+// WriterSessionOpen is the one definition of "the writer of a write mark
+// may still run", as a condition on the mark's write_properties (a column
+// or value of that name in the query using it): the backend that set the
+// mark is in pg_stat_activity under the application_name it had then. The
+// pid alone is not enough: PgBouncer keeps a dead client's backend for the
+// next one, and a new backend may reuse a pid. A mark without it (no
+// backend pid) has a writer that is gone. status, check and metrics call
+// a mark whose writer's session is not open frozen; heal repairs it once
+// the writer's process is gone from its device too (writerAlive).
+const WriterSessionOpen = `EXISTS (SELECT 1 FROM pg_stat_activity a
+	WHERE a.pid = (write_properties->>'backend_pid')::int
+	  AND a.application_name = COALESCE(NULLIF(write_properties->>'app', ''), a.application_name))`
+
 // SessionAlive reports whether the database session that marked the
-// write is still open: then a push is in progress, not dead.
+// write is still open (WriterSessionOpen): then a push is in progress,
+// not dead.
 func SessionAlive(ctx context.Context, q interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }, w *Writer) (bool, error) {
 	if w == nil || w.BackendPID <= 0 {
 		return false, nil
 	}
+	props, err := json.Marshal(w)
+	if err != nil {
+		return false, err
+	}
 	var alive bool
-	err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-		WHERE pid = $1 AND ($2 = '' OR application_name = $2))`, w.BackendPID, w.App).Scan(&alive)
+	err = q.QueryRowContext(ctx, `SELECT `+WriterSessionOpen+` FROM (SELECT $1::jsonb AS write_properties) w`, props).Scan(&alive)
 	return alive, err
 }
 
