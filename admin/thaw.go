@@ -9,7 +9,6 @@ import (
 	"sort"
 	"time"
 
-	"gitmesh/access"
 	"gitmesh/db"
 	"gitmesh/gitexec"
 	"gitmesh/lock"
@@ -82,7 +81,7 @@ func (t Thaw) Run(ctx context.Context, d *sql.DB) error {
 	}
 	target, ok := findDevice(devs, t.Device)
 	if !ok {
-		return fmt.Errorf("%w device %q: 'gitmesh device list' lists the registered ones", access.ErrUnknown, t.Device)
+		return &UnknownDeviceError{Device: t.Device}
 	}
 	plan, err := t.plan(ctx, st, devs, target)
 	if err != nil {

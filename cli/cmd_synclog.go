@@ -2,7 +2,6 @@ package cli
 
 import (
 	"database/sql"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"gitmesh/access"
+	"gitmesh/admin"
 	"gitmesh/gitexec"
 	"gitmesh/synclog"
 )
@@ -58,12 +58,17 @@ func (a *app) syncLogAction(c *cli.Context, d *sql.DB) error {
 			return err
 		}
 	}
-	entries, err := synclog.Read(c.Context, d, f)
-	var unknown *synclog.UnknownError
-	if errors.As(err, &unknown) {
-		list := map[string]string{"repository": "repo", "device": "device"}[unknown.What]
-		return cli.Exit(fmt.Sprintf("%s; 'gitmesh %s list' shows them", unknown, list), exitNotFound)
+	if f.Repo != "" {
+		if err := admin.CheckRepo(c.Context, d, f.Repo); err != nil {
+			return err
+		}
 	}
+	if f.Device != "" {
+		if err := admin.CheckDevice(c.Context, d, f.Device); err != nil {
+			return err
+		}
+	}
+	entries, err := synclog.Read(c.Context, d, f)
 	if err != nil {
 		return err
 	}

@@ -377,8 +377,8 @@ func TestSyncLog(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{[]string{"team/none"}, 3, "no repository team/none; 'gitmesh repo list' shows them"},
-		{[]string{"--device", "zz"}, 3, "no device zz; 'gitmesh device list' shows them"},
+		{[]string{"team/none"}, 3, `repository "team/none" is not registered; 'gitmesh repo list' lists the registered ones`},
+		{[]string{"--device", "zz"}, 1, `device "zz" is not registered; 'gitmesh device list' lists the registered ones`},
 		{[]string{"--limit", "-1"}, 2, "--limit takes a number"},
 		{[]string{"../x"}, 2, ""},
 	} {
