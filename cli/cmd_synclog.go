@@ -14,6 +14,7 @@ import (
 	"gitmesh/admin"
 	"gitmesh/gitexec"
 	"gitmesh/synclog"
+	"gitmesh/termsafe"
 )
 
 // sync-log [REPO]: the replication history, newest first.
@@ -83,9 +84,9 @@ func (a *app) syncLogAction(c *cli.Context, d *sql.DB) error {
 			from = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s -> %s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339),
-			synclog.Escape(e.Repository), synclog.Escape(e.Device), synclog.Escape(from),
+			termsafe.Escape(e.Repository), termsafe.Escape(e.Device), termsafe.Escape(from),
 			versionText(e.FromVersion), versionText(e.ToVersion),
-			(time.Duration(e.DurationMS) * time.Millisecond).String(), synclog.Escape(e.Kind), synclog.Escape(e.Result))
+			(time.Duration(e.DurationMS) * time.Millisecond).String(), termsafe.Escape(e.Kind), termsafe.Escape(e.Result))
 	}
 	return tw.Flush()
 }
