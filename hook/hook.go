@@ -8,7 +8,6 @@
 package hook
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -17,8 +16,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"gitmesh/proc"
 )
 
 // SocketEnv names the socket of the waiting serve process.
@@ -105,23 +105,10 @@ func removeOrphans() {
 	for _, d := range dirs {
 		pidText, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), "gitmesh-push-"), "-")
 		pid, err := strconv.Atoi(pidText)
-		if err == nil && pid > 0 && !alive(pid) {
+		if err == nil && pid > 0 && !proc.Alive(pid) {
 			os.RemoveAll(d)
 		}
 	}
-}
-
-// alive reports whether pid runs; a zombie (killed, not yet reaped) does not.
-func alive(pid int) bool {
-	if syscall.Kill(pid, 0) == syscall.ESRCH {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true // no /proc: trust kill
-	}
-	i := bytes.LastIndexByte(stat, ')')
-	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }
 
 // GitConfig is the `git -c` settings that route every ref of the push

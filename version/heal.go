@@ -1,19 +1,17 @@
 package version
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	"gitmesh/gitexec"
 	"gitmesh/lock"
+	"gitmesh/proc"
 )
 
 // A write mark left behind belongs to a push that was never acknowledged:
@@ -121,7 +119,7 @@ func (n *Node) writerAlive(ctx context.Context, conn *sql.Conn, w *Writer) strin
 		return "its writer is unknown"
 	case w.Device != n.Device:
 		return "its writer ran on device " + w.Device
-	case processExists(w.PID):
+	case proc.Alive(w.PID):
 		return fmt.Sprintf("its writer (pid %d) is still running", w.PID)
 	}
 	if alive, err := SessionAlive(ctx, conn, w); err != nil || alive {
@@ -159,25 +157,6 @@ func SessionAlive(ctx context.Context, q interface {
 	var alive bool
 	err = q.QueryRowContext(ctx, `SELECT `+WriterSessionOpen+` FROM (SELECT $1::jsonb AS write_properties) w`, props).Scan(&alive)
 	return alive, err
-}
-
-// processExists is kill(pid, 0): a process we may not signal exists too;
-// a zombie (killed, not yet reaped) does not run. A reused pid keeps the
-// repository frozen, which is safe.
-func processExists(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	if err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true // no /proc: trust kill
-	}
-	// "pid (comm) S ...": the state follows the last ')'.
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
-		return stat[i+2] != 'Z'
-	}
-	return true
 }
 
 // repair clears the mark when this copy shows its recorded version, else
