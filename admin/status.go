@@ -78,7 +78,7 @@ func Status(ctx context.Context, d *sql.DB, repo string, quorum int) ([]CopyStat
 			&c.Pending, &props, &c.UpdatedAt, &c.HoldNewest, &c.Holders); err != nil {
 			return nil, err
 		}
-		c.Quorum = version.State{Holders: make([]version.Device, c.Holders)}.Quorum(quorum)
+		c.Quorum = version.QuorumOf(c.Holders, quorum)
 		c.BelowQuorum = c.HoldNewest < c.Quorum
 		if len(props) > 0 && string(props) != "null" {
 			c.Writer = new(Writer)
