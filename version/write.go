@@ -319,9 +319,10 @@ func (w *write) self() Device {
 
 // pushFacts are what validation reads from git besides the refs.
 type pushFacts struct {
-	types map[string]string // object id -> type
-	cfg   map[string]string // the repository's receive.deny* settings
-	err   error
+	types  map[string]string // object id -> type
+	cfg    map[string]string // the repository's receive.deny* settings
+	err    error             // the objects could not be read
+	cfgErr error             // the settings could not be read
 }
 
 // lookUp reads the pushed objects' types and the repository's settings,
@@ -335,13 +336,21 @@ func (w *write) lookUp(ctx context.Context, push hook.Push) <-chan pushFacts {
 				ids = append(ids, c.New)
 			}
 		}
-		cfg := make(chan map[string]string, 1)
-		go func() { cfg <- w.n.Git.Configs(ctx, w.dir, `^receive\.deny(deletes|nonfastforwards)$`) }()
+		type settings struct {
+			cfg map[string]string
+			err error
+		}
+		cfg := make(chan settings, 1)
+		go func() {
+			m, err := w.n.Git.Configs(ctx, w.dir, `^receive\.deny(deletes|nonfastforwards)$`)
+			cfg <- settings{m, err}
+		}()
 		f := pushFacts{types: map[string]string{}}
 		if len(ids) > 0 {
 			f.types, f.err = w.n.Git.ObjectTypes(ctx, w.dir, ids)
 		}
-		f.cfg = <-cfg
+		got := <-cfg
+		f.cfg, f.cfgErr = got.cfg, got.err
 		out <- f
 	}()
 	return out
@@ -355,8 +364,15 @@ func (w *write) validate(ctx context.Context, push hook.Push, visible gitexec.Re
 	if f.err != nil {
 		return failAll(push, "gitmesh could not read the pushed objects; nothing was changed")
 	}
+	// The policy fails closed: settings that cannot be read, or a value
+	// git would refuse, refuse the push rather than allow what they deny.
+	denyDeletes, errD := gitexec.ConfigBool(f.cfg["receive.denydeletes"])
+	denyNonFF, errF := gitexec.ConfigBool(f.cfg["receive.denynonfastforwards"])
+	if err := errors.Join(f.cfgErr, errD, errF); err != nil {
+		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("read receive.denyDeletes and receive.denyNonFastForwards")
+		return failAll(push, "gitmesh could not read the repository's receive settings; nothing was changed")
+	}
 	results := make([]hook.Result, len(push.Commands))
-	denyDeletes, denyNonFF := f.cfg["receive.denydeletes"] == "true", f.cfg["receive.denynonfastforwards"] == "true"
 	failed := false
 	for i, c := range push.Commands {
 		results[i] = hook.Result{Ref: c.Ref, Err: w.check(ctx, c, visible, f.types, denyDeletes, denyNonFF)}
