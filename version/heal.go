@@ -196,12 +196,12 @@ func (n *Node) shows(ctx context.Context, dir string, c Copy) bool {
 	if c.Pending || !gitexec.Exists(dir) {
 		return false
 	}
-	visible, _, err := n.Git.ReadRefs(ctx, dir)
+	digest, err := n.Git.RefsDigest(ctx, dir)
 	if err != nil {
+		n.Log.Warn().Err(err).Str("op", "heal").Msg("read the copy's refs: not taken for its recorded version")
 		return false
 	}
-	head, _ := gitexec.Head(dir)
-	return visible.Digest(head) == c.Digest
+	return digest == c.Digest
 }
 
 // otherHolder is another device that holds at least c's version and has

@@ -237,7 +237,10 @@ func (n *Node) show(ctx context.Context, conn *sql.Conn, repoID, deviceID int32,
 	if err != nil {
 		return err
 	}
-	head, _ := gitexec.Head(dir)
+	head, err := gitexec.Head(dir)
+	if err != nil {
+		return fmt.Errorf("read HEAD: %w", err)
+	}
 	if got := staged.Digest(head); got != digest {
 		return fmt.Errorf("the staged refs are not version %d", v)
 	}

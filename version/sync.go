@@ -241,7 +241,10 @@ func (n *Node) emptyIsRecorded(ctx context.Context, st State, dir, final string)
 	if err != nil {
 		return false, err
 	}
-	head, _ := gitexec.Head(dir)
+	head, err := gitexec.Head(dir)
+	if err != nil {
+		return false, fmt.Errorf("read HEAD: %w", err)
+	}
 	if len(visible) > 0 || visible.Digest(head) != self.Digest {
 		return false, nil
 	}
@@ -301,7 +304,10 @@ func (n *Node) stageDigest(ctx context.Context, dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	head, _ := gitexec.Head(dir)
+	head, err := gitexec.Head(dir)
+	if err != nil {
+		return "", fmt.Errorf("read HEAD: %w", err)
+	}
 	return staged.Digest(head), nil
 }
 

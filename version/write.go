@@ -235,7 +235,11 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("read refs")
 		return failAll(push, "gitmesh could not read the repository; nothing was changed")
 	}
-	head, _ := gitexec.Head(w.dir)
+	head, err := gitexec.Head(w.dir)
+	if err != nil {
+		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("read HEAD")
+		return failAll(push, "gitmesh could not read the repository; nothing was changed")
+	}
 	// The copy must show exactly its recorded version: a copy wiped or
 	// re-created under this push must not become the base of a new version
 	// (it would erase acknowledged refs everywhere).
