@@ -71,7 +71,7 @@ func (t Thaw) Run(ctx context.Context, d *sql.DB) error {
 	if err != nil {
 		return err
 	}
-	defer lock.Release(context.Background(), conn, wkey)
+	defer lock.Unlock(conn, wkey) // a failure discards the connection, which drops the lock
 	if st, err = version.Load(ctx, conn, t.Repo); err != nil {
 		return err
 	}

@@ -148,7 +148,7 @@ func Migrate(ctx context.Context, d *sql.DB, limit time.Duration) ([]string, err
 	if err := lock.Acquire(ctx, conn, key, limit, nil); err != nil {
 		return nil, fmt.Errorf("take migration lock: %w", err)
 	}
-	defer conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1, $2)`, migrationLockClass, migrationLockObj)
+	defer lock.Unlock(conn, key) // a failure discards the connection, which drops the lock
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return nil, fmt.Errorf("create schema_migrations: %w", err)

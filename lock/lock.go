@@ -7,6 +7,7 @@ package lock
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"time"
@@ -72,12 +73,25 @@ const NotifyAfter = time.Second
 
 // Acquire takes key on conn, waiting at most limit. If the wait goes past
 // NotifyAfter, notify is called once with the holder (nil if it is gone).
-func Acquire(ctx context.Context, conn *sql.Conn, key Key, limit time.Duration, notify func(*Holder)) error {
+func Acquire(ctx context.Context, conn *sql.Conn, key Key, limit time.Duration, notify func(*Holder)) (err error) {
 	if ok, err := Try(ctx, conn, key); ok || err != nil {
 		return err
 	}
 	start := time.Now()
-	defer conn.ExecContext(context.Background(), `SELECT set_config('lock_timeout', '0', false)`)
+	defer func() {
+		// The wait's lock_timeout must not outlive it: a session left with
+		// it would time out its later statements. Bounded like every
+		// cleanup; if the reset fails, the session is discarded (and with it
+		// a lock just taken), and the take fails.
+		rctx, cancel := context.WithTimeout(context.Background(), CleanupTimeout)
+		defer cancel()
+		if _, rerr := conn.ExecContext(rctx, `SELECT set_config('lock_timeout', '0', false)`); rerr != nil {
+			Discard(conn)
+			if err == nil {
+				err = fmt.Errorf("take %s: reset lock_timeout: %w", key.Describe(), rerr)
+			}
+		}
+	}()
 	notified := false
 	for {
 		left := limit - time.Since(start)
@@ -131,6 +145,32 @@ func Try(ctx context.Context, conn *sql.Conn, key Key) (bool, error) {
 func Release(ctx context.Context, conn *sql.Conn, key Key) error {
 	_, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1, $2)`, key.Class, key.Obj)
 	return err
+}
+
+// CleanupTimeout bounds each step of a cleanup (a release, a reset): it
+// runs when the work's own context may be over, so it gets a context of
+// its own, never an unbounded one.
+const CleanupTimeout = 5 * time.Second
+
+// Unlock is Release for a defer: bounded by CleanupTimeout on its own
+// context. If the release fails, the connection is discarded instead of
+// going back to its pool still holding key: its session ends, and
+// PostgreSQL drops the lock with it. The error says so, for the log.
+func Unlock(conn *sql.Conn, key Key) error {
+	ctx, cancel := context.WithTimeout(context.Background(), CleanupTimeout)
+	defer cancel()
+	if err := Release(ctx, conn, key); err != nil {
+		Discard(conn)
+		return fmt.Errorf("release the %s (its connection is closed instead, which drops it): %w", key.Describe(), err)
+	}
+	return nil
+}
+
+// Discard makes conn's pool close it rather than reuse it (database/sql
+// closes a connection that reports driver.ErrBadConn): a session whose
+// state is unknown must not serve anyone else.
+func Discard(conn *sql.Conn) {
+	conn.Raw(func(any) error { return driver.ErrBadConn })
 }
 
 // HolderOf names the session holding key, or returns nil when none does.

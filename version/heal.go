@@ -50,7 +50,7 @@ func (n *Node) Heal(ctx context.Context, repo string) (bool, error) {
 		n.Log.Debug().Str("op", "heal").Str("repo", repo).AnErr("error", err).Msg("not repaired: the write lock is held (a push in progress?)")
 		return false, err
 	}
-	defer lock.Release(context.Background(), conn, wkey)
+	defer n.unlock(conn, repo, wkey)
 	if st, err = n.reload(ctx, conn, repo); err != nil {
 		return false, err
 	}
@@ -76,7 +76,7 @@ func (n *Node) healLocked(ctx context.Context, conn *sql.Conn, st State) (State,
 	if err := lock.Acquire(ctx, conn, rkey, n.LockTimeout, n.waiting(st.Repo, rkey)); err != nil {
 		return st, err
 	}
-	defer lock.Release(context.Background(), conn, rkey)
+	defer n.unlock(conn, st.Repo, rkey)
 	start := time.Now()
 	done, from, err := n.repair(ctx, conn, st, c)
 	after, loadErr := n.reload(ctx, conn, st.Repo)

@@ -176,7 +176,7 @@ func (r *replication) release() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, k := range r.held {
-		lock.Release(context.Background(), r.w.conn, k)
+		r.w.n.unlock(r.w.conn, r.w.st.Repo, k)
 	}
 	r.held = nil
 }

@@ -98,7 +98,7 @@ func (n *Node) CatchUp(ctx context.Context, st State) error {
 	if err := lock.Acquire(ctx, conn, key, n.LockTimeout, n.waiting(st.Repo, key)); err != nil {
 		return err
 	}
-	defer lock.Release(context.Background(), conn, key)
+	defer n.unlock(conn, st.Repo, key)
 	// Another reader may have fetched while this one waited.
 	st, err = n.reload(ctx, conn, st.Repo)
 	if err != nil {
@@ -351,6 +351,14 @@ func (n *Node) logSync(ctx context.Context, conn *sql.Conn, st State, peer Copy,
 		st.RepoID, st.SelfID, peer.DeviceID, from, peer.Version, d.Milliseconds(), result)
 	if dbErr != nil {
 		n.Log.Warn().Err(dbErr).Str("repo", st.Repo).Msg("sync log")
+	}
+}
+
+// unlock releases key for a defer: bounded, and a failure logged (the
+// connection is then discarded, which drops the lock; lock.Unlock).
+func (n *Node) unlock(conn *sql.Conn, repo string, key lock.Key) {
+	if err := lock.Unlock(conn, key); err != nil {
+		n.Log.Warn().Err(err).Str("repo", repo).Msg("unlock")
 	}
 }
 

@@ -91,7 +91,7 @@ func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) 
 	if waited, err = n.acquireWrite(ctx, conn, st.Repo, wkey); err != nil {
 		return err
 	}
-	defer func() { lock.Release(context.Background(), w.conn, wkey) }()
+	defer func() { n.unlock(w.conn, st.Repo, wkey) }()
 	if w.st, err = n.reload(ctx, conn, st.Repo); err != nil {
 		return err
 	}
@@ -542,7 +542,7 @@ func (w *write) showSelf(ctx context.Context, v int64, digest string, cmds []str
 	key := lock.Read(w.st.RepoID, w.st.SelfID)
 	err := lock.Acquire(ctx, w.conn, key, w.n.LockTimeout, nil)
 	if err == nil {
-		defer lock.Release(context.Background(), w.conn, key)
+		defer w.n.unlock(w.conn, w.st.Repo, key)
 		if err = w.n.Git.UpdateRefs(ctx, w.dir, cmds, true); err == nil {
 			_, err = w.conn.ExecContext(ctx, clearPendingQuery, w.st.RepoID, w.st.SelfID, v, digest)
 		}
@@ -679,7 +679,7 @@ func (n *Node) catchUpLocked(ctx context.Context, conn *sql.Conn, st State) erro
 	if err := lock.Acquire(ctx, conn, rkey, n.LockTimeout, n.waiting(st.Repo, rkey)); err != nil {
 		return err
 	}
-	defer lock.Release(context.Background(), conn, rkey)
+	defer n.unlock(conn, st.Repo, rkey)
 	// A reader may have fetched while this waited for the read lock.
 	st, err := n.reload(ctx, conn, st.Repo)
 	if err != nil {
