@@ -346,7 +346,10 @@ func IsZero(id string) bool { return id != "" && strings.Trim(id, "0") == "" }
 
 // RunUpdateHook runs dir's own update hook for one ref, as receive-pack
 // would for a ref it updates itself; its output goes to out. It returns
-// nil when there is no such hook.
+// nil when there is no such hook. The hook runs in a process group of its
+// own, killed whole when ctx ends (the caller's bound) and when serve
+// dies (Pdeathsig), like every git serve runs: a hung hook must not hold
+// the write lock. A hook stopped by ctx gives ctx's error.
 func RunUpdateHook(ctx context.Context, dir, ref, old, new string, out io.Writer) error {
 	path := filepath.Join(dir, "hooks", "update")
 	if st, err := os.Stat(path); err != nil || st.Mode()&0o111 == 0 || st.IsDir() {
@@ -356,7 +359,14 @@ func RunUpdateHook(ctx context.Context, dir, ref, old, new string, out io.Writer
 	cmd.Dir = dir
 	cmd.Env = append(Env(os.Environ()), "GIT_DIR=.")
 	cmd.Stdout, cmd.Stderr = out, out
-	return cmd.Run()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	err := runTied(cmd)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }
 
 // RequestSync asks the device behind an ssh:// url (a repository's URL

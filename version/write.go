@@ -376,6 +376,14 @@ func (w *write) validate(ctx context.Context, push hook.Push, visible gitexec.Re
 		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("read receive.denyDeletes and receive.denyNonFastForwards")
 		return failAll(push, "gitmesh could not read the repository's receive settings; nothing was changed")
 	}
+	// The repository's update hooks run within push_timeout: the guard
+	// does not stop receive-pack while serve records, so serve bounds
+	// them itself.
+	if end := w.guard.Deadline(); !end.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, end)
+		defer cancel()
+	}
 	results := make([]hook.Result, len(push.Commands))
 	failed := false
 	for i, c := range push.Commands {
@@ -414,7 +422,10 @@ func (w *write) check(ctx context.Context, c hook.Command, visible gitexec.RefSe
 			return "non-fast-forward"
 		}
 	}
-	if err := gitexec.RunUpdateHook(ctx, w.dir, c.Ref, c.Old, c.New, os.Stderr); err != nil {
+	if err := gitexec.RunUpdateHook(ctx, w.dir, c.Ref, c.Old, c.New, os.Stderr); errors.Is(err, context.DeadlineExceeded) {
+		w.n.Log.Warn().Str("repo", w.st.Repo).Str("ref", c.Ref).Dur("push_timeout", w.n.PushTimeout).Msg("update hook stopped at push_timeout")
+		return "the update hook ran past push_timeout"
+	} else if err != nil {
 		return "hook declined"
 	}
 	return ""
