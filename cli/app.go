@@ -201,7 +201,7 @@ func (a *app) openDB(op string) (*sql.DB, error) {
 	if err := a.settings.NeedDatabase(); err != nil {
 		return nil, err
 	}
-	return db.Open(a.settings.DatabaseURL, fmt.Sprintf("gitmesh %s %d", op, os.Getpid()), a.settings.ConnectTimeout.D())
+	return db.Open(a.settings.DatabaseURL, db.AppName(op, "", "", ""), a.settings.ConnectTimeout.D())
 }
 
 // withDB runs f with an open database and closes it after.

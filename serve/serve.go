@@ -60,7 +60,7 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	if cmd.Verb.IsWrite() {
 		op, need = "push", access.Write
 	}
-	dbh, err := db.Open(s.DatabaseURL, AppName(op, cmd.Repo, c.User, s.Device), s.ConnectTimeout.D())
+	dbh, err := db.Open(s.DatabaseURL, db.AppName(op, c.User, s.Device, cmd.Repo), s.ConnectTimeout.D())
 	if err != nil {
 		return err
 	}
@@ -194,7 +194,7 @@ func clusterDB(s config.Settings, op, repo string) (*sql.DB, error) {
 	if err := s.NeedDatabase(); err != nil {
 		return nil, err
 	}
-	return db.Open(s.DatabaseURL, AppName(op, repo, "cluster", s.Device), s.ConnectTimeout.D())
+	return db.Open(s.DatabaseURL, db.AppName(op, "cluster", s.Device, repo), s.ConnectTimeout.D())
 }
 
 // admitCluster refuses, as an unknown repository, a git directory under
@@ -293,15 +293,4 @@ func NewNode(s config.Settings, dbh *sql.DB, log zerolog.Logger, tell func(strin
 // ssh:// peers, the cluster key and known_hosts.
 func Git(s config.Settings) gitexec.Git {
 	return gitexec.Git{Timeout: s.FetchTimeout.D(), SSHCommand: gitexec.SSHCommand(s.ClusterKey, s.KnownHosts, s.ConnectTimeout.D())}
-}
-
-// AppName is the application_name of a gitmesh connection, so that
-// pg_stat_activity and `status` can name lock holders.
-func AppName(op, repo, user, device string) string {
-	// The repository last: a long name is what the 63-byte limit cuts.
-	name := fmt.Sprintf("gitmesh %s %d %s@%s %s", op, os.Getpid(), user, device, repo)
-	if len(name) > 63 {
-		name = name[:63]
-	}
-	return name
 }
