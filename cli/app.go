@@ -50,6 +50,8 @@ type app struct {
 	logFile  io.Closer
 	// dsns are the database URLs seen so far, removed from every message.
 	dsns []string
+	// argv is the command line run was given.
+	argv []string
 	// servingUser: this is `serve USER`, whose stderr a key holder reads.
 	servingUser bool
 	loaded      bool
@@ -58,7 +60,7 @@ type app struct {
 // Main runs gitmesh with os.Args and exits with its documented code.
 func Main() {
 	a := &app{}
-	err := a.cli().Run(os.Args)
+	err := a.run(os.Args)
 	code := exitCode(err)
 	var gitExit *gitexec.ExitError
 	if err != nil && !errors.As(err, &gitExit) && err.Error() != "" { // "": said on stdout already (check)
@@ -69,6 +71,12 @@ func Main() {
 		a.logFile.Close()
 	}
 	os.Exit(code)
+}
+
+// run runs the command line args (args[0] is the program).
+func (a *app) run(args []string) error {
+	a.argv = args
+	return a.cli().Run(args)
 }
 
 func (a *app) cli() *cli.App {
@@ -82,6 +90,9 @@ func (a *app) cli() *cli.App {
 		Version:        buildVersion(),
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			if strings.Contains(err.Error(), "from environment variable") {
+				return err // a bad GITMESH_* value is configuration, as in the file: exit 1
+			}
 			return usageError{err}
 		},
 		Action: func(c *cli.Context) error {
@@ -149,34 +160,18 @@ func (a *app) load(c *cli.Context) error {
 			return err
 		}
 	}
-	for name, dst := range map[string]*string{"database-url": &s.DatabaseURL, "device": &s.Device,
-		"repo-root": &s.RepoRoot, "log-file": &s.LogFile, "cluster-key": &s.ClusterKey, "known-hosts": &s.KnownHosts,
-		"keys-database-url": &s.KeysDatabaseURL, "cluster-from": &s.ClusterFrom} {
-		if c.IsSet(name) {
-			*dst = c.String(name)
+	// The environment is configuration, like the file: a bad value there
+	// exits 1. A flag on the command line is the command line: exit 2.
+	// Flags win over the environment, so they are applied second.
+	onCmdline := a.commandLineFlags(c)
+	for _, cmdline := range []bool{false, true} {
+		set := func(name string) bool { return c.IsSet(name) && onCmdline[name] == cmdline }
+		if err := applyFlags(c, &s, set); err != nil {
+			if cmdline {
+				return usageError{err}
+			}
+			return err
 		}
-	}
-	for name, dst := range map[string]*config.Duration{"lock-timeout": &s.LockTimeout, "fetch-timeout": &s.FetchTimeout,
-		"connect-timeout": &s.ConnectTimeout, "record-timeout": &s.RecordTimeout,
-		"push-timeout": &s.PushTimeout, "push-idle-timeout": &s.PushIdleTimeout} {
-		if c.IsSet(name) {
-			*dst = config.Duration(c.Duration(name))
-		}
-	}
-	if c.IsSet("write-quorum") {
-		q, err := config.ParseQuorum(c.String("write-quorum"))
-		if err != nil {
-			return usageError{err}
-		}
-		s.WriteQuorum = q
-	}
-	for name, dst := range map[string]*int{"max-user-sessions": &s.MaxUserSessions, "max-push-waiters": &s.MaxPushWaiters} {
-		if c.IsSet(name) {
-			*dst = c.Int(name)
-		}
-	}
-	if err := s.CheckLimits(); err != nil {
-		return usageError{err}
 	}
 	if err := access.CheckFrom(s.ClusterFrom); err != nil {
 		return err
@@ -194,6 +189,54 @@ func (a *app) load(c *cli.Context) error {
 		a.log = zerolog.New(db.RedactWriter(f, a.dsns...)).With().Timestamp().Int("pid", os.Getpid()).Str("device", s.Device).Logger()
 	}
 	return nil
+}
+
+// applyFlags sets s from the flags and environment variables set
+// selects, then checks the limits.
+func applyFlags(c *cli.Context, s *config.Settings, set func(string) bool) error {
+	for name, dst := range map[string]*string{"database-url": &s.DatabaseURL, "device": &s.Device,
+		"repo-root": &s.RepoRoot, "log-file": &s.LogFile, "cluster-key": &s.ClusterKey, "known-hosts": &s.KnownHosts,
+		"keys-database-url": &s.KeysDatabaseURL, "cluster-from": &s.ClusterFrom} {
+		if set(name) {
+			*dst = c.String(name)
+		}
+	}
+	for name, dst := range map[string]*config.Duration{"lock-timeout": &s.LockTimeout, "fetch-timeout": &s.FetchTimeout,
+		"connect-timeout": &s.ConnectTimeout, "record-timeout": &s.RecordTimeout,
+		"push-timeout": &s.PushTimeout, "push-idle-timeout": &s.PushIdleTimeout} {
+		if set(name) {
+			*dst = config.Duration(c.Duration(name))
+		}
+	}
+	if set("write-quorum") {
+		q, err := config.ParseQuorum(c.String("write-quorum"))
+		if err != nil {
+			return err
+		}
+		s.WriteQuorum = q
+	}
+	for name, dst := range map[string]*int{"max-user-sessions": &s.MaxUserSessions, "max-push-waiters": &s.MaxPushWaiters} {
+		if set(name) {
+			*dst = c.Int(name)
+		}
+	}
+	return s.CheckLimits()
+}
+
+// commandLineFlags names the global flags given on the command line
+// (before the subcommand), as opposed to through the environment.
+func (a *app) commandLineFlags(c *cli.Context) map[string]bool {
+	m := map[string]bool{}
+	if len(a.argv) == 0 || c.NArg() > len(a.argv)-1 {
+		return m
+	}
+	for _, arg := range a.argv[1 : len(a.argv)-c.NArg()] {
+		if name, ok := strings.CutPrefix(arg, "-"); ok {
+			name, _, _ = strings.Cut(strings.TrimPrefix(name, "-"), "=")
+			m[name] = true
+		}
+	}
+	return m
 }
 
 // openDB opens the database for an admin command.
