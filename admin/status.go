@@ -93,21 +93,23 @@ func Status(ctx context.Context, d *sql.DB, repo string, quorum int) ([]CopyStat
 
 // LockHolder is a gitmesh session holding or awaiting an advisory lock.
 type LockHolder struct {
-	Application string    `json:"application"`
-	PID         int       `json:"pid"`
-	Granted     bool      `json:"granted"`
-	Since       time.Time `json:"since"`
+	Application string `json:"application"`
+	PID         int    `json:"pid"`
+	Granted     bool   `json:"granted"`
+	// WaitingSince is when a waiter began to wait (pg_locks.waitstart);
+	// nil for a holder: PostgreSQL records no time for a granted lock.
+	WaitingSince *time.Time `json:"waiting_since"`
 }
 
 // Locks lists the advisory locks gitmesh sessions hold or wait for now.
 func Locks(ctx context.Context, d *sql.DB) ([]LockHolder, error) {
 	rows, err := d.QueryContext(ctx, `
-		SELECT a.application_name, a.pid, l.granted, COALESCE(l.waitstart, a.backend_start)
+		SELECT a.application_name, a.pid, l.granted, l.waitstart
 		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'advisory' AND a.application_name LIKE 'gitmesh %'
 		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 		  AND NOT (l.objsubid = 2 AND (l.classid::bigint & x'ffff0000'::bigint) = ANY($1::bigint[])) -- limits' places
-		ORDER BY l.granted DESC, a.backend_start`, pq.Array(slotClasses()))
+		ORDER BY l.granted DESC, l.waitstart, a.pid`, pq.Array(slotClasses()))
 	if err != nil {
 		return nil, err
 	}
@@ -115,8 +117,12 @@ func Locks(ctx context.Context, d *sql.DB) ([]LockHolder, error) {
 	var out []LockHolder
 	for rows.Next() {
 		var h LockHolder
-		if err := rows.Scan(&h.Application, &h.PID, &h.Granted, &h.Since); err != nil {
+		var since sql.NullTime
+		if err := rows.Scan(&h.Application, &h.PID, &h.Granted, &since); err != nil {
 			return nil, err
+		}
+		if since.Valid {
+			h.WaitingSince = &since.Time
 		}
 		out = append(out, h)
 	}

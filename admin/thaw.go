@@ -65,7 +65,7 @@ func (t Thaw) Run(ctx context.Context, d *sql.DB) error {
 	wkey := lock.Write(st.RepoID)
 	err = lock.Acquire(ctx, conn, wkey, t.LockTimeout, func(h *lock.Holder) {
 		if h != nil {
-			fmt.Fprintf(t.Out, "waiting for the write lock of %s, held by %q since %s\n", t.Repo, h.Application, h.Since.UTC().Format(time.RFC3339))
+			fmt.Fprintf(t.Out, "waiting for the write lock of %s, held by %q\n", t.Repo, h.Application)
 		}
 	})
 	if err != nil {

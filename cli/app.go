@@ -341,7 +341,7 @@ func message(err error) string {
 	case errors.As(err, &te):
 		msg := fmt.Sprintf("gave up waiting for the %s after %s", te.Key.Describe(), te.Waited.Round(time.Second))
 		if te.Holder != nil {
-			msg += fmt.Sprintf("; it is held by %q since %s", te.Holder.Application, te.Holder.Since.UTC().Format(time.RFC3339))
+			msg += fmt.Sprintf("; it is held by %q", te.Holder.Application)
 		}
 		return msg + "; try again later"
 	case errors.Is(err, version.ErrNoVersions):

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"gitmesh/meshtest"
 )
@@ -121,6 +123,7 @@ func TestAdvisoryLocksHoldThroughPgBouncer(t *testing.T) {
 	pushB := c.Devices["b"].GitCmd("alice", works["b"], "push", url, "main:refs/heads/from-b")
 	var errB strings.Builder
 	pushB.Stderr = &errB
+	startB := time.Now().Truncate(time.Second)
 	if err := pushB.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -129,6 +132,19 @@ func TestAdvisoryLocksHoldThroughPgBouncer(t *testing.T) {
 		db.QueryRow(`SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory' AND NOT granted`).Scan(&n)
 		return n > 0
 	})
+	// status says since when a waiter waits, and claims no time for a
+	// holder: PostgreSQL records none, and the session's start (a warm
+	// pooled backend's) is not the lock's.
+	st := c.MustAdmin("status", "team/app")
+	holds := regexp.MustCompile(`(?m)^lock: "gitmesh push \d+ alice@a team/app" \(backend \d+\) holds a lock$`)
+	waits := regexp.MustCompile(`(?m)^lock: "gitmesh push \d+ alice@b team/app" \(backend \d+\) waits for a lock since (\S+)$`)
+	m := waits.FindStringSubmatch(st)
+	if !holds.MatchString(st) || m == nil {
+		t.Fatalf("status does not show a's push holding and b's waiting, without a time for the holder:\n%s", st)
+	}
+	if since, err := time.Parse(time.RFC3339, m[1]); err != nil || since.Before(startB) || since.After(time.Now()) {
+		t.Fatalf("b's push waits since %s (%v); it started at %s", m[1], err, startB.Format(time.RFC3339))
+	}
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}

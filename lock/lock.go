@@ -43,11 +43,13 @@ func (k Key) Describe() string {
 	return "read lock"
 }
 
-// Holder is the session holding a lock.
+// Holder is the session holding a lock. PostgreSQL records no time for a
+// granted advisory lock (pg_locks.waitstart is the wait's start, and null
+// once granted), so a holder carries none: the session's own start is not
+// the lock's, least of all behind a pooler.
 type Holder struct {
-	Application string // application_name: "gitmesh <op> <pid> <user>@<device> <repo>"
+	Application string // application_name (db.AppName)
 	PID         int    // PostgreSQL backend pid
-	Since       time.Time
 }
 
 // ErrTimeout means the lock was still held by another session at the limit.
@@ -179,12 +181,12 @@ func HolderOf(ctx context.Context, q interface {
 }, key Key) (*Holder, error) {
 	var h Holder
 	err := q.QueryRowContext(ctx, `
-		SELECT a.application_name, a.pid, a.backend_start
+		SELECT a.application_name, a.pid
 		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
 		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 		  AND l.classid = $1::int4::oid AND l.objid = $2::int4::oid`, key.Class, key.Obj).
-		Scan(&h.Application, &h.PID, &h.Since)
+		Scan(&h.Application, &h.PID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

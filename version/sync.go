@@ -369,7 +369,6 @@ func (n *Node) waiting(repo string, key lock.Key) func(*lock.Holder) {
 			n.Tell("waiting for the %s of %s (up to %s)", key.Describe(), repo, n.LockTimeout)
 			return
 		}
-		n.Tell("waiting for the %s of %s, held by %q since %s (up to %s)", key.Describe(), repo,
-			h.Application, h.Since.UTC().Format(time.TimeOnly+" MST"), n.LockTimeout)
+		n.Tell("waiting for the %s of %s, held by %q (up to %s)", key.Describe(), repo, h.Application, n.LockTimeout)
 	}
 }
