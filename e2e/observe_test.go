@@ -363,7 +363,7 @@ func TestSyncLog(t *testing.T) {
 	text := c.MustAdmin("sync-log", "--limit", "1")
 	lines := strings.Split(strings.TrimSpace(text), "\n")
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "TIME") || strings.ContainsRune(text, 0x1b) ||
-		!strings.Contains(lines[1], `fetch failed:\nfatal: \x1b[31mred`) || !strings.Contains(lines[1], "1 -> 2") ||
+		!strings.Contains(lines[1], `fetch failed:\x0afatal: \x1b[31mred`) || !strings.Contains(lines[1], "1 -> 2") ||
 		!strings.Contains(lines[1], "1.5s") {
 		t.Errorf("sync-log --limit 1, newest entry with control characters:\n%s", text)
 	}

@@ -154,8 +154,8 @@ func SessionAlive(ctx context.Context, q interface {
 	if err != nil {
 		return false, err
 	}
-	var alive bool
-	err = q.QueryRowContext(ctx, `SELECT `+WriterSessionOpen+` FROM (SELECT $1::jsonb AS write_properties) w`, props).Scan(&alive)
+	var alive bool // text, not []byte: binary parameters would send jsonb's binary form
+	err = q.QueryRowContext(ctx, `SELECT `+WriterSessionOpen+` FROM (SELECT $1::jsonb AS write_properties) w`, string(props)).Scan(&alive)
 	return alive, err
 }
 
