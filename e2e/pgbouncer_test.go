@@ -166,51 +166,12 @@ func TestAdvisoryLocksHoldThroughPgBouncer(t *testing.T) {
 
 // PgBouncer keeps a backend after its client leaves; its server_reset_query
 // (DISCARD ALL) must drop the advisory locks of a gitmesh killed while
-// holding them, or the repository stays locked for everyone.
+// holding them, or the repository stays locked for everyone. The dead
+// writer's backend lives on for the next client, so its pid stays in
+// pg_stat_activity: status, check and metrics must still see the writer
+// gone (the one definition heal uses: that backend under the writer's own
+// application_name), not a push in progress.
 func TestPgBouncerDropsTheLocksOfAKilledServe(t *testing.T) {
-	bouncer := meshtest.StartPgBouncer(t)
-	c := meshtest.NewCluster(t, "a", "b")
-	behindBouncer(t, c, bouncer, "")
-	work, _ := pushed(t, c)
-	url := meshtest.URL("team/app")
-	marker, release := filepath.Join(c.Dir, "in-pre-receive"), filepath.Join(c.Dir, "release")
-	t.Cleanup(func() { os.WriteFile(release, nil, 0o644) })
-	hook := fmt.Sprintf("#!/bin/sh\ncat >/dev/null\ntouch %q\ni=0\nwhile [ ! -e %q ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n", marker, release)
-	if err := os.WriteFile(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive"), []byte(hook), 0o755); err != nil {
-		t.Fatal(err)
-	}
-
-	c.Commit(work, "README", "never acknowledged\n")
-	push := c.Devices["a"].GitCmd("alice", work, "push", url, "main")
-	if err := push.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the push to reach pre-receive", exists(marker))
-	db := c.DB()
-	var holder int
-	if err := db.QueryRow(`SELECT pid FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory' AND granted AND classid = x'676d5700'::int`).Scan(&holder); err != nil {
-		t.Fatalf("no write lock held while the push is in pre-receive: %v", err)
-	}
-	var servePID int
-	if err := db.QueryRow(`SELECT (write_properties->>'pid')::int FROM working_copy_versions WHERE is_writing`).Scan(&servePID); err != nil {
-		t.Fatalf("no write mark while the push is in pre-receive: %v", err)
-	}
-	if err := syscall.Kill(servePID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	push.Wait()
-	waitFor(t, "the killed serve's write lock to be released", func() bool {
-		var n int
-		db.QueryRow(`SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory' AND granted`).Scan(&n)
-		return n == 0
-	})
-}
-
-// PgBouncer keeps a killed writer's backend for the next client, so that
-// backend's pid stays in pg_stat_activity: status, check and metrics must
-// still see the writer gone (the one definition heal uses: the backend
-// under the writer's own application_name), not a push in progress.
-func TestAKilledWriterBehindPgBouncerIsFrozenNotWriting(t *testing.T) {
 	bouncer := meshtest.StartPgBouncer(t)
 	c := meshtest.NewCluster(t, "a", "b")
 	behindBouncer(t, c, bouncer, "")
@@ -233,6 +194,10 @@ func TestAKilledWriterBehindPgBouncerIsFrozenNotWriting(t *testing.T) {
 		t.Fatalf("status while the push runs: %+v; want writing, not frozen", r)
 	}
 	db := c.DB()
+	var holder int
+	if err := db.QueryRow(`SELECT pid FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory' AND granted AND classid = x'676d5700'::int`).Scan(&holder); err != nil {
+		t.Fatalf("no write lock held while the push is in pre-receive: %v", err)
+	}
 	var servePID, backend int
 	if err := db.QueryRow(`SELECT (write_properties->>'pid')::int, (write_properties->>'backend_pid')::int
 		FROM working_copy_versions WHERE is_writing`).Scan(&servePID, &backend); err != nil {
@@ -254,6 +219,9 @@ func TestAKilledWriterBehindPgBouncerIsFrozenNotWriting(t *testing.T) {
 
 	if r := statusOf(t, c, "team/app")["a"]; !r.Frozen {
 		t.Fatalf("status after the writer was killed behind pgbouncer: %+v; want frozen", r)
+	}
+	if r := check(t, c, "--no-probe"); r.Code != 2 || !strings.HasPrefix(r.Stdout, "CRITICAL: team/app is frozen") {
+		t.Fatalf("check --no-probe after the writer was killed behind pgbouncer: exit %d, want 2 and CRITICAL:\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 	r := check(t, c, "--no-probe", "--json")
 	var rep checkReport
