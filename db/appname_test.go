@@ -2,9 +2,11 @@ package db
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lib/pq"
 )
@@ -37,5 +39,21 @@ func TestDSNQuote(t *testing.T) {
 		if err != nil || cfg.ApplicationName != v {
 			t.Errorf("dsnQuote(%q) reads back as %q (%v)", v, cfg.ApplicationName, err)
 		}
+	}
+}
+
+// A database that does not answer makes Listen fail, bounded, with an
+// error that says so (IsUnavailable), instead of waiting for it forever.
+func TestListenToNoDatabaseIsBounded(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	start := time.Now()
+	_, err = Listen("postgres://gitmesh@"+addr+"/gitmesh?sslmode=disable", "gitmesh test", time.Second, "gitmesh_versions", nil)
+	if took := time.Since(start); err == nil || !IsUnavailable(err) || took > 10*time.Second {
+		t.Fatalf("Listen with no database: %v after %s; want an unavailable error within about 3s", err, took)
 	}
 }

@@ -67,7 +67,9 @@ func Open(url, appName string, connectTimeout time.Duration) (*sql.DB, error) {
 
 // Listen starts a LISTEN connection on channel (lib/pq's Listener, which
 // reconnects by itself, telling onErr why it lost the connection) with
-// Open's settings: the dead-peer dialer, connect_timeout and appName.
+// Open's settings: the dead-peer dialer, connect_timeout and appName. A
+// database that does not answer at start is an error (IsUnavailable)
+// after three connect timeouts.
 func Listen(url, appName string, connectTimeout time.Duration, channel string, onErr func(error)) (*pq.Listener, error) {
 	if _, err := pq.NewConfig(url); err != nil {
 		return nil, ErrBadURL
@@ -89,11 +91,22 @@ func Listen(url, appName string, connectTimeout time.Duration, channel string, o
 			onErr(err)
 		}
 	})
-	if err := l.Listen(channel); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("listen on %s: %w", channel, err)
+	// lib/pq's Listen waits for as long as the database stays away:
+	// bound it like every connection (a few tries of connect_timeout).
+	bound := 3 * max(connectTimeout, time.Second)
+	done := make(chan error, 1)
+	go func() { done <- l.Listen(channel) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("listen on %s: %w", channel, err)
+		}
+		return l, nil
+	case <-time.After(bound):
+		l.Close() // ends the pending Listen
+		return nil, fmt.Errorf("listen on %s: %w", channel, &DialError{fmt.Errorf("the database did not answer within %s", bound)})
 	}
-	return l, nil
 }
 
 // dsnQuote quotes a key=value DSN value.
