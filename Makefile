@@ -12,7 +12,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X gitmesh/cli.stampVersion=$(VERSION) -X gitmesh/cli.stampCommit=$(COMMIT)
 
-.PHONY: all build ldflags setup test race vet bench fuzz demo demo-stop clean
+.PHONY: all build ldflags deb setup test race vet bench fuzz demo demo-stop clean
 
 all: build
 
@@ -22,6 +22,10 @@ build:
 # The linker flags build uses (the version test builds with exactly these).
 ldflags:
 	@echo '$(LDFLAGS)'
+
+# dist/gitmesh_VERSION_ARCH.deb (packaging/deb.sh says how, and why dpkg-deb).
+deb:
+	@packaging/deb.sh build
 
 setup:
 	@scripts/setup.sh
@@ -58,3 +62,4 @@ demo-stop:
 
 clean:
 	rm -f gitmesh
+	rm -rf dist

@@ -56,6 +56,9 @@ type app struct {
 	// servingUser: this is `serve USER`, whose stderr a key holder reads.
 	servingUser bool
 	loaded      bool
+	// syslogPath is the socket toSyslog logs to; "": /dev/log (tests
+	// give a socket of their own).
+	syslogPath string
 	// httpDoor: this is http-backend or http-auth, whose stdout is an
 	// HTTP answer; httpAnswered: one was written.
 	httpDoor, httpAnswered bool
@@ -64,7 +67,14 @@ type app struct {
 // Main runs gitmesh with os.Args and exits with its documented code.
 func Main() {
 	a := &app{}
-	err := a.run(os.Args)
+	os.Exit(a.run(os.Args))
+}
+
+// run runs gitmesh with args and returns its exit code, having told the
+// user and the log why it failed.
+func (a *app) run(args []string) int {
+	a.argv = args
+	err := a.cli().Run(args)
 	code := exitCode(err)
 	var gitExit *gitexec.ExitError
 	if err != nil && a.httpDoor && !a.httpAnswered {
@@ -72,23 +82,67 @@ func Main() {
 		httpgit.NewResponse(os.Stdout).Fail(httpStatus(err), a.httpMessage(err))
 	}
 	if err != nil && !errors.As(err, &gitExit) && err.Error() != "" { // "": said on stdout already (check)
+		inProtocol := a.servingUser && !a.httpDoor && serve.InProtocol(err)
+		if inProtocol {
+			err = errors.Unwrap(err) // the refusal itself, as message knows it
+		}
 		msg := a.userMessage(err)
 		if a.httpDoor {
 			msg = a.httpMessage(err) // stderr is the web server's log
 		}
-		fmt.Fprintf(os.Stderr, "gitmesh: %s\n", db.Redact(msg, a.dsns...))
+		msg = "gitmesh: " + db.Redact(msg, a.dsns...)
+		if inProtocol {
+			// A git client's request, stdout still untouched: say it in
+			// the protocol too, for clients that drop ssh's stderr (JGit).
+			gitexec.Refuse(os.Stdout, os.Stderr, msg)
+		} else {
+			fmt.Fprintln(os.Stderr, msg)
+		}
+		if a.logFile == nil && isServe(args) {
+			a.toSyslog() // settings that failed to load opened no log
+		}
 		a.log.Error().Err(err).Int("exit", code).Msg("failed")
 	}
 	if a.logFile != nil {
 		a.logFile.Close()
 	}
-	os.Exit(code)
+	return code
 }
 
-// run runs the command line args (args[0] is the program).
-func (a *app) run(args []string) error {
-	a.argv = args
-	return a.cli().Run(args)
+// isServe: the command line runs serve (its first word after the global
+// flags, which are followed by their values).
+func isServe(args []string) bool {
+	for i := 1; i < len(args); i++ {
+		w := args[i]
+		if !strings.HasPrefix(w, "-") {
+			return w == "serve"
+		}
+		if _, ok := isGlobalFlag(w); ok && !strings.Contains(w, "=") {
+			i++ // its value: every global flag takes one
+		}
+	}
+	return false
+}
+
+// toSyslog makes serve's log, when no log_file is set, go to the system
+// log (journald or syslogd, through /dev/log) from warnings up: sshd runs
+// serve, so a bad setting must leave a trace an administrator can find.
+// Without a system log nothing is logged, as before.
+func (a *app) toSyslog() {
+	if a.logFile != nil {
+		return
+	}
+	path := a.syslogPath
+	if path == "" {
+		path = devLog
+	}
+	w, err := dialSysLog(path)
+	if err != nil {
+		return
+	}
+	a.logFile = w
+	a.log = zerolog.New(db.RedactWriter(w, a.dsns...)).Level(zerolog.WarnLevel).
+		With().Int("pid", os.Getpid()).Str("device", a.settings.Device).Logger()
 }
 
 func (a *app) cli() *cli.App {
@@ -109,7 +163,7 @@ func (a *app) cli() *cli.App {
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return usageError{fmt.Errorf("unknown command %q; run 'gitmesh help' for the list", c.Args().First())}
+				return unknownCommand(c.App.Commands, c.Args().First())
 			}
 			return usageError{errors.New("no command given; run 'gitmesh help' for the list")}
 		},
@@ -135,6 +189,21 @@ func (a *app) commands() []*cli.Command {
 		usageErrors(c)
 	}
 	return cmds
+}
+
+// unknownCommand says that word names no command, and which one it most
+// likely misspells ("gitmesh stauts": did you mean 'gitmesh status'?).
+func unknownCommand(cmds []*cli.Command, word string) error {
+	var names []string
+	for _, c := range cmds {
+		if !c.Hidden {
+			names = append(names, c.Name)
+		}
+	}
+	if near := config.Closest(word, names); near != "" {
+		return usageError{fmt.Errorf("unknown command %q; did you mean 'gitmesh %s'? 'gitmesh help' lists them all", word, near)}
+	}
+	return usageError{fmt.Errorf("unknown command %q; run 'gitmesh help' for the list", word)}
 }
 
 func settingFlags() []cli.Flag {
@@ -203,6 +272,8 @@ func (a *app) load(c *cli.Context) error {
 		}
 		a.logFile = f
 		a.log = zerolog.New(db.RedactWriter(f, a.dsns...)).With().Timestamp().Int("pid", os.Getpid()).Str("device", s.Device).Logger()
+	} else if c.Args().First() == "serve" {
+		a.toSyslog()
 	}
 	return nil
 }
@@ -274,9 +345,31 @@ func (a *app) withDB(op string, f func(c *cli.Context, d *sql.DB) error) cli.Act
 			return err
 		}
 		defer d.Close()
+		if !unbounded[op] {
+			// Only database statements: the whole command is bounded like
+			// one lock step, so a database that stops answering or
+			// committing never holds it.
+			bound := a.settings.LockTimeout.D() + a.settings.ConnectTimeout.D()
+			ctx, cancel := db.Bound(c.Context, bound)
+			defer cancel()
+			c.Context = ctx
+			err := f(c, d)
+			if stall := db.Stalled(ctx, op, bound); stall != nil {
+				// Whatever it printed: a commit cancelled at the bound may
+				// have been applied, or not.
+				return fmt.Errorf("%w; what it changed may or may not have been applied", stall)
+			}
+			return err
+		}
 		return f(c, d)
 	}
 }
+
+// unbounded are the commands whose work is more than database steps
+// (git, a follow loop, migrations that take what they take); each of
+// their steps is bounded on its own.
+var unbounded = map[string]bool{"migrate": true, "sync": true, "gc": true, "replicate": true, "converge": true,
+	"thaw": true, "verify": true}
 
 // args checks the number of positional arguments.
 func args(c *cli.Context, names ...string) ([]string, error) {
@@ -362,6 +455,14 @@ func message(err error) string {
 		return msg + "; try again later"
 	case errors.Is(err, version.ErrNoVersions):
 		return "no device holds a recorded version of this repository (ambiguous leaders); an administrator must promote the right copy with 'gitmesh thaw REPO --promote DEVICE'"
+	case errors.As(err, new(*db.SettingError)), errors.Is(err, db.ErrMultiHostURL):
+		return oneLine(err.Error())
+	case db.IsNoSchema(err):
+		return db.ErrNoSchema.Error()
+	case errors.Is(err, db.ErrNoPrimary):
+		return oneLine(err.Error()) + "; try again later, and check that " + db.Setting + " lists the primary"
+	case errors.As(err, new(*db.StallError)):
+		return oneLine(err.Error()) + "; try again later"
 	case errors.Is(err, pq.ErrSSLNotSupported):
 		return oneLine(err.Error()) + "; add sslmode=disable to the database URL, or enable SSL on the PostgreSQL server"
 	case db.IsUnavailable(err) && !isNoPeer(err):

@@ -294,10 +294,18 @@ func TestAppExitCodes(t *testing.T) {
 			"put it before the subcommand: gitmesh --database-url URL status", nil},
 		{"an unknown flag is still unknown", []string{"status", "--bogus"}, 2, "flag provided but not defined: -bogus", nil},
 		{"serve without a user", []string{"serve"}, 2, "serve needs the name of the user whose key runs it (gitmesh serve USER, as authorized_keys runs it), or --cluster", nil},
-		{"serve with two words", []string{"serve", "alice", "--cluster"}, 2, "or --cluster for the cluster key's line", nil},
+		{"serve with two words", []string{"serve", "alice", "--cluster"}, 2, "serve takes exactly one user name, not 2 words: gitmesh serve USER", nil},
+		{"serve alice bob", []string{"serve", "alice", "bob"}, 2, "serve takes exactly one user name, not 2 words: gitmesh serve USER, as authorized_keys runs it for that user's key (or gitmesh serve --cluster)", nil},
+		{"a misspelt command", []string{"stauts"}, 2, `unknown command "stauts"; did you mean 'gitmesh status'?`, nil},
+		{"a URL whose port is not a number", []string{"--database-url", "postgres://gitmesh:pw@127.0.0.1:notaport/gitmesh", "device", "list"}, 1,
+			"the port after the host is not a number from 1 to 65535", nil},
+		{"a MySQL URL", []string{"--database-url", "mysql://gitmesh:pw@127.0.0.1/gitmesh", "device", "list"}, 1,
+			"it is a mysql:// URL, and gitmesh needs PostgreSQL", nil},
+		{"sync without a repo root", []string{"--database-url", "postgres://gitmesh@" + refused + "/gitmesh", "--device", "a", "sync"}, 1,
+			"no repo root configured: set repo_root in the settings file given with --config (or GITMESH_CONFIG), or give --repo-root or GITMESH_REPO_ROOT", nil},
 		{"config file missing", []string{"--config", filepath.Join(t.TempDir(), "absent.toml"), "status"}, 1, "absent.toml", nil},
 		{"database refuses connections", []string{"--database-url", "postgres://gitmesh@" + refused + "/gitmesh?sslmode=disable", "--connect-timeout", "5s", "device", "list"},
-			6, "database is unreachable", nil},
+			1, "database is unreachable: nothing accepts connections at its address", nil}, // a setting to check: never reached
 		// A bad setting in the file or the environment is configuration
 		// (exit 1); the same on the command line is a usage error (exit 2).
 		{"max_user_sessions = 0 in the file", []string{"--config", badTOML, "status"}, 1, "max_user_sessions must be a number from 1", nil},

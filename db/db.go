@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -47,10 +48,24 @@ func AppName(op, user, device, repo string) string {
 // Open returns a pool whose connections are named for pg_stat_activity
 // (appName, from AppName) and bounded by connectTimeout. Single round-trip mode (binary_parameters) keeps the serve
 // fast path to one round trip per query.
+//
+// Every connection asks for a primary (target_session_attrs=read-write,
+// unless the URL says primary): gitmesh never reads versions from a standby,
+// which may lag. With several hosts in key=value form (host=h1,h2
+// port=p1,p2) the driver tries them in order and takes the first primary,
+// so a failover needs no setting changed. On PostgreSQL 14 and later the
+// check costs no round trip (the server reports in_hot_standby and
+// default_transaction_read_only at startup).
 func Open(url, appName string, connectTimeout time.Duration) (*sql.DB, error) {
+	if multiHostURL(url) {
+		return nil, ErrMultiHostURL
+	}
 	cfg, err := pq.NewConfig(url)
 	if err != nil {
-		return nil, ErrBadURL // not err: lib/pq and net/url quote the URL, password and all
+		return nil, badURL(url) // not err: lib/pq and net/url quote the URL, password and all
+	}
+	if cfg.TargetSessionAttrs != pq.TargetSessionAttrsPrimary {
+		cfg.TargetSessionAttrs = pq.TargetSessionAttrsReadWrite
 	}
 	cfg.ApplicationName = appName
 	if connectTimeout > 0 {
@@ -59,10 +74,29 @@ func Open(url, appName string, connectTimeout time.Duration) (*sql.DB, error) {
 	cfg.BinaryParameters = true
 	c, err := pq.NewConnectorConfig(cfg)
 	if err != nil {
-		return nil, ErrBadURL
+		return nil, badURL(url)
 	}
 	c.Dialer(deadPeerDialer())
-	return sql.OpenDB(c), nil
+	return sql.OpenDB(&connector{c: c}), nil
+}
+
+// multiHostURL reports a postgres:// URL whose host part lists several
+// hosts, which lib/pq reads as one host named "h1:p1,h2".
+func multiHostURL(url string) bool {
+	rest, ok := strings.CutPrefix(url, "postgres://")
+	if !ok {
+		rest, ok = strings.CutPrefix(url, "postgresql://")
+	}
+	if !ok {
+		return false
+	}
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		rest = rest[i+1:]
+	}
+	return strings.Contains(rest, ",")
 }
 
 // Listen starts a LISTEN connection on channel (lib/pq's Listener, which
@@ -116,9 +150,55 @@ func dsnQuote(v string) string {
 
 // ErrBadURL is a database URL that lib/pq cannot read. It says which
 // setting, never the value: the parsers' own errors quote it.
-var ErrBadURL = errors.New("the database URL (database_url, GITMESH_DATABASE_URL or --database-url) cannot be read: " +
-	"in a URL, percent-encode the special characters of the password (% as %25, @ as %40, / as %2F, : as %3A); " +
+var ErrBadURL = errors.New(badURLPrefix + "in a URL, percent-encode the special characters of the password (% as %25, @ as %40, / as %2F, : as %3A); " +
 	"in a key=value DSN, quote a password with spaces in single quotes")
+
+const badURLPrefix = "the database URL (database_url, GITMESH_DATABASE_URL or --database-url) cannot be read: "
+
+// BadURLError is ErrBadURL with what is wrong with the URL, when that can
+// be told without quoting it: a scheme that is not PostgreSQL's, or a port
+// that is not a number.
+type BadURLError struct{ why string }
+
+func (e *BadURLError) Error() string { return badURLPrefix + e.why }
+
+// Is makes errors.Is(err, ErrBadURL) hold.
+func (e *BadURLError) Is(target error) bool { return target == ErrBadURL }
+
+// badURL says what is wrong with a URL lib/pq could not read. It quotes
+// only what cannot hold the password: the scheme, and nothing of the rest.
+func badURL(url string) error {
+	const form = "postgres://USER:PASSWORD@HOST:5432/DATABASE, or a key=value DSN (host=... dbname=...)"
+	scheme, rest, isURL := strings.Cut(url, "://")
+	if !isURL {
+		return ErrBadURL
+	}
+	if scheme != "postgres" && scheme != "postgresql" {
+		if scheme != "" && strings.Trim(scheme, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-") == "" && len(scheme) <= 20 {
+			return &BadURLError{fmt.Sprintf("it is a %s:// URL, and gitmesh needs PostgreSQL: write %s", scheme, form)}
+		}
+		return &BadURLError{"a URL must start with postgres:// or postgresql://: write " + form}
+	}
+	authority, _, _ := strings.Cut(rest, "/")
+	authority, _, _ = strings.Cut(authority, "?")
+	at := strings.LastIndex(authority, "@")
+	if at < 0 && strings.Contains(rest, "@") {
+		return ErrBadURL // a / or ? in the password, not percent-encoded
+	}
+	hostport := authority[at+1:]
+	port := ""
+	if strings.HasPrefix(hostport, "[") { // [::1]:5432
+		if _, p, ok := strings.Cut(hostport, "]:"); ok {
+			port = p
+		}
+	} else if i := strings.LastIndex(hostport, ":"); i >= 0 {
+		port = hostport[i+1:]
+	}
+	if n, err := strconv.Atoi(port); port != "" && (err != nil || n < 1 || n > 65535) {
+		return &BadURLError{"the port after the host is not a number from 1 to 65535: write " + form}
+	}
+	return ErrBadURL
+}
 
 // deadPeerDialer notices a PostgreSQL that went silent (a cut network, a
 // powered-off host): lib/pq would otherwise block on the socket forever,
@@ -171,7 +251,17 @@ func dialed(c net.Conn, err error) (net.Conn, error) {
 // IsUnavailable reports whether err means the database could not be reached
 // or dropped the connection, as opposed to rejecting a statement.
 func IsUnavailable(err error) bool {
-	var pqErr *pq.Error
+	var (
+		pqErr   *pq.Error
+		setting *SettingError
+		stall   *StallError
+	)
+	if errors.As(err, &setting) {
+		return false // a setting to fix, not an outage
+	}
+	if errors.As(err, &stall) || IsReadOnly(err) || errors.Is(err, lock.ErrLost) {
+		return true // answers but cannot commit; or no primary: try again later
+	}
 	if errors.As(err, &pqErr) {
 		// Class 08: connection exception; 57P: operator intervention
 		// (shutdown, crash), 53: insufficient resources.

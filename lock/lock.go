@@ -85,7 +85,7 @@ func Acquire(ctx context.Context, conn *sql.Conn, key Key, limit time.Duration, 
 		// it would time out its later statements. Bounded like every
 		// cleanup; if the reset fails, the session is discarded (and with it
 		// a lock just taken), and the take fails.
-		rctx, cancel := context.WithTimeout(context.Background(), CleanupTimeout)
+		rctx, cancel := context.WithTimeout(context.Background(), ReleaseBound)
 		defer cancel()
 		if _, rerr := conn.ExecContext(rctx, `SELECT set_config('lock_timeout', '0', false)`); rerr != nil {
 			Discard(conn)
@@ -121,6 +121,10 @@ func Acquire(ctx context.Context, conn *sql.Conn, key Key, limit time.Duration, 
 }
 
 func wait(ctx context.Context, conn *sql.Conn, key Key, d time.Duration) error {
+	// The server's lock_timeout ends the wait; the context's deadline
+	// (a little later) ends it too when the server stops answering.
+	ctx, cancel := context.WithTimeout(ctx, d+waitSlack)
+	defer cancel()
 	ms := fmt.Sprint(max(d.Milliseconds(), 1))
 	if _, err := conn.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, false)`, ms); err != nil {
 		return err
@@ -128,6 +132,10 @@ func wait(ctx context.Context, conn *sql.Conn, key Key, d time.Duration) error {
 	_, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1, $2)`, key.Class, key.Obj)
 	return err
 }
+
+// waitSlack is how much later than the server's lock_timeout the client
+// gives up on a lock wait.
+const waitSlack = 2 * time.Second
 
 func isLockTimeout(err error) bool {
 	var pqErr *pq.Error
@@ -143,27 +151,50 @@ func Try(ctx context.Context, conn *sql.Conn, key Key) (bool, error) {
 	return ok, nil
 }
 
-// Release drops key. Closing the connection drops it too.
+// Release drops key. Closing the connection drops it too. It waits at
+// most ReleaseBound: an unlock is one round trip that never waits.
 func Release(ctx context.Context, conn *sql.Conn, key Key) error {
+	ctx, cancel := context.WithTimeout(ctx, ReleaseBound)
+	defer cancel()
 	_, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1, $2)`, key.Class, key.Obj)
 	return err
 }
 
-// CleanupTimeout bounds each step of a cleanup (a release, a reset): it
-// runs when the work's own context may be over, so it gets a context of
-// its own, never an unbounded one.
-const CleanupTimeout = 5 * time.Second
-
-// Unlock is Release for a defer: bounded by CleanupTimeout on its own
-// context. If the release fails, the connection is discarded instead of
+// Unlock is Release for a defer, on a context of its own (the work's
+// may be over), bounded by ReleaseBound. If the release fails, the connection is discarded instead of
 // going back to its pool still holding key: its session ends, and
 // PostgreSQL drops the lock with it. The error says so, for the log.
 func Unlock(conn *sql.Conn, key Key) error {
-	ctx, cancel := context.WithTimeout(context.Background(), CleanupTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), ReleaseBound)
 	defer cancel()
 	if err := Release(ctx, conn, key); err != nil {
 		Discard(conn)
 		return fmt.Errorf("release the %s (its connection is closed instead, which drops it): %w", key.Describe(), err)
+	}
+	return nil
+}
+
+// ReleaseBound bounds an unlock; the session's end frees the lock anyway.
+const ReleaseBound = 5 * time.Second
+
+// ErrLost means a lock this process took is no longer held by its
+// session: the database failed over (advisory locks are not replicated)
+// or the session was terminated. Nothing may be done under it.
+var ErrLost = errors.New("the lock was lost with its database session (a failover?)")
+
+// Held checks, right before acting under key, that conn's session still
+// holds it: after a failover the connection is broken (an error) or, had
+// a pooler handed over another backend, the lock is simply not there.
+func Held(ctx context.Context, conn *sql.Conn, key Key) error {
+	var ok bool
+	err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
+		WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND granted AND objsubid = 2
+		  AND classid = $1::int4::oid AND objid = $2::int4::oid)`, key.Class, key.Obj).Scan(&ok)
+	if err != nil {
+		return fmt.Errorf("%s: %w (%v)", key.Describe(), ErrLost, err)
+	}
+	if !ok {
+		return fmt.Errorf("%s: %w", key.Describe(), ErrLost)
 	}
 	return nil
 }

@@ -61,16 +61,42 @@ type Request struct {
 	Receive func(dir string, env, gitConfig []string, stdin *os.File) (*gitexec.Service, error)
 	// Client, when set, is the push's bytes; nil reads stdin.
 	Client io.Reader
+	// spoke, when set (SSH), is set once git has this process's stdout.
+	spoke *bool
 }
 
 // User serves a user's connection: reads catch up first, pushes run under
 // the write lock. On success a read never returns (git replaced gitmesh).
+// A refusal of a well-formed git request before git has written anything
+// on stdout is marked so (see InProtocol): the client may be told in the
+// protocol as well.
 func User(ctx context.Context, s config.Settings, c Conn) error {
 	cmd, err := gitexec.ParseCommand(c.Original)
 	if err != nil {
-		return err
+		return err // not a git client's request: stderr only
 	}
-	return Handle(ctx, s, Request{User: c.User, Cmd: cmd, Environ: c.Environ, Log: c.Log, Tell: c.Tell, Stderr: c.Stderr})
+	spoke := false
+	err = Handle(ctx, s, Request{User: c.User, Cmd: cmd, Environ: c.Environ, Log: c.Log, Tell: c.Tell, Stderr: c.Stderr, spoke: &spoke})
+	if err != nil && !spoke {
+		return refusal{err}
+	}
+	return err
+}
+
+// refusal marks an error that ended a git client's request before git
+// wrote anything on stdout.
+type refusal struct{ error }
+
+func (e refusal) Unwrap() error { return e.error }
+
+// InProtocol reports whether err refused a git client's request before
+// git began to write the protocol on stdout: stdout is untouched, and a
+// git client there reads an ERR packet (gitexec.ErrPacket) where the
+// protocol begins. A malformed command gets stderr only (a person or a
+// probe, not a git client); once git has spoken, stdout is git's.
+func InProtocol(err error) bool {
+	var r refusal
+	return errors.As(err, &r)
 }
 
 // Handle serves one parsed request, whichever door it came through.
@@ -102,10 +128,17 @@ func Handle(ctx context.Context, s config.Settings, r Request) error {
 	}
 	defer dbh.Close()
 	start := time.Now()
-	st, err := version.Lookup(ctx, dbh, cmd.Repo, r.User, s.Device, need)
+	// The fast path: connect (connect_timeout) and one query, bounded like
+	// any database step by lock_timeout. It commits nothing, so it works on
+	// a database that answers but cannot commit.
+	lctx, cancel := db.Bound(ctx, s.LockTimeout.D())
+	st, err := version.Lookup(lctx, dbh, cmd.Repo, r.User, s.Device, need)
+	cancel()
 	log.Debug().Dur("lookup", time.Since(start)).Bool("current", err == nil && st.Current()).Msg("fast path")
 	if errors.Is(err, version.ErrReadOnly) {
-		return access.ReadOnly(ctx, dbh, cmd.Repo)
+		rctx, cancel := db.Bound(ctx, s.LockTimeout.D())
+		defer cancel()
+		return access.ReadOnly(rctx, dbh, cmd.Repo)
 	}
 	if err != nil {
 		return err
@@ -146,7 +179,11 @@ func Handle(ctx context.Context, s config.Settings, r Request) error {
 			if r.Receive != nil {
 				return r.Receive(dir, append(env, extraEnv...), gitConfig, stdin)
 			}
-			return gitexec.StartService(cmd.Verb, dir, append(env, extraEnv...), gitConfig, stdin)
+			svc, err := gitexec.StartService(cmd.Verb, dir, append(env, extraEnv...), gitConfig, stdin)
+			if r.spoke != nil {
+				*r.spoke = err == nil // receive-pack has this process's stdout
+			}
+			return svc, err
 		})
 	}
 	// A mark left by a dead writer is repaired by its device (reads still
@@ -200,7 +237,7 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 		return err
 	}
 	if s.RepoRoot == "" {
-		return config.UnsetError("no repo root configured: set GITMESH_REPO_ROOT or --repo-root")
+		return config.UnsetError(config.NoRepoRoot)
 	}
 	dir, err := gitexec.ConfinedRepoDir(s.RepoRoot, cmd.Repo)
 	if err != nil {
@@ -208,7 +245,7 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 	}
 	switch cmd.Verb {
 	case gitexec.UploadPack:
-		if err := admitCluster(ctx, s, "cluster", cmd.Repo, func(*sql.DB) error {
+		if err := admitCluster(ctx, s, "cluster", cmd.Repo, func(context.Context, *sql.DB) error {
 			if !gitexec.Exists(dir) {
 				return version.ErrNotFound
 			}
@@ -218,7 +255,7 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 		}
 		return gitexec.ExecCluster(dir, gitexec.Env(c.Environ))
 	case gitexec.ReceivePack:
-		if err := admitCluster(ctx, s, "replica", cmd.Repo, func(dbh *sql.DB) error {
+		if err := admitCluster(ctx, s, "replica", cmd.Repo, func(ctx context.Context, dbh *sql.DB) error {
 			return replicaCopy(ctx, s, dbh, cmd.Repo, dir)
 		}); err != nil {
 			return err
@@ -244,13 +281,15 @@ func clusterDB(s config.Settings, op, repo string) (*sql.DB, error) {
 // admitCluster refuses, as an unknown repository, a git directory under
 // the root that is not a registered repository (the cluster key reads and
 // stages only what gitmesh replicates), then runs then on the same
-// connection pool, and closes it.
-func admitCluster(ctx context.Context, s config.Settings, op, repo string, then func(*sql.DB) error) error {
+// connection pool, within the same bound (lock_timeout), and closes it.
+func admitCluster(ctx context.Context, s config.Settings, op, repo string, then func(context.Context, *sql.DB) error) error {
 	dbh, err := clusterDB(s, op, repo)
 	if err != nil {
 		return err
 	}
 	defer dbh.Close()
+	ctx, cancel := db.Bound(ctx, s.LockTimeout.D())
+	defer cancel()
 	ok, err := version.Registered(ctx, dbh, repo)
 	if err == nil && !ok {
 		err = version.ErrNotFound
@@ -258,7 +297,7 @@ func admitCluster(ctx context.Context, s config.Settings, op, repo string, then 
 	if err != nil {
 		return err
 	}
-	return then(dbh)
+	return then(ctx, dbh)
 }
 
 // replicaCopy makes sure a staging push has a copy to land in: a missing
@@ -278,6 +317,9 @@ func replicaCopy(ctx context.Context, s config.Settings, dbh *sql.DB, repo, dir 
 		if h.Name == s.Device {
 			if err := version.ForgetCopy(ctx, dbh, st.RepoID, h.ID); err != nil {
 				return err
+			}
+			if stall := db.Stalled(ctx, "forget a missing copy", s.LockTimeout.D()); stall != nil {
+				return stall // committed locally, perhaps: the writer's stage fails, nothing is recorded
 			}
 		}
 	}
