@@ -213,6 +213,19 @@ func (w *write) procReceive(ctx context.Context, c io.ReadWriter) {
 		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("proc-receive")
 		return // receive-pack rejects every ref
 	}
+	if brokenEarlyAck { // a deliberately broken build: see broken.go
+		ok := make([]hook.Result, len(push.Commands))
+		for i, cmd := range push.Commands {
+			ok[i] = hook.Result{Ref: cmd.Ref}
+		}
+		hook.WriteResults(c, ok)
+		if cl, isCloser := c.(io.Closer); isCloser {
+			cl.Close() // the relay ends: receive-pack reports to the client now
+		}
+		w.apply(ctx, push)
+		w.logStaging(ctx, w.rep, w.version+1)
+		return
+	}
 	results := w.apply(ctx, push)
 	err = hook.WriteResults(c, results)
 	if err != nil {
