@@ -210,6 +210,9 @@ type pushOp struct {
 	Dev   string `json:"dev"`
 	Ref   string `json:"ref"`
 	Fetch string `json:"fetch,omitempty"` // shared: the device it fetches the branch from first
+	// Atomic pushes with --atomic, with which git ignores how serve
+	// exited once it has the report (as other clients always do).
+	Atomic bool `json:"atomic,omitempty"`
 }
 
 type readOp struct {
@@ -252,7 +255,7 @@ func newSchedule(seed uint64, ops int, mix faultMix) schedule {
 	pushes, reads := ops/4, ops-ops/4
 	for i := 0; i < pushes; i++ {
 		w := &s.Writers[i%len(s.Writers)]
-		op := pushOp{Repo: pick(historyRepos), Dev: pick(historyDevs)}
+		op := pushOp{Repo: pick(historyRepos), Dev: pick(historyDevs), Atomic: rng.IntN(2) == 0}
 		switch w.Kind {
 		case "linear":
 			op.Ref = "refs/heads/" + w.Name
@@ -549,8 +552,16 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 				if force {
 					args = append(args, "--force")
 				}
+				if op.Atomic {
+					args = append(args, "--atomic")
+				}
 				pushStart := time.Now()
-				r := c.Devices[op.Dev].Git("alice", work, args...)
+				var r meshtest.Result
+				if inj.armKill.CompareAndSwap(true, false) {
+					r = c.Devices[op.Dev].PushAnswered("alice", work, inj.killAnswered, args...)
+				} else {
+					r = c.Devices[op.Dev].Git("alice", work, args...)
+				}
 				if verbose && time.Since(pushStart) > 3*time.Second {
 					t.Logf("%s slow push %s %s to %s took %s: exit %d %s", stamp(), op.Repo, op.Ref, op.Dev, time.Since(pushStart), r.Code, flat(r.Stderr))
 				}
@@ -616,7 +627,9 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 	}
 	syncAll(c, repos, v)
 	for _, repo := range repos {
-		c.WaitConverged(repo)
+		if err := waitConverged(c, repo, 20*time.Second); err != nil {
+			v.add(other, "%v", err)
+		}
 	}
 	fw.account()
 
@@ -631,7 +644,15 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 			dir := filepath.Join(c.Dir, fmt.Sprintf("final-%s-%s", dev, strings.ReplaceAll(repo, "/", "-")))
 			r, code := c.Devices[dev].GitReporting("alice", "", "clone", "-q", "--mirror", meshtest.URL(repo), dir)
 			if r.Code != 0 {
-				v.add(other, "clone %s from %s at the end: exit %d (serve %d): %s", repo, dev, r.Code, code, flat(r.Stderr))
+				// Nothing acknowledged is served there.
+				n := 0
+				for k := range final {
+					if k.repo == repo {
+						n++
+					}
+				}
+				v.add(lost, "%s: the clone from %s at the end failed, so none of its %d acknowledged refs is served there: exit %d (serve %d): %s",
+					repo, dev, n, r.Code, code, flat(r.Stderr))
 				continue
 			}
 			if out, err := localGit(c, dir, "fsck", "--strict", "--no-progress"); err != nil {
@@ -817,6 +838,25 @@ func checkServed(h *history, v *violations, rd servedRead, repo string, acked ma
 	}
 }
 
+// waitConverged waits until every device shows the newest version of
+// repo (recorded, not merely staged) and no write is in progress.
+func waitConverged(c *meshtest.Cluster, repo string, bound time.Duration) error {
+	d := c.DB()
+	var lagging int
+	var err error
+	for deadline := time.Now().Add(bound); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		err = d.QueryRow(`
+			SELECT count(*) FROM devices dv WHERE NOT EXISTS (
+			  SELECT 1 FROM working_copy_versions w JOIN repositories r ON r.id = w.repository_id
+			  WHERE r.name = $1 AND w.device_id = dv.id AND NOT w.refs_pending AND NOT w.is_writing
+			    AND w.version = (SELECT max(version) FROM working_copy_versions m WHERE m.repository_id = r.id))`, repo).Scan(&lagging)
+		if err == nil && lagging == 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s did not converge on every device within %s after the faults (%d lagging, %v)", repo, bound, lagging, err)
+}
+
 // checkBackwards counts every read that served a ref older than a read
 // of the same repository, on any device, that had ended before it began:
 // once served, a ref never goes back (branches only move forward, one-shot
@@ -970,9 +1010,10 @@ type injector struct {
 	wiped     string           // device wiped and not yet seen caught up, or ""
 	wipedAt   map[string]int64 // the newest version of each repository at the wipe
 	wipedEv   *faultEvent
-	checked   time.Time // when the wiped device was last checked
-	armed     bool      // wipe the device of the next acknowledged push
-	n         int       // for unique names
+	checked   time.Time   // when the wiped device was last checked
+	armed     bool        // wipe the device of the next acknowledged push
+	armKill   atomic.Bool // kill the serve of the next push once its client has the answer
+	n         int         // for unique names
 	// relaysNoexec counts relays seen serving a push through the noexec TMPDIR.
 	relaysNoexec int
 
@@ -1070,10 +1111,12 @@ func (f *injector) run(stop chan struct{}) {
 		}
 		f.checkWiped()
 		switch step.Kind {
-		case faultKillServe, faultKillRelay, faultKillAnswer:
+		case faultKillServe, faultKillRelay:
 			f.mu.Unlock()
 			f.kill(step)
 			continue
+		case faultKillAnswer:
+			f.armKill.Store(true)
 		case faultCutDatabase:
 			f.proxy.Cut()
 			f.event(faultCutDatabase, "a", false)
@@ -1162,20 +1205,6 @@ func (f *injector) kill(step faultStep) {
 				f.event(step.Kind, "", false)
 				f.logLocked(step.Kind, "pid %d", pid)
 			}
-		case faultKillAnswer:
-			serve := servingAncestor(pid)
-			if serve == 0 {
-				return
-			}
-			for end := time.Now().Add(10 * time.Second); running(pid) && time.Now().Before(end); {
-				time.Sleep(time.Millisecond)
-			}
-			// receive-pack reports to the client as soon as the relay has ended.
-			time.Sleep(20 * time.Millisecond)
-			if syscall.Kill(serve, syscall.SIGKILL) == nil {
-				f.event(step.Kind, "", false)
-				f.logLocked(step.Kind, "pid %d", serve)
-			}
 		}
 		return
 	}
@@ -1187,30 +1216,13 @@ func (f *injector) logLocked(fault, format string, args ...any) {
 	f.log(fault, format, args...)
 }
 
-// servingAncestor is the gitmesh serve that (through receive-pack) runs
-// the relay pid, or 0.
-func servingAncestor(pid int) int {
-	serves := meshtest.Processes("serve")
-	for i := 0; i < 4 && pid > 1; i++ {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return 0
-		}
-		j := strings.LastIndexByte(string(stat), ')')
-		fields := strings.Fields(string(stat[j+1:]))
-		if len(fields) < 2 {
-			return 0
-		}
-		if pid, err = strconv.Atoi(fields[1]); err != nil {
-			return 0
-		}
-		for _, s := range serves {
-			if s == pid {
-				return pid
-			}
-		}
+// killAnswered kills the serve of a push right after its client read
+// the report, when a kill after an answer is armed.
+func (f *injector) killAnswered(serve int) {
+	if syscall.Kill(serve, syscall.SIGKILL) == nil {
+		f.event(faultKillAnswer, "", false)
+		f.logLocked(faultKillAnswer, "pid %d", serve)
 	}
-	return 0
 }
 
 // running reports whether pid runs (a zombie has ended).

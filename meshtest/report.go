@@ -1,9 +1,12 @@
 package meshtest
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -61,4 +64,98 @@ func (d *Device) GitReporting(user, dir string, args ...string) (Result, int) {
 	}
 	r.Stderr = strings.Join(kept, "")
 	return r, code
+}
+
+// pidScript is SSHScript that first writes serve's pid (its own, before
+// exec) to the file MESHTEST_SERVE_PID names.
+func (d *Device) pidScript(user string) string {
+	path := filepath.Join(d.c.Dir, fmt.Sprintf("ssh-pid-%s-%s", d.Name, user))
+	scriptMu.Lock()
+	defer scriptMu.Unlock()
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	script := fmt.Sprintf(`#!/bin/sh
+for last; do :; done
+echo $$ > "$MESHTEST_SERVE_PID"
+SSH_ORIGINAL_COMMAND=$last exec %q --config %q serve %q
+`, d.c.binary(), d.Config, user)
+	tmp := fmt.Sprintf("%s.%d.tmp", path, rand.Int64())
+	if err := os.WriteFile(tmp, []byte(script), 0o755); err != nil {
+		d.c.T.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		d.c.T.Fatal(err)
+	}
+	return path
+}
+
+// PushAnswered runs a git push like Git and calls answered with the pid
+// of its serve the moment git has read the push's whole report (from
+// git's packet trace), before git waits for serve to end: a test kills
+// serve there to check that what was answered was already recorded.
+func (d *Device) PushAnswered(user, dir string, answered func(servePID int), args ...string) Result {
+	pidFile := filepath.Join(d.c.Dir, fmt.Sprintf("serve-pid-%d", rand.Int64()))
+	defer os.Remove(pidFile)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return Result{Code: -1, Stderr: err.Error()}
+	}
+	defer pr.Close()
+	cmd := d.GitCmd(user, dir, args...)
+	cmd.Env = append(cmd.Env, "GIT_SSH_COMMAND="+d.pidScript(user), "MESHTEST_SERVE_PID="+pidFile, "GIT_TRACE_PACKET=3")
+	cmd.ExtraFiles = []*os.File{pw}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		pw.Close()
+		return Result{Code: -1, Stderr: err.Error()}
+	}
+	pw.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		// The report: "push< unpack ok", a line per ref, "push< 0000";
+		// over side-band, git then reads the band's own "sideband< 0000".
+		report, sideband, ended := false, false, false
+		for sc.Scan() {
+			line := sc.Text()
+			fire := false
+			switch {
+			case strings.Contains(line, "sideband< 0000"):
+				fire = ended
+			case strings.Contains(line, "sideband<"):
+				sideband = true
+			case strings.Contains(line, "push< unpack "):
+				report = true
+			case report && strings.HasSuffix(line, "push< 0000"):
+				report, ended = false, true
+				fire = !sideband
+			}
+			if !fire {
+				continue
+			}
+			ended = false
+			if b, err := os.ReadFile(pidFile); err == nil {
+				if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+					answered(pid)
+				}
+			}
+		}
+	}()
+	err = cmd.Wait()
+	// serve's children may hold the pipe open (a detached converge): stop
+	// reading once git is done.
+	pr.Close()
+	<-done
+	r := Result{Stdout: stdout.String(), Stderr: stderr.String()}
+	if err != nil {
+		r.Code = -1
+		if ee, ok := err.(*exec.ExitError); ok {
+			r.Code = ee.ExitCode()
+		}
+	}
+	return r
 }
