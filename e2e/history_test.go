@@ -601,7 +601,7 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 	var faults sync.WaitGroup
 	faults.Add(2)
 	go func() { defer faults.Done(); inj.run(stop) }()
-	fw := &freezeWatch{c: c, v: v, verbose: verbose, t: t, rng: rand.New(rand.NewPCG(seed, 777)), seen: map[string]*freezeEpisode{}}
+	fw := &freezeWatch{c: c, db: c.DB(), v: v, verbose: verbose, t: t, rng: rand.New(rand.NewPCG(seed, 777)), seen: map[string]*freezeEpisode{}}
 	go func() { defer faults.Done(); fw.run(stop) }()
 	wg.Wait()
 	close(stop)
@@ -616,7 +616,9 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 	syncAll(c, repos, nil)
 	frozen := frozenCopies(t, c)
 	var truth int
-	c.DB().QueryRow(`SELECT count(*) FROM working_copy_versions WHERE is_writing`).Scan(&truth)
+	if err := fw.db.QueryRow(`SELECT count(*) FROM working_copy_versions WHERE is_writing`).Scan(&truth); err != nil {
+		v.add(other, "count write marks: %v", err)
+	}
 	if len(frozen) != truth {
 		v.add(other, "status reports %d frozen copies, the database holds %d", len(frozen), truth)
 	}
@@ -690,8 +692,10 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 	checkBackwards(h, v)
 
 	var healed, healRefused int
-	c.DB().QueryRow(`SELECT count(*) FILTER (WHERE result LIKE 'ok:%'), count(*) FILTER (WHERE result LIKE 'frozen:%')
-		FROM sync_log WHERE kind = 'heal'`).Scan(&healed, &healRefused)
+	if err := fw.db.QueryRow(`SELECT count(*) FILTER (WHERE result LIKE 'ok:%'), count(*) FILTER (WHERE result LIKE 'frozen:%')
+		FROM sync_log WHERE kind = 'heal'`).Scan(&healed, &healRefused); err != nil {
+		v.add(other, "count self-repairs: %v", err)
+	}
 	var onceAcked int
 	for k := range final {
 		if h.once[k] {
@@ -1395,6 +1399,7 @@ type freezeEpisode struct {
 type freezeWatch struct {
 	t        *testing.T
 	c        *meshtest.Cluster
+	db       *sql.DB
 	v        *violations
 	verbose  bool
 	rng      *rand.Rand
@@ -1439,10 +1444,14 @@ func (fw *freezeWatch) thawIfCannotHeal(repo, dev string, started time.Time, pid
 		return
 	}
 	var why string
-	fw.c.DB().QueryRow(`SELECT s.result FROM sync_log s JOIN repositories r ON r.id = s.repository_id
+	err := fw.db.QueryRow(`SELECT s.result FROM sync_log s JOIN repositories r ON r.id = s.repository_id
 		JOIN devices d ON d.id = s.device_id
 		WHERE r.name = $1 AND d.name = $2 AND s.kind = 'heal' AND s.created_at >= $3 ORDER BY s.id DESC LIMIT 1`,
 		repo, dev, started).Scan(&why)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		fw.v.add(other, "read sync_log: %v", err)
+		return
+	}
 	if !strings.HasPrefix(why, "frozen: ") || !strings.Contains(why, cannotHeal) {
 		if atEnd {
 			fw.v.add(frozenBad, "%s on %s is still frozen after the faults (a write started %s): it did not repair itself and did not say it cannot (last heal result: %q)",
@@ -1474,7 +1483,7 @@ func (fw *freezeWatch) thawIfCannotHeal(repo, dev string, started time.Time, pid
 // account checks how each freeze seen ended: a self-repair counts for
 // the freeze of its copy that it follows, and no later one.
 func (fw *freezeWatch) account() {
-	db := fw.c.DB()
+	db := fw.db
 	for _, ep := range fw.seen {
 		next := time.Now().Add(time.Hour)
 		for _, o := range fw.seen {
