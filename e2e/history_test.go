@@ -978,8 +978,8 @@ var readExcuses = []readExcuse{
 	// The device's own repo root is away.
 	{1, "cannot open its copy", true, []string{faultRootAway}, 0},
 	{1, "server is misconfigured", true, []string{faultRootAway}, 0},
-	// The device's own disk was lost between its check and git's start.
-	{1, "copy of the repository is missing", true, []string{faultWipe, faultWipeAck}, 0},
+	// The device's own disk went between its check and git's start.
+	{1, "copy of the repository is missing", true, []string{faultRootAway, faultWipe, faultWipeAck}, 0},
 	// The device's own disk went while it caught up or answered.
 	{1, "gitmesh failed on device", true, []string{faultRootAway, faultWipe, faultWipeAck}, 0},
 	// Known bug, kept visible here: a process on device a whose database
