@@ -311,11 +311,9 @@ type historyRun struct {
 	ackedOnC int64
 }
 
-// historyOptions shape a run: the binary (a deliberately broken one) and
-// the fault mix.
+// historyOptions shape a run.
 type historyOptions struct {
-	bin string
-	mix faultMix
+	bin string // the gitmesh binary (a deliberately broken one), "" for the test's own
 	// converge bounds the wait for every device to catch up after the
 	// faults (20s when zero).
 	converge time.Duration
@@ -336,7 +334,7 @@ type historyOptions struct {
 // saved; GITMESH_HISTORY_VERBOSE=1 logs every failed push and every fault.
 func TestRandomisedHistoryWithFaults(t *testing.T) {
 	sched := historySchedule(t, defaultMix)
-	run := runHistory(t, sched, historyOptions{mix: defaultMix})
+	run := runHistory(t, sched, historyOptions{})
 	for _, s := range run.summary {
 		t.Log(s)
 	}
@@ -372,7 +370,7 @@ func TestHistoryCatchesBrokenBuild(t *testing.T) {
 	} {
 		t.Run(c.tag, func(t *testing.T) {
 			bin := meshtest.BuildTagged(t, c.tag)
-			run := runHistory(t, newSchedule(c.seed, 80, c.mix), historyOptions{bin: bin, mix: c.mix, converge: 3 * time.Second})
+			run := runHistory(t, newSchedule(c.seed, 80, c.mix), historyOptions{bin: bin, converge: 3 * time.Second})
 			for _, s := range run.summary {
 				t.Log(s)
 			}
@@ -400,8 +398,11 @@ func historySchedule(t *testing.T, mix faultMix) schedule {
 			t.Fatalf("GITMESH_HISTORY_SCHEDULE: %v", err)
 		}
 		var s schedule
-		if err := json.Unmarshal(b, &s); err != nil || s.Ops <= 0 || len(s.Writers) == 0 || len(s.Readers) == 0 {
-			t.Fatalf("GITMESH_HISTORY_SCHEDULE=%s is not a schedule a history run saved (%v)", f, err)
+		if err := json.Unmarshal(b, &s); err != nil {
+			t.Fatalf("GITMESH_HISTORY_SCHEDULE=%s is not a schedule a history run saved: %v", f, err)
+		}
+		if s.Ops <= 0 || len(s.Writers) == 0 || len(s.Readers) == 0 {
+			t.Fatalf("GITMESH_HISTORY_SCHEDULE=%s is not a schedule a history run saved: it holds no operations", f)
 		}
 		t.Logf("replaying the schedule in %s (seed %d)", f, s.Seed)
 		return s
