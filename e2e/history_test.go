@@ -211,7 +211,8 @@ type pushOp struct {
 	Ref   string `json:"ref"`
 	Fetch string `json:"fetch,omitempty"` // shared: the device it fetches the branch from first
 	// Atomic pushes with --atomic, with which git ignores how serve
-	// exited once it has the report (as other clients always do).
+	// exited once it has the report (as a client that hangs up after
+	// reading it does): an answer given too early then shows.
 	Atomic bool `json:"atomic,omitempty"`
 }
 
