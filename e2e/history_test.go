@@ -562,7 +562,10 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 				}
 				pushStart := time.Now()
 				var r meshtest.Result
-				if inj.armKill.CompareAndSwap(true, false) {
+				// Only an atomic push is acknowledged whatever serve does
+				// after answering: that is the one a kill there tests.
+				// The kill stays armed until a push's answer takes it.
+				if op.Atomic && inj.armKill.Load() {
 					r = c.Devices[op.Dev].PushAnswered("alice", work, inj.killAnswered, args...)
 				} else {
 					r = c.Devices[op.Dev].Git("alice", work, args...)
@@ -1232,7 +1235,7 @@ func (f *injector) logLocked(fault, format string, args ...any) {
 // killAnswered kills the serve of a push right after its client read
 // the report, when a kill after an answer is armed.
 func (f *injector) killAnswered(serve int) {
-	if syscall.Kill(serve, syscall.SIGKILL) == nil {
+	if f.armKill.CompareAndSwap(true, false) && syscall.Kill(serve, syscall.SIGKILL) == nil {
 		f.event(faultKillAnswer, "", false)
 		f.logLocked(faultKillAnswer, "pid %d", serve)
 	}
