@@ -24,6 +24,7 @@ import (
 	"gitmesh/db"
 	"gitmesh/gitexec"
 	"gitmesh/guard"
+	"gitmesh/httpgit"
 	"gitmesh/lock"
 	"gitmesh/serve"
 	"gitmesh/version"
@@ -53,6 +54,9 @@ type app struct {
 	// servingUser: this is `serve USER`, whose stderr a key holder reads.
 	servingUser bool
 	loaded      bool
+	// httpDoor: this is http-backend or http-auth, whose stdout is an
+	// HTTP answer; httpAnswered: one was written.
+	httpDoor, httpAnswered bool
 }
 
 // Main runs gitmesh with os.Args and exits with its documented code.
@@ -61,8 +65,16 @@ func Main() {
 	err := a.cli().Run(os.Args)
 	code := exitCode(err)
 	var gitExit *gitexec.ExitError
+	if err != nil && a.httpDoor && !a.httpAnswered {
+		// Failed before its action (settings): the web server still gets an answer.
+		httpgit.NewResponse(os.Stdout).Fail(httpStatus(err), a.httpMessage(err))
+	}
 	if err != nil && !errors.As(err, &gitExit) && err.Error() != "" { // "": said on stdout already (check)
-		fmt.Fprintf(os.Stderr, "gitmesh: %s\n", db.Redact(a.userMessage(err), a.dsns...))
+		msg := a.userMessage(err)
+		if a.httpDoor {
+			msg = a.httpMessage(err) // stderr is the web server's log
+		}
+		fmt.Fprintf(os.Stderr, "gitmesh: %s\n", db.Redact(msg, a.dsns...))
 		a.log.Error().Err(err).Int("exit", code).Msg("failed")
 	}
 	if a.logFile != nil {
@@ -127,6 +139,7 @@ func settingFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "lock-timeout", EnvVars: []string{"GITMESH_LOCK_TIMEOUT"}, Value: def.LockTimeout.D(), Usage: "longest wait for a lock"},
 		&cli.DurationFlag{Name: "fetch-timeout", EnvVars: []string{"GITMESH_FETCH_TIMEOUT"}, Value: def.FetchTimeout.D(), Usage: "longest fetch from a peer"},
 		&cli.DurationFlag{Name: "connect-timeout", EnvVars: []string{"GITMESH_CONNECT_TIMEOUT"}, Value: def.ConnectTimeout.D(), Usage: "longest connect to PostgreSQL or a peer"},
+		&cli.DurationFlag{Name: "ssh-control-persist", EnvVars: []string{"GITMESH_SSH_CONTROL_PERSIST"}, Value: def.SSHControlPersist.D(), Usage: "how long a shared ssh connection to a peer stays open after its last use (0: no sharing)"},
 		&cli.StringFlag{Name: "write-quorum", EnvVars: []string{"GITMESH_WRITE_QUORUM"}, Value: "majority", Usage: "devices that must hold a push before it is acknowledged: majority, or a number"},
 		&cli.DurationFlag{Name: "record-timeout", EnvVars: []string{"GITMESH_RECORD_TIMEOUT"}, Value: def.RecordTimeout.D(), Usage: "how long a push retries recording its version"},
 		&cli.StringFlag{Name: "keys-database-url", EnvVars: []string{"GITMESH_KEYS_DATABASE_URL"}, Usage: "PostgreSQL URL for keys-command (default: --database-url)"},
@@ -135,13 +148,16 @@ func settingFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "push-timeout", EnvVars: []string{"GITMESH_PUSH_TIMEOUT"}, Value: def.PushTimeout.D(), Usage: "longest push, from receive-pack's start"},
 		&cli.DurationFlag{Name: "push-idle-timeout", EnvVars: []string{"GITMESH_PUSH_IDLE_TIMEOUT"}, Value: def.PushIdleTimeout.D(), Usage: "longest silence of a pushing client"},
 		&cli.StringFlag{Name: "cluster-from", EnvVars: []string{"GITMESH_CLUSTER_FROM"}, Usage: "addresses the cluster key may log in from (sshd from= patterns, comma-separated)"},
+		&cli.StringFlag{Name: "http-anonymous-user", EnvVars: []string{"GITMESH_HTTP_ANONYMOUS_USER"}, Usage: "the user an HTTP request without REMOTE_USER reads as (default: none, such requests get 401)"},
 	}
 }
 
 // load reads the settings once: defaults, then the file, then environment
 // and flags.
 func (a *app) load(c *cli.Context) error {
-	a.servingUser = c.Args().First() == "serve" && !slices.Contains(c.Args().Slice(), "--cluster")
+	a.servingUser = c.Args().First() == "serve" && !slices.Contains(c.Args().Slice(), "--cluster") ||
+		c.Args().First() == "http-backend" || c.Args().First() == "http-auth"
+	a.httpDoor = c.Args().First() == "http-backend" || c.Args().First() == "http-auth"
 	a.dsns = []string{c.String("database-url"), os.Getenv("GITMESH_DATABASE_URL")}
 	s := config.Defaults()
 	if p := c.String("config"); p != "" {
@@ -151,14 +167,14 @@ func (a *app) load(c *cli.Context) error {
 	}
 	for name, dst := range map[string]*string{"database-url": &s.DatabaseURL, "device": &s.Device,
 		"repo-root": &s.RepoRoot, "log-file": &s.LogFile, "cluster-key": &s.ClusterKey, "known-hosts": &s.KnownHosts,
-		"keys-database-url": &s.KeysDatabaseURL, "cluster-from": &s.ClusterFrom} {
+		"keys-database-url": &s.KeysDatabaseURL, "cluster-from": &s.ClusterFrom, "http-anonymous-user": &s.HTTPAnonymousUser} {
 		if c.IsSet(name) {
 			*dst = c.String(name)
 		}
 	}
 	for name, dst := range map[string]*config.Duration{"lock-timeout": &s.LockTimeout, "fetch-timeout": &s.FetchTimeout,
 		"connect-timeout": &s.ConnectTimeout, "record-timeout": &s.RecordTimeout,
-		"push-timeout": &s.PushTimeout, "push-idle-timeout": &s.PushIdleTimeout} {
+		"push-timeout": &s.PushTimeout, "push-idle-timeout": &s.PushIdleTimeout, "ssh-control-persist": &s.SSHControlPersist} {
 		if c.IsSet(name) {
 			*dst = config.Duration(c.Duration(name))
 		}

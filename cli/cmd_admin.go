@@ -103,7 +103,7 @@ func (a *app) repoCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					if err := admin.CreateRepo(c.Context, d, serve.Git(a.settings), a.settings.RepoRoot, a.settings.Device, name); err != nil {
+					if err := admin.CreateRepo(c.Context, d, serve.Git(a.settings, a.log), a.settings.RepoRoot, a.settings.Device, name); err != nil {
 						return err
 					}
 					return done(c, "created repository %s, its first copy on device %s; give access with 'gitmesh grant USER %s read|write'", name, a.settings.Device, name)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"gitmesh/gitexec"
 	"gitmesh/serve"
 	"gitmesh/version"
 )
@@ -18,7 +19,7 @@ func init() {
 			Usage:     "bring this device's copies up to date now, as a read would (a new device, say)",
 			ArgsUsage: "[REPO]",
 			Action: a.withDB("sync", a.onEachCopy("brought up to date", "current on",
-				func(ctx context.Context, n *version.Node, repo string) error { return n.Sync(ctx, repo) })),
+				func(ctx context.Context, n *version.Node, repo string) error { return n.Sync(ctx, repo) }, atRest)),
 		}
 	})
 	register(func(a *app) *cli.Command {
@@ -27,27 +28,42 @@ func init() {
 			Usage:     "run git gc --auto on this device's copies, under the locks (schedule it off-peak)",
 			ArgsUsage: "[REPO]",
 			Action: a.withDB("gc", a.onEachCopy("garbage collected", "",
-				func(ctx context.Context, n *version.Node, repo string) error { return n.GC(ctx, repo) })),
+				func(ctx context.Context, n *version.Node, repo string) error { return n.GC(ctx, repo) }, nil)),
 		}
 	})
 }
 
 // onEachCopy runs op on this device's copy of one repository (REPO) or of
 // every one, reporting each failure and going on; done, when set, is
-// printed for each success.
-func (a *app) onEachCopy(what, done string, op func(context.Context, *version.Node, string) error) func(*cli.Context, *sql.DB) error {
+// printed for each success. rest, when set, lists every repository and
+// whether op has nothing to do for it, in one statement: op is skipped
+// for those, so that an idle run costs one query, not one per repository.
+func (a *app) onEachCopy(what, done string, op func(context.Context, *version.Node, string) error, rest restFunc) func(*cli.Context, *sql.DB) error {
 	return func(c *cli.Context, d *sql.DB) error {
 		if err := a.settings.NeedDevice(); err != nil {
 			return err
 		}
-		repos, err := repoArgs(c, d)
+		var idle map[string]bool
+		var repos []string
+		var err error
+		if rest != nil && c.NArg() == 0 {
+			repos, idle, err = rest(c.Context, d, a.settings.Device, a.settings.RepoRoot)
+		}
+		if len(repos) == 0 && err == nil {
+			repos, err = repoArgs(c, d)
+		}
 		if err != nil {
 			return err
 		}
 		node := serve.NewNode(a.settings, d, a.log, tell)
 		failed := 0
 		for _, r := range repos {
-			if err := op(c.Context, node, r); err != nil {
+			if idle[r] {
+				err = nil
+			} else {
+				err = op(c.Context, node, r)
+			}
+			if err != nil {
 				fmt.Fprintf(c.App.ErrWriter, "gitmesh: %s: %s\n", r, message(err))
 				failed++
 			} else if done != "" {
@@ -59,4 +75,24 @@ func (a *app) onEachCopy(what, done string, op func(context.Context, *version.No
 		}
 		return nil
 	}
+}
+
+// restFunc lists the repositories and those whose copy on device needs
+// nothing done.
+type restFunc func(ctx context.Context, d *sql.DB, device, root string) ([]string, map[string]bool, error)
+
+// atRest: a copy recorded at the newest version, shown, unmarked and on
+// disk needs no sync.
+func atRest(ctx context.Context, d *sql.DB, device, root string) ([]string, map[string]bool, error) {
+	rest, err := version.AtRest(ctx, d, device)
+	if err != nil {
+		return nil, nil, err
+	}
+	repos := make([]string, 0, len(rest))
+	idle := make(map[string]bool, len(rest))
+	for _, r := range rest {
+		repos = append(repos, r.Repo)
+		idle[r.Repo] = r.AtRest && gitexec.Exists(gitexec.RepoDir(root, r.Repo))
+	}
+	return repos, idle, nil
 }

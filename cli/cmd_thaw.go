@@ -39,7 +39,7 @@ func (a *app) thaw(c *cli.Context, d *sql.DB) error {
 		return err
 	}
 	t := admin.Thaw{Promote: v.vals["promote"] != "", Device: v.vals["promote"] + v.vals["demote"],
-		Force: v.bools["force"], DiscardRecorded: v.bools["discard-recorded"], Git: serve.Git(a.settings), LockTimeout: a.settings.LockTimeout.D(), Out: c.App.Writer}
+		Force: v.bools["force"], DiscardRecorded: v.bools["discard-recorded"], Git: serve.Git(a.settings, a.log), LockTimeout: a.settings.LockTimeout.D(), Out: c.App.Writer}
 	if (v.vals["promote"] == "") == (v.vals["demote"] == "") {
 		return usageError{errors.New("thaw needs exactly one of --promote DEVICE or --demote DEVICE")}
 	}

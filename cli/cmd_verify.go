@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"bytes"
 	"database/sql"
 	"fmt"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 
@@ -16,23 +18,56 @@ func init() {
 			Name:      "verify",
 			Usage:     "read every copy from its device and compare it with what was recorded",
 			ArgsUsage: "[REPO]",
-			Action:    a.withDB("verify", a.verify),
+			Flags: []cli.Flag{&cli.IntFlag{Name: "jobs", Value: 8,
+				Usage: "repositories verified at once (each reads its copies one after another)"}},
+			Action: a.withDB("verify", a.verify),
 		}
 	})
 }
 
+// verify checks the repositories, --jobs at a time, and prints each one's
+// report whole and in name order.
 func (a *app) verify(c *cli.Context, d *sql.DB) error {
+	jobs := c.Int("jobs")
+	if jobs < 1 || jobs > 256 {
+		return usageError{fmt.Errorf("--jobs must be from 1 to 256, not %d", jobs)}
+	}
 	repos, err := repoArgs(c, d)
 	if err != nil {
 		return err
 	}
+	d.SetMaxOpenConns(jobs)
+	g := serve.Git(a.settings, a.log)
+	type report struct {
+		out      bytes.Buffer
+		problems int
+		err      error
+	}
+	reports := make([]report, len(repos))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < min(jobs, len(repos)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				r := &reports[i]
+				r.problems, r.err = admin.Verify(c.Context, d, g, repos[i], &r.out)
+			}
+		}()
+	}
+	for i := range repos {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 	problems := 0
-	for _, r := range repos {
-		n, err := admin.Verify(c.Context, d, serve.Git(a.settings), r, c.App.Writer)
-		if err != nil {
-			return err
+	for i := range reports {
+		c.App.Writer.Write(reports[i].out.Bytes())
+		if reports[i].err != nil {
+			return reports[i].err
 		}
-		problems += n
+		problems += reports[i].problems
 	}
 	if problems > 0 {
 		return fmt.Errorf("verify found %d problem(s), listed above", problems)

@@ -26,12 +26,18 @@ type Settings struct {
 	ConnectTimeout Duration `toml:"connect_timeout"`
 	RecordTimeout  Duration `toml:"record_timeout"`
 	WriteQuorum    Quorum   `toml:"write_quorum"`
+	// SSHControlPersist keeps an intracluster ssh master open this long
+	// after its last use; 0 turns connection sharing off.
+	SSHControlPersist Duration `toml:"ssh_control_persist"`
 	// Limits: see limits.go.
 	KeysDatabaseURL string   `toml:"keys_database_url"`
 	MaxUserSessions int      `toml:"max_user_sessions"`
 	MaxPushWaiters  int      `toml:"max_push_waiters"`
 	PushTimeout     Duration `toml:"push_timeout"`
 	PushIdleTimeout Duration `toml:"push_idle_timeout"`
+	// HTTPAnonymousUser is the user an HTTP request without REMOTE_USER
+	// reads as; "" (the default) answers such a request 401.
+	HTTPAnonymousUser string `toml:"http_anonymous_user"`
 	// ClusterFrom is sshd's from= pattern list for the cluster key's line.
 	ClusterFrom string `toml:"cluster_from"`
 	// Path is the config file the settings came from, if any.
@@ -45,6 +51,9 @@ func Defaults() Settings {
 		FetchTimeout:   Duration(5 * time.Minute),
 		ConnectTimeout: Duration(5 * time.Second),
 		RecordTimeout:  Duration(2 * time.Minute),
+		// A minute covers a burst of pushes; an idle cluster holds no
+		// masters for long.
+		SSHControlPersist: Duration(time.Minute),
 		// Limits: see limits.go.
 		MaxUserSessions: DefaultMaxUserSessions,
 		MaxPushWaiters:  DefaultMaxPushWaiters,

@@ -70,11 +70,25 @@ func validProtocol(v string) bool {
 // for good, and the copy is named "." so that git's messages to the user
 // never show the server's path; extra are more `git -c` settings.
 func gitArgs(verb Verb, extra ...string) []string {
+	return gitArgsFlags(verb, nil, extra...)
+}
+
+// The flags of git's smart HTTP, which runs a service once per request.
+const (
+	// AdvertiseRefs: list the refs and stop (GET info/refs).
+	AdvertiseRefs = "--advertise-refs"
+	// StatelessRPC: one request in, one response out (POST).
+	StatelessRPC = "--stateless-rpc"
+)
+
+// gitArgsFlags is gitArgs with flags of the service's own after its name.
+func gitArgsFlags(verb Verb, flags []string, extra ...string) []string {
 	args := []string{"git"}
 	for _, c := range append(append(FsyncConfig(), "uploadpack.hideRefs="+Hidden, "receive.hideRefs="+Hidden), extra...) {
 		args = append(args, "-c", c)
 	}
-	return append(args, strings.TrimPrefix(string(verb), "git-"), ".")
+	args = append(args, strings.TrimPrefix(string(verb), "git-"))
+	return append(append(args, flags...), ".")
 }
 
 // ExecCluster replaces this process with upload-pack for a peer device:
@@ -99,6 +113,12 @@ func ExecReplica(dir string, env []string) error {
 
 // Exec replaces this process with the git service; it returns only on error.
 func Exec(verb Verb, dir string, env []string) error {
+	return ExecFlags(verb, dir, env, nil)
+}
+
+// ExecFlags is Exec with the service's own flags (AdvertiseRefs,
+// StatelessRPC).
+func ExecFlags(verb Verb, dir string, env, flags []string) error {
 	bin, err := exec.LookPath("git")
 	if err != nil {
 		return fmt.Errorf("find git: %w", err)
@@ -106,7 +126,7 @@ func Exec(verb Verb, dir string, env []string) error {
 	if err := os.Chdir(dir); err != nil {
 		return public.Wrap(err, "this device cannot open its copy of the repository; the administrator can find why in gitmesh's log")
 	}
-	return syscall.Exec(bin, gitArgs(verb, partialCloneConfig(verb, env)...), env)
+	return syscall.Exec(bin, gitArgsFlags(verb, flags, partialCloneConfig(verb, env)...), env)
 }
 
 // Service is a git service running as a child of gitmesh.
@@ -120,15 +140,21 @@ type Service struct {
 // The child and its hooks form one process group, and get SIGKILL if this
 // process dies, so no git outlives the gitmesh that must record its work.
 func StartService(verb Verb, dir string, env, gitConfig []string, stdin *os.File) (*Service, error) {
+	return StartServiceIO(verb, dir, env, gitConfig, nil, stdin, os.Stdout)
+}
+
+// StartServiceIO is StartService with the service's own flags
+// (StatelessRPC) and another stdout (an HTTP response).
+func StartServiceIO(verb Verb, dir string, env, gitConfig, flags []string, stdin *os.File, stdout io.Writer) (*Service, error) {
 	var args []string
 	for _, c := range gitConfig {
 		args = append(args, "-c", c)
 	}
-	args = append(args, gitArgs(verb)[1:]...)
+	args = append(args, gitArgsFlags(verb, flags, partialCloneConfig(verb, env)...)[1:]...)
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
 	cmd.Env = env
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, os.Stdout, os.Stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	s := &Service{cmd: cmd, done: make(chan error, 1)}
 	started := make(chan error, 1)

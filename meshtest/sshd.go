@@ -348,6 +348,7 @@ PrintMotd no
 UseDNS no
 LogLevel VERBOSE
 MaxStartups 200:30:400
+MaxSessions 64
 `, port, filepath.Join(h.Dir, "ssh_host_ed25519_key"), filepath.Join(h.Dir, "sshd.pid"), h.AuthorizedKeys)
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		return err
@@ -406,6 +407,10 @@ func (h *Host) StopSSHD() {
 	if h.cmd == nil {
 		return
 	}
+	// A device that is down takes its open connections with it, shared
+	// intracluster ones included: sshd runs each in a session of its own,
+	// so they are found as the listener's children.
+	sessions := children(h.cmd.Process.Pid)
 	h.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-h.done:
@@ -413,7 +418,33 @@ func (h *Host) StopSSHD() {
 		syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
 		<-h.done
 	}
+	for _, pid := range sessions {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
 	h.cmd = nil
+}
+
+// children lists the processes whose parent is pid.
+func children(pid int) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var kids []int
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		rest := string(b[strings.LastIndexByte(string(b), ')')+1:])
+		var state string
+		var ppid, self int
+		if _, err := fmt.Sscan(rest, &state, &ppid); err != nil || ppid != pid {
+			continue
+		}
+		if _, err := fmt.Sscan(string(b), &self); err == nil {
+			kids = append(kids, self)
+		}
+	}
+	return kids
 }
 
 // StartSSHD starts this device's sshd again after StopSSHD, on its port.

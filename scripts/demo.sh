@@ -3,9 +3,11 @@
 #
 #   scripts/demo.sh start     PostgreSQL, PgBouncer (session mode) in front of
 #                             it, and three devices (a, b, c), each its own
-#                             sshd asking gitmesh for keys (AuthorizedKeysCommand);
-#                             pushes to a, clones from c, shows what the
-#                             cluster did.
+#                             sshd asking gitmesh for keys (AuthorizedKeysCommand)
+#                             and, with nginx and fcgiwrap installed, its HTTP
+#                             front door (gitmesh http-backend, tokens checked
+#                             by gitmesh http-auth); pushes to a, clones from
+#                             c, pushes over HTTP to b, shows what the cluster did.
 #   scripts/demo.sh add-user NAME PUBKEY-FILE
 #                             a user with that key and write access to
 #                             team/app, on every device at once.
@@ -29,8 +31,10 @@ KEEP=$BASE/keep
 DEVICES=(a b c)
 REPO=team/app
 # Fixed ports below the ephemeral range, so URLs stay the same run after run.
-declare -A DEFAULT_PORT=([a]=22201 [b]=22202 [c]=22203 [postgres]=25432 [pgbouncer]=26432)
+declare -A DEFAULT_PORT=([a]=22201 [b]=22202 [c]=22203 [postgres]=25432 [pgbouncer]=26432
+  [httpa]=28081 [httpb]=28082 [httpc]=28083 [fcgi]=28080)
 declare -A PORT
+PORT_NAMES=("${DEVICES[@]}" postgres pgbouncer httpa httpb httpc fcgi)
 
 say() { echo "demo: $*" >&2; }
 die() {
@@ -65,6 +69,16 @@ stop_pid() {
 
 stop_processes() {
   local d pid
+  if pid=$(pid_of "$RUN/web/nginx.pid" nginx); then
+    stop_pid "$pid" TERM "nginx"
+  fi
+  if pid=$(pid_of "$RUN/web/fcgiwrap.pid" fcgiwrap); then
+    # Its preforked workers outlive it: they are stopped by their ids too.
+    local workers
+    workers=$(ps -o pid= --ppid "$pid" | tr -dc '0-9 \n')
+    stop_pid "$pid" TERM "fcgiwrap"
+    for d in $workers; do stop_pid "$d" TERM "fcgiwrap worker"; done
+  fi
   for d in "${DEVICES[@]}"; do
     if pid=$(pid_of "$RUN/$d/sshd.pid" "$RUN/$d/sshd_config"); then
       stop_pid "$pid" TERM "sshd of device $d"
@@ -114,19 +128,20 @@ choose_ports() {
       [[ $k =~ ^[a-z]+$ && $v =~ ^[0-9]+$ ]] && PORT[$k]=$v
     done <"$KEEP/ports"
   fi
-  for name in "${DEVICES[@]}" postgres pgbouncer; do
+  for name in "${PORT_NAMES[@]}"; do
     PORT[$name]=${PORT[$name]:-${DEFAULT_PORT[$name]}}
     if port_busy "${PORT[$name]}"; then
       v=$(free_port)
       case "$name" in
-      postgres | pgbouncer) say "port ${PORT[$name]} ($name) is taken by another program; using $v" ;;
+      postgres | pgbouncer | fcgi) say "port ${PORT[$name]} ($name) is taken by another program; using $v" ;;
+      http?) say "port ${PORT[$name]} (HTTP of device ${name#http}) is taken by another program; using $v (clones that name the old port need 'git remote set-url')" ;;
       *) say "port ${PORT[$name]} (device $name) is taken by another program; using $v (clones that name the old port need 'git remote set-url')" ;;
       esac
       PORT[$name]=$v
     fi
   done
   : >"$KEEP/ports"
-  for name in "${DEVICES[@]}" postgres pgbouncer; do echo "$name=${PORT[$name]}" >>"$KEEP/ports"; done
+  for name in "${PORT_NAMES[@]}"; do echo "$name=${PORT[$name]}" >>"$KEEP/ports"; done
 }
 
 pg_bindir() {
@@ -384,6 +399,93 @@ start_sshd() {
   say "device $d: sshd on 127.0.0.1:${PORT[$d]} (pid $(head -n1 "$RUN/$d/sshd.pid")), users log in as $LOGIN"
 }
 
+# start_web: nginx with a server per device (port httpX), passing requests
+# to fcgiwrap, which runs `gitmesh http-backend` with that device's
+# settings, users' tokens checked by `gitmesh http-auth` (nginx's
+# auth_request): the README's configuration, on plain http://.
+start_web() {
+  WEB=""
+  if [ ! -x /usr/sbin/nginx ] || [ ! -x /usr/sbin/fcgiwrap ]; then
+    say "nginx or fcgiwrap is missing, so the demo serves SSH only; apt-get install -y nginx fcgiwrap (or make setup) adds HTTP"
+    return 0
+  fi
+  local w=$RUN/web d servers="" user="" i
+  mkdir -p "$w"
+  chmod 755 "$w"
+  for d in "${DEVICES[@]}"; do
+    printf '#!/bin/sh\nexport PATH=%q\nexec %q --config %q http-backend\n' "$PATH" "$GM" "$RUN/$d/gitmesh.toml" >"$w/http-backend-$d"
+  done
+  printf '#!/bin/sh\nexport PATH=%q\nexec %q --config %q http-auth\n' "$PATH" "$GM" "$RUN/admin.toml" >"$w/http-auth"
+  chmod 755 "$w"/http-*
+  for d in "${DEVICES[@]}"; do
+    servers+="
+  server {
+    listen 127.0.0.1:${PORT[http$d]};
+    client_max_body_size 0;
+    location = /_gitmesh_auth {
+      internal;
+      fastcgi_pass 127.0.0.1:${PORT[fcgi]};
+      fastcgi_param REQUEST_METHOD \$request_method;
+      fastcgi_param GATEWAY_INTERFACE CGI/1.1;
+      fastcgi_param SCRIPT_FILENAME $w/http-auth;
+      fastcgi_param HTTP_AUTHORIZATION \$http_authorization;
+      fastcgi_param CONTENT_LENGTH \"\";
+      fastcgi_pass_request_body off;
+    }
+    location ~ ^/git(/.*)\$ {
+      auth_request /_gitmesh_auth;
+      auth_request_set \$gitmesh_user \$upstream_http_x_gitmesh_user;
+      fastcgi_pass 127.0.0.1:${PORT[fcgi]};
+      fastcgi_param QUERY_STRING \$query_string;
+      fastcgi_param REQUEST_METHOD \$request_method;
+      fastcgi_param CONTENT_TYPE \$content_type;
+      fastcgi_param CONTENT_LENGTH \$content_length;
+      fastcgi_param GATEWAY_INTERFACE CGI/1.1;
+      fastcgi_param SERVER_PROTOCOL \$server_protocol;
+      fastcgi_param REMOTE_ADDR \$remote_addr;
+      fastcgi_param SCRIPT_FILENAME $w/http-backend-$d;
+      fastcgi_param PATH_INFO \$1;
+      fastcgi_param REMOTE_USER \$gitmesh_user;
+      fastcgi_param HTTP_AUTHORIZATION \"\";
+      fastcgi_request_buffering off;
+      fastcgi_buffering off;
+      fastcgi_read_timeout 30m;
+    }
+  }"
+  done
+  is_root && user="user $LOGIN;"
+  cat >"$w/nginx.conf" <<EOF
+# The gitmesh demo's web server. Production: README.md, "Smart HTTP(S)".
+$user
+worker_processes 1;
+pid $w/nginx.pid;
+error_log $w/error.log;
+events { worker_connections 256; }
+http {
+  access_log $w/access.log;
+  client_body_temp_path $w/tmp-body;
+  fastcgi_temp_path $w/tmp-fastcgi;
+  proxy_temp_path $w/tmp-proxy;
+  uwsgi_temp_path $w/tmp-uwsgi;
+  scgi_temp_path $w/tmp-scgi;
+$servers
+}
+EOF
+  # fcgiwrap runs gitmesh as the login account, which owns the copies.
+  touch "$w/fcgiwrap.log"
+  is_root && chown "$LOGIN" "$w/fcgiwrap.log" "$w"
+  as_login sh -c 'echo $$ >"$1"; exec /usr/sbin/fcgiwrap -c 4 -s "tcp:127.0.0.1:$2" >>"$3" 2>&1 </dev/null' sh \
+    "$w/fcgiwrap.pid" "${PORT[fcgi]}" "$w/fcgiwrap.log" &
+  for i in $(seq 1 100); do port_busy "${PORT[fcgi]}" && break; sleep 0.1; done
+  pid_of "$w/fcgiwrap.pid" fcgiwrap >/dev/null || die "fcgiwrap did not start; see $w/fcgiwrap.log"
+  /usr/sbin/nginx -p "$w/" -c "$w/nginx.conf" -e "$w/error.log" || die "nginx did not start; see $w/error.log"
+  for i in $(seq 1 100); do port_busy "${PORT[httpa]}" && break; sleep 0.1; done
+  pid_of "$w/nginx.pid" nginx >/dev/null || die "nginx is not running; see $w/error.log"
+  TOKEN=$("$GM" --config "$RUN/admin.toml" token add alice 2>/dev/null)
+  WEB=yes
+  for d in "${DEVICES[@]}"; do say "device $d: HTTP on 127.0.0.1:${PORT[http$d]} (nginx, fcgiwrap, gitmesh http-backend)"; done
+}
+
 # observe CMD [ARGS...]: show what `gitmesh CMD` says about the demo cluster;
 # a command this build does not have gets one line and the demo goes on.
 observe() {
@@ -471,6 +573,16 @@ start() {
   [ "$(git -C "$RUN/work" rev-parse HEAD)" = "$(git -C "$RUN/clone-c" rev-parse HEAD)" ] ||
     die "the clone from c does not hold the commit pushed to a"
   say "cloned from device c: it serves the push a acknowledged"
+  start_web
+  if [ -n "$WEB" ]; then
+    echo "over http too" >>"$RUN/work/README"
+    git -C "$RUN/work" commit -q -am "a commit pushed over HTTP"
+    git -C "$RUN/work" push "http://alice:$TOKEN@127.0.0.1:${PORT[httpb]}/git/$REPO.git" main 2>&1 | grep 'gitmesh:' >&2 || true
+    git clone -q "http://alice:$TOKEN@127.0.0.1:${PORT[httpc]}/git/$REPO.git" "$RUN/clone-http-c"
+    [ "$(git -C "$RUN/work" rev-parse HEAD)" = "$(git -C "$RUN/clone-http-c" rev-parse HEAD)" ] ||
+      die "the clone over HTTP from c does not hold the commit pushed over HTTP to b"
+    say "pushed over HTTP to device b, cloned over HTTP from c (a token of alice, checked by gitmesh http-auth)"
+  fi
   trap - ERR
 
   echo
@@ -493,6 +605,11 @@ ${LOGIN_NOTE:+Note: $LOGIN_NOTE.
     a: ${URL[a]}
     b: ${URL[b]}
     c: ${URL[c]}
+${WEB:+  over HTTP (the token of alice, made by gitmesh token add alice; nginx + fcgiwrap, config in $RUN/web/nginx.conf):
+    a: http://alice:$TOKEN@127.0.0.1:${PORT[httpa]}/git/$REPO.git
+    b: http://alice:$TOKEN@127.0.0.1:${PORT[httpb]}/git/$REPO.git
+    c: http://alice:$TOKEN@127.0.0.1:${PORT[httpc]}/git/$REPO.git
+}
   with alice's key:   source $KEEP/env.sh     (sets GIT_SSH_COMMAND)
     git clone ${URL[b]} /tmp/app-from-b
 

@@ -13,6 +13,9 @@ command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v psql >/dev/null || need+=(postgresql-client)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || need+=(postgresql)
 [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
+[ -x /usr/sbin/nginx ] || need+=(nginx)
+[ -x /usr/sbin/fcgiwrap ] || need+=(fcgiwrap)
+command -v openssl >/dev/null || need+=(openssl)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
@@ -25,7 +28,7 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-# A fresh postgresql (pgbouncer) package may start a service on 5432 (6432);
+# A fresh postgresql (pgbouncer, nginx) package may start a service on 5432 (6432, 80);
 # the tests and the demo start their own, so those are left alone.
 mkdir -p /run/sshd 2>/dev/null || true
 

@@ -1,5 +1,6 @@
 // Package serve is the forced command: one SSH connection, parsed, checked,
-// brought up to date and handed to git.
+// brought up to date and handed to git; and, through Handle, the same path
+// for a request the HTTP front door (httpgit) parsed.
 // It owns the order
 // of the steps (parse, access, admit, catch up or write, run git), not the
 // steps themselves, and knows nothing of flags or the log's destination.
@@ -37,6 +38,31 @@ type Conn struct {
 	Stderr io.Writer
 }
 
+// Request is one user's request, as a front door parsed it (SSH's
+// SSH_ORIGINAL_COMMAND, or an HTTP request): from here on both doors take
+// the same path (access, admit, catch up or write, run git).
+type Request struct {
+	User    string
+	Cmd     gitexec.Command
+	Environ []string // the environment git may see, filtered before it does
+	Log     zerolog.Logger
+	Tell    func(format string, args ...any)
+	// Stderr, when set, gets the progress of a catch-up from a peer.
+	Stderr io.Writer
+	// Advertise asks only for the refs (smart HTTP's GET info/refs): the
+	// access check is the verb's, the rest is a read's (no write lock).
+	Advertise bool
+	// Run, when set, runs git for a read or an advertisement; nil execs
+	// the service in place of gitmesh (SSH).
+	Run func(dir string, env []string) error
+	// Receive, when set, starts receive-pack for a push in dir with env
+	// (filtered, plus the hook's) and gitConfig; nil runs it on this
+	// process's stdout (SSH).
+	Receive func(dir string, env, gitConfig []string, stdin *os.File) (*gitexec.Service, error)
+	// Client, when set, is the push's bytes; nil reads stdin.
+	Client io.Reader
+}
+
 // User serves a user's connection: reads catch up first, pushes run under
 // the write lock. On success a read never returns (git replaced gitmesh).
 func User(ctx context.Context, s config.Settings, c Conn) error {
@@ -44,29 +70,39 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	if err != nil {
 		return err
 	}
+	return Handle(ctx, s, Request{User: c.User, Cmd: cmd, Environ: c.Environ, Log: c.Log, Tell: c.Tell, Stderr: c.Stderr})
+}
+
+// Handle serves one parsed request, whichever door it came through.
+func Handle(ctx context.Context, s config.Settings, r Request) error {
+	cmd := r.Cmd
 	if err := s.NeedDevice(); err != nil {
 		return err
 	}
 	if err := s.NeedDatabase(); err != nil {
 		return err
 	}
+	write := cmd.Verb.IsWrite() && !r.Advertise
 	// The node's logger names the user and verb; version's lines add the
 	// repository themselves (a node may serve several), so the context
 	// adds it only to serve's own lines: a field twice is not JSON.
-	nodeLog := c.Log.With().Str("user", c.User).Str("verb", string(cmd.Verb)).Logger()
+	nodeLog := r.Log.With().Str("user", r.User).Str("verb", string(cmd.Verb)).Logger()
 	log := nodeLog.With().Str("repo", cmd.Repo).Logger()
 	op := "fetch"
 	need := access.Read
 	if cmd.Verb.IsWrite() {
-		op, need = "push", access.Write
+		need = access.Write
 	}
-	dbh, err := db.Open(s.DatabaseURL, AppName(op, cmd.Repo, c.User, s.Device), s.ConnectTimeout.D())
+	if write {
+		op = "push"
+	}
+	dbh, err := db.Open(s.DatabaseURL, AppName(op, cmd.Repo, r.User, s.Device), s.ConnectTimeout.D())
 	if err != nil {
 		return err
 	}
 	defer dbh.Close()
 	start := time.Now()
-	st, err := version.Lookup(ctx, dbh, cmd.Repo, c.User, s.Device, need)
+	st, err := version.Lookup(ctx, dbh, cmd.Repo, r.User, s.Device, need)
 	log.Debug().Dur("lookup", time.Since(start)).Bool("current", err == nil && st.Current()).Msg("fast path")
 	if errors.Is(err, version.ErrReadOnly) {
 		return access.ReadOnly(ctx, dbh, cmd.Repo)
@@ -80,9 +116,9 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	if err != nil {
 		return err
 	}
-	node := NewNode(s, dbh, nodeLog, c.Tell)
-	if c.Stderr != nil {
-		node.Git.Progress = gitexec.NewProgress(c.Stderr, "gitmesh: catching up: ")
+	node := NewNode(s, dbh, nodeLog, r.Tell)
+	if r.Stderr != nil {
+		node.Git.Progress = gitexec.NewProgress(r.Stderr, "gitmesh: catching up: ")
 	}
 	current := node.Current(st)
 	if !current {
@@ -93,33 +129,41 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	// The fast path holds its connection for one query; anything longer
 	// takes one of the user's places first: a push is refused at once
 	// without one, a read waits for one without a connection.
-	if cmd.Verb.IsWrite() || !current {
-		if err := admitSession(ctx, s, dbh, c.User, cmd.Verb.IsWrite(), c.Tell); err != nil {
+	if write || !current {
+		if err := admitSession(ctx, s, dbh, r.User, write, r.Tell); err != nil {
 			log.Info().Err(err).Msg("refused: session limit")
 			return err
 		}
 	}
-	env := gitexec.Env(c.Environ)
-	if cmd.Verb.IsWrite() {
+	env := gitexec.Env(r.Environ)
+	if write {
 		if node.Bin, err = os.Executable(); err != nil {
 			return err
 		}
+		node.Client = r.Client
 		node.Converge = func(repo string) { startConverge(s, node.Bin, repo, log) }
-		return node.Push(ctx, st, c.User, func(extraEnv, gitConfig []string, stdin *os.File) (*gitexec.Service, error) {
+		return node.Push(ctx, st, r.User, func(extraEnv, gitConfig []string, stdin *os.File) (*gitexec.Service, error) {
+			if r.Receive != nil {
+				return r.Receive(dir, append(env, extraEnv...), gitConfig, stdin)
+			}
 			return gitexec.StartService(cmd.Verb, dir, append(env, extraEnv...), gitConfig, stdin)
 		})
 	}
 	// A mark left by a dead writer is repaired by its device (reads still
 	// work if it cannot be); the repair may move this copy.
 	if node.HealFrozen(ctx, st) {
-		if st, err = version.Lookup(ctx, dbh, cmd.Repo, c.User, s.Device, need); err != nil {
+		if st, err = version.Lookup(ctx, dbh, cmd.Repo, r.User, s.Device, need); err != nil {
 			return err
 		}
 	}
 	if err := node.CatchUp(ctx, st); err != nil {
 		return err
 	}
-	return execGit(dbh, cmd.Verb, dir, env, log)
+	run := r.Run
+	if run == nil {
+		run = func(dir string, env []string) error { return gitexec.Exec(cmd.Verb, dir, env) }
+	}
+	return execGit(dbh, dir, env, log, run)
 }
 
 // confined is the repository's directory; the user hears why a path is
@@ -133,14 +177,14 @@ func confined(root, repo string, log zerolog.Logger) (string, error) {
 	return dir, err
 }
 
-// execGit closes the database and becomes git.
-func execGit(dbh *sql.DB, verb gitexec.Verb, dir string, env []string, log zerolog.Logger) error {
+// execGit closes the database and becomes git (or runs it, over HTTP).
+func execGit(dbh *sql.DB, dir string, env []string, log zerolog.Logger, run func(dir string, env []string) error) error {
 	dbh.Close()
 	if !gitexec.Exists(dir) {
 		log.Error().Str("dir", dir).Msg("copy missing although recorded as current")
 		return public.New("this device's copy of the repository is missing and no other device holds the newest version; an administrator must restore it")
 	}
-	return gitexec.Exec(verb, dir, env)
+	return run(dir, env)
 }
 
 // Cluster serves a peer device: a fetch (upload-pack, staged refs
@@ -232,7 +276,7 @@ func replicaCopy(ctx context.Context, s config.Settings, repo, dir string) error
 			}
 		}
 	}
-	return Git(s).InitCopy(ctx, s.RepoRoot, dir)
+	return Git(s, zerolog.Nop()).InitCopy(ctx, s.RepoRoot, dir)
 }
 
 // clusterSync catches this device up on repo, as a read would.
@@ -272,6 +316,7 @@ func SettingsEnv(s config.Settings) []string {
 		"GITMESH_LOCK_TIMEOUT=" + s.LockTimeout.D().String(), "GITMESH_FETCH_TIMEOUT=" + s.FetchTimeout.D().String(),
 		"GITMESH_CONNECT_TIMEOUT=" + s.ConnectTimeout.D().String(), "GITMESH_RECORD_TIMEOUT=" + s.RecordTimeout.D().String(),
 		"GITMESH_WRITE_QUORUM=" + s.WriteQuorum.String(), "GITMESH_CLUSTER_FROM=" + s.ClusterFrom,
+		"GITMESH_SSH_CONTROL_PERSIST=" + s.SSHControlPersist.D().String(),
 	}
 	if s.Path != "" {
 		env = append(env, "GITMESH_CONFIG="+s.Path)
@@ -282,15 +327,22 @@ func SettingsEnv(s config.Settings) []string {
 // NewNode is this device, as the read and write protocols see it.
 func NewNode(s config.Settings, dbh *sql.DB, log zerolog.Logger, tell func(string, ...any)) *version.Node {
 	return &version.Node{DB: dbh, Device: s.Device, RepoRoot: s.RepoRoot,
-		Git: Git(s), LockTimeout: s.LockTimeout.D(), RecordTimeout: s.RecordTimeout.D(),
+		Git: Git(s, log), LockTimeout: s.LockTimeout.D(), RecordTimeout: s.RecordTimeout.D(),
 		WriteQuorum: int(s.WriteQuorum), MaxPushWaiters: s.MaxPushWaiters,
 		PushTimeout: s.PushTimeout.D(), PushIdleTimeout: s.PushIdleTimeout.D(), Log: log, Tell: tell}
 }
 
 // Git is the bookkeeping git for these settings: fetch timeout and, for
-// ssh:// peers, the cluster key and known_hosts.
-func Git(s config.Settings) gitexec.Git {
-	return gitexec.Git{Timeout: s.FetchTimeout.D(), SSHCommand: gitexec.SSHCommand(s.ClusterKey, s.KnownHosts, s.ConnectTimeout.D())}
+// ssh:// peers, the cluster key, known_hosts and shared connections. When
+// the control directory is not private, hops go unshared (and say why in
+// the log): sharing is a saving, never a reason to fail.
+func Git(s config.Settings, log zerolog.Logger) gitexec.Git {
+	ssh, err := gitexec.SharedSSHCommand(s.ClusterKey, s.KnownHosts, s.ConnectTimeout.D(),
+		s.SSHControlPersist.D(), gitexec.ControlBase(), time.Now())
+	if err != nil {
+		log.Warn().Err(err).Msg("ssh connections to peers are not shared")
+	}
+	return gitexec.Git{Timeout: s.FetchTimeout.D(), SSHCommand: ssh}
 }
 
 // AppName is the application_name of a gitmesh connection, so that
