@@ -987,6 +987,9 @@ var readExcuses = []readExcuse{
 	{1, "copy of the repository is missing", true, []string{faultRootAway, faultWipe, faultWipeAck}, 0},
 	// The device's own disk went while it caught up or answered.
 	{1, "gitmesh failed on device", true, []string{faultRootAway, faultWipe, faultWipeAck}, 0},
+	// The peer it caught up from lost its disk meanwhile: a staging push
+	// there forgot that copy's record before recreating it.
+	{1, "changed while it was fetched", false, []string{faultWipe, faultWipeAck}, 0},
 	// Known bug, kept visible here: a process on device a whose database
 	// connection is cut loses its advisory locks with its session and
 	// goes on (a converge catching up a peer's copy), so a read on that
