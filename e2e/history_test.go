@@ -564,8 +564,8 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 				var r meshtest.Result
 				// Only an atomic push is acknowledged whatever serve does
 				// after answering: that is the one a kill there tests.
-				// The kill stays armed until a push's answer takes it.
-				if op.Atomic && inj.armKill.Load() {
+				// A kill stays armed until a push's answer takes it.
+				if op.Atomic && inj.armKill.Load() > 0 {
 					r = c.Devices[op.Dev].PushAnswered("alice", work, inj.killAnswered, args...)
 				} else {
 					r = c.Devices[op.Dev].Git("alice", work, args...)
@@ -1029,10 +1029,10 @@ type injector struct {
 	wiped     string           // device wiped and not yet seen caught up, or ""
 	wipedAt   map[string]int64 // the newest version of each repository at the wipe
 	wipedEv   *faultEvent
-	checked   time.Time   // when the wiped device was last checked
-	armed     bool        // wipe the device of the next acknowledged push
-	armKill   atomic.Bool // kill the serve of the next push once its client has the answer
-	n         int         // for unique names
+	checked   time.Time    // when the wiped device was last checked
+	armed     bool         // wipe the device of the next acknowledged push
+	armKill   atomic.Int64 // kill the serves of this many next pushes once their client has the answer
+	n         int          // for unique names
 	// relaysNoexec counts relays seen serving a push through the noexec TMPDIR.
 	relaysNoexec int
 
@@ -1135,7 +1135,7 @@ func (f *injector) run(stop chan struct{}) {
 			f.kill(step)
 			continue
 		case faultKillAnswer:
-			f.armKill.Store(true)
+			f.armKill.Add(1)
 		case faultCutDatabase:
 			f.proxy.Cut()
 			f.event(faultCutDatabase, "a", false)
@@ -1238,7 +1238,16 @@ func (f *injector) logLocked(fault, format string, args ...any) {
 // killAnswered kills the serve of a push right after its client read
 // the report, when a kill after an answer is armed.
 func (f *injector) killAnswered(serve int) {
-	if f.armKill.CompareAndSwap(true, false) && syscall.Kill(serve, syscall.SIGKILL) == nil {
+	for {
+		n := f.armKill.Load()
+		if n <= 0 {
+			return
+		}
+		if f.armKill.CompareAndSwap(n, n-1) {
+			break
+		}
+	}
+	if syscall.Kill(serve, syscall.SIGKILL) == nil {
 		f.event(faultKillAnswer, "", false)
 		f.logLocked(faultKillAnswer, "pid %d", serve)
 	}
