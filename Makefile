@@ -12,7 +12,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X gitmesh/cli.stampVersion=$(VERSION) -X gitmesh/cli.stampCommit=$(COMMIT)
 
-.PHONY: all build ldflags setup test race vet bench fuzz demo demo-stop clean
+.PHONY: all build ldflags deb setup test race vet bench fuzz demo demo-stop clean
 
 all: build
 
@@ -22,6 +22,10 @@ build:
 # The linker flags build uses (the version test builds with exactly these).
 ldflags:
 	@echo '$(LDFLAGS)'
+
+# dist/gitmesh_VERSION_ARCH.deb (packaging/deb.sh says how, and why dpkg-deb).
+deb:
+	@packaging/deb.sh build
 
 setup:
 	@scripts/setup.sh
@@ -46,6 +50,7 @@ fuzz: setup
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzReadPush -fuzztime $(FUZZTIME) ./hook/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzMeterLine -fuzztime $(FUZZTIME) ./gitexec/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzEscape -fuzztime $(FUZZTIME) ./synclog/
+	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzEscape -fuzztime $(FUZZTIME) ./termsafe/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./httpgit/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzBasic -fuzztime $(FUZZTIME) ./httpgit/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzSideband -fuzztime $(FUZZTIME) ./httpgit/
@@ -58,3 +63,4 @@ demo-stop:
 
 clean:
 	rm -f gitmesh
+	rm -rf dist

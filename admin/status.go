@@ -79,7 +79,9 @@ func Status(ctx context.Context, d *sql.DB, repo string, quorum int) ([]CopyStat
 			return nil, err
 		}
 		c.Quorum = version.State{Holders: make([]version.Device, c.Holders)}.Quorum(quorum)
-		c.BelowQuorum = c.HoldNewest < c.Quorum
+		// Version 0 is a repository nobody has pushed to: no acknowledged
+		// push can be lost, and the first push puts it on a quorum.
+		c.BelowQuorum = c.HoldNewest < c.Quorum && c.Version+c.Lag > 0
 		if len(props) > 0 && string(props) != "null" {
 			c.Writer = new(Writer)
 			if err := json.Unmarshal(props, c.Writer); err != nil {

@@ -54,6 +54,9 @@ type app struct {
 	// servingUser: this is `serve USER`, whose stderr a key holder reads.
 	servingUser bool
 	loaded      bool
+	// syslogPath is the socket toSyslog logs to; "": /dev/log (tests
+	// give a socket of their own).
+	syslogPath string
 	// httpDoor: this is http-backend or http-auth, whose stdout is an
 	// HTTP answer; httpAnswered: one was written.
 	httpDoor, httpAnswered bool
@@ -62,7 +65,13 @@ type app struct {
 // Main runs gitmesh with os.Args and exits with its documented code.
 func Main() {
 	a := &app{}
-	err := a.cli().Run(os.Args)
+	os.Exit(a.run(os.Args))
+}
+
+// run runs gitmesh with args and returns its exit code, having told the
+// user and the log why it failed.
+func (a *app) run(args []string) int {
+	err := a.cli().Run(args)
 	code := exitCode(err)
 	var gitExit *gitexec.ExitError
 	if err != nil && a.httpDoor && !a.httpAnswered {
@@ -75,12 +84,51 @@ func Main() {
 			msg = a.httpMessage(err) // stderr is the web server's log
 		}
 		fmt.Fprintf(os.Stderr, "gitmesh: %s\n", db.Redact(msg, a.dsns...))
+		if a.logFile == nil && isServe(args) {
+			a.toSyslog() // settings that failed to load opened no log
+		}
 		a.log.Error().Err(err).Int("exit", code).Msg("failed")
 	}
 	if a.logFile != nil {
 		a.logFile.Close()
 	}
-	os.Exit(code)
+	return code
+}
+
+// isServe: the command line runs serve (its first word after the global
+// flags, which are followed by their values).
+func isServe(args []string) bool {
+	for i := 1; i < len(args); i++ {
+		w := args[i]
+		if !strings.HasPrefix(w, "-") {
+			return w == "serve"
+		}
+		if _, ok := isGlobalFlag(w); ok && !strings.Contains(w, "=") {
+			i++ // its value: every global flag takes one
+		}
+	}
+	return false
+}
+
+// toSyslog makes serve's log, when no log_file is set, go to the system
+// log (journald or syslogd, through /dev/log) from warnings up: sshd runs
+// serve, so a bad setting must leave a trace an administrator can find.
+// Without a system log nothing is logged, as before.
+func (a *app) toSyslog() {
+	if a.logFile != nil {
+		return
+	}
+	path := a.syslogPath
+	if path == "" {
+		path = devLog
+	}
+	w, err := dialSysLog(path)
+	if err != nil {
+		return
+	}
+	a.logFile = w
+	a.log = zerolog.New(db.RedactWriter(w, a.dsns...)).Level(zerolog.WarnLevel).
+		With().Int("pid", os.Getpid()).Str("device", a.settings.Device).Logger()
 }
 
 func (a *app) cli() *cli.App {
@@ -98,7 +146,7 @@ func (a *app) cli() *cli.App {
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return usageError{fmt.Errorf("unknown command %q; run 'gitmesh help' for the list", c.Args().First())}
+				return unknownCommand(c.App.Commands, c.Args().First())
 			}
 			return usageError{errors.New("no command given; run 'gitmesh help' for the list")}
 		},
@@ -124,6 +172,21 @@ func (a *app) commands() []*cli.Command {
 		usageErrors(c)
 	}
 	return cmds
+}
+
+// unknownCommand says that word names no command, and which one it most
+// likely misspells ("gitmesh stauts": did you mean 'gitmesh status'?).
+func unknownCommand(cmds []*cli.Command, word string) error {
+	var names []string
+	for _, c := range cmds {
+		if !c.Hidden {
+			names = append(names, c.Name)
+		}
+	}
+	if near := config.Closest(word, names); near != "" {
+		return usageError{fmt.Errorf("unknown command %q; did you mean 'gitmesh %s'? 'gitmesh help' lists them all", word, near)}
+	}
+	return usageError{fmt.Errorf("unknown command %q; run 'gitmesh help' for the list", word)}
 }
 
 func settingFlags() []cli.Flag {
@@ -208,6 +271,8 @@ func (a *app) load(c *cli.Context) error {
 		}
 		a.logFile = f
 		a.log = zerolog.New(db.RedactWriter(f, a.dsns...)).With().Timestamp().Int("pid", os.Getpid()).Str("device", s.Device).Logger()
+	} else if c.Args().First() == "serve" {
+		a.toSyslog()
 	}
 	return nil
 }

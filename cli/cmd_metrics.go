@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"gitmesh/health"
 	"gitmesh/metrics"
 )
 
@@ -12,13 +13,21 @@ import (
 func init() {
 	register(func(a *app) *cli.Command {
 		return &cli.Command{
-			Name:  "metrics",
-			Usage: "print the cluster's versions, lags, fetches and pushes in the Prometheus text format",
+			Name:      "metrics",
+			Usage:     "print the cluster's versions, lags, fetches and pushes in the Prometheus text format",
+			ArgsUsage: "[--probe]",
+			Flags:     []cli.Flag{&cli.BoolFlag{Name: "probe", Usage: "also try to reach every device, as check does (gitmesh_device_up)"}},
 			Action: a.withDB("metrics", func(c *cli.Context, d *sql.DB) error {
-				if _, err := parseArgs(c, nil, nil, nil); err != nil {
+				v, err := parseArgs(c, nil, nil, []string{"probe"})
+				if err != nil {
 					return err
 				}
-				return metrics.Write(c.Context, d, int(a.settings.WriteQuorum), c.App.Writer)
+				var probe metrics.Probe
+				if v.bools["probe"] {
+					probe = health.Prober{ClusterKey: a.settings.ClusterKey, KnownHosts: a.settings.KnownHosts,
+						ConnectTimeout: a.settings.ConnectTimeout.D()}.Probe
+				}
+				return metrics.Write(c.Context, d, int(a.settings.WriteQuorum), probe, c.App.Writer)
 			}),
 		}
 	})

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"os"
 	"os/signal"
 	"syscall"
@@ -48,7 +49,13 @@ func init() {
 				ctx, cancel := context.WithTimeout(c.Context, a.settings.FetchTimeout.D()+a.settings.LockTimeout.D())
 				defer cancel()
 				n := serve.NewNode(a.settings, d, a.log, func(string, ...any) {})
-				return replicate.Converge(ctx, n, v[0])
+				err = replicate.Converge(ctx, n, v[0])
+				var lag *replicate.LagError
+				if errors.As(err, &lag) { // a device down: expected, and it catches up later
+					a.log.Warn().Str("op", "converge").Str("repo", lag.Repo).Strs("devices", lag.Devices).Msg(lag.Error())
+					return nil
+				}
+				return err
 			}),
 		}
 	})

@@ -76,8 +76,11 @@ func printStatus(w io.Writer, rows []admin.CopyStatus, locks []admin.LockHolder)
 			continue
 		}
 		flag := ""
-		if r.BelowQuorum {
+		switch {
+		case r.BelowQuorum:
 			flag = ": BELOW QUORUM"
+		case r.Version+r.Lag == 0:
+			flag = " (nothing pushed yet)"
 		}
 		fmt.Fprintf(w, "%s: %d of %d devices hold the newest version, quorum %d%s\n", r.Repository, r.HoldNewest, r.Holders, r.Quorum, flag)
 	}

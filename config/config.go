@@ -7,7 +7,9 @@ package config
 import (
 	"fmt"
 	"os"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -121,7 +123,11 @@ func LoadFile(s *Settings, path string) error {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
-		return fmt.Errorf("config %s: unknown setting %q", path, und[0].String())
+		key := und[0].String()
+		if near := Closest(key, Keys()); near != "" {
+			return fmt.Errorf("config %s: unknown setting %q; did you mean %s?", path, key, near)
+		}
+		return fmt.Errorf("config %s: unknown setting %q", path, key)
 	}
 	// A bare number bypasses UnmarshalText.
 	if md.IsDefined("write_quorum") && md.Type("write_quorum") == "Integer" && s.WriteQuorum < 1 {
@@ -151,10 +157,71 @@ func (s Settings) NeedDatabase() error {
 // repo root.
 func (s Settings) NeedDevice() error {
 	if s.Device == "" {
-		return UnsetError("no device configured: set GITMESH_DEVICE or --device")
+		return UnsetError(NoDevice)
 	}
 	if s.RepoRoot == "" {
-		return UnsetError("no repo root configured: set GITMESH_REPO_ROOT or --repo-root")
+		return UnsetError(NoRepoRoot)
 	}
 	return nil
+}
+
+// The sentences for a missing device or repo root: like the database's,
+// they name the TOML key, the environment variable and the flag.
+const (
+	NoDevice   = "no device configured: set device in the settings file given with --config (or GITMESH_CONFIG), or give --device or GITMESH_DEVICE"
+	NoRepoRoot = "no repo root configured: set repo_root in the settings file given with --config (or GITMESH_CONFIG), or give --repo-root or GITMESH_REPO_ROOT"
+)
+
+// Keys are the TOML keys a settings file may hold.
+func Keys() []string {
+	var keys []string
+	t := reflect.TypeFor[Settings]()
+	for i := range t.NumField() {
+		if k := t.Field(i).Tag.Get("toml"); k != "" && k != "-" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// Closest is the name among names that word most likely misspells (the
+// same but for case, '-' for '_', or at most two letters changed, added,
+// removed or swapped), or "" when none is that close.
+func Closest(word string, names []string) string {
+	norm := func(s string) string { return strings.ReplaceAll(strings.ToLower(s), "-", "_") }
+	best, bestD := "", 3
+	for _, n := range names {
+		d := distance(norm(word), norm(n))
+		if d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+// distance is the optimal string alignment distance between a and b:
+// insertions, deletions, substitutions and swaps of neighbours.
+func distance(a, b string) int {
+	x, y := []rune(a), []rune(b)
+	d := make([][]int, len(x)+1)
+	for i := range d {
+		d[i] = make([]int, len(y)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(x); i++ {
+		for j := 1; j <= len(y); j++ {
+			cost := 1
+			if x[i-1] == y[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && x[i-1] == y[j-2] && x[i-2] == y[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(x)][len(y)]
 }

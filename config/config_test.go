@@ -55,6 +55,7 @@ lock_timeout    = "90s"
 fetch_timeout   = "10m"
 connect_timeout = "1500ms"
 record_timeout  = "1h2m3s"
+ssh_control_persist = "5m"
 keys_database_url = "host=/run/postgresql dbname=gitmesh user=gitmesh_keys"
 max_user_sessions = 4
 max_push_waiters  = 0
@@ -77,6 +78,8 @@ push_idle_timeout = "90s"
 		ConnectTimeout: Duration(1500 * time.Millisecond),
 		RecordTimeout:  Duration(time.Hour + 2*time.Minute + 3*time.Second),
 		Path:           path,
+		// Shared intracluster connections.
+		SSHControlPersist: Duration(5 * time.Minute),
 		// Limits.
 		KeysDatabaseURL: "host=/run/postgresql dbname=gitmesh user=gitmesh_keys",
 		MaxUserSessions: 4,
@@ -113,7 +116,8 @@ func TestLoadFileErrors(t *testing.T) {
 		text    string
 		mention []string // substrings the error must contain
 	}{
-		{"unknown key", "device = \"a\"\nlock_timout = \"1s\"\n", []string{"unknown setting", "lock_timout"}},
+		{"unknown key", "device = \"a\"\nlock_timout = \"1s\"\n", []string{"unknown setting", "lock_timout", "did you mean lock_timeout?"}},
+		{"dashes for underscores", "repo-root = \"/srv/git/repos\"\n", []string{`unknown setting "repo-root"; did you mean repo_root?`}},
 		{"unknown key in a table", "device = \"a\"\n[extra]\ncolour = \"blue\"\n", []string{"unknown setting", "extra"}},
 		{"bad duration", "lock_timeout = \"ninety seconds\"\n", []string{"lock_timeout"}},
 		{"duration without unit", "fetch_timeout = \"90\"\n", []string{"fetch_timeout"}},
@@ -162,12 +166,12 @@ func TestNeed(t *testing.T) {
 		name              string
 		s                 Settings
 		dbErr, deviceErr  bool
-		deviceErrMentions string
+		deviceErrMentions []string // the TOML key, the variable and the flag
 	}{
-		{"empty", Settings{}, true, true, "GITMESH_DEVICE"},
-		{"database only", Settings{DatabaseURL: "postgres://x"}, false, true, "GITMESH_DEVICE"},
-		{"device without root", Settings{Device: "a"}, true, true, "GITMESH_REPO_ROOT"},
-		{"all", Settings{DatabaseURL: "postgres://x", Device: "a", RepoRoot: "/srv"}, false, false, ""},
+		{"empty", Settings{}, true, true, []string{"set device in the settings file", "GITMESH_DEVICE", "--device"}},
+		{"database only", Settings{DatabaseURL: "postgres://x"}, false, true, []string{"set device in", "GITMESH_DEVICE", "--device"}},
+		{"device without root", Settings{Device: "a"}, true, true, []string{"set repo_root in", "GITMESH_REPO_ROOT", "--repo-root"}},
+		{"all", Settings{DatabaseURL: "postgres://x", Device: "a", RepoRoot: "/srv"}, false, false, nil},
 	}
 	for _, tt := range tests {
 		if err := tt.s.NeedDatabase(); (err != nil) != tt.dbErr {
@@ -177,8 +181,10 @@ func TestNeed(t *testing.T) {
 		if (err != nil) != tt.deviceErr {
 			t.Errorf("%s: NeedDevice() = %v, want error %v", tt.name, err, tt.deviceErr)
 		}
-		if err != nil && !strings.Contains(err.Error(), tt.deviceErrMentions) {
-			t.Errorf("%s: NeedDevice() = %q, want it to mention %s", tt.name, err, tt.deviceErrMentions)
+		for _, m := range tt.deviceErrMentions {
+			if err != nil && !strings.Contains(err.Error(), m) {
+				t.Errorf("%s: NeedDevice() = %q, want it to mention %s", tt.name, err, m)
+			}
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -31,7 +32,7 @@ import (
 func Open(url, appName string, connectTimeout time.Duration) (*sql.DB, error) {
 	cfg, err := pq.NewConfig(url)
 	if err != nil {
-		return nil, ErrBadURL // not err: lib/pq and net/url quote the URL, password and all
+		return nil, badURL(url) // not err: lib/pq and net/url quote the URL, password and all
 	}
 	cfg.ApplicationName = appName
 	if connectTimeout > 0 {
@@ -40,7 +41,7 @@ func Open(url, appName string, connectTimeout time.Duration) (*sql.DB, error) {
 	cfg.BinaryParameters = true
 	c, err := pq.NewConnectorConfig(cfg)
 	if err != nil {
-		return nil, ErrBadURL
+		return nil, badURL(url)
 	}
 	c.Dialer(deadPeerDialer())
 	return sql.OpenDB(c), nil
@@ -48,9 +49,55 @@ func Open(url, appName string, connectTimeout time.Duration) (*sql.DB, error) {
 
 // ErrBadURL is a database URL that lib/pq cannot read. It says which
 // setting, never the value: the parsers' own errors quote it.
-var ErrBadURL = errors.New("the database URL (database_url, GITMESH_DATABASE_URL or --database-url) cannot be read: " +
-	"in a URL, percent-encode the special characters of the password (% as %25, @ as %40, / as %2F, : as %3A); " +
+var ErrBadURL = errors.New(badURLPrefix + "in a URL, percent-encode the special characters of the password (% as %25, @ as %40, / as %2F, : as %3A); " +
 	"in a key=value DSN, quote a password with spaces in single quotes")
+
+const badURLPrefix = "the database URL (database_url, GITMESH_DATABASE_URL or --database-url) cannot be read: "
+
+// BadURLError is ErrBadURL with what is wrong with the URL, when that can
+// be told without quoting it: a scheme that is not PostgreSQL's, or a port
+// that is not a number.
+type BadURLError struct{ why string }
+
+func (e *BadURLError) Error() string { return badURLPrefix + e.why }
+
+// Is makes errors.Is(err, ErrBadURL) hold.
+func (e *BadURLError) Is(target error) bool { return target == ErrBadURL }
+
+// badURL says what is wrong with a URL lib/pq could not read. It quotes
+// only what cannot hold the password: the scheme, and nothing of the rest.
+func badURL(url string) error {
+	const form = "postgres://USER:PASSWORD@HOST:5432/DATABASE, or a key=value DSN (host=... dbname=...)"
+	scheme, rest, isURL := strings.Cut(url, "://")
+	if !isURL {
+		return ErrBadURL
+	}
+	if scheme != "postgres" && scheme != "postgresql" {
+		if scheme != "" && strings.Trim(scheme, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-") == "" && len(scheme) <= 20 {
+			return &BadURLError{fmt.Sprintf("it is a %s:// URL, and gitmesh needs PostgreSQL: write %s", scheme, form)}
+		}
+		return &BadURLError{"a URL must start with postgres:// or postgresql://: write " + form}
+	}
+	authority, _, _ := strings.Cut(rest, "/")
+	authority, _, _ = strings.Cut(authority, "?")
+	at := strings.LastIndex(authority, "@")
+	if at < 0 && strings.Contains(rest, "@") {
+		return ErrBadURL // a / or ? in the password, not percent-encoded
+	}
+	hostport := authority[at+1:]
+	port := ""
+	if strings.HasPrefix(hostport, "[") { // [::1]:5432
+		if _, p, ok := strings.Cut(hostport, "]:"); ok {
+			port = p
+		}
+	} else if i := strings.LastIndex(hostport, ":"); i >= 0 {
+		port = hostport[i+1:]
+	}
+	if n, err := strconv.Atoi(port); port != "" && (err != nil || n < 1 || n > 65535) {
+		return &BadURLError{"the port after the host is not a number from 1 to 65535: write " + form}
+	}
+	return ErrBadURL
+}
 
 // deadPeerDialer notices a PostgreSQL that went silent (a cut network, a
 // powered-off host): lib/pq would otherwise block on the socket forever,

@@ -61,3 +61,26 @@ func TestOpenNeverQuotesABadURL(t *testing.T) {
 		}
 	}
 }
+
+// A URL that does not parse is told what is wrong with it, not blamed on
+// the password's percent-encoding, and never quoted.
+func TestOpenSaysWhatIsWrongWithABadURL(t *testing.T) {
+	for _, tt := range []struct{ url, want string }{
+		{"postgres://gitmesh:s3cret@127.0.0.1:notaport/gitmesh", "the port after the host is not a number from 1 to 65535: write postgres://USER:PASSWORD@HOST:5432/DATABASE"},
+		{"postgres://gitmesh:s3cret@[::1]:99999/gitmesh", "the port after the host is not a number"},
+		{"mysql://gitmesh:s3cret@127.0.0.1:3306/gitmesh", "it is a mysql:// URL, and gitmesh needs PostgreSQL: write postgres://USER:PASSWORD@HOST:5432/DATABASE"},
+		{"postgres://gitmesh:s3%zzcret@127.0.0.1:5432/gitmesh", "percent-encode the special characters of the password"},
+		{"postgres://gitmesh:s3/cret@127.0.0.1:5432/gitmesh", "percent-encode the special characters of the password"},
+	} {
+		_, err := Open(tt.url, "test", time.Second)
+		if !errors.Is(err, ErrBadURL) {
+			t.Fatalf("Open(%q) = %v, want ErrBadURL", tt.url, err)
+		}
+		if !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Open(%q) = %q, want it to say %q", tt.url, err, tt.want)
+		}
+		if strings.Contains(err.Error(), "cret") || strings.Contains(err.Error(), "127.0.0.1") {
+			t.Errorf("Open(%q)'s error quotes the URL: %v", tt.url, err)
+		}
+	}
+}

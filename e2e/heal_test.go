@@ -184,6 +184,13 @@ func TestDeadWriterWithNoGoodCopyStaysFrozenWithTheReason(t *testing.T) {
 	if len(h) != 1 || !strings.HasPrefix(h[0], "a: frozen: ") {
 		t.Fatalf("heal events after two refused pushes: %q, want the refusal recorded once", h)
 	}
+	m := scrape(t, c)
+	if got := value(t, m, "gitmesh_heal_refusals_total", "device", "a"); got != 1 {
+		t.Errorf("metrics: %v refused repairs on a, want 1", got)
+	}
+	if got := value(t, m, "gitmesh_heals_total", "device", "a"); got != 0 {
+		t.Errorf("metrics: %v repairs made on a, want 0 (it was refused)", got)
+	}
 	if out := a.MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, only) {
 		t.Fatalf("a serves %q, want the acknowledged %s", out, only)
 	}

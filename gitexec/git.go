@@ -224,10 +224,21 @@ func (g Git) InitCopy(ctx context.Context, root, dir string) error {
 	return err
 }
 
-// CheckRoot returns ErrNoRoot unless root is a directory.
+// NoRootError is ErrNoRoot naming the root, for administrators (serve's
+// users hear only that the server is misconfigured).
+type NoRootError struct{ Root string }
+
+func (e *NoRootError) Error() string {
+	return fmt.Sprintf("the repo root %s is missing (an unmounted disk?); mount it, or create it owned by the git account with mode 700", e.Root)
+}
+
+// Is makes errors.Is(err, ErrNoRoot) hold.
+func (e *NoRootError) Is(target error) bool { return target == ErrNoRoot }
+
+// CheckRoot returns a NoRootError unless root is a directory.
 func CheckRoot(root string) error {
 	if st, err := os.Stat(root); err != nil || !st.IsDir() {
-		return ErrNoRoot
+		return &NoRootError{root}
 	}
 	return nil
 }
@@ -250,7 +261,7 @@ func MkdirUnder(root, dir string) error {
 		cur = filepath.Join(cur, part)
 		if err := os.Mkdir(cur, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			if errors.Is(err, os.ErrNotExist) {
-				return ErrNoRoot
+				return &NoRootError{root}
 			}
 			return err
 		}

@@ -2,6 +2,7 @@ package gitexec
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,7 +132,7 @@ func TestStageThenShowWithGit(t *testing.T) {
 func TestInitCopyNeedsTheRoot(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "repos")
 	g := Git{}
-	if err := g.InitCopy(context.Background(), root, filepath.Join(root, "team", "app.git")); err != ErrNoRoot {
+	if err := g.InitCopy(context.Background(), root, filepath.Join(root, "team", "app.git")); !errors.Is(err, ErrNoRoot) || !strings.Contains(err.Error(), "the repo root "+root+" is missing") {
 		t.Fatalf("InitCopy under a missing root: %v, want ErrNoRoot", err)
 	}
 	if _, err := os.Stat(root); !os.IsNotExist(err) {

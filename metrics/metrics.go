@@ -8,12 +8,15 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"gitmesh/admin"
 	"gitmesh/db"
+	"gitmesh/health"
 	"gitmesh/version"
 )
 
@@ -22,10 +25,16 @@ import (
 var PushResults = []string{version.PushOK, version.PushUnchanged, version.PushFrozen,
 	version.PushLockTimeout, version.PushNoQuorum, version.PushNotRecorded, version.PushError}
 
+// Probe reports why a device cannot be reached, nil when it can
+// (health.Prober.Probe); health.ErrNotProbed when this host cannot tell.
+type Probe func(ctx context.Context, dev admin.Device) error
+
 // Write reads the cluster's state from d and writes it to w in the
 // Prometheus text format; quorum is the write_quorum setting (0: a
-// majority). Nothing is written when a query fails.
-func Write(ctx context.Context, d *sql.DB, quorum int, w io.Writer) error {
+// majority). With probe, every device is probed at once and
+// gitmesh_device_up says which answered. Nothing is written when a query
+// fails.
+func Write(ctx context.Context, d *sql.DB, quorum int, probe Probe, w io.Writer) error {
 	pending, err := db.Pending(ctx, d)
 	if err != nil {
 		return err
@@ -36,6 +45,11 @@ func Write(ctx context.Context, d *sql.DB, quorum int, w io.Writer) error {
 	c := &collector{}
 	for _, f := range []func(context.Context, *sql.DB, int, *collector) error{copies, syncs, pushes} {
 		if err := f(ctx, d, quorum, c); err != nil {
+			return err
+		}
+	}
+	if probe != nil {
+		if err := probes(ctx, d, probe, c); err != nil {
 			return err
 		}
 	}
@@ -93,7 +107,8 @@ SELECT d.name, COALESCE(r.name, ''),
        count(s.id) FILTER (WHERE s.kind = 'fetch'),
        COALESCE(sum(s.duration_ms) FILTER (WHERE s.kind = 'fetch'), 0),
        count(s.id) FILTER (WHERE s.kind = 'fetch' AND s.result <> 'ok'),
-       count(s.id) FILTER (WHERE s.kind = 'heal'),
+       count(s.id) FILTER (WHERE s.kind = 'heal' AND s.result LIKE 'ok%'),
+       count(s.id) FILTER (WHERE s.kind = 'heal' AND s.result LIKE 'frozen: %'),
        COALESCE(extract(epoch FROM max(s.created_at) FILTER (WHERE s.kind = 'fetch' AND s.result = 'ok'))::float8, 0)
 FROM devices d
 LEFT JOIN sync_log s ON s.device_id = d.id
@@ -105,8 +120,9 @@ func syncs(ctx context.Context, d *sql.DB, _ int, c *collector) error {
 	secs := c.desc("gitmesh_fetch_seconds_total", "Time this device spent in those fetches.", "device")
 	failed := c.desc("gitmesh_fetch_failures_total", "Those fetches that failed.", "device")
 	heals := c.desc("gitmesh_heals_total", "Repairs gitmesh made by itself on this device after a writer died (sync_log, kind heal).", "device")
+	refused := c.desc("gitmesh_heal_refusals_total", "Repairs this device could not make: the repository stays frozen until thawed (sync_log, kind heal, frozen).", "device")
 	last := c.desc("gitmesh_last_sync_timestamp_seconds", "When this device last fetched the repository from a peer successfully (Unix time).", "repository", "device")
-	type sums struct{ count, ms, fails, heals int64 }
+	type sums struct{ count, ms, fails, heals, refused int64 }
 	per := map[string]*sums{}
 	var devs []string
 	rows, err := d.QueryContext(ctx, syncQuery)
@@ -118,7 +134,7 @@ func syncs(ctx context.Context, d *sql.DB, _ int, c *collector) error {
 		var dev, repo string
 		var x sums
 		var at float64
-		if err := rows.Scan(&dev, &repo, &x.count, &x.ms, &x.fails, &x.heals, &at); err != nil {
+		if err := rows.Scan(&dev, &repo, &x.count, &x.ms, &x.fails, &x.heals, &x.refused, &at); err != nil {
 			return fmt.Errorf("read sync_log: %w", err)
 		}
 		if per[dev] == nil {
@@ -127,6 +143,7 @@ func syncs(ctx context.Context, d *sql.DB, _ int, c *collector) error {
 		}
 		p := per[dev]
 		p.count, p.ms, p.fails, p.heals = p.count+x.count, p.ms+x.ms, p.fails+x.fails, p.heals+x.heals
+		p.refused += x.refused
 		if at > 0 {
 			c.add(last, at, repo, dev)
 		}
@@ -140,6 +157,7 @@ func syncs(ctx context.Context, d *sql.DB, _ int, c *collector) error {
 		c.add(secs, float64(p.ms)/1000, dev)
 		c.add(failed, float64(p.fails), dev)
 		c.add(heals, float64(p.heals), dev)
+		c.add(refused, float64(p.refused), dev)
 	}
 	return nil
 }
@@ -210,4 +228,31 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// probes probes every device at once, as `check` does: 1 when it answered,
+// 0 when not; no series for a device this host cannot probe (no cluster
+// key or known_hosts for an ssh:// device).
+func probes(ctx context.Context, d *sql.DB, probe Probe, c *collector) error {
+	devs, err := admin.Devices(ctx, d)
+	if err != nil {
+		return fmt.Errorf("read devices: %w", err)
+	}
+	up := c.desc("gitmesh_device_up", "1 when the device answered a probe (its repo root readable, over ssh with the cluster key for an ssh:// device), 0 when not.", "device")
+	errs := make([]error, len(devs))
+	var wg sync.WaitGroup
+	for i, dev := range devs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = probe(ctx, dev)
+		}()
+	}
+	wg.Wait()
+	for i, dev := range devs {
+		if !errors.Is(errs[i], health.ErrNotProbed) {
+			c.add(up, b2f(errs[i] == nil), dev.Name)
+		}
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -53,9 +54,24 @@ func Converge(ctx context.Context, n *version.Node, repo string) error {
 	}
 	wg.Wait()
 	if len(failed) > 0 {
-		return fmt.Errorf("%s did not catch up on %s; they will on their next read or sweep", strings.Join(failed, ", "), repo)
+		sort.Strings(failed)
+		return &LagError{Repo: repo, Devices: failed}
 	}
 	return nil
+}
+
+// LagError names the devices a converge left behind: expected while a
+// device is down, they catch up on their next read or sweep.
+type LagError struct {
+	Repo    string
+	Devices []string
+}
+
+func (e *LagError) Error() string {
+	if len(e.Devices) == 1 {
+		return fmt.Sprintf("%s did not catch up on %s; it will on its next read or sweep", e.Devices[0], e.Repo)
+	}
+	return fmt.Sprintf("%s did not catch up on %s; they will on their next reads or sweeps", strings.Join(e.Devices, ", "), e.Repo)
 }
 
 // current reports whether h shows the newest version of st.

@@ -11,6 +11,12 @@
 #   scripts/demo.sh add-user NAME PUBKEY-FILE
 #                             a user with that key and write access to
 #                             team/app, on every device at once.
+#   scripts/demo.sh stop-device D
+#                             stops device D's sshd: the device is down (its
+#                             copies fall behind; pushes go on with the others).
+#   scripts/demo.sh start-device D
+#                             brings device D back: its sshd again; it catches
+#                             up on its next read (or gitmesh sync on it).
 #   scripts/demo.sh stop      stops exactly the processes start started (by
 #                             their pid files) and removes demo/run/.
 #
@@ -264,7 +270,7 @@ start_postgres() {
     -o "-p ${PORT[postgres]} -k $pgdir -c listen_addresses=127.0.0.1 -c fsync=off" start >"$RUN/pg_ctl.log" 2>&1 ||
     die "PostgreSQL did not start; see $pgdir/postgres.log"
   as_pg "$bin/createdb" -h 127.0.0.1 -p "${PORT[postgres]}" -U postgres gitmesh
-  say "PostgreSQL on 127.0.0.1:${PORT[postgres]} (data in $pgdir/data)"
+  say "PostgreSQL on 127.0.0.1:${PORT[postgres]} (data in $pgdir/data), with fsync off: a throwaway demo server; never turn fsync off in production"
 }
 
 # start_pgbouncer: PgBouncer in session mode in front of PostgreSQL, the
@@ -626,8 +632,52 @@ $(ssh_config "$KEEP/alice" | sed 's/^/    /')
   the database: PostgreSQL on 127.0.0.1:${PORT[postgres]}; gitmesh connects through PgBouncer:
     database_url = "$DBURL"    (PgBouncer's config: $RUN/pg/pgbouncer.ini)
 
+  a device down and back (pushes go on with the other two; it catches up on its next read):
+    scripts/demo.sh stop-device b
+    scripts/demo.sh start-device b
+
   stop it: make demo-stop    (stops exactly these processes, by their pid files)
 EOF
+  if [ "$BASE" != "$DEMO" ]; then
+    cat <<EOF
+
+  The demo's files are in $BASE, not in demo/ (the git or postgres account
+  cannot reach $DEMO, or sshd would refuse it): where the README says
+  demo/keep/ read $KEEP/, and for demo/run/ read $RUN/.
+EOF
+  fi
+}
+
+# device_arg D: D names a device of a running demo.
+device_arg() {
+  [ $# -eq 1 ] && [[ " ${DEVICES[*]} " == *" $1 "* ]] || die "usage: scripts/demo.sh $CMD DEVICE (one of: ${DEVICES[*]})"
+  [ -r "$RUN/$1/sshd_config" ] || die "no demo is running; start one with make demo"
+}
+
+# stop_device D: device D goes down (its sshd stops); the others go on.
+stop_device() {
+  device_arg "$@"
+  local pid
+  if ! pid=$(pid_of "$RUN/$1/sshd.pid" "$RUN/$1/sshd_config"); then
+    say "device $1 is already down; bring it back with: scripts/demo.sh start-device $1"
+    return 0
+  fi
+  stop_pid "$pid" TERM "sshd of device $1"
+  say "device $1 is down: pushes go on with the other devices, reads there fail; bring it back with: scripts/demo.sh start-device $1"
+}
+
+# start_device D: device D comes back (its sshd again).
+start_device() {
+  device_arg "$@"
+  load_ports_and_login
+  if pid_of "$RUN/$1/sshd.pid" "$RUN/$1/sshd_config" >/dev/null; then
+    say "device $1 is already up"
+    return 0
+  fi
+  start_sshd "$1"
+  local as=""
+  is_root && [ "$LOGIN" != root ] && as="runuser -u $LOGIN -- "
+  say "device $1 is back: it catches up on its next read, or now with: $as$RUN/gitmesh --config $RUN/$1/gitmesh.toml sync"
 }
 
 # add_user NAME PUBKEY-FILE: user add, key add and a write grant on the demo
@@ -666,6 +716,8 @@ add_user() {
   for d in "${DEVICES[@]}"; do echo "    $d: ssh://$LOGIN@127.0.0.1:${PORT[$d]}/$REPO.git"; done
   echo "  ssh config for $name (also in $KEEP/ssh_config-$name):"
   ssh_config "$private" | sed 's/^/    /'
+  echo "  clone with it:"
+  echo "    GIT_SSH_COMMAND=\"ssh -F $KEEP/ssh_config-$name\" git clone gitmesh-b:$REPO.git"
 }
 
 # load_ports_and_login: what the running demo uses, for commands after start.
@@ -675,12 +727,21 @@ load_ports_and_login() {
   LOGIN=$(sed -n 's/^AllowUsers //p' "$RUN/a/sshd_config")
 }
 
-case "${1:-}" in
+CMD=${1:-}
+case "$CMD" in
 start) start ;;
 stop) stop ;;
 add-user)
   shift
   add_user "$@"
   ;;
-*) die "usage: scripts/demo.sh start|stop|add-user NAME PUBKEY-FILE" ;;
+stop-device)
+  shift
+  stop_device "$@"
+  ;;
+start-device)
+  shift
+  start_device "$@"
+  ;;
+*) die "usage: scripts/demo.sh start|stop|add-user NAME PUBKEY-FILE|stop-device DEVICE|start-device DEVICE" ;;
 esac

@@ -16,6 +16,11 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/n
 [ -x /usr/sbin/nginx ] || need+=(nginx)
 [ -x /usr/sbin/fcgiwrap ] || need+=(fcgiwrap)
 command -v openssl >/dev/null || need+=(openssl)
+# make deb and its test (packaging/): lintian checks the package;
+# promtool (in Debian's prometheus package) the alert rules in contrib/.
+command -v adduser >/dev/null || need+=(adduser)   # the package's postinst
+command -v lintian >/dev/null || need+=(lintian)
+command -v promtool >/dev/null || need+=(prometheus)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then

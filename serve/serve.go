@@ -200,7 +200,7 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 		return err
 	}
 	if s.RepoRoot == "" {
-		return config.UnsetError("no repo root configured: set GITMESH_REPO_ROOT or --repo-root")
+		return config.UnsetError(config.NoRepoRoot)
 	}
 	dir, err := gitexec.ConfinedRepoDir(s.RepoRoot, cmd.Repo)
 	if err != nil {
