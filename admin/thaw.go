@@ -272,7 +272,17 @@ func printDiff(w io.Writer, repo string, loser, winner copyRefs) int {
 }
 
 // apply clears every write mark and sets the versions, in one transaction.
-func (t Thaw) apply(ctx context.Context, conn *sql.Conn, st version.State, target Device, digest string) error {
+// Every statement runs on the session that holds the write lock: after a
+// failover (the lock gone) it fails rather than act. Bounded by
+// lock_timeout: a database that cannot commit must not hold thaw forever.
+func (t Thaw) apply(ctx context.Context, conn *sql.Conn, st version.State, target Device, digest string) (err error) {
+	ctx, cancel := db.Bound(ctx, t.LockTimeout)
+	defer cancel()
+	defer func() {
+		if stall := db.Stalled(ctx, "thaw "+t.Repo, t.LockTimeout); stall != nil {
+			err = fmt.Errorf("%w; the thaw may have been applied, see 'gitmesh status %s'", stall, t.Repo)
+		}
+	}()
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -79,11 +79,22 @@ func (a *app) run(args []string) int {
 		httpgit.NewResponse(os.Stdout).Fail(httpStatus(err), a.httpMessage(err))
 	}
 	if err != nil && !errors.As(err, &gitExit) && err.Error() != "" { // "": said on stdout already (check)
+		inProtocol := a.servingUser && !a.httpDoor && serve.InProtocol(err)
+		if inProtocol {
+			err = errors.Unwrap(err) // the refusal itself, as message knows it
+		}
 		msg := a.userMessage(err)
 		if a.httpDoor {
 			msg = a.httpMessage(err) // stderr is the web server's log
 		}
-		fmt.Fprintf(os.Stderr, "gitmesh: %s\n", db.Redact(msg, a.dsns...))
+		msg = "gitmesh: " + db.Redact(msg, a.dsns...)
+		if inProtocol {
+			// A git client's request, stdout still untouched: say it in
+			// the protocol too, for clients that drop ssh's stderr (JGit).
+			gitexec.Refuse(os.Stdout, os.Stderr, msg)
+		} else {
+			fmt.Fprintln(os.Stderr, msg)
+		}
 		if a.logFile == nil && isServe(args) {
 			a.toSyslog() // settings that failed to load opened no log
 		}
@@ -296,9 +307,31 @@ func (a *app) withDB(op string, f func(c *cli.Context, d *sql.DB) error) cli.Act
 			return err
 		}
 		defer d.Close()
+		if !unbounded[op] {
+			// Only database statements: the whole command is bounded like
+			// one lock step, so a database that stops answering or
+			// committing never holds it.
+			bound := a.settings.LockTimeout.D() + a.settings.ConnectTimeout.D()
+			ctx, cancel := db.Bound(c.Context, bound)
+			defer cancel()
+			c.Context = ctx
+			err := f(c, d)
+			if stall := db.Stalled(ctx, op, bound); stall != nil {
+				// Whatever it printed: a commit cancelled at the bound may
+				// have been applied, or not.
+				return fmt.Errorf("%w; what it changed may or may not have been applied", stall)
+			}
+			return err
+		}
 		return f(c, d)
 	}
 }
+
+// unbounded are the commands whose work is more than database steps
+// (git, a follow loop, migrations that take what they take); each of
+// their steps is bounded on its own.
+var unbounded = map[string]bool{"migrate": true, "sync": true, "gc": true, "replicate": true, "converge": true,
+	"thaw": true, "verify": true}
 
 // args checks the number of positional arguments.
 func args(c *cli.Context, names ...string) ([]string, error) {
@@ -384,6 +417,14 @@ func message(err error) string {
 		return msg + "; try again later"
 	case errors.Is(err, version.ErrNoVersions):
 		return "no device holds a recorded version of this repository (ambiguous leaders); an administrator must promote the right copy with 'gitmesh thaw REPO --promote DEVICE'"
+	case errors.As(err, new(*db.SettingError)), errors.Is(err, db.ErrMultiHostURL):
+		return oneLine(err.Error())
+	case db.IsNoSchema(err):
+		return db.ErrNoSchema.Error()
+	case errors.Is(err, db.ErrNoPrimary):
+		return oneLine(err.Error()) + "; try again later, and check that " + db.Setting + " lists the primary"
+	case errors.As(err, new(*db.StallError)):
+		return oneLine(err.Error()) + "; try again later"
 	case errors.Is(err, pq.ErrSSLNotSupported):
 		return oneLine(err.Error()) + "; add sslmode=disable to the database URL, or enable SSL on the PostgreSQL server"
 	case db.IsUnavailable(err) && !isNoPeer(err):

@@ -19,7 +19,7 @@ func init() {
 	register(func(a *app) *cli.Command {
 		return &cli.Command{
 			Name:            "check",
-			Usage:           "report problems (frozen, below quorum, lagging, unreachable devices, pending migrations); exit 0 ok, 1 warning, 2 critical, 3 unknown",
+			Usage:           "report problems (a database that is only a standby or does not commit, frozen, below quorum, lagging, unreachable devices, pending migrations); exit 0 ok, 1 warning, 2 critical, 3 unknown",
 			ArgsUsage:       "[--lag-warn DURATION] [--no-probe] [--json]",
 			SkipFlagParsing: true,
 			Flags: []cli.Flag{
@@ -50,7 +50,7 @@ func (a *app) checkAction(c *cli.Context) error {
 			return unknown(c, asJSON, usageError{fmt.Errorf("--lag-warn takes a duration such as 10m or 1h30m, not %q", s)})
 		}
 	}
-	opts := health.Options{Quorum: int(a.settings.WriteQuorum), LagWarn: lag}
+	opts := health.Options{Quorum: int(a.settings.WriteQuorum), LagWarn: lag, WriteProbe: a.settings.ConnectTimeout.D()}
 	if !v.bools["no-probe"] {
 		opts.Probe = health.Prober{ClusterKey: a.settings.ClusterKey, KnownHosts: a.settings.KnownHosts,
 			ConnectTimeout: a.settings.ConnectTimeout.D()}.Probe

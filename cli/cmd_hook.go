@@ -20,7 +20,7 @@ func init() {
 					if _, err := parseArgs(c, nil, nil, nil); err != nil {
 						return err
 					}
-					return hook.Relay(os.Stdin, os.Stdout)
+					return hook.Relay(os.Stdin, os.Stdout, os.Stderr)
 				},
 			}},
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"gitmesh/access"
+	"gitmesh/db"
 	"gitmesh/httpgit"
 )
 
@@ -205,6 +206,12 @@ func httpStatus(err error) int {
 	var readOnly *access.ReadOnlyError
 	if errors.As(err, &readOnly) {
 		return http.StatusForbidden
+	}
+	// Nothing answered at the database's address: a wrong setting (exit 1)
+	// or a stopped server; a client can only try again later.
+	var setting *db.SettingError
+	if errors.As(err, &setting) && setting.Unreachable {
+		return http.StatusServiceUnavailable
 	}
 	switch exitCode(err) {
 	case exitUsage:

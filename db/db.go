@@ -29,10 +29,24 @@ import (
 // (application_name = "gitmesh <op> <repo> <pid>") and bounded by
 // connectTimeout. Single round-trip mode (binary_parameters) keeps the serve
 // fast path to one round trip per query.
+//
+// Every connection asks for a primary (target_session_attrs=read-write,
+// unless the URL says primary): gitmesh never reads versions from a standby,
+// which may lag. With several hosts in key=value form (host=h1,h2
+// port=p1,p2) the driver tries them in order and takes the first primary,
+// so a failover needs no setting changed. On PostgreSQL 14 and later the
+// check costs no round trip (the server reports in_hot_standby and
+// default_transaction_read_only at startup).
 func Open(url, appName string, connectTimeout time.Duration) (*sql.DB, error) {
+	if multiHostURL(url) {
+		return nil, ErrMultiHostURL
+	}
 	cfg, err := pq.NewConfig(url)
 	if err != nil {
 		return nil, badURL(url) // not err: lib/pq and net/url quote the URL, password and all
+	}
+	if cfg.TargetSessionAttrs != pq.TargetSessionAttrsPrimary {
+		cfg.TargetSessionAttrs = pq.TargetSessionAttrsReadWrite
 	}
 	cfg.ApplicationName = appName
 	if connectTimeout > 0 {
@@ -44,7 +58,26 @@ func Open(url, appName string, connectTimeout time.Duration) (*sql.DB, error) {
 		return nil, badURL(url)
 	}
 	c.Dialer(deadPeerDialer())
-	return sql.OpenDB(c), nil
+	return sql.OpenDB(&connector{c: c}), nil
+}
+
+// multiHostURL reports a postgres:// URL whose host part lists several
+// hosts, which lib/pq reads as one host named "h1:p1,h2".
+func multiHostURL(url string) bool {
+	rest, ok := strings.CutPrefix(url, "postgres://")
+	if !ok {
+		rest, ok = strings.CutPrefix(url, "postgresql://")
+	}
+	if !ok {
+		return false
+	}
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		rest = rest[i+1:]
+	}
+	return strings.Contains(rest, ",")
 }
 
 // ErrBadURL is a database URL that lib/pq cannot read. It says which
@@ -150,7 +183,17 @@ func dialed(c net.Conn, err error) (net.Conn, error) {
 // IsUnavailable reports whether err means the database could not be reached
 // or dropped the connection, as opposed to rejecting a statement.
 func IsUnavailable(err error) bool {
-	var pqErr *pq.Error
+	var (
+		pqErr   *pq.Error
+		setting *SettingError
+		stall   *StallError
+	)
+	if errors.As(err, &setting) {
+		return false // a setting to fix, not an outage
+	}
+	if errors.As(err, &stall) || IsReadOnly(err) || errors.Is(err, lock.ErrLost) {
+		return true // answers but cannot commit; or no primary: try again later
+	}
 	if errors.As(err, &pqErr) {
 		// Class 08: connection exception; 57P: operator intervention
 		// (shutdown, crash), 53: insufficient resources.

@@ -24,7 +24,7 @@ func pushAs(d *meshtest.Device, user, repo string) meshtest.Result {
 // wantDenied checks the one answer for "no access" and "no such repository".
 func wantDenied(t *testing.T, what string, r meshtest.Result) {
 	t.Helper()
-	if r.Code != 3 || r.Stderr != notFound || r.Stdout != "" {
+	if r.Code != 3 || r.Stderr != notFound || r.Stdout != errPacket(strings.TrimSuffix(notFound, "\n")) {
 		t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 3 and %q", what, r.Code, r.Stdout, r.Stderr, notFound)
 	}
 }
@@ -321,7 +321,7 @@ func TestServeRefusesSymlinkOutOfRoot(t *testing.T) {
 		if strings.Contains(want, "not found") {
 			code = 3
 		}
-		if r.Code != code || r.Stdout != "" || !strings.Contains(r.Stderr, want) {
+		if r.Code != code || !onlyRefusal(r) || !strings.Contains(r.Stderr, want) {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q", cmd, r.Code, r.Stdout, r.Stderr)
 		}
 		oneLine(t, cmd, r.Stderr)

@@ -88,10 +88,14 @@ func TestHousekeepingIsNeitherAVersionNorAPush(t *testing.T) {
 	c.LocalGit(filepath.Join(a.Root, "team/app.git"), "pack-refs", "--all")
 	var before int64
 	db := c.DB()
-	db.QueryRow(`SELECT max(version) FROM working_copy_versions`).Scan(&before)
+	if err := db.QueryRow(`SELECT max(version) FROM working_copy_versions`).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
 	a.MustGit("alice", work, "push", "-q", url, ":topic")
 	var after int64
-	db.QueryRow(`SELECT max(version) FROM working_copy_versions`).Scan(&after)
+	if err := db.QueryRow(`SELECT max(version) FROM working_copy_versions`).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
 	if after != before+1 {
 		t.Fatalf("deleting one packed branch made %d versions, want 1", after-before)
 	}

@@ -52,12 +52,8 @@ func TestLogAndThawEscapeRefNames(t *testing.T) {
 	// A write on b left a stray ref with such a name; thaw lists it escaped.
 	c.Devices["b"].MustGit("alice", "", "ls-remote", url)
 	stray := "refs/heads/\u202estray\u009b"
+	freeze(t, c, "team/app", "b", work)
 	c.LocalGit(work, "push", "-q", filepath.Join(c.Devices["b"].Root, "team/app.git"), "main:"+stray)
-	if _, err := c.DB().Exec(`UPDATE working_copy_versions SET is_writing = true,
-		write_properties = jsonb_build_object('user', 'alice', 'device', 'b', 'pid', 1, 'started', now(), 'token', 'x')
-		WHERE device_id = (SELECT id FROM devices WHERE name = 'b')`); err != nil {
-		t.Fatal(err)
-	}
 	r := c.Admin("thaw", "team/app", "--demote", "b")
 	if r.Code == 0 || !strings.Contains(r.Stdout, `would discard on b: refs/heads/\u202estray\u009b`) {
 		t.Fatalf("thaw of a stray ref: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)

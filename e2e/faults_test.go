@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -14,14 +15,71 @@ import (
 	"gitmesh/meshtest"
 )
 
-// slowPreReceive installs an administrator's pre-receive hook in dev's copy
-// that touches marker and then sleeps, holding a push in receive-pack.
-func slowPreReceive(t *testing.T, c *meshtest.Cluster, dev, repo, marker string) {
+// hold is an administrator's hook that stops a push (or a gc) at a known
+// step: it touches a marker, then waits until let is called, or the
+// process that ran it is gone (a killed serve or receive-pack), or a
+// minute has passed; the test's end lets it go, so that a failing test
+// leaves nothing behind.
+type hold struct{ marker, release string }
+
+// holdHook installs hook name (pre-receive, update, pre-auto-gc) in dev's
+// copy of repo as such a hold, and returns it.
+func holdHook(t *testing.T, c *meshtest.Cluster, dev, repo, name string) hold {
 	t.Helper()
-	path := filepath.Join(c.Devices[dev].Root, repo+".git", "hooks", "pre-receive")
-	script := fmt.Sprintf("#!/bin/sh\ncat >/dev/null\ntouch %q\nsleep 5\n", marker)
+	return holdHookAt(t, c, dev, repo, name, "")
+}
+
+// slowPreReceive is holdHook's pre-receive hold with marker as its marker
+// (exists(marker) tells it is reached).
+func slowPreReceive(t *testing.T, c *meshtest.Cluster, dev, repo, marker string) hold {
+	t.Helper()
+	return holdHookAt(t, c, dev, repo, "pre-receive", marker)
+}
+
+// holdHookAt is holdHook with the marker at the path given ("": its own).
+func holdHookAt(t *testing.T, c *meshtest.Cluster, dev, repo, name, marker string) hold {
+	t.Helper()
+	dir, err := os.MkdirTemp(c.Dir, "hold-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hold{marker: marker, release: filepath.Join(dir, "release")}
+	if marker == "" {
+		h.marker = filepath.Join(dir, "reached")
+	}
+	input := ""
+	if name == "pre-receive" {
+		input = "cat >/dev/null\n"
+	}
+	script := fmt.Sprintf("#!/bin/sh\n%stouch %q\ni=0\nwhile [ ! -e %q ] && kill -0 $PPID 2>/dev/null && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n",
+		input, h.marker, h.release)
+	path := filepath.Join(c.Devices[dev].Root, repo+".git", "hooks", name)
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(h.let)
+	return h
+}
+
+// reached reports whether a push (or gc) is held in the hook.
+func (h hold) reached() bool { _, err := os.Stat(h.marker); return err == nil }
+
+// let lets the held push (and every later one) go on.
+func (h hold) let() { os.WriteFile(h.release, nil, 0o644) }
+
+// finish waits for cmd, started before, for at most a minute: a test that
+// waits for a process waits with a bound.
+func finish(t *testing.T, cmd *exec.Cmd) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("%s still runs after a minute", strings.Join(cmd.Args, " "))
+		return nil
 	}
 }
 
@@ -53,11 +111,10 @@ func TestKilledServeIsRepairedByTheNextRead(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b", "c")
 	url := meshtest.URL("team/app")
 	work, acked := pushed(t, c)
-	marker := filepath.Join(c.Dir, "in-pre-receive")
-	slowPreReceive(t, c, "a", "team/app", marker)
+	held := holdHook(t, c, "a", "team/app", "pre-receive")
 
 	c.Commit(work, "README", "never acknowledged\n")
-	killWriter(t, c, "a", work, exists(marker))
+	killWriter(t, c, "a", work, held.reached, held.let)
 
 	// status tells the dead writer's mark; the next read, on another
 	// device, has a repair it (its writer is gone) and is served.
@@ -95,8 +152,7 @@ func TestCutDatabaseConnectionDuringPushIsNotAcknowledged(t *testing.T) {
 	a.WriteConfig(`record_timeout = "2s"`)
 	work, acked := pushed(t, c)
 	repoURL := meshtest.URL("team/app")
-	marker := filepath.Join(c.Dir, "in-pre-receive")
-	slowPreReceive(t, c, "a", "team/app", marker)
+	held := holdHook(t, c, "a", "team/app", "pre-receive")
 
 	unacked := c.Commit(work, "README", "cut off\n")
 	push := a.GitCmd("alice", work, "push", repoURL, "main")
@@ -105,10 +161,11 @@ func TestCutDatabaseConnectionDuringPushIsNotAcknowledged(t *testing.T) {
 	if err := push.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the push to reach pre-receive", exists(marker))
+	waitFor(t, "the push to reach pre-receive", held.reached)
 	proxy.SetDown(true)
 	proxy.Cut()
-	err := push.Wait()
+	held.let()
+	err := finish(t, push)
 	if err == nil {
 		t.Fatalf("the client got ok for a push whose database connection was cut: %s", stderr.String())
 	}
@@ -187,8 +244,10 @@ func TestDatabaseRestartGivesClearErrorsThenService(t *testing.T) {
 	if r.Code == 0 || !strings.Contains(r.Stderr, "database is unreachable") {
 		t.Fatalf("push while PostgreSQL is down: exit %d, %s", r.Code, r.Stderr)
 	}
+	// Never reached by this process: refused is told as a setting to
+	// check (exit 1), naming it; a stopped server looks just the same.
 	status := c.Admin("status")
-	if status.Code != 6 || !strings.Contains(status.Stderr, "database is unreachable") {
+	if status.Code != 1 || !strings.Contains(status.Stderr, "database is unreachable") || !strings.Contains(status.Stderr, "database_url") {
 		t.Fatalf("status while PostgreSQL is down: exit %d, %s", status.Code, status.Stderr)
 	}
 
@@ -363,7 +422,11 @@ func TestUnrecordablePushIsNotAcknowledgedAndHealsWhenItsWriterIsGone(t *testing
 	c.Commit(work, "README", "never recorded\n")
 	fired := proxy.CutOn(recordMarker, true)
 	r := c.Devices["a"].Git("alice", work, "push", url, "main")
-	<-fired
+	select { // the push is over: the trap fired during it, or never will
+	case <-fired:
+	default:
+		t.Fatalf("the trap never fired: the record statement changed? push: exit %d, %s", r.Code, r.Stderr)
+	}
 	proxy.SetDown(false)
 	if r.Code == 0 || !strings.Contains(r.Stderr, "[remote rejected] main -> main") {
 		t.Fatalf("the client saw success for an unrecorded push: exit %d, %s", r.Code, r.Stderr)
@@ -390,14 +453,13 @@ func TestAKilledPushLeavesNoHookDirectoryBehind(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b")
 	work, _ := pushed(t, c)
 	url := meshtest.URL("team/app")
-	marker := filepath.Join(c.Dir, "in-pre-receive")
-	slowPreReceive(t, c, "a", "team/app", marker)
+	held := holdHook(t, c, "a", "team/app", "pre-receive")
 	c.Commit(work, "README", "killed\n")
 	push := c.Devices["a"].GitCmd("alice", work, "push", url, "main")
 	if err := push.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the push to reach pre-receive", exists(marker))
+	waitFor(t, "the push to reach pre-receive", held.reached)
 	var pid int
 	if err := c.DB().QueryRow(`SELECT (write_properties->>'pid')::int FROM working_copy_versions WHERE is_writing`).Scan(&pid); err != nil {
 		t.Fatal(err)
@@ -406,8 +468,11 @@ func TestAKilledPushLeavesNoHookDirectoryBehind(t *testing.T) {
 	if len(left) != 1 {
 		t.Fatalf("hook directories of the running push: %v", left)
 	}
-	syscall.Kill(pid, syscall.SIGKILL)
-	push.Wait()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	held.let()
+	finish(t, push)
 	os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive"))
 	c.MustAdmin("thaw", "team/app", "--promote", "a")
 	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")

@@ -14,11 +14,26 @@ import (
 	"gitmesh/meshtest"
 )
 
-// killWriter starts a push on dev, waits until reached() and kills its
-// serve with SIGKILL, as a crash would. It returns the push's stderr.
-func killWriter(t *testing.T, c *meshtest.Cluster, dev, work string, reached func() bool) string {
+// killWriter starts a push of main to team/app on dev, waits until
+// reached() and kills its serve with SIGKILL, as a crash would; then it
+// calls release, if given, which lets go at once whatever held the push
+// (a hold ends by itself once its push is gone, only later). It returns
+// the push's stderr.
+func killWriter(t *testing.T, c *meshtest.Cluster, dev, work string, reached func() bool, release ...func()) string {
 	t.Helper()
-	push := c.Devices[dev].GitCmd("alice", work, "push", meshtest.URL("team/app"), "main")
+	return killPush(t, c, dev, work, "team/app", reached, func() {
+		for _, f := range release {
+			if f != nil {
+				f()
+			}
+		}
+	})
+}
+
+// killPush is killWriter for a push to repo.
+func killPush(t *testing.T, c *meshtest.Cluster, dev, work, repo string, reached func() bool, release func()) string {
+	t.Helper()
+	push := c.Devices[dev].GitCmd("alice", work, "push", meshtest.URL(repo), "main")
 	var stderr bytes.Buffer
 	push.Stderr = &stderr
 	if err := push.Start(); err != nil {
@@ -26,13 +41,17 @@ func killWriter(t *testing.T, c *meshtest.Cluster, dev, work string, reached fun
 	}
 	waitFor(t, "the push to reach the stage", reached)
 	var pid int
-	if err := c.DB().QueryRow(`SELECT (write_properties->>'pid')::int FROM working_copy_versions WHERE is_writing`).Scan(&pid); err != nil {
+	if err := c.DB().QueryRow(`SELECT (write_properties->>'pid')::int FROM working_copy_versions
+		WHERE is_writing AND repository_id = (SELECT id FROM repositories WHERE name = $1)`, repo).Scan(&pid); err != nil {
 		t.Fatalf("no write mark at the stage: %v", err)
 	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if err := push.Wait(); err == nil {
+	if release != nil {
+		release()
+	}
+	if err := finish(t, push); err == nil {
 		t.Fatalf("push acknowledged although its serve was killed: %s", stderr.String())
 	}
 	return stderr.String()
@@ -50,20 +69,26 @@ func heals(t *testing.T, c *meshtest.Cluster) []string {
 	var out []string
 	for rows.Next() {
 		var s string
-		rows.Scan(&s)
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
 		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
 
-// healsAfterKill kills a writer on a at the stage reached() reports,
-// then expects the next push, through dev, to repair the repository by
-// itself and land, with nothing acknowledged lost.
-func healsAfterKill(t *testing.T, c *meshtest.Cluster, work, base, dev string, reached func() bool, undo func()) {
+// healsAfterKill kills a writer on a at the stage reached() reports
+// (release lets go what held it there), then expects the next push,
+// through dev, to repair the repository by itself and land, with nothing
+// acknowledged lost.
+func healsAfterKill(t *testing.T, c *meshtest.Cluster, work, base, dev string, reached func() bool, release, undo func()) {
 	t.Helper()
 	url := meshtest.URL("team/app")
 	c.Commit(work, "README", "killed, never acknowledged\n")
-	killWriter(t, c, "a", work, reached)
+	killWriter(t, c, "a", work, reached, release)
 	undo()
 	if !statusOf(t, c, "team/app")["a"].Frozen {
 		t.Fatalf("status does not show the dead writer's mark:\n%s", c.MustAdmin("status", "team/app"))
@@ -96,9 +121,8 @@ func TestWriterKilledWhileReceivingHealsOnTheNextPushElsewhere(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b", "c")
 	work, base := pushed(t, c)
 	c.WaitConverged("team/app")
-	marker := filepath.Join(c.Dir, "in-pre-receive")
-	slowPreReceive(t, c, "a", "team/app", marker)
-	healsAfterKill(t, c, work, base, "b", exists(marker), func() {
+	held := holdHook(t, c, "a", "team/app", "pre-receive")
+	healsAfterKill(t, c, work, base, "b", held.reached, held.let, func() {
 		os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive"))
 	})
 }
@@ -107,9 +131,10 @@ func TestWriterKilledWhileValidatingHealsOnTheNextPushThere(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b", "c")
 	work, base := pushed(t, c)
 	c.WaitConverged("team/app")
-	marker := filepath.Join(c.Dir, "in-update")
-	hook := adminHook(t, c, "a", "update", fmt.Sprintf("touch %q\nsleep 5\n", marker))
-	healsAfterKill(t, c, work, base, "a", exists(marker), func() { os.Remove(hook) })
+	held := holdHook(t, c, "a", "team/app", "update")
+	healsAfterKill(t, c, work, base, "a", held.reached, held.let, func() {
+		os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "update"))
+	})
 }
 
 func TestWriterKilledWhileReplicatingHealsOnTheNextPushElsewhere(t *testing.T) {
@@ -130,7 +155,7 @@ func TestWriterKilledWhileReplicatingHealsOnTheNextPushElsewhere(t *testing.T) {
 		out := c.LocalGit(filepath.Join(c.Devices["a"].Root, "team/app.git"), "for-each-ref", "--format=%(objectname)", "refs/gitmesh/stage/")
 		return out != "" && !strings.Contains(out, base)
 	}
-	healsAfterKill(t, c, work, base, "c", stagedOnA, func() {
+	healsAfterKill(t, c, work, base, "c", stagedOnA, nil, func() {
 		conn.ExecContext(t.Context(), `SELECT pg_advisory_unlock_all()`)
 	})
 }
@@ -143,9 +168,8 @@ func TestWriterKilledWithItsCopyChangedIsRewoundFromAPeer(t *testing.T) {
 	stray := c.Commit(work, "STRAY", "moved by hand on a\n")
 	c.LocalGit(work, "push", "-q", dir, "HEAD:refs/heads/stray")
 	c.LocalGit(work, "reset", "-q", "--hard", "HEAD~1")
-	marker := filepath.Join(c.Dir, "in-pre-receive")
-	slowPreReceive(t, c, "a", "team/app", marker)
-	healsAfterKill(t, c, work, base, "b", exists(marker), func() {
+	held := holdHook(t, c, "a", "team/app", "pre-receive")
+	healsAfterKill(t, c, work, base, "b", held.reached, held.let, func() {
 		os.Remove(filepath.Join(dir, "hooks", "pre-receive"))
 	})
 	if out := c.LocalGit(dir, "for-each-ref", "refs/heads/stray"); strings.Contains(out, stray) {
@@ -165,10 +189,9 @@ func TestDeadWriterWithNoGoodCopyStaysFrozenWithTheReason(t *testing.T) {
 	pushWithout(t, c, "a", work, []string{"b"}, url, "main")
 	dir := filepath.Join(a.Root, "team/app.git")
 	c.LocalGit(work, "push", "-q", dir, "HEAD:refs/heads/stray")
-	marker := filepath.Join(c.Dir, "in-pre-receive")
-	slowPreReceive(t, c, "a", "team/app", marker)
+	held := holdHook(t, c, "a", "team/app", "pre-receive")
 	c.Commit(work, "README", "killed\n")
-	killWriter(t, c, "a", work, exists(marker))
+	killWriter(t, c, "a", work, held.reached, held.let)
 	os.Remove(filepath.Join(dir, "hooks", "pre-receive"))
 
 	for _, d := range []string{"a", "b"} {
@@ -198,23 +221,43 @@ func TestDeadWriterWithNoGoodCopyStaysFrozenWithTheReason(t *testing.T) {
 	writable(t, c, "team/app")
 }
 
+// A dead writer's mark is repaired by its own device's sync and by its
+// own device's replicate, never by another device's sync.
 func TestDeadWriterHealsBySyncAndReplicate(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b", "c")
 	work, _ := pushed(t, c)
 	c.WaitConverged("team/app")
-	marker := filepath.Join(c.Dir, "in-pre-receive")
-	slowPreReceive(t, c, "a", "team/app", marker)
-	c.Commit(work, "README", "killed\n")
-	killWriter(t, c, "a", work, exists(marker))
-	os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive"))
-	// b's sync does not repair a's mark; a's own replicate does.
+	hook := filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive")
+	kill := func(what string) {
+		t.Helper()
+		held := holdHook(t, c, "a", "team/app", "pre-receive")
+		c.Commit(work, "README", what+"\n")
+		killWriter(t, c, "a", work, held.reached, held.let)
+		os.Remove(hook)
+	}
+
+	kill("killed before a's sync")
 	if r := c.Devices["b"].Run(nil, "sync", "team/app"); r.Code != 0 {
 		t.Fatalf("sync on b: exit %d, %s", r.Code, r.Stderr)
 	}
 	if !statusOf(t, c, "team/app")["a"].Frozen {
 		t.Fatal("b's sync repaired a's mark: only a may")
 	}
+	if h := heals(t, c); len(h) != 0 {
+		t.Fatalf("heal events after b's sync: %q, want none", h)
+	}
+	// The writer's own device: its sync repairs the mark and says so.
+	r := c.Devices["a"].Run(nil, "sync", "team/app")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "team/app: current on a") {
+		t.Fatalf("sync on a: exit %d, %s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	writable(t, c, "team/app")
+	if h := heals(t, c); len(h) != 1 || !strings.HasPrefix(h[0], "a: ok: ") {
+		t.Fatalf("heal events after a's sync: %q, want one by a", h)
+	}
+
 	// A sweep an hour away: replicate looks for dead writers' marks itself.
+	kill("killed before a's replicate")
 	cmd := exec.Command(meshtest.Binary(), "--config", c.Devices["a"].Config, "replicate", "--sweep", "1h")
 	cmd.Env = meshtest.GitEnv(c.Dir)
 	if err := cmd.Start(); err != nil {
@@ -225,6 +268,9 @@ func TestDeadWriterHealsBySyncAndReplicate(t *testing.T) {
 		return !statusOf(t, c, "team/app")["a"].IsWriting
 	})
 	writable(t, c, "team/app")
+	if h := heals(t, c); len(h) != 2 || !strings.HasPrefix(h[1], "a: ok: ") {
+		t.Fatalf("heal events after a's replicate: %q, want a second one by a", h)
+	}
 }
 
 func TestWriterKilledWhileRetryingToRecordHealsOnceTheDatabaseIsBack(t *testing.T) {
@@ -241,5 +287,5 @@ func TestWriterKilledWhileRetryingToRecordHealsOnceTheDatabaseIsBack(t *testing.
 			return false
 		}
 	}
-	healsAfterKill(t, c, work, base, "b", cut, func() { proxy.SetDown(false) })
+	healsAfterKill(t, c, work, base, "b", cut, nil, func() { proxy.SetDown(false) })
 }

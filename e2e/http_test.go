@@ -347,14 +347,15 @@ func TestHTTPPushRefusedSaysWhy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Frozen: a writer on a died between marking and recording.
-	if _, err := c.DB().Exec(`UPDATE working_copy_versions SET is_writing = true,
-		write_properties = jsonb_build_object('user', 'mallory', 'device', 'b', 'pid', 1, 'started', now(), 'token', 'dead')
-		WHERE device_id = (SELECT id FROM devices WHERE name = 'b')`); err != nil {
-		t.Fatal(err)
-	}
+	// Frozen for good: a writer on a was killed while a alone held the
+	// newest version and its copy had been changed by hand, so self-repair
+	// cannot open it again.
+	c.Commit(work, "README", "only on a\n")
+	pushWithout(t, c, "a", work, []string{"b", "c"}, meshtest.URL("team/app"), "main")
+	acked = c.Rev("a", "team/app", "refs/heads/main")
+	frozenForGood(t, c, "team/app", "a", work)
 	r = w.Git(work, nil, "push", url, "main")
-	if r.Code == 0 || !strings.Contains(r.Stderr, "remote: gitmesh: team/app is frozen for writes: a push by mallory") {
+	if r.Code == 0 || !strings.Contains(r.Stderr, "remote: gitmesh: team/app is frozen for writes: a push by alice") {
 		t.Fatalf("push to a frozen repository: exit %d: %s", r.Code, r.Stderr)
 	}
 	if strings.Contains(r.Stderr, c.Dir) {

@@ -5,12 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
+	"gitmesh/lock"
 	"gitmesh/meshtest"
 )
 
@@ -57,16 +58,28 @@ next:
 	return 0
 }
 
-// freeze leaves a write mark on dev's copy of repo whose writer is gone,
-// as a killed serve does.
-func freeze(t *testing.T, c *meshtest.Cluster, repo, dev string) {
+// freeze leaves a write mark on dev's copy of repo whose writer is gone:
+// a push of work's main through dev is killed (SIGKILL) while its
+// pre-receive hook runs. Until something meets the mark, nothing repairs
+// it.
+func freeze(t *testing.T, c *meshtest.Cluster, repo, dev, work string) {
 	t.Helper()
-	if _, err := c.DB().Exec(`UPDATE working_copy_versions SET is_writing = true,
-		write_properties = jsonb_build_object('user', 'alice', 'device', $2::text, 'pid', 1, 'backend_pid', 0, 'started', now(), 'token', 'x')
-		WHERE repository_id = (SELECT id FROM repositories WHERE name = $1)
-		  AND device_id = (SELECT id FROM devices WHERE name = $2)`, repo, dev); err != nil {
+	held := holdHook(t, c, dev, repo, "pre-receive")
+	c.Commit(work, "KILLED", repo+" through "+dev+"\n")
+	killPush(t, c, dev, work, repo, held.reached, held.let)
+	if err := os.Remove(filepath.Join(c.Devices[dev].Root, repo+".git", "hooks", "pre-receive")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// frozenForGood freezes repo, which only dev holds, so that self-repair
+// cannot open it again: a branch is moved in dev's copy by hand first, so
+// the copy no longer shows its recorded version, and no other device
+// holds that version.
+func frozenForGood(t *testing.T, c *meshtest.Cluster, repo, dev, work string) {
+	t.Helper()
+	c.LocalGit(work, "push", "-q", filepath.Join(c.Devices[dev].Root, repo+".git"), "HEAD:refs/heads/stray")
+	freeze(t, c, repo, dev, work)
 }
 
 // A device that missed a push shows lag 1, a frozen repository frozen 1,
@@ -79,8 +92,8 @@ func TestMetricsParsedByPrometheus(t *testing.T) {
 	c.WaitConverged("team/app")
 	c.Commit(work, "README", "c is away for this one\n")
 	pushWithout(t, c, "a", work, []string{"c"}, url, "main")
-	c.CreateRepo("a", "team/frozen", "alice")
-	freeze(t, c, "team/frozen", "a")
+	c.CreateRepo("a", "team/frozen", "alice") // a alone holds it
+	frozenForGood(t, c, "team/frozen", "a", work)
 
 	m := scrape(t, c)
 	if got := value(t, m, "gitmesh_copy_version_lag", "repository", "team/app", "device", "c"); got != 1 {
@@ -109,26 +122,31 @@ func TestMetricsParsedByPrometheus(t *testing.T) {
 		t.Errorf("push seconds of a: %v, want more than 0", got)
 	}
 
-	// c reads: it fetches the version it missed.
+	// c reads: it fetches the version it missed, within its read.
+	began := time.Now()
 	c.Devices["c"].MustGit("alice", "", "ls-remote", url)
+	read := time.Since(began)
 	m = scrape(t, c)
 	if got := value(t, m, "gitmesh_copy_version_lag", "repository", "team/app", "device", "c"); got != 0 {
 		t.Errorf("lag of c after its read: %v, want 0", got)
 	}
-	if got := value(t, m, "gitmesh_fetches_total", "device", "c"); got < 1 {
-		t.Errorf("fetches by c after its catch-up read: %v, want at least 1", got)
+	if got := value(t, m, "gitmesh_fetches_total", "device", "c"); got != 1 {
+		t.Errorf("fetches by c after its one catch-up read: %v, want 1", got)
 	}
-	if got := value(t, m, "gitmesh_last_sync_timestamp_seconds", "repository", "team/app", "device", "c"); got <= 0 {
-		t.Errorf("last sync of c: %v", got)
+	if got := value(t, m, "gitmesh_last_sync_timestamp_seconds", "repository", "team/app", "device", "c"); got < float64(began.Unix()) || got > float64(time.Now().Unix()+1) {
+		t.Errorf("last sync of c: %v, want the time of its read (%d)", got, began.Unix())
 	}
-	if got := value(t, m, "gitmesh_fetch_seconds_total", "device", "c"); got < 0 {
-		t.Errorf("fetch seconds of c: %v", got)
+	if got := value(t, m, "gitmesh_fetch_seconds_total", "device", "c"); got <= 0 || got > read.Seconds() {
+		t.Errorf("fetch seconds of c: %v, want more than 0 and at most its read's %.3fs", got, read.Seconds())
+	}
+	if got := value(t, m, "gitmesh_fetches_total", "device", "a"); got != 0 {
+		t.Errorf("fetches by a, which never lagged: %v, want 0", got)
 	}
 
 	// A push to a frozen repository is refused and counted as such.
 	c.Commit(work, "README", "into the frozen one\n")
-	if r := c.Devices["a"].Git("alice", work, "push", "-q", meshtest.URL("team/frozen"), "main"); r.Code == 0 {
-		t.Fatalf("a push to a frozen repository succeeded: %s", r.Stderr)
+	if r := c.Devices["a"].Git("alice", work, "push", "-q", meshtest.URL("team/frozen"), "main"); r.Code == 0 || !strings.Contains(r.Stderr, "frozen") {
+		t.Fatalf("a push to a repository self-repair cannot open: exit %d, %s", r.Code, r.Stderr)
 	}
 	m = scrape(t, c)
 	if got := value(t, m, "gitmesh_pushes_total", "device", "a", "result", "frozen"); got != 1 {
@@ -137,35 +155,48 @@ func TestMetricsParsedByPrometheus(t *testing.T) {
 }
 
 // Two pushes at once to one repository: the second waits for the write
-// lock while the first's pre-receive hook runs, and metrics count one
-// lock wait.
+// lock while the first's pre-receive hook runs, both land, and metrics
+// count one lock wait, as long as the wait was.
 func TestMetricsCountLockWaits(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b")
 	url := meshtest.URL("team/app")
 	work, _ := pushed(t, c)
-	marker := filepath.Join(c.Dir, "in-pre-receive")
-	slowPreReceive(t, c, "a", "team/app", marker)
-	other := c.Work("alice")
+	held := holdHook(t, c, "a", "team/app", "pre-receive")
+	other := c.Work("other") // a second client, with a clone of its own
 	c.LocalGit(other, "pull", "-q", filepath.Join(c.Devices["a"].Root, "team/app.git"), "main")
-	c.Commit(work, "README", "first\n")
-	c.Commit(other, "OTHER", "second\n")
+	first := c.Commit(work, "README", "first\n")
+	second := c.Commit(other, "OTHER", "second\n")
 
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c.Devices["a"].Git("alice", work, "push", "-q", url, "main")
-	}()
-	waitFor(t, "the first push's pre-receive hook", exists(marker))
+	firstDone := start(func() meshtest.Result { return c.Devices["a"].Git("alice", work, "push", url, "main") })
+	waitFor(t, "the first push's pre-receive hook", held.reached)
 	// The first holds the write lock until its hook ends; this one waits.
-	c.Devices["a"].Git("alice", other, "push", "-q", url, "main:other")
-	wg.Wait()
+	began := time.Now()
+	secondDone := start(func() meshtest.Result { return c.Devices["a"].Git("alice", other, "push", url, "main:other") })
+	waitForLockWaiter(t, c, lock.Write(repoID(t, c, "team/app")), "the second push", secondDone)
+	seen := time.Since(began)
+	held.let()
+	if r := outcome(t, "the first push", firstDone); r.Code != 0 || !acked(r.Stderr, "main") {
+		t.Fatalf("the first push: exit %d, %s", r.Code, r.Stderr)
+	}
+	r := outcome(t, "the second push", secondDone)
+	total := time.Since(began)
+	if r.Code != 0 || !acked(r.Stderr, "other") {
+		t.Fatalf("the push that waited: exit %d, %s", r.Code, r.Stderr)
+	}
+	if out := c.Devices["b"].MustGit("alice", "", "ls-remote", url); !strings.Contains(out, first+"\trefs/heads/main") || !strings.Contains(out, second+"\trefs/heads/other") {
+		t.Errorf("b serves %q, want main=%s and other=%s", out, first, second)
+	}
 	m := scrape(t, c)
 	if got := value(t, m, "gitmesh_push_lock_waits_total", "device", "a"); got != 1 {
 		t.Errorf("pushes that waited for the write lock: %v, want 1", got)
 	}
-	if got := value(t, m, "gitmesh_push_lock_wait_seconds_total", "device", "a"); got <= 0 {
-		t.Errorf("lock wait seconds: %v, want more than 0", got)
+	if got := value(t, m, "gitmesh_pushes_total", "device", "a", "result", "ok"); got != 3 {
+		t.Errorf("recorded pushes through a: %v, want 3", got)
+	}
+	// The wait was seen in pg_locks before the first push was let go, and
+	// it ended before the second push did.
+	if got := value(t, m, "gitmesh_push_lock_wait_seconds_total", "device", "a"); got <= 0 || got > total.Seconds() {
+		t.Errorf("lock wait seconds: %v, want more than 0 and at most the second push's %.3fs (it was seen waiting after %.3fs)", got, total.Seconds(), seen.Seconds())
 	}
 }
 
@@ -224,7 +255,7 @@ func TestCheckExitCodes(t *testing.T) {
 	wantCheck(t, "caught up", check(t, c), 0, "OK:")
 
 	// Frozen: critical, and --json says so.
-	freeze(t, c, "team/app", "b")
+	freeze(t, c, "team/app", "b", work)
 	r := check(t, c, "--json")
 	var rep checkReport
 	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {

@@ -125,16 +125,18 @@ func TestAdvisoryLocksHoldThroughPgBouncer(t *testing.T) {
 	}
 	waitFor(t, "the push to b to wait for a lock", func() bool {
 		var n int
-		db.QueryRow(`SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory' AND NOT granted`).Scan(&n)
+		if err := db.QueryRow(`SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory' AND NOT granted`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
 		return n > 0
 	})
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := pushA.Wait(); err != nil {
+	if err := finish(t, pushA); err != nil {
 		t.Fatalf("push to a: %v: %s", err, errA.String())
 	}
-	if err := pushB.Wait(); err != nil {
+	if err := finish(t, pushB); err != nil {
 		t.Fatalf("push to b after waiting for a's lock: %v: %s", err, errB.String())
 	}
 	for _, reader := range []string{"a", "b"} {
@@ -181,10 +183,12 @@ func TestPgBouncerDropsTheLocksOfAKilledServe(t *testing.T) {
 	if err := syscall.Kill(servePID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	push.Wait()
+	finish(t, push)
 	waitFor(t, "the killed serve's write lock to be released", func() bool {
 		var n int
-		db.QueryRow(`SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory' AND granted`).Scan(&n)
+		if err := db.QueryRow(`SELECT count(*) FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory' AND granted`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
 		return n == 0
 	})
 }

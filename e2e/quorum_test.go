@@ -248,7 +248,10 @@ func relayPIDs(t *testing.T, dir string) []int {
 		cwd, _ := os.Readlink(filepath.Join(d, "cwd"))
 		if len(args) == 3 && args[0] == meshtest.Binary() && args[1] == "hook" && args[2] == "proc-receive" &&
 			strings.HasPrefix(cwd, dir+string(filepath.Separator)) {
-			pid, _ := strconv.Atoi(filepath.Base(d))
+			pid, err := strconv.Atoi(filepath.Base(d))
+			if err != nil {
+				t.Fatalf("%s: %v", d, err)
+			}
 			pids = append(pids, pid)
 		}
 	}
@@ -527,8 +530,8 @@ func TestQuorumKilledRelayIsNeverAcknowledged(t *testing.T) {
 	_, oldVersion := copies(t, c, "team/app")
 	// serve runs the repository's update hook while it validates the push:
 	// this one holds serve there.
-	marker := filepath.Join(c.Dir, "in-update")
-	hook := adminHook(t, c, "a", "update", fmt.Sprintf("touch %q\nsleep 3\n", marker))
+	held := holdHook(t, c, "a", "team/app", "update")
+	hook := filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "update")
 
 	unacked := c.Commit(work, "README", "its relay was killed\n")
 	push := c.Devices["a"].GitCmd("alice", work, "push", url, "main")
@@ -537,7 +540,7 @@ func TestQuorumKilledRelayIsNeverAcknowledged(t *testing.T) {
 	if err := push.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "serve to run the update hook", exists(marker))
+	waitFor(t, "serve to run the update hook", held.reached)
 	relays := relayPIDs(t, c.Dir)
 	if len(relays) != 1 {
 		t.Fatalf("want the one proc-receive relay of the push, found %v", relays)
@@ -545,7 +548,8 @@ func TestQuorumKilledRelayIsNeverAcknowledged(t *testing.T) {
 	if err := syscall.Kill(relays[0], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	err := push.Wait()
+	held.let()
+	err := finish(t, push)
 	t.Logf("push whose relay was killed: %v\n%s", err, stderr.String())
 	if err == nil || acked(stderr.String(), "main") {
 		t.Fatalf("the client saw ok although the relay died before serve answered: %v, %s", err, stderr.String())
@@ -590,12 +594,11 @@ func TestQuorumKilledServeHealsAndLosesNothing(t *testing.T) {
 	url := meshtest.URL("team/app")
 	work, base := pushed(t, c)
 	c.WaitConverged("team/app")
-	marker := filepath.Join(c.Dir, "in-update")
-	hook := adminHook(t, c, "a", "update", fmt.Sprintf("touch %q\nsleep 3\n", marker))
+	held := holdHook(t, c, "a", "team/app", "update")
 
 	c.Commit(work, "README", "serve was killed\n")
-	killWriter(t, c, "a", work, exists(marker))
-	os.Remove(hook)
+	killWriter(t, c, "a", work, held.reached, held.let)
+	os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "update"))
 
 	waitFor(t, "status to show the repository frozen", func() bool {
 		return statusOf(t, c, "team/app")["a"].Frozen

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,21 +17,36 @@ import (
 	"gitmesh/meshtest"
 )
 
-// helperEnv makes TestHelperSSHClusterDies run: "fail" fails the test,
-// "kill" kills the whole test process with SIGKILL.
+// helperEnv makes TestSSHDAndPostgresStopWhenTestsDie, in a child test
+// process, start a cluster and die: "fail" fails the test, "kill" kills
+// the whole test process with SIGKILL.
 const helperEnv = "GITMESH_TEST_HELPER_DIE"
 
 // Every sshd and the PostgreSQL server a test process starts stop when a
 // test fails, and even when the test process is killed outright.
 func TestSSHDAndPostgresStopWhenTestsDie(t *testing.T) {
+	if how := os.Getenv(helperEnv); how != "" {
+		clusterDies(t, how) // the child
+		return
+	}
 	meshtest.RequireSSHD(t)
 	for _, how := range []string{"fail", "kill"} {
 		t.Run(how, func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperSSHClusterDies$", "-test.count=1", "-test.v")
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestSSHDAndPostgresStopWhenTestsDie$", "-test.count=1", "-test.v")
 			cmd.Env = append(os.Environ(), helperEnv+"="+how)
 			out, err := cmd.CombinedOutput()
-			if err == nil {
-				t.Fatalf("the helper test passed; it should have died:\n%s", out)
+			if ctx.Err() != nil {
+				t.Fatalf("the helper still ran after 2 minutes:\n%s", out)
+			}
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) {
+				t.Fatalf("the helper test did not die (%v):\n%s", err, out)
+			}
+			killed := exit.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL
+			if how == "kill" && !killed || how == "fail" && (killed || !strings.Contains(string(out), "failing on purpose")) {
+				t.Fatalf("the helper did not die as %q says: %v\n%s", how, err, out)
 			}
 			pids, dirs := helperReport(t, string(out))
 			for _, d := range dirs {
@@ -48,13 +65,9 @@ func TestSSHDAndPostgresStopWhenTestsDie(t *testing.T) {
 	}
 }
 
-// TestHelperSSHClusterDies is TestSSHDAndPostgresStopWhenTestsDie's child:
-// it starts a cluster, reports its processes, and dies.
-func TestHelperSSHClusterDies(t *testing.T) {
-	how := os.Getenv(helperEnv)
-	if how == "" {
-		return // only meaningful as the child of the test above
-	}
+// clusterDies is TestSSHDAndPostgresStopWhenTestsDie's child: it starts
+// a cluster, reports its processes, and dies as how says.
+func clusterDies(t *testing.T, how string) {
 	c := meshtest.NewSSHCluster(t, "a", "b")
 	fmt.Printf("HELPER pid sshd-a %d\nHELPER pid sshd-b %d\n", c.Hosts["a"].PID(), c.Hosts["b"].PID())
 	if pid := meshtest.Server().PID(); pid > 0 { // 0: GITMESH_TEST_DATABASE_URL names an outside server

@@ -284,8 +284,13 @@ func TestSSHPeerFailuresFailReads(t *testing.T) {
 				t.Fatalf("read from stale c succeeded: exit %d, %q (stale: %q)", r.Code, r.Stdout, old)
 			}
 			t.Logf("exit %d: %s", r.Code, r.Stderr)
-			lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
-			if !strings.Contains(r.Stderr, tc.want) || !strings.HasPrefix(lines[0], "gitmesh: ") {
+			// gitmesh's own line (git prints it again from the ERR
+			// packet, as "fatal: remote error: gitmesh: ...").
+			said := false
+			for _, l := range strings.Split(r.Stderr, "\n") {
+				said = said || strings.HasPrefix(l, "gitmesh: ") && strings.Contains(l, tc.want)
+			}
+			if !said {
 				t.Fatalf("stderr does not say %q in a gitmesh sentence:\n%s", tc.want, r.Stderr)
 			}
 			if strings.Contains(r.Stderr, c.Dir) || strings.Contains(r.Stderr, "127.0.0.1") {

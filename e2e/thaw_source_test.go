@@ -14,13 +14,9 @@ import (
 func TestThawSaysWhenTheSourceCannotBeRead(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b")
 	url := meshtest.URL("team/app")
-	_, acked := pushed(t, c)
+	work, acked := pushed(t, c)
 	c.Devices["b"].MustGit("alice", "", "ls-remote", url) // b catches up: both hold acked
-	if _, err := c.DB().Exec(`UPDATE working_copy_versions SET is_writing = true,
-		write_properties = jsonb_build_object('user', 'alice', 'device', 'b', 'pid', 1, 'started', now(), 'token', 'x')
-		WHERE device_id = (SELECT id FROM devices WHERE name = 'b')`); err != nil {
-		t.Fatal(err)
-	}
+	freeze(t, c, "team/app", "b", work)
 	// a's copy is out of reach (a disk gone, a directory moved away).
 	onA := filepath.Join(c.Devices["a"].Root, "team/app.git")
 	if err := os.Rename(onA, onA+".away"); err != nil {

@@ -37,15 +37,11 @@ func TestThawListsWhatItWouldDiscardAndNeedsForce(t *testing.T) {
 	url := meshtest.URL("team/app")
 	work, acked := pushed(t, c)
 	c.Devices["b"].MustGit("alice", "", "ls-remote", url)
-	// An unrecorded write on b: a ref moved on disk, the mark left behind.
-	stray := c.Commit(work, "README", "unrecorded\n")
+	// An unrecorded write on b: its serve killed, the mark left behind,
+	// and its main moved on disk.
+	freeze(t, c, "team/app", "b", work)
+	stray := strings.TrimSpace(c.LocalGit(work, "rev-parse", "HEAD"))
 	c.LocalGit(work, "push", "-q", filepath.Join(c.Devices["b"].Root, "team/app.git"), "main")
-	db := c.DB()
-	if _, err := db.Exec(`UPDATE working_copy_versions SET is_writing = true,
-		write_properties = jsonb_build_object('user', 'alice', 'device', 'b', 'pid', 1, 'started', now(), 'token', 'x')
-		WHERE device_id = (SELECT id FROM devices WHERE name = 'b')`); err != nil {
-		t.Fatal(err)
-	}
 
 	// The thaw must name the device whose write froze the repository.
 	r := c.Admin("thaw", "team/app", "--promote", "a", "--force")
@@ -80,11 +76,10 @@ func TestThawAllRepairsEveryRepositoryOfADevice(t *testing.T) {
 		c.CreateRepo("a", repo, "alice")
 	}
 	// Device a crashed while writing to two of them.
-	if _, err := c.DB().Exec(`UPDATE working_copy_versions SET is_writing = true,
-		write_properties = jsonb_build_object('user', 'alice', 'device', 'a', 'pid', 1, 'started', now(), 'token', 'x')
-		WHERE repository_id IN (SELECT id FROM repositories WHERE name IN ('team/app', 'team/lib'))`); err != nil {
-		t.Fatal(err)
-	}
+	work := c.Work("alice")
+	c.Commit(work, "README", "x\n")
+	freeze(t, c, "team/app", "a", work)
+	freeze(t, c, "team/lib", "a", work)
 	out := c.MustAdmin("thaw", "--all", "--promote", "a")
 	for _, want := range []string{"thawed team/app", "thawed team/lib", "team/docs is not frozen"} {
 		if !strings.Contains(out, want) {
@@ -94,8 +89,6 @@ func TestThawAllRepairsEveryRepositoryOfADevice(t *testing.T) {
 	if st := c.MustAdmin("status"); strings.Contains(st, "FROZEN") {
 		t.Fatalf("still frozen after thaw --all:\n%s", st)
 	}
-	work := c.Work("alice")
-	c.Commit(work, "README", "x\n")
 	c.Devices["b"].MustGit("alice", work, "push", "-q", meshtest.URL("team/lib"), "main")
 }
 
@@ -106,11 +99,7 @@ func TestDemoteNeverDropsRecordedVersionsWithoutBeingTold(t *testing.T) {
 	c.Devices["b"].MustGit("alice", "", "ls-remote", url) // b holds the first push only
 	second := c.Commit(work, "README", "acknowledged, only on a\n")
 	pushWithout(t, c, "a", work, []string{"b"}, url, "main")
-	if _, err := c.DB().Exec(`UPDATE working_copy_versions SET is_writing = true,
-		write_properties = jsonb_build_object('user', 'alice', 'device', 'a', 'pid', 1, 'started', now(), 'token', 'x')
-		WHERE device_id = (SELECT id FROM devices WHERE name = 'a')`); err != nil {
-		t.Fatal(err)
-	}
+	freeze(t, c, "team/app", "a", work)
 	r := c.Admin("thaw", "team/app", "--demote", "a", "--force")
 	if r.Code == 0 || !strings.Contains(r.Stderr, "recorded and acknowledged") {
 		t.Fatalf("demote of the only holder of a recorded push: exit %d, %s%s", r.Code, r.Stdout, r.Stderr)

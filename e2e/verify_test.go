@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"gitmesh/lock"
 	"gitmesh/meshtest"
 )
 
@@ -42,6 +43,8 @@ func TestSyncBringsANewDeviceUpToDate(t *testing.T) {
 	}
 }
 
+// gc packs a's copy holding the write lock and a's read lock: a push
+// that comes meanwhile waits for it (seen in pg_locks), then lands.
 func TestGCPacksACopyUnderTheLocks(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b")
 	url := meshtest.URL("team/app")
@@ -57,16 +60,42 @@ func TestGCPacksACopyUnderTheLocks(t *testing.T) {
 		t.Fatalf("pushes left %d packs, want one each (receive-pack must not gc)", len(before))
 	}
 	c.LocalGit(dir, "config", "gc.autoPackLimit", "2")
-	if r := c.Devices["a"].Run(nil, "gc"); r.Code != 0 || r.Stdout != "" {
+	// git runs pre-auto-gc once it has decided to pack: gc stops there.
+	held := holdHook(t, c, "a", "team/app", "pre-auto-gc")
+	gc := start(func() meshtest.Result { return c.Devices["a"].Run(nil, "gc") })
+	waitFor(t, "gc to reach pre-auto-gc", held.reached)
+	id := repoID(t, c, "team/app")
+	var devA int32
+	if err := c.DB().QueryRow(`SELECT id FROM devices WHERE name = 'a'`).Scan(&devA); err != nil {
+		t.Fatal(err)
+	}
+	w, err := lock.HolderOf(t.Context(), c.DB(), lock.Write(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := lock.HolderOf(t.Context(), c.DB(), lock.Read(id, devA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w == nil || r == nil || w.PID != r.PID {
+		t.Fatalf("while gc packs a's copy, the write lock is held by %+v and a's read lock by %+v: want both, by gc", w, r)
+	}
+	next := c.Commit(work, "README", "pushed during gc\n")
+	push := start(func() meshtest.Result { return c.Devices["b"].Git("alice", work, "push", url, "main") })
+	waitForLockWaiter(t, c, lock.Write(id), "a push through b", push)
+	held.let()
+	if r := outcome(t, "gc", gc); r.Code != 0 || r.Stdout != "" {
 		t.Fatalf("gc: exit %d, %q, %s", r.Code, r.Stdout, r.Stderr)
 	}
-	if after, _ := filepath.Glob(filepath.Join(dir, "objects/pack/*.pack")); len(after) != 1 {
-		t.Fatalf("gc --auto left %d packs, want 1", len(after))
+	if r := outcome(t, "the push that waited for gc", push); r.Code != 0 || !acked(r.Stderr, "main") {
+		t.Fatalf("the push that waited for gc: exit %d, %s", r.Code, r.Stderr)
 	}
-	if out := c.Devices["b"].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); out == "" {
-		t.Fatal("b serves nothing after a's gc")
+	// One pack from gc; the push that waited added its own after it.
+	if after, _ := filepath.Glob(filepath.Join(dir, "objects/pack/*.pack")); len(after) > 2 {
+		t.Fatalf("gc --auto left %d packs, want 1 (and the later push's)", len(after))
 	}
-	if st := c.MustAdmin("status", "team/app"); strings.Contains(st, "FROZEN") {
-		t.Fatalf("gc changed versions:\n%s", st)
+	serves(t, c, next, "a", "b")
+	if r := c.Admin("verify", "team/app"); r.Code != 0 {
+		t.Fatalf("verify after gc: exit %d, %s%s", r.Code, r.Stdout, r.Stderr)
 	}
 }

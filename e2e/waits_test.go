@@ -145,7 +145,7 @@ func TestMigrateIsIdempotentAndSafeConcurrently(t *testing.T) {
 		wg.Add(1)
 		go func(i int) { defer wg.Done(); res[i] = dev.Run(nil, "migrate") }(i)
 	}
-	wg.Wait()
+	waitAll(t, &wg, "4 concurrent migrates")
 	applied := 0
 	for i, r := range res {
 		if r.Code != 0 {

@@ -2,6 +2,9 @@ package gitexec
 
 import (
 	"errors"
+	"io"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -150,5 +153,65 @@ func TestParseCommandMessageIsShort(t *testing.T) {
 	_, err := ParseCommand(strings.Repeat("\u00e9", 400))
 	if err == nil || len(err.Error()) > 300 {
 		t.Fatalf("message for overlong input: %v", err)
+	}
+}
+
+func TestErrPacket(t *testing.T) {
+	for _, tt := range []struct{ msg, want string }{
+		{"repository not found", "001dERR repository not found\n"},
+		{"two\nlines  here", "0017ERR two lines here\n"},
+	} {
+		if got := string(ErrPacket(tt.msg)); got != tt.want {
+			t.Errorf("ErrPacket(%q) = %q, want %q", tt.msg, got, tt.want)
+		}
+	}
+	long := ErrPacket(strings.Repeat("x", 70000))
+	if len(long) != 65520 || string(long[:4]) != "fff0" || long[len(long)-1] != '\n' {
+		t.Errorf("a long message gives %d bytes starting %q; want one packet of 65520", len(long), long[:4])
+	}
+}
+
+func TestHungUp(t *testing.T) {
+	for _, tt := range []struct {
+		script string
+		want   bool
+	}{
+		{"kill -PIPE $$", true}, // a write to a client that hung up
+		{"kill -TERM $$", false},
+		{"exit 1", false},
+		{"exit 0", false},
+	} {
+		err := exec.Command("sh", "-c", tt.script).Run()
+		if got := HungUp(err); got != tt.want {
+			t.Errorf("HungUp after %q (%v) = %v, want %v", tt.script, err, got, tt.want)
+		}
+	}
+}
+
+// Refuse writes the line on stderr, then its ERR packet on stdout once
+// the reader of stderr has taken the line.
+func TestRefuse(t *testing.T) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderrRead := make(chan string, 1)
+	go func() {
+		b := make([]byte, 100)
+		n, _ := errR.Read(b)
+		stderrRead <- string(b[:n])
+	}()
+	Refuse(outW, errW, "gitmesh: no")
+	outW.Close()
+	errW.Close()
+	if got := <-stderrRead; got != "gitmesh: no\n" {
+		t.Errorf("stderr %q, want the line", got)
+	}
+	if got, _ := io.ReadAll(outR); string(got) != "0014ERR gitmesh: no\n" {
+		t.Errorf("stdout %q, want the ERR packet", got)
 	}
 }

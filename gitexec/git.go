@@ -195,6 +195,17 @@ func ExitStatus(err error) error {
 	return nil
 }
 
+// HungUp reports whether a git child was killed by SIGPIPE: it wrote to
+// a client that had closed the connection.
+func HungUp(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGPIPE
+}
+
 // Wait returns the service's exit error.
 func (s *Service) Wait() error { return <-s.done }
 

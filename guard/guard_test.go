@@ -13,6 +13,16 @@ func killed() (func(), <-chan struct{}) {
 	return func() { close(ch) }, ch
 }
 
+// waitKilled waits for the kill func's call, for at most ten seconds.
+func waitKilled(t *testing.T, dead <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-dead:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("receive-pack was not killed after 10s: %s", what)
+	}
+}
+
 func TestBytesPassThroughAndEOFFollows(t *testing.T) {
 	cr, cw := io.Pipe()
 	g, stdin, err := New(cr, time.Hour, time.Hour)
@@ -47,7 +57,7 @@ func TestASilentClientIsStoppedAtTheIdleBound(t *testing.T) {
 	kill, dead := killed()
 	g.Watch(kill)
 	cw.Write([]byte("half a pack")) // then nothing
-	<-dead
+	waitKilled(t, dead, "a silent client, push_idle_timeout 50ms")
 	if g.Recording() {
 		t.Error("Recording() = true after the bound fired; the push must be refused")
 	}
@@ -70,10 +80,12 @@ func TestRecordingIsNeverStoppedAndTheTotalBoundResumesAfter(t *testing.T) {
 	}
 	defer stdin.Close()
 	kill, dead := killed()
-	g.Watch(kill)
+	// Recording before the clocks start: on a loaded machine 20ms may
+	// pass between Watch and Recording.
 	if !g.Recording() {
 		t.Fatal("Recording() = false before any bound")
 	}
+	g.Watch(kill)
 	// Recording outlasts both bounds; the client is silent all along.
 	time.Sleep(300 * time.Millisecond)
 	select {
@@ -82,7 +94,8 @@ func TestRecordingIsNeverStoppedAndTheTotalBoundResumesAfter(t *testing.T) {
 	default:
 	}
 	g.Answered()
-	<-dead // push_timeout has long passed: it fires once push_idle_timeout more has
+	// push_timeout has long passed: it fires once push_idle_timeout more has.
+	waitKilled(t, dead, "push_timeout after the answer")
 	e := g.Stop()
 	if e == nil || e.Idle || !e.Answered {
 		t.Fatalf("Stop() = %+v, want push_timeout after the answer", e)

@@ -40,7 +40,7 @@ func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil
 // Problem is one thing an operator should look at.
 type Problem struct {
 	Severity   Severity `json:"severity"`
-	Kind       string   `json:"kind"` // frozen, below_quorum, lagging, unreachable, not_probed, migrations
+	Kind       string   `json:"kind"` // database, frozen, below_quorum, lagging, unreachable, not_probed, migrations
 	Repository string   `json:"repository,omitempty"`
 	Device     string   `json:"device,omitempty"`
 	Message    string   `json:"message"`
@@ -63,12 +63,18 @@ type Options struct {
 	// Probe, when set, probes every device; Probe reports why a device
 	// cannot be reached, nil when it can.
 	Probe func(ctx context.Context, dev admin.Device) error
+	// WriteProbe bounds the probe write that tells a database that
+	// answers but does not commit (connect_timeout); 0 is db.DefaultStep.
+	WriteProbe time.Duration
 }
 
 // Check runs every check. An error means the database could not be read:
 // the status is then unknown.
 func Check(ctx context.Context, d *sql.DB, o Options) (Report, error) {
 	r := Report{Problems: []Problem{}}
+	if done, err := r.database(ctx, d, o.WriteProbe); done || err != nil {
+		return r, err
+	}
 	pending, err := db.Pending(ctx, d)
 	if err != nil {
 		return r, err
@@ -91,6 +97,31 @@ func Check(ctx context.Context, d *sql.DB, o Options) (Report, error) {
 	r.sort()
 	return r, nil
 }
+
+// database reports a database reached only as a read-only standby (no
+// primary: nothing else can be checked, done) and one whose commits stall:
+// a probe write must finish within limit.
+func (r *Report) database(ctx context.Context, d *sql.DB, limit time.Duration) (done bool, err error) {
+	pctx, cancel := db.Bound(ctx, limit)
+	defer cancel()
+	// A commit that wrote WAL waits for synchronous replication; a bare
+	// transaction id writes none. A temporary table dropped at commit
+	// writes only catalog rows, touching nothing of gitmesh's.
+	_, err = d.ExecContext(pctx, `CREATE TEMPORARY TABLE gitmesh_check_probe (x int) ON COMMIT DROP`)
+	if stall := db.Stalled(pctx, "a probe write", limit); stall != nil {
+		r.add(Problem{Severity: Critical, Kind: "database",
+			Message: stall.Error() + "; pushes fail until it commits again (reads still work)"})
+		return false, nil
+	}
+	if db.IsReadOnly(err) {
+		r.add(Problem{Severity: Critical, Kind: "database",
+			Message: "the coordination database is reached only as a read-only standby (" + oneLine(err.Error()) + "); promote a standby or list the primary in database_url; pushes and catch-ups fail until then"})
+		return true, nil
+	}
+	return false, err
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func (r *Report) add(p Problem) {
 	r.Problems = append(r.Problems, p)

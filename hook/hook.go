@@ -8,6 +8,7 @@
 package hook
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -135,14 +137,14 @@ func (s *Server) Env() string { return SocketEnv + "=" + filepath.Join(s.dir, "h
 
 // Serve hands the first relay connection to h, then stops listening: a
 // push runs proc-receive once. It returns when h is done or on Close.
-func (s *Server) Serve(h func(io.ReadWriter)) {
+func (s *Server) Serve(h func(*Conn)) {
 	c, err := s.ln.AcceptUnix()
 	if err != nil {
 		return
 	}
 	defer c.Close()
 	s.ln.Close()
-	h(c)
+	h(&Conn{c: c})
 }
 
 // Close stops listening and removes the socket.
@@ -153,10 +155,65 @@ func (s *Server) Close() {
 	os.RemoveAll(s.dir)
 }
 
+// What serve sends the relay travels in bands, as git's sideband does:
+// the proc-receive answer for receive-pack (the relay's stdout), and
+// notes for the pushing client (the relay's stderr, which receive-pack
+// sends the client as `remote:` progress when it asked for a sideband,
+// and passes to ssh's stderr otherwise). Each frame is a 4-digit hex
+// length (of the whole frame), the band byte and the data.
+const (
+	bandAnswer = 1
+	bandNote   = 2
+	maxFrame   = 0xffff
+)
+
+// Conn is serve's end of one relay: reads are what receive-pack wrote
+// to the hook, writes are the answer. Safe for one reader and several
+// writers.
+type Conn struct {
+	c  *net.UnixConn
+	mu sync.Mutex
+}
+
+func (c *Conn) Read(p []byte) (int, error) { return c.c.Read(p) }
+
+// Write sends the proc-receive answer to receive-pack.
+func (c *Conn) Write(p []byte) (int, error) { return c.send(bandAnswer, p) }
+
+// Close ends the relay's connection: once the relay is gone,
+// receive-pack reports what it was answered. (Serve closes it when its
+// handler returns; only a deliberately broken build closes it earlier.)
+func (c *Conn) Close() error { return c.c.Close() }
+
+// Notes is where text for the pushing client goes: every client sees it
+// as `remote:` lines, whether or not it shows ssh's stderr.
+func (c *Conn) Notes() io.Writer { return noteWriter{c} }
+
+type noteWriter struct{ c *Conn }
+
+func (w noteWriter) Write(p []byte) (int, error) { return w.c.send(bandNote, p) }
+
+func (c *Conn) send(band byte, p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sent := 0
+	for len(p) > 0 {
+		n := min(len(p), maxFrame-5)
+		frame := append([]byte(fmt.Sprintf("%04x", n+5)), band)
+		if _, err := c.c.Write(append(frame, p[:n]...)); err != nil {
+			return sent, err
+		}
+		sent += n
+		p = p[n:]
+	}
+	return sent, nil
+}
+
 // Relay is the hook side (`gitmesh hook proc-receive`): it joins
-// receive-pack's stdin and stdout to serve's socket. Serve speaks the
-// proc-receive protocol itself; the relay only reports that it is gone.
-func Relay(stdin io.Reader, stdout io.Writer) error {
+// receive-pack's stdin to serve's socket, and serve's answer to its
+// stdout and serve's notes to its stderr. Serve speaks the proc-receive
+// protocol itself; the relay only reports that it is gone.
+func Relay(stdin io.Reader, stdout, stderr io.Writer) error {
 	sock := os.Getenv(SocketEnv)
 	if sock == "" {
 		return fmt.Errorf("not run by gitmesh serve (%s is unset)", SocketEnv)
@@ -171,9 +228,42 @@ func Relay(stdin io.Reader, stdout io.Writer) error {
 		io.Copy(c, stdin)
 		c.(*net.UnixConn).CloseWrite()
 	}()
-	n, err := io.Copy(stdout, c)
-	if err != nil || n == 0 {
+	answered, err := demux(bufio.NewReader(c), stdout, stderr)
+	if err != nil || !answered {
 		return errors.New("gitmesh serve is gone before answering; push again")
 	}
 	return nil
+}
+
+// demux copies serve's frames to stdout and stderr until serve closes;
+// answered: some of the answer reached stdout.
+func demux(r *bufio.Reader, stdout, stderr io.Writer) (answered bool, err error) {
+	var head [4]byte
+	buf := make([]byte, maxFrame)
+	for {
+		if _, err := io.ReadFull(r, head[:]); err == io.EOF {
+			return answered, nil
+		} else if err != nil {
+			return answered, err
+		}
+		n, err := strconv.ParseUint(string(head[:]), 16, 16)
+		if err != nil || n < 5 {
+			return answered, fmt.Errorf("bad frame length %q", head)
+		}
+		frame := buf[:n-4]
+		if _, err := io.ReadFull(r, frame); err != nil {
+			return answered, err
+		}
+		switch frame[0] {
+		case bandAnswer:
+			if _, err := stdout.Write(frame[1:]); err != nil {
+				return answered, err
+			}
+			answered = true
+		case bandNote:
+			stderr.Write(frame[1:]) // a note lost is no reason to fail the push
+		default:
+			return answered, fmt.Errorf("bad band %d", frame[0])
+		}
+	}
 }

@@ -19,7 +19,7 @@ import (
 // does with the real binary.
 func TestMain(m *testing.M) {
 	if len(os.Args) == 3 && os.Args[1] == "hook" && os.Args[2] == "proc-receive" {
-		if err := Relay(os.Stdin, os.Stdout); err != nil {
+		if err := Relay(os.Stdin, os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintf(os.Stderr, "gitmesh: %v\n", err)
 			os.Exit(1)
 		}
@@ -273,7 +273,7 @@ func sockPath(t *testing.T, s *Server) string {
 }
 
 // serve runs s.Serve(h) until the test ends.
-func serve(t *testing.T, s *Server, h func(io.ReadWriter)) <-chan struct{} {
+func serve(t *testing.T, s *Server, h func(*Conn)) <-chan struct{} {
 	t.Helper()
 	done := make(chan struct{})
 	go func() { s.Serve(h); close(done) }()
@@ -286,6 +286,17 @@ func serve(t *testing.T, s *Server, h func(io.ReadWriter)) <-chan struct{} {
 		}
 	})
 	return done
+}
+
+// served waits, for at most ten seconds, until Serve started by serve
+// has returned (it serves one connection).
+func served(t *testing.T, done <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after its one connection")
+	}
 }
 
 func TestListen(t *testing.T) {
@@ -309,7 +320,7 @@ func TestListen(t *testing.T) {
 	// removes the directory.
 	called := make(chan struct{}, 1)
 	done := make(chan struct{})
-	go func() { s.Serve(func(io.ReadWriter) { called <- struct{}{} }); close(done) }()
+	go func() { s.Serve(func(*Conn) { called <- struct{}{} }); close(done) }()
 	s.Close()
 	select {
 	case <-done:
@@ -329,7 +340,7 @@ func TestRelay(t *testing.T) {
 	t.Run("not run by serve", func(t *testing.T) {
 		t.Setenv(SocketEnv, "")
 		var out bytes.Buffer
-		err := Relay(strings.NewReader("x"), &out)
+		err := Relay(strings.NewReader("x"), &out, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), SocketEnv+" is unset") {
 			t.Errorf("Relay = %v, want an error naming %s", err, SocketEnv)
 		}
@@ -343,7 +354,7 @@ func TestRelay(t *testing.T) {
 		sock := sockPath(t, s)
 		s.Close()
 		t.Setenv(SocketEnv, sock)
-		err := Relay(strings.NewReader("x"), io.Discard)
+		err := Relay(strings.NewReader("x"), io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "gitmesh serve is gone") {
 			t.Errorf("Relay = %v, want 'gitmesh serve is gone'", err)
 		}
@@ -351,29 +362,29 @@ func TestRelay(t *testing.T) {
 
 	t.Run("serve closes without answering", func(t *testing.T) {
 		s := listen(t)
-		done := serve(t, s, func(c io.ReadWriter) { io.Copy(io.Discard, c) })
+		done := serve(t, s, func(c *Conn) { io.Copy(io.Discard, c) })
 		t.Setenv(SocketEnv, sockPath(t, s))
-		err := Relay(strings.NewReader("request"), io.Discard)
+		err := Relay(strings.NewReader("request"), io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "gone before answering") {
 			t.Errorf("Relay = %v, want 'gone before answering'", err)
 		}
-		<-done
+		served(t, done)
 	})
 
 	t.Run("bytes flow both ways", func(t *testing.T) {
 		s := listen(t)
 		var got []byte
-		done := serve(t, s, func(c io.ReadWriter) {
+		done := serve(t, s, func(c *Conn) {
 			got, _ = io.ReadAll(c) // ends when the relay's input does
 			fmt.Fprintf(c, "read %d bytes", len(got))
 		})
 		t.Setenv(SocketEnv, sockPath(t, s))
 		in := strings.Repeat("0123456789abcdef", 1<<16)
 		var out bytes.Buffer
-		if err := Relay(strings.NewReader(in), &out); err != nil {
+		if err := Relay(strings.NewReader(in), &out, io.Discard); err != nil {
 			t.Fatalf("Relay: %v", err)
 		}
-		<-done
+		served(t, done)
 		if string(got) != in {
 			t.Errorf("serve got %d bytes, want the %d of the input", len(got), len(in))
 		}
@@ -384,11 +395,11 @@ func TestRelay(t *testing.T) {
 
 	t.Run("streaming echo", func(t *testing.T) {
 		s := listen(t)
-		serve(t, s, func(c io.ReadWriter) { io.Copy(c, c) })
+		serve(t, s, func(c *Conn) { io.Copy(c, c) })
 		t.Setenv(SocketEnv, sockPath(t, s))
 		in := strings.Repeat("x", 4<<20) // far more than the socket buffers
 		var out bytes.Buffer
-		if err := Relay(strings.NewReader(in), &out); err != nil {
+		if err := Relay(strings.NewReader(in), &out, io.Discard); err != nil {
 			t.Fatalf("Relay: %v", err)
 		}
 		if out.String() != in {
@@ -398,14 +409,14 @@ func TestRelay(t *testing.T) {
 
 	t.Run("one push, one connection", func(t *testing.T) {
 		s := listen(t)
-		done := serve(t, s, func(c io.ReadWriter) { io.WriteString(c, "first") })
+		done := serve(t, s, func(c *Conn) { io.WriteString(c, "first") })
 		t.Setenv(SocketEnv, sockPath(t, s))
 		var out bytes.Buffer
-		if err := Relay(strings.NewReader(""), &out); err != nil || out.String() != "first" {
+		if err := Relay(strings.NewReader(""), &out, io.Discard); err != nil || out.String() != "first" {
 			t.Fatalf("first Relay = %v, %q", err, out.String())
 		}
-		<-done
-		if err := Relay(strings.NewReader(""), io.Discard); err == nil || !strings.Contains(err.Error(), "gitmesh serve is gone") {
+		served(t, done)
+		if err := Relay(strings.NewReader(""), io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "gitmesh serve is gone") {
 			t.Errorf("second Relay = %v, want 'gitmesh serve is gone'", err)
 		}
 	})

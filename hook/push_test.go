@@ -63,13 +63,14 @@ type applier struct {
 	repo   string
 	refuse string // the ng reason for every ref; "" to apply
 	mute   bool   // read the push and hang up without answering
+	note   string // a line for the client, sent after the answer
 
 	raw  bytes.Buffer // what receive-pack sent
 	push Push
 	err  error
 }
 
-func (a *applier) handle(c io.ReadWriter) {
+func (a *applier) handle(c *Conn) {
 	a.push, a.err = ReadPush(bufio.NewReader(io.TeeReader(c, &a.raw)), c)
 	if a.err != nil || a.mute {
 		return
@@ -91,6 +92,9 @@ func (a *applier) handle(c io.ReadWriter) {
 		results = append(results, r)
 	}
 	a.err = WriteResults(c, results)
+	if a.err == nil && a.note != "" {
+		_, a.err = io.WriteString(c.Notes(), a.note+"\n")
+	}
 }
 
 // TestPush runs real pushes through receive-pack, the hook directory, the
@@ -120,6 +124,7 @@ func TestPush(t *testing.T) {
 
 		ok       bool              // the push succeeds
 		say      []string          // the client's output holds these
+		once     string            // the client's output holds this exactly once
 		refs     map[string]string // after the push; "A" and "B" are commits, "" absent
 		want     *Push             // what serve read; nil when it was not asked
 		postSeen bool              // the repository's post-receive ran
@@ -149,6 +154,19 @@ func TestPush(t *testing.T) {
 			pushArg: []string{"--push-option=ci.skip", "main"},
 			caps:    "version=1\x00push-options\n",
 			ok:      true,
+			refs:    map[string]string{"refs/heads/main": "B"},
+			want:    &Push{Commands: []Command{{"A", "B", "refs/heads/main"}}}, postSeen: true,
+		},
+		{
+			// The note travels as the hook's stderr: receive-pack sends it
+			// as sideband progress, so every client shows it, and git
+			// shows it once.
+			name: "a note after the answer reaches the client once", listen: true,
+			app:     applier{note: "gitmesh: stored on 2 of 3 devices (a, b) as version 7; c follows"},
+			pushArg: []string{"main"},
+			ok:      true,
+			say:     []string{"remote: gitmesh: stored on 2 of 3 devices (a, b) as version 7; c follows", "A..B  main -> main"},
+			once:    "stored on 2 of 3 devices",
 			refs:    map[string]string{"refs/heads/main": "B"},
 			want:    &Push{Commands: []Command{{"A", "B", "refs/heads/main"}}}, postSeen: true,
 		},
@@ -238,6 +256,9 @@ func TestPush(t *testing.T) {
 				if !strings.Contains(out, s) {
 					t.Errorf("push output lacks %q", s)
 				}
+			}
+			if tt.once != "" && strings.Count(out, tt.once) != 1 {
+				t.Errorf("push output holds %q %d times, want once", tt.once, strings.Count(out, tt.once))
 			}
 			for ref, want := range tt.refs {
 				if got := revParse(t, remote, ref); got != resolve(want) {

@@ -105,6 +105,10 @@ func Acquire(ctx context.Context, conn *sql.Conn, key Key, limit time.Duration, 
 }
 
 func wait(ctx context.Context, conn *sql.Conn, key Key, d time.Duration) error {
+	// The server's lock_timeout ends the wait; the context's deadline
+	// (a little later) ends it too when the server stops answering.
+	ctx, cancel := context.WithTimeout(ctx, d+waitSlack)
+	defer cancel()
 	ms := fmt.Sprint(max(d.Milliseconds(), 1))
 	if _, err := conn.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, false)`, ms); err != nil {
 		return err
@@ -112,6 +116,10 @@ func wait(ctx context.Context, conn *sql.Conn, key Key, d time.Duration) error {
 	_, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1, $2)`, key.Class, key.Obj)
 	return err
 }
+
+// waitSlack is how much later than the server's lock_timeout the client
+// gives up on a lock wait.
+const waitSlack = 2 * time.Second
 
 func isLockTimeout(err error) bool {
 	var pqErr *pq.Error
@@ -127,10 +135,38 @@ func Try(ctx context.Context, conn *sql.Conn, key Key) (bool, error) {
 	return ok, nil
 }
 
-// Release drops key. Closing the connection drops it too.
+// Release drops key. Closing the connection drops it too. It waits at
+// most ReleaseBound: an unlock is one round trip that never waits.
 func Release(ctx context.Context, conn *sql.Conn, key Key) error {
+	ctx, cancel := context.WithTimeout(ctx, ReleaseBound)
+	defer cancel()
 	_, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1, $2)`, key.Class, key.Obj)
 	return err
+}
+
+// ReleaseBound bounds an unlock; the session's end frees the lock anyway.
+const ReleaseBound = 5 * time.Second
+
+// ErrLost means a lock this process took is no longer held by its
+// session: the database failed over (advisory locks are not replicated)
+// or the session was terminated. Nothing may be done under it.
+var ErrLost = errors.New("the lock was lost with its database session (a failover?)")
+
+// Held checks, right before acting under key, that conn's session still
+// holds it: after a failover the connection is broken (an error) or, had
+// a pooler handed over another backend, the lock is simply not there.
+func Held(ctx context.Context, conn *sql.Conn, key Key) error {
+	var ok bool
+	err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
+		WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND granted AND objsubid = 2
+		  AND classid = $1::int4::oid AND objid = $2::int4::oid)`, key.Class, key.Obj).Scan(&ok)
+	if err != nil {
+		return fmt.Errorf("%s: %w (%v)", key.Describe(), ErrLost, err)
+	}
+	if !ok {
+		return fmt.Errorf("%s: %w", key.Describe(), ErrLost)
+	}
+	return nil
 }
 
 // HolderOf names the session holding key, or returns nil when none does.

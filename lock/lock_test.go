@@ -248,21 +248,34 @@ func TestAcquireWaitsForRelease(t *testing.T) {
 	if err := Acquire(ctx, holder, key, time.Second, nil); err != nil {
 		t.Fatalf("holder Acquire: %v", err)
 	}
-	const hold = NotifyAfter + 500*time.Millisecond
+	// The holder lets go once the waiter has been told who holds the lock
+	// (after NotifyAfter), not after a sleep.
+	var n notes
+	told := make(chan struct{}, 1)
+	notify := func(h *Holder) {
+		n.notify(h)
+		select { // a second call is counted below, never blocks
+		case told <- struct{}{}:
+		default:
+		}
+	}
 	released := make(chan error, 1)
 	go func() {
-		time.Sleep(hold)
-		released <- Release(ctx, holder, key)
+		select {
+		case <-told:
+			released <- Release(ctx, holder, key)
+		case <-time.After(30 * time.Second):
+			released <- errors.New("the waiter was never told who holds the lock")
+		}
 	}()
-	var n notes
 	start := time.Now()
-	if err := Acquire(ctx, waiter, key, 20*time.Second, n.notify); err != nil {
+	if err := Acquire(ctx, waiter, key, 40*time.Second, notify); err != nil {
 		t.Fatalf("Acquire: %v", err)
 	}
-	if d := time.Since(start); d < hold-100*time.Millisecond || d > hold+5*time.Second {
-		t.Errorf("Acquire returned after %s, want about %s", d, hold)
+	if d := time.Since(start); d < NotifyAfter {
+		t.Errorf("Acquire returned after %s, before the holder let go (at %s at the earliest)", d, NotifyAfter)
 	}
-	if err := <-released; err != nil {
+	if err := <-released; err != nil { // sent before Acquire could return
 		t.Fatalf("holder Release: %v", err)
 	}
 	if calls := n.calls(); len(calls) != 1 || calls[0] == nil || calls[0].Application != "gitmesh fetch a 1 team/app" {
@@ -329,5 +342,31 @@ func TestAcquireCancelled(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "take write lock") {
 		t.Errorf("error %q does not say which lock", err)
+	}
+}
+
+// Held tells a lock its session holds from one it released, and from one
+// whose session was ended (as a failover ends every session).
+func TestHeldSeesALockGoneWithItsSession(t *testing.T) {
+	ctx := context.Background()
+	dbURL := database(t)
+	c := session(t, dbURL, "gitmesh test holder")
+	k := Write(42)
+	if err := Held(ctx, c, k); !errors.Is(err, ErrLost) {
+		t.Fatalf("Held before taking the lock = %v, want ErrLost", err)
+	}
+	if err := Acquire(ctx, c, k, time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := Held(ctx, c, k); err != nil {
+		t.Fatalf("Held while holding the lock = %v", err)
+	}
+	pid := backendPID(t, c)
+	admin := session(t, dbURL, "gitmesh test admin")
+	if _, err := admin.ExecContext(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := Held(ctx, c, k); !errors.Is(err, ErrLost) {
+		t.Fatalf("Held after the session was ended = %v, want ErrLost", err)
 	}
 }

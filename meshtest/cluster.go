@@ -174,6 +174,22 @@ func NewClusterOn(t testing.TB, server *Postgres, names ...string) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newCluster(t, dbURL, names...)
+}
+
+// NewClusterHA is NewCluster on a highly available database: every device
+// reaches it through its multi-host DSN.
+func NewClusterHA(t testing.TB, h *HA, names ...string) *Cluster {
+	t.Helper()
+	dsn, err := h.NewDatabase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newCluster(t, dsn, names...)
+}
+
+func newCluster(t testing.TB, dbURL string, names ...string) *Cluster {
+	t.Helper()
 	c := &Cluster{T: t, Dir: t.TempDir(), DBURL: dbURL, Devices: map[string]*Device{}}
 	// Before the directories go: a push's detached catch-up may still write.
 	t.Cleanup(func() { WaitDetached(t) })

@@ -32,6 +32,8 @@ type Postgres struct {
 	cmd      *exec.Cmd
 	done     chan error
 	counter  atomic.Int64
+	// opts are extra -c settings, after (and so over) the defaults.
+	opts []string
 }
 
 // StartPostgres uses GITMESH_TEST_DATABASE_URL when set (a superuser URL);
@@ -79,6 +81,10 @@ func StartOwnPostgres() (*Postgres, error) {
 // postgresBin finds the directory holding initdb and postgres.
 func postgresBin() (string, error) {
 	if p, err := exec.LookPath("initdb"); err == nil {
+		// A link on PATH: the directory that holds the rest (pg_basebackup).
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
 		return filepath.Dir(p), nil
 	}
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
@@ -134,6 +140,9 @@ func (p *Postgres) StartServer() error {
 		"-p", strconv.Itoa(port), "-k", p.dir, "-c", "listen_addresses=127.0.0.1",
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=300", "-c", "shared_buffers=64MB")
+	for _, o := range p.opts {
+		p.cmd.Args = append(p.cmd.Args, "-c", o)
+	}
 	p.cmd.Dir = p.dir
 	logf, err := os.OpenFile(filepath.Join(p.dir, "postgres.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
@@ -220,6 +229,30 @@ func (p *Postgres) StopServer() error {
 	<-p.done
 	p.cmd = nil
 	return nil
+}
+
+// RequirePassword makes role log in over TCP with its password
+// (scram-sha-256) rather than the harness's trust, and reloads.
+func (p *Postgres) RequirePassword(role string) error {
+	if p.dir == "" {
+		return fmt.Errorf("cannot change the access rules of a server the harness did not start")
+	}
+	path := filepath.Join(p.dir, "data", "pg_hba.conf")
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	rule := fmt.Sprintf("host all %s 127.0.0.1/32 scram-sha-256\n", role)
+	if err := os.WriteFile(path, append([]byte(rule), old...), 0o600); err != nil {
+		return err
+	}
+	d, err := sql.Open("postgres", p.AdminURL)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	_, err = d.Exec(`SELECT pg_reload_conf()`)
+	return err
 }
 
 // NewDatabase creates an empty database and returns its URL.

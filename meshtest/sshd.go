@@ -33,6 +33,16 @@ type SSHCluster struct {
 	ClientKnownHosts string // the git clients' known_hosts
 
 	keys map[string]string // user -> private key
+	opts SSHOptions
+}
+
+// SSHOptions change what every sshd of a cluster offers.
+type SSHOptions struct {
+	// LegacyRSA gives each sshd an RSA host key besides its ed25519 one
+	// and accepts ssh-rsa (RSA with SHA-1) signatures from hosts and users,
+	// which OpenSSH 9 refuses by default: the JSch that Debian's JGit
+	// uses speaks nothing newer, and reads only PEM private keys.
+	LegacyRSA bool
 }
 
 // Host is a device with its own sshd.
@@ -43,6 +53,7 @@ type Host struct {
 	AuthorizedKeys string
 	SSHDLog        string
 	HostKey        string // the public host key line, "ssh-ed25519 AAAA..."
+	HostKeyRSA     string // with SSHOptions.LegacyRSA, "ssh-rsa AAAA..."
 	c              *SSHCluster
 	cmd            *exec.Cmd
 	done           chan error
@@ -79,6 +90,12 @@ func RequireSSHD(t testing.TB) {
 // `gitmesh authorized-keys`.
 func NewSSHCluster(t testing.TB, names ...string) *SSHCluster {
 	t.Helper()
+	return NewSSHClusterWith(t, SSHOptions{}, names...)
+}
+
+// NewSSHClusterWith is NewSSHCluster with every sshd set up by opts.
+func NewSSHClusterWith(t testing.TB, opts SSHOptions, names ...string) *SSHCluster {
+	t.Helper()
 	RequireSSHD(t)
 	if pg == nil {
 		t.Fatal("meshtest: no PostgreSQL; call meshtest.Main from TestMain")
@@ -93,7 +110,7 @@ func NewSSHCluster(t testing.TB, names ...string) *SSHCluster {
 	}
 	base := &Cluster{T: t, Dir: t.TempDir(), DBURL: dbURL, Devices: map[string]*Device{}}
 	t.Cleanup(func() { WaitDetached(t) })
-	c := &SSHCluster{Cluster: base, Hosts: map[string]*Host{}, Login: me.Username, keys: map[string]string{},
+	c := &SSHCluster{Cluster: base, Hosts: map[string]*Host{}, Login: me.Username, keys: map[string]string{}, opts: opts,
 		ClusterKey:       filepath.Join(base.Dir, "cluster", "id_ed25519"),
 		KnownHosts:       filepath.Join(base.Dir, "cluster", "known_hosts"),
 		ClientKnownHosts: filepath.Join(base.Dir, "client_known_hosts")}
@@ -112,6 +129,11 @@ func NewSSHCluster(t testing.TB, names ...string) *SSHCluster {
 		hostKey := filepath.Join(h.Dir, "ssh_host_ed25519_key")
 		c.keygen(hostKey, "host-"+n)
 		h.HostKey = readPub(t, hostKey)
+		if opts.LegacyRSA {
+			rsaKey := filepath.Join(h.Dir, "ssh_host_rsa_key")
+			c.keygenType(rsaKey, "host-"+n, "rsa")
+			h.HostKeyRSA = readPub(t, rsaKey)
+		}
 		h.start(t)
 		c.Hosts[n] = h
 	}
@@ -119,6 +141,9 @@ func NewSSHCluster(t testing.TB, names ...string) *SSHCluster {
 	for _, n := range names {
 		h := c.Hosts[n]
 		fmt.Fprintf(&kh, "[127.0.0.1]:%d %s\n", h.Port, h.HostKey)
+		if h.HostKeyRSA != "" {
+			fmt.Fprintf(&kh, "[127.0.0.1]:%d %s\n", h.Port, h.HostKeyRSA)
+		}
 	}
 	for _, f := range []string{c.KnownHosts, c.ClientKnownHosts} {
 		if err := os.WriteFile(f, []byte(kh.String()), 0o644); err != nil {
@@ -148,7 +173,18 @@ func (c *SSHCluster) SetPeerSettings(dev, key, knownHosts string) {
 // keygen makes an ed25519 key pair without a passphrase.
 func (c *SSHCluster) keygen(path, comment string) {
 	c.T.Helper()
-	cmd := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path)
+	c.keygenType(path, comment, "ed25519")
+}
+
+// keygenType makes a key pair of type typ without a passphrase; an RSA
+// private key is written as PEM, which every client reads.
+func (c *SSHCluster) keygenType(path, comment, typ string) {
+	c.T.Helper()
+	args := []string{"-q", "-t", typ, "-N", "", "-C", comment, "-f", path}
+	if typ == "rsa" {
+		args = append(args, "-b", "2048", "-m", "PEM")
+	}
+	cmd := exec.Command("ssh-keygen", args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		c.T.Fatalf("ssh-keygen %s: %v: %s", path, err, out)
 	}
@@ -180,11 +216,21 @@ func (c *SSHCluster) NewKey(name string) string {
 // key and regenerates every authorized_keys. It returns the private key.
 func (c *SSHCluster) SSHUser(name string) string {
 	c.T.Helper()
+	return c.SSHUserWithKey(name, "ed25519")
+}
+
+// SSHUserWithKey is SSHUser with a key of type typ ("ed25519", "rsa").
+func (c *SSHCluster) SSHUserWithKey(name, typ string) string {
+	c.T.Helper()
 	if k, ok := c.keys[name]; ok {
 		return k
 	}
 	c.User(name)
-	key := c.NewKey("user-" + name)
+	key := filepath.Join(c.Dir, "keys", "user-"+name)
+	if err := os.MkdirAll(filepath.Dir(key), 0o700); err != nil {
+		c.T.Fatal(err)
+	}
+	c.keygenType(key, name+"@meshtest", typ)
 	c.MustAdmin("key", "add", name, key+".pub")
 	c.keys[name] = key
 	c.RefreshAuthorizedKeys()
@@ -350,6 +396,10 @@ LogLevel VERBOSE
 MaxStartups 200:30:400
 MaxSessions 64
 `, port, filepath.Join(h.Dir, "ssh_host_ed25519_key"), filepath.Join(h.Dir, "sshd.pid"), h.AuthorizedKeys)
+	if h.c.opts.LegacyRSA {
+		body += fmt.Sprintf("HostKey %s\nHostKeyAlgorithms +ssh-rsa\nPubkeyAcceptedAlgorithms +ssh-rsa\n",
+			filepath.Join(h.Dir, "ssh_host_rsa_key"))
+	}
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		return err
 	}

@@ -13,6 +13,13 @@ command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v psql >/dev/null || need+=(postgresql-client)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || need+=(postgresql)
 [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
+# Other git clients for the interoperability tests (e2e/clients_test.go):
+# libgit2 through Debian's pygit2, and JGit (its jars; JGIT_CLASSPATH is
+# set by the test). go-git comes from the module proxy (go mod download).
+/usr/bin/python3 -c 'import pygit2' 2>/dev/null || need+=(python3-pygit2)
+[ -x /usr/bin/jgit ] || need+=(jgit-cli)
+[ -f /usr/share/java/org.eclipse.jgit.lfs.jar ] || need+=(libjgit-java)
+command -v java >/dev/null || need+=(default-jre-headless)
 [ -x /usr/sbin/nginx ] || need+=(nginx)
 [ -x /usr/sbin/fcgiwrap ] || need+=(fcgiwrap)
 command -v openssl >/dev/null || need+=(openssl)

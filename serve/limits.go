@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gitmesh/config"
+	"gitmesh/db"
 	"gitmesh/lock"
 	"gitmesh/version"
 )
@@ -30,6 +31,10 @@ func (e *SessionsError) Unwrap() error { return lock.ErrFull }
 // admitSession takes one of the user's max_user_sessions places: a push
 // without one is refused at once, a read waits for one.
 func admitSession(ctx context.Context, s config.Settings, dbh *sql.DB, user string, write bool, tell func(string, ...any)) error {
+	// A read may wait lock_timeout for a place; one more connect and
+	// query after that is the most any admission takes.
+	ctx, cancel := db.Bound(ctx, s.LockTimeout.D()+s.ConnectTimeout.D()+db.DefaultStep)
+	defer cancel()
 	if write {
 		return admit(ctx, dbh, user, s.MaxUserSessions)
 	}

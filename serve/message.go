@@ -33,6 +33,7 @@ func Message(err error, device string) string {
 		waiters  *version.WaitersError
 		stopped  *guard.StoppedError
 		readOnly *access.ReadOnlyError
+		stall    *db.StallError
 	)
 	switch {
 	case errors.Is(err, gitexec.ErrBadCommand), errors.Is(err, gitexec.ErrBadName), errors.Is(err, version.ErrNotFound),
@@ -42,6 +43,9 @@ func Message(err error, device string) string {
 		return ""
 	case errors.As(err, &noPeer):
 		return noPeer.PublicMessage(name(device))
+	case errors.Is(err, version.ErrLostWrite) && errors.As(err, &stall):
+		return fmt.Sprintf("the coordination database did not confirm the push in time (it answers but does not commit), so it was not acknowledged; "+
+			"it may still appear once the database recovers (fetch to see), and device %s repairs the repository by itself; try again later", name(device))
 	case errors.Is(err, version.ErrLostWrite):
 		why := ""
 		if db.IsUnavailable(err) || strings.Contains(err.Error(), "stayed unreachable") {
@@ -53,9 +57,14 @@ func Message(err error, device string) string {
 	if m, ok := public.Message(err); ok {
 		return m
 	}
+	var setting *db.SettingError
 	switch {
+	case errors.As(err, &setting) && setting.Unreachable:
+		return fmt.Sprintf("the coordination database is unreachable from device %s; tell an administrator (its address may be set wrong, or PostgreSQL is down)", name(device))
 	case misconfigured(err):
 		return Misconfigured(device)
+	case errors.As(err, &stall):
+		return fmt.Sprintf("the coordination database answers device %s but does not commit at the moment; nothing was changed; try again later, and tell an administrator if it persists", name(device))
 	case db.IsUnavailable(err):
 		return fmt.Sprintf("the coordination database is unreachable from device %s; try again later, and tell an administrator if it persists", name(device))
 	}
@@ -80,9 +89,12 @@ func misconfigured(err error) bool {
 	if errors.As(err, &pqErr) {
 		// 28: bad credentials; 3D: no such database; 42501: no privilege.
 		c := string(pqErr.Code)
-		return strings.HasPrefix(c, "28") || strings.HasPrefix(c, "3D") || c == "42501"
+		return strings.HasPrefix(c, "28") || strings.HasPrefix(c, "3D") || c == "42501" || db.IsNoSchema(err)
 	}
-	var unset config.UnsetError
-	return errors.Is(err, db.ErrBadURL) || errors.Is(err, version.ErrNoDevice) || errors.Is(err, gitexec.ErrNoRoot) ||
+	var (
+		unset   config.UnsetError
+		setting *db.SettingError
+	)
+	return errors.As(err, &setting) || db.IsNoSchema(err) || errors.Is(err, db.ErrMultiHostURL) || errors.Is(err, db.ErrBadURL) || errors.Is(err, version.ErrNoDevice) || errors.Is(err, gitexec.ErrNoRoot) ||
 		errors.As(err, &unset)
 }

@@ -61,16 +61,42 @@ type Request struct {
 	Receive func(dir string, env, gitConfig []string, stdin *os.File) (*gitexec.Service, error)
 	// Client, when set, is the push's bytes; nil reads stdin.
 	Client io.Reader
+	// spoke, when set (SSH), is set once git has this process's stdout.
+	spoke *bool
 }
 
 // User serves a user's connection: reads catch up first, pushes run under
 // the write lock. On success a read never returns (git replaced gitmesh).
+// A refusal of a well-formed git request before git has written anything
+// on stdout is marked so (see InProtocol): the client may be told in the
+// protocol as well.
 func User(ctx context.Context, s config.Settings, c Conn) error {
 	cmd, err := gitexec.ParseCommand(c.Original)
 	if err != nil {
-		return err
+		return err // not a git client's request: stderr only
 	}
-	return Handle(ctx, s, Request{User: c.User, Cmd: cmd, Environ: c.Environ, Log: c.Log, Tell: c.Tell, Stderr: c.Stderr})
+	spoke := false
+	err = Handle(ctx, s, Request{User: c.User, Cmd: cmd, Environ: c.Environ, Log: c.Log, Tell: c.Tell, Stderr: c.Stderr, spoke: &spoke})
+	if err != nil && !spoke {
+		return refusal{err}
+	}
+	return err
+}
+
+// refusal marks an error that ended a git client's request before git
+// wrote anything on stdout.
+type refusal struct{ error }
+
+func (e refusal) Unwrap() error { return e.error }
+
+// InProtocol reports whether err refused a git client's request before
+// git began to write the protocol on stdout: stdout is untouched, and a
+// git client there reads an ERR packet (gitexec.ErrPacket) where the
+// protocol begins. A malformed command gets stderr only (a person or a
+// probe, not a git client); once git has spoken, stdout is git's.
+func InProtocol(err error) bool {
+	var r refusal
+	return errors.As(err, &r)
 }
 
 // Handle serves one parsed request, whichever door it came through.
@@ -102,10 +128,17 @@ func Handle(ctx context.Context, s config.Settings, r Request) error {
 	}
 	defer dbh.Close()
 	start := time.Now()
-	st, err := version.Lookup(ctx, dbh, cmd.Repo, r.User, s.Device, need)
+	// The fast path: connect (connect_timeout) and one query, bounded like
+	// any database step by lock_timeout. It commits nothing, so it works on
+	// a database that answers but cannot commit.
+	lctx, cancel := db.Bound(ctx, s.LockTimeout.D())
+	st, err := version.Lookup(lctx, dbh, cmd.Repo, r.User, s.Device, need)
+	cancel()
 	log.Debug().Dur("lookup", time.Since(start)).Bool("current", err == nil && st.Current()).Msg("fast path")
 	if errors.Is(err, version.ErrReadOnly) {
-		return access.ReadOnly(ctx, dbh, cmd.Repo)
+		rctx, cancel := db.Bound(ctx, s.LockTimeout.D())
+		defer cancel()
+		return access.ReadOnly(rctx, dbh, cmd.Repo)
 	}
 	if err != nil {
 		return err
@@ -146,7 +179,11 @@ func Handle(ctx context.Context, s config.Settings, r Request) error {
 			if r.Receive != nil {
 				return r.Receive(dir, append(env, extraEnv...), gitConfig, stdin)
 			}
-			return gitexec.StartService(cmd.Verb, dir, append(env, extraEnv...), gitConfig, stdin)
+			svc, err := gitexec.StartService(cmd.Verb, dir, append(env, extraEnv...), gitConfig, stdin)
+			if r.spoke != nil {
+				*r.spoke = err == nil // receive-pack has this process's stdout
+			}
+			return svc, err
 		})
 	}
 	// A mark left by a dead writer is repaired by its device (reads still
@@ -241,6 +278,8 @@ func registered(ctx context.Context, s config.Settings, repo string) error {
 		return err
 	}
 	defer dbh.Close()
+	ctx, cancel := db.Bound(ctx, s.LockTimeout.D())
+	defer cancel()
 	ok, err := version.Registered(ctx, dbh, repo)
 	if err == nil && !ok {
 		err = version.ErrNotFound
@@ -262,6 +301,8 @@ func replicaCopy(ctx context.Context, s config.Settings, repo, dir string) error
 		return err
 	}
 	defer dbh.Close()
+	ctx, cancel := db.Bound(ctx, s.LockTimeout.D())
+	defer cancel()
 	st, err := version.Load(ctx, dbh, repo)
 	if err != nil {
 		return err
@@ -273,6 +314,9 @@ func replicaCopy(ctx context.Context, s config.Settings, repo, dir string) error
 		if h.Name == s.Device {
 			if err := version.ForgetCopy(ctx, dbh, st.RepoID, h.ID); err != nil {
 				return err
+			}
+			if stall := db.Stalled(ctx, "forget a missing copy", s.LockTimeout.D()); stall != nil {
+				return stall // committed locally, perhaps: the writer's stage fails, nothing is recorded
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"gitmesh/db"
 	"gitmesh/gitexec"
 	"gitmesh/lock"
 )
@@ -78,10 +79,17 @@ func (n *Node) healLocked(ctx context.Context, conn *sql.Conn, st State) (State,
 		return st, err
 	}
 	defer lock.Release(context.Background(), conn, rkey)
+	if err := n.held(ctx, conn, lock.Write(st.RepoID)); err != nil {
+		return st, err // the write lock went with a failover: a writer may run
+	}
 	start := time.Now()
 	done, from, err := n.repair(ctx, conn, st, c)
 	after, loadErr := n.reload(ctx, conn, st.Repo)
 	n.logHeal(ctx, conn, st, c, from, after, done, time.Since(start), err)
+	var stall *db.StallError
+	if errors.As(err, &stall) {
+		return st, err // not frozen for good: it heals once the database commits
+	}
 	if err != nil {
 		return st, &FrozenError{Repo: st.Repo, Copy: c, Why: err.Error()}
 	}
@@ -171,7 +179,7 @@ func (n *Node) repair(ctx context.Context, conn *sql.Conn, st State, c Copy) (st
 		if err := n.removeStaleLocks(dir); err != nil {
 			return "", nil, err
 		}
-		if err := clearMark(ctx, conn, st, c, healClearQuery); err != nil {
+		if err := clearMark(ctx, conn, st, c, healClearQuery, n.LockTimeout); err != nil {
 			return "", nil, err
 		}
 		return fmt.Sprintf("this copy still shows version %d, so nothing was lost; writes are open again", c.Version), nil, nil
@@ -180,7 +188,7 @@ func (n *Node) repair(ctx context.Context, conn *sql.Conn, st State, c Copy) (st
 	if !ok {
 		return "", nil, fmt.Errorf("its copy does not show version %d and no other device holds it", c.Version)
 	}
-	if err := clearMark(ctx, conn, st, c, healForgetQuery); err != nil {
+	if err := clearMark(ctx, conn, st, c, healForgetQuery, n.LockTimeout); err != nil {
 		return "", nil, err
 	}
 	after, err := n.reload(ctx, conn, st.Repo)
@@ -228,12 +236,17 @@ WHERE repository_id = $1 AND device_id = $2 AND is_writing AND COALESCE(write_pr
 WHERE repository_id = $1 AND device_id = $2 AND is_writing AND COALESCE(write_properties->>'token', '') = $3`
 )
 
-func clearMark(ctx context.Context, conn *sql.Conn, st State, c Copy, query string) error {
+func clearMark(ctx context.Context, conn *sql.Conn, st State, c Copy, query string, bound time.Duration) error {
 	token := ""
 	if c.Writer != nil {
 		token = c.Writer.Token
 	}
-	res, err := conn.ExecContext(ctx, query, st.RepoID, st.SelfID, token)
+	bctx, cancel := db.Bound(ctx, bound)
+	defer cancel()
+	res, err := conn.ExecContext(bctx, query, st.RepoID, st.SelfID, token)
+	if stall := db.Stalled(bctx, "clear the write mark", bound); stall != nil {
+		return stall
+	}
 	if err != nil {
 		return fmt.Errorf("clear the write mark: %w", err)
 	}
@@ -263,6 +276,8 @@ func (n *Node) logHeal(ctx context.Context, conn *sql.Conn, st State, c Copy, fr
 	if self, ok := after.Self(); ok {
 		to = sql.NullInt64{Int64: self.Version, Valid: true}
 	}
+	ctx, cancel := db.Bound(ctx, n.LockTimeout)
+	defer cancel()
 	_, dbErr := conn.ExecContext(ctx, `INSERT INTO sync_log
 		(repository_id, device_id, from_device, from_version, to_version, duration_ms, result, kind)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, 'heal')`,
@@ -288,11 +303,13 @@ func (n *Node) HealFrozen(ctx context.Context, st State) bool {
 	if !frozen {
 		return false
 	}
-	if alive, err := SessionAlive(ctx, n.DB, c.Writer); err != nil || alive {
+	actx, cancel := db.Bound(ctx, n.LockTimeout)
+	alive, err := SessionAlive(actx, n.DB, c.Writer)
+	cancel()
+	if err != nil || alive {
 		n.Log.Debug().Str("repo", st.Repo).AnErr("error", err).Msg("a write is in progress")
 		return false
 	}
-	var err error
 	if c.DeviceID == st.SelfID {
 		_, err = n.Heal(ctx, st.Repo)
 	} else {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"gitmesh/db"
 	"gitmesh/gitexec"
 	"gitmesh/lock"
 )
@@ -113,6 +114,8 @@ func (w *write) logStaging(ctx context.Context, r *replication, v int64) {
 			res[i] = "stored, but the push was not recorded"
 		}
 	}
+	ctx, cancel := db.Bound(ctx, w.n.LockTimeout)
+	defer cancel()
 	_, err := w.conn.ExecContext(ctx, `INSERT INTO sync_log
 		(repository_id, device_id, from_device, from_version, to_version, duration_ms, result, kind)
 		SELECT $1, u.dev, $2, NULLIF(u.fromv, -1), $3, u.ms, u.res, 'stage'
@@ -184,6 +187,18 @@ func (r *replication) release() {
 	r.held = nil
 }
 
+// dbLost is the database error that failed a peer's staging, if one
+// did: the peers' read locks are taken on the writer's session, so a
+// failover fails them all at once.
+func (r *replication) dbLost() error {
+	for _, t := range r.tried {
+		if t.err != nil && db.IsUnavailable(t.err) {
+			return t.err
+		}
+	}
+	return nil
+}
+
 // failedNames names the holders that did not store the push, for the user.
 func (r *replication) failedNames() []string {
 	var out []string
@@ -203,7 +218,13 @@ func (n *Node) prepareLocal(ctx context.Context, q execer, repoID int32, peer De
 		if err := gitexec.CheckRoot(peer.URL); err != nil {
 			return err
 		}
-		if err := ForgetCopy(ctx, q, repoID, peer.ID); err != nil {
+		bctx, cancel := db.Bound(ctx, n.LockTimeout)
+		err := ForgetCopy(bctx, q, repoID, peer.ID)
+		if stall := db.Stalled(bctx, "forget a missing copy", n.LockTimeout); stall != nil {
+			err = stall
+		}
+		cancel()
+		if err != nil {
 			return err
 		}
 		if err := n.Git.InitCopy(ctx, peer.URL, dir); err != nil {
@@ -247,6 +268,8 @@ func (n *Node) show(ctx context.Context, conn *sql.Conn, repoID, deviceID int32,
 	if err := n.Git.UpdateRefs(ctx, dir, gitexec.ShowCommands(visible, staged), hooks); err != nil {
 		return err
 	}
+	ctx, cancel := db.Bound(ctx, n.LockTimeout)
+	defer cancel()
 	_, err = conn.ExecContext(ctx, clearPendingQuery, repoID, deviceID, v, digest)
 	return err
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"gitmesh/db"
 	"gitmesh/gitexec"
 	"gitmesh/lock"
 	"gitmesh/public"
@@ -135,6 +136,8 @@ func (n *Node) Current(st State) bool {
 }
 
 func (n *Node) reload(ctx context.Context, conn *sql.Conn, repo string) (State, error) {
+	ctx, cancel := db.Bound(ctx, n.LockTimeout)
+	defer cancel()
 	st, err := load(ctx, conn, repo, "", n.Device)
 	if err != nil {
 		return State{}, err
@@ -179,7 +182,13 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 	if err := n.removeStaleLocks(dir); err != nil {
 		return err
 	}
+	// Every holder of this read lock checks that its session still holds
+	// it before it moves a ref: advisory locks do not survive a failover.
+	rkey := lock.Read(st.RepoID, st.SelfID)
 	if self, ok := st.Self(); ok && self.Pending && self.Version == st.Highest() {
+		if err := n.held(ctx, conn, rkey); err != nil {
+			return err
+		}
 		err := n.show(ctx, conn, st.RepoID, st.SelfID, dir, self.Version, self.Digest, false)
 		if err == nil {
 			return nil
@@ -206,6 +215,9 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 			noPeer.Public = append(noPeer.Public, peer.Device+": "+why)
 			continue
 		}
+		if err := n.held(ctx, conn, rkey); err != nil {
+			return err
+		}
 		visible, staged, err := n.Git.ReadRefs(ctx, dir)
 		if err != nil {
 			return fmt.Errorf("read refs of %s: %w", st.Repo, err)
@@ -218,7 +230,15 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 				return fmt.Errorf("create copy of %s: %w", st.Repo, err)
 			}
 		}
-		res, err := conn.ExecContext(ctx, recordSyncQuery, st.RepoID, st.SelfID, peer.Version, peer.Digest, peer.DeviceID)
+		bctx, cancel := db.Bound(ctx, n.LockTimeout)
+		res, err := conn.ExecContext(bctx, recordSyncQuery, st.RepoID, st.SelfID, peer.Version, peer.Digest, peer.DeviceID)
+		stall := db.Stalled(bctx, "record the catch-up", n.LockTimeout)
+		cancel()
+		if stall != nil {
+			// Shown but not surely recorded: the next read records it (the
+			// copy is still behind in the table, the stage holds the version).
+			return fmt.Errorf("record version %d of %s: %w", peer.Version, st.Repo, stall)
+		}
 		if err != nil {
 			return fmt.Errorf("record version %d of %s: %w", peer.Version, st.Repo, err)
 		}
@@ -339,6 +359,8 @@ func (n *Node) logSync(ctx context.Context, conn *sql.Conn, st State, peer Copy,
 	n.Log.Info().Str("op", "sync").Str("repo", st.Repo).Str("peer", peer.Device).
 		Int64("from_version", from).Int64("to_version", peer.Version).Dur("duration", d).
 		AnErr("error", err).Msg("fetch from peer")
+	ctx, cancel := db.Bound(ctx, n.LockTimeout)
+	defer cancel()
 	_, dbErr := conn.ExecContext(ctx, `INSERT INTO sync_log
 		(repository_id, device_id, from_device, from_version, to_version, duration_ms, result)
 		VALUES ($1, $2, $3, NULLIF($4, -1), $5, $6, $7)`,
@@ -346,6 +368,14 @@ func (n *Node) logSync(ctx context.Context, conn *sql.Conn, st State, peer Copy,
 	if dbErr != nil {
 		n.Log.Warn().Err(dbErr).Str("repo", st.Repo).Msg("sync log")
 	}
+}
+
+// held checks that conn's session still holds key, bounded like a lock
+// step.
+func (n *Node) held(ctx context.Context, conn *sql.Conn, key lock.Key) error {
+	ctx, cancel := db.Bound(ctx, n.LockTimeout)
+	defer cancel()
+	return lock.Held(ctx, conn, key)
 }
 
 // waiting returns the notice a lock wait gives after lock.NotifyAfter.

@@ -130,11 +130,16 @@ type write struct {
 	// Set by the handler, read after receive-pack is done.
 	outcome    error // why the push was refused or could not be recorded
 	committed  bool  // the new version is recorded (or may be: outcome says)
+	answered   bool  // receive-pack has serve's answer to every ref
 	newVersion int64 // the version recorded
 	lockLost   bool  // the session that held the write lock died
 	stored     []Device
 	rep        *replication // the staging on the peers, logged after the answer
 	guard      *guard.Guard // bounds receive-pack except while recording
+	// notes, while the relay is connected, carries lines for the client
+	// as `remote:` progress (every client shows those; not all show
+	// ssh's stderr).
+	notes io.Writer
 }
 
 func (w *write) run(ctx context.Context, start Receiver) error {
@@ -177,7 +182,7 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 	g.Watch(svc.Kill)
 	served := make(chan struct{})
 	go func() {
-		srv.Serve(func(c io.ReadWriter) { w.procReceive(ctx, c) })
+		srv.Serve(func(c *hook.Conn) { w.procReceive(ctx, c) })
 		close(served)
 	}()
 	runErr := svc.Wait()
@@ -196,6 +201,13 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 	if stoppedBy != nil {
 		return w.stopped(stoppedBy)
 	}
+	if runErr != nil && w.committed && w.answered && gitexec.HungUp(runErr) {
+		// The version is recorded and receive-pack had every answer: a
+		// client that hangs up once it has read its report (go-git does)
+		// takes receive-pack's last writes with it, not the push.
+		w.n.Log.Info().Str("repo", w.st.Repo).Int64("version", w.newVersion).Msg("the client hung up after its answer")
+		return nil
+	}
 	return gitexec.ExitStatus(runErr)
 }
 
@@ -203,7 +215,7 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 // the relay): it gets every ref command of the push at once, after the
 // objects are in place, and answers each. Until it answers "ok", no
 // client has been told anything.
-func (w *write) procReceive(ctx context.Context, c io.ReadWriter) {
+func (w *write) procReceive(ctx context.Context, c *hook.Conn) {
 	if !w.guard.Recording() {
 		return // stopped at a bound: receive-pack is being killed, every ref rejected
 	}
@@ -213,15 +225,15 @@ func (w *write) procReceive(ctx context.Context, c io.ReadWriter) {
 		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("proc-receive")
 		return // receive-pack rejects every ref
 	}
+	w.notes = c.Notes()
+	defer func() { w.notes = nil }()
 	if brokenEarlyAck { // a deliberately broken build: see broken.go
 		ok := make([]hook.Result, len(push.Commands))
 		for i, cmd := range push.Commands {
 			ok[i] = hook.Result{Ref: cmd.Ref}
 		}
 		hook.WriteResults(c, ok)
-		if cl, isCloser := c.(io.Closer); isCloser {
-			cl.Close() // the relay ends: receive-pack reports to the client now
-		}
+		c.Close() // the relay ends: receive-pack reports to the client now
 		w.apply(ctx, push)
 		w.logStaging(ctx, w.rep, w.version+1)
 		return
@@ -231,10 +243,22 @@ func (w *write) procReceive(ctx context.Context, c io.ReadWriter) {
 	if err != nil {
 		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("proc-receive answer")
 	}
+	w.answered = err == nil
 	if w.committed && w.outcome == nil {
-		w.tellStored(w.newVersion, err == nil)
+		w.tellStored(w.newVersion, w.answered)
 	}
 	w.logStaging(ctx, w.rep, w.version+1)
+}
+
+// tell writes one sentence for the user: through the relay as `remote:`
+// progress while it is connected, on serve's stderr otherwise.
+func (w *write) tell(format string, args ...any) {
+	if w.notes != nil {
+		if _, err := fmt.Fprintf(w.notes, "gitmesh: "+format+"\n", args...); err == nil {
+			return
+		}
+	}
+	w.n.Tell(format, args...)
 }
 
 // apply decides a push: validate each command, stage the accepted ones on
@@ -293,6 +317,12 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 	defer rep.release()
 	q := w.st.Quorum(w.n.WriteQuorum)
 	if 1+len(rep.stored) < q {
+		if err := rep.dbLost(); err != nil {
+			// The peers were fine; the database went (a failover): its
+			// locks with it. Told as an outage, not as unreachable peers.
+			w.outcome = fmt.Errorf("stage the push on the peers: %w", err)
+			return fail("the coordination database went away during the push; nothing was changed, try again")
+		}
 		qe := &QuorumError{Repo: w.st.Repo, Stored: 1 + len(rep.stored), Need: q, Holders: len(w.st.Holders), Unreachable: rep.failedNames()}
 		w.outcome = qe
 		return fail(fmt.Sprintf("only %d of %d devices could store the push (%d needed)", qe.Stored, qe.Holders, q))
@@ -407,10 +437,39 @@ func (w *write) check(ctx context.Context, c hook.Command, visible gitexec.RefSe
 			return "non-fast-forward"
 		}
 	}
-	if err := gitexec.RunUpdateHook(ctx, w.dir, c.Ref, c.Old, c.New, os.Stderr); err != nil {
+	if err := w.runUpdateHook(ctx, c); err != nil {
 		return "hook declined"
 	}
 	return ""
+}
+
+// runUpdateHook runs the repository's update hook for c, its output to
+// the client as `remote:` progress, as receive-pack does with its own
+// update hook. The hook writes to a pipe, not to the relay: its exit
+// ends the wait even when a child of it keeps the pipe open, whose
+// output is then given a short while only.
+func (w *write) runUpdateHook(ctx context.Context, c hook.Command) error {
+	if w.notes == nil {
+		return gitexec.RunUpdateHook(ctx, w.dir, c.Ref, c.Old, c.New, os.Stderr)
+	}
+	r, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	copied, notes := make(chan struct{}), w.notes
+	go func() {
+		io.Copy(notes, r)
+		r.Close()
+		close(copied)
+	}()
+	err = gitexec.RunUpdateHook(ctx, w.dir, c.Ref, c.Old, c.New, pw)
+	pw.Close()
+	select {
+	case <-copied:
+	case <-time.After(2 * time.Second):
+		r.Close() // the copy ends; what is left of the output is lost
+	}
+	return err
 }
 
 const markQuery = `
@@ -425,7 +484,16 @@ func (n *Node) markWriting(ctx context.Context, conn *sql.Conn, st State, user s
 	b := make([]byte, 16)
 	rand.Read(b)
 	token := hex.EncodeToString(b)
-	res, err := conn.ExecContext(ctx, markQuery, st.RepoID, st.SelfID, user, n.Device, os.Getpid(), token)
+	// Bounded by lock_timeout: a database that cannot commit (synchronous
+	// replication with no standby) would hold the write lock forever. A
+	// mark whose commit was cancelled may have committed locally: its
+	// writer is gone by then, so it heals once the database commits again.
+	bctx, cancel := db.Bound(ctx, n.LockTimeout)
+	defer cancel()
+	res, err := conn.ExecContext(bctx, markQuery, st.RepoID, st.SelfID, user, n.Device, os.Getpid(), token)
+	if stall := db.Stalled(bctx, "mark the write", n.LockTimeout); stall != nil {
+		return "", fmt.Errorf("mark write pending on %s: %w", st.Repo, stall)
+	}
 	if err != nil {
 		return "", fmt.Errorf("mark write pending on %s: %w", st.Repo, err)
 	}
@@ -473,7 +541,7 @@ func (w *write) commit(ctx context.Context, v int64, digest string, peers []Devi
 	for i, u := range ups {
 		refs[i], olds[i], news[i] = u.Ref, u.Old, u.New
 	}
-	err := w.retry(ctx, "record the push", func(conn *sql.Conn) error {
+	err := w.retry(ctx, "record the push", func(ctx context.Context, conn *sql.Conn) error {
 		tx, err := conn.BeginTx(ctx, nil)
 		if err != nil {
 			return err
@@ -536,8 +604,14 @@ func (w *write) showSelf(ctx context.Context, v int64, digest string, cmds []str
 	err := lock.Acquire(ctx, w.conn, key, w.n.LockTimeout, nil)
 	if err == nil {
 		defer lock.Release(context.Background(), w.conn, key)
-		if err = w.n.Git.UpdateRefs(ctx, w.dir, cmds, true); err == nil {
-			_, err = w.conn.ExecContext(ctx, clearPendingQuery, w.st.RepoID, w.st.SelfID, v, digest)
+		bctx, cancel := db.Bound(ctx, w.n.LockTimeout)
+		defer cancel()
+		// Nothing moves under a lock lost with a failover.
+		if err = lock.Held(bctx, w.conn, key); err == nil {
+			err = w.n.Git.UpdateRefs(ctx, w.dir, cmds, true)
+		}
+		if err == nil {
+			_, err = w.conn.ExecContext(bctx, clearPendingQuery, w.st.RepoID, w.st.SelfID, v, digest)
 		}
 	}
 	if err != nil {
@@ -545,9 +619,10 @@ func (w *write) showSelf(ctx context.Context, v int64, digest string, cmds []str
 	}
 }
 
-// tellStored is the one line a recorded push adds on stderr; when git
-// could not be given the answer (its hook died), it says so, since the
-// client then reports a rejection.
+// tellStored is the one line a recorded push adds, sent through the
+// relay as `remote:` progress so that every client shows it; when git
+// could not be given the answer (its hook died), it says so on serve's
+// stderr, since the client then reports a rejection.
 func (w *write) tellStored(v int64, answered bool) {
 	var in, out []string
 	for _, h := range w.st.Holders {
@@ -569,9 +644,12 @@ func (w *write) tellStored(v int64, answered bool) {
 		}
 	}
 	if !answered {
+		// The relay is gone: serve's stderr is the only way left.
 		msg += "; git was not told (its hook died), so it may report the push as rejected: fetch to see it"
+		w.n.Tell("%s", msg)
+		return
 	}
-	w.n.Tell("%s", msg)
+	w.tell("%s", msg)
 }
 
 // clearQuery ends a write that recorded nothing: no visible ref moved.
@@ -583,11 +661,14 @@ WHERE repository_id = $1 AND device_id = $2 AND is_writing AND write_properties-
 // finish clears the write mark of a push that recorded no version; if
 // that fails the repository stays frozen although nothing was changed.
 func (w *write) finish(ctx context.Context) {
-	err := w.retry(ctx, "clear the write mark", func(conn *sql.Conn) error {
+	err := w.retry(ctx, "clear the write mark", func(ctx context.Context, conn *sql.Conn) error {
 		_, err := conn.ExecContext(ctx, clearQuery, w.st.RepoID, w.st.SelfID, w.token)
 		return err
 	})
-	if err != nil {
+	var stall *db.StallError
+	if errors.As(err, &stall) {
+		w.n.Tell("the coordination database does not commit; %s's write mark clears itself once it does (nothing was changed)", w.st.Repo)
+	} else if err != nil {
 		// The detail (the database's address, say) is in the log (lost).
 		w.n.Tell("%s stays frozen for writes: its write mark could not be cleared; tell an administrator", w.st.Repo)
 	}
@@ -595,18 +676,28 @@ func (w *write) finish(ctx context.Context) {
 
 // retry runs f on the write's connection; when the database is
 // unreachable it tells the user, reconnects and tries again until
-// RecordTimeout has passed.
-func (w *write) retry(ctx context.Context, what string, f func(*sql.Conn) error) error {
+// RecordTimeout has passed. Every attempt runs within that deadline: an
+// attempt that reaches it (a commit waiting for a synchronous standby
+// that never answers) has an unknown outcome, a commit cancelled there
+// having committed locally, so it ends the retries and is never
+// acknowledged.
+func (w *write) retry(ctx context.Context, what string, f func(context.Context, *sql.Conn) error) error {
 	deadline := time.Now().Add(w.n.RecordTimeout)
 	told := false
 	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithDeadline(ctx, deadline)
 		var err error
 		if w.lockLost {
-			err = w.relock(ctx)
+			err = w.relock(actx)
 		}
 		if err == nil {
-			err = f(w.conn)
+			err = f(actx, w.conn)
 		}
+		if errors.Is(actx.Err(), context.DeadlineExceeded) {
+			cancel()
+			return w.lost(what, &db.StallError{Step: what, After: w.n.RecordTimeout})
+		}
+		cancel()
 		if err == nil {
 			return nil
 		}
@@ -617,7 +708,7 @@ func (w *write) retry(ctx context.Context, what string, f func(*sql.Conn) error)
 			return w.lost(what, fmt.Errorf("the database stayed unreachable for %s (%v)", w.n.RecordTimeout, err))
 		}
 		if !told {
-			w.n.Tell("the database is unreachable; retrying to %s for up to %s", what, w.n.RecordTimeout)
+			w.tell("the database is unreachable; retrying to %s for up to %s", what, w.n.RecordTimeout)
 			told = true
 		}
 		time.Sleep(min(100*time.Millisecond<<min(attempt, 4), max(time.Until(deadline), time.Millisecond)))
@@ -647,7 +738,7 @@ func (w *write) relock(ctx context.Context) error {
 // lost gives up on what: the repository stays frozen.
 func (w *write) lost(what string, err error) error {
 	w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg(what + " failed; repository stays frozen")
-	return fmt.Errorf("%w: %s: %v", ErrLostWrite, what, err)
+	return fmt.Errorf("%w: %s: %w", ErrLostWrite, what, err) // err too: a stall is told as one
 }
 
 // reconnect replaces a broken connection; the write lock went with the
