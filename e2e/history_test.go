@@ -362,16 +362,19 @@ func TestHistoryCatchesBrokenBuild(t *testing.T) {
 	for _, c := range []struct {
 		tag  string
 		mix  faultMix
+		lead faultStep // played at once, whatever the machine's speed
 		seed uint64
 	}{
 		// Only a lost disk shows a push that is on one disk alone.
-		{"gitmesh_broken_skipstage", faultMix{faultWipeAck: 12, faultKillServe: 2, faultURL: 2}, 17},
+		{"gitmesh_broken_skipstage", faultMix{faultWipeAck: 12, faultKillServe: 2, faultURL: 2}, faultStep{Kind: faultWipeAck}, 17},
 		// Only a serve that dies after answering shows an early answer.
-		{"gitmesh_broken_earlyack", faultMix{faultKillAnswer: 16, faultKillServe: 2, faultURL: 2}, 17},
+		{"gitmesh_broken_earlyack", faultMix{faultKillAnswer: 16, faultKillServe: 2, faultURL: 2}, faultStep{Kind: faultKillAnswer}, 17},
 	} {
 		t.Run(c.tag, func(t *testing.T) {
 			bin := meshtest.BuildTagged(t, c.tag)
-			run := runHistory(t, newSchedule(c.seed, 80, c.mix), historyOptions{bin: bin, converge: 3 * time.Second})
+			sched := newSchedule(c.seed, 80, c.mix)
+			sched.Faults = append([]faultStep{c.lead, c.lead, c.lead}, sched.Faults...)
+			run := runHistory(t, sched, historyOptions{bin: bin, converge: 3 * time.Second})
 			for _, s := range run.summary {
 				t.Log(s)
 			}
@@ -386,6 +389,21 @@ func TestHistoryCatchesBrokenBuild(t *testing.T) {
 				c.tag, run.v.count(lost), run.v.count(stale), len(run.v.list), run.v.list[0])
 		})
 	}
+	// The control: the same faults, led the same way, against the real
+	// build find nothing, so what the broken builds showed is theirs.
+	t.Run("control", func(t *testing.T) {
+		mix := faultMix{faultWipeAck: 6, faultKillAnswer: 8, faultKillServe: 2, faultURL: 2}
+		sched := newSchedule(17, 80, mix)
+		lead := []faultStep{{Kind: faultWipeAck}, {Kind: faultKillAnswer}, {Kind: faultKillAnswer}, {Kind: faultKillAnswer}}
+		sched.Faults = append(lead, sched.Faults...)
+		run := runHistory(t, sched, historyOptions{converge: 3 * time.Second})
+		for _, s := range run.summary {
+			t.Log(s)
+		}
+		for _, s := range run.v.list {
+			t.Error(s)
+		}
+	})
 }
 
 // historySchedule is the run's schedule: the file GITMESH_HISTORY_SCHEDULE
@@ -978,6 +996,9 @@ var readExcuses = []readExcuse{
 	// No current peer could be fetched from. One lost disk is not enough:
 	// every version is on another.
 	{6, "no up-to-date copy", false, []string{faultURL, faultRootAway}, 0},
+	// The device's own copy went, and the peers it must catch up from
+	// already stage the next push over the version it needs.
+	{6, "a write there is in progress", true, []string{faultRootAway, faultWipe, faultWipeAck}, 0},
 	// Device a's database connections were cut.
 	{6, "coordination database is unreachable", true, []string{faultCutDatabase}, 0},
 	// The device's own repo root is away.
