@@ -167,6 +167,11 @@ func (c *Conn) Read(p []byte) (int, error) { return c.c.Read(p) }
 // Write sends the proc-receive answer to receive-pack.
 func (c *Conn) Write(p []byte) (int, error) { return c.send(bandAnswer, p) }
 
+// Close ends the relay's connection: once the relay is gone,
+// receive-pack reports what it was answered. (Serve closes it when its
+// handler returns; only a deliberately broken build closes it earlier.)
+func (c *Conn) Close() error { return c.c.Close() }
+
 // Notes is where text for the pushing client goes: every client sees it
 // as `remote:` lines, whether or not it shows ssh's stderr.
 func (c *Conn) Notes() io.Writer { return noteWriter{c} }

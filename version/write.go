@@ -227,6 +227,17 @@ func (w *write) procReceive(ctx context.Context, c *hook.Conn) {
 	}
 	w.notes = c.Notes()
 	defer func() { w.notes = nil }()
+	if brokenEarlyAck { // a deliberately broken build: see broken.go
+		ok := make([]hook.Result, len(push.Commands))
+		for i, cmd := range push.Commands {
+			ok[i] = hook.Result{Ref: cmd.Ref}
+		}
+		hook.WriteResults(c, ok)
+		c.Close() // the relay ends: receive-pack reports to the client now
+		w.apply(ctx, push)
+		w.logStaging(ctx, w.rep, w.version+1)
+		return
+	}
 	results := w.apply(ctx, push)
 	err = hook.WriteResults(c, results)
 	if err != nil {
