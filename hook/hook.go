@@ -9,7 +9,6 @@ package hook
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -19,8 +18,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"gitmesh/proc"
 )
 
 // SocketEnv names the socket of the waiting serve process.
@@ -107,23 +107,10 @@ func removeOrphans() {
 	for _, d := range dirs {
 		pidText, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), "gitmesh-push-"), "-")
 		pid, err := strconv.Atoi(pidText)
-		if err == nil && pid > 0 && !alive(pid) {
+		if err == nil && pid > 0 && !proc.Alive(pid) {
 			os.RemoveAll(d)
 		}
 	}
-}
-
-// alive reports whether pid runs; a zombie (killed, not yet reaped) does not.
-func alive(pid int) bool {
-	if syscall.Kill(pid, 0) == syscall.ESRCH {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true // no /proc: trust kill
-	}
-	i := bytes.LastIndexByte(stat, ')')
-	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }
 
 // GitConfig is the `git -c` settings that route every ref of the push

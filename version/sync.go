@@ -99,7 +99,7 @@ func (n *Node) CatchUp(ctx context.Context, st State) error {
 	if err := lock.Acquire(ctx, conn, key, n.LockTimeout, n.waiting(st.Repo, key)); err != nil {
 		return err
 	}
-	defer lock.Release(context.Background(), conn, key)
+	defer n.unlock(conn, st.Repo, key)
 	// Another reader may have fetched while this one waited.
 	st, err = n.reload(ctx, conn, st.Repo)
 	if err != nil {
@@ -261,7 +261,10 @@ func (n *Node) emptyIsRecorded(ctx context.Context, st State, dir, final string)
 	if err != nil {
 		return false, err
 	}
-	head, _ := gitexec.Head(dir)
+	head, err := gitexec.Head(dir)
+	if err != nil {
+		return false, fmt.Errorf("read HEAD: %w", err)
+	}
 	if len(visible) > 0 || visible.Digest(head) != self.Digest {
 		return false, nil
 	}
@@ -321,7 +324,10 @@ func (n *Node) stageDigest(ctx context.Context, dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	head, _ := gitexec.Head(dir)
+	head, err := gitexec.Head(dir)
+	if err != nil {
+		return "", fmt.Errorf("read HEAD: %w", err)
+	}
 	return staged.Digest(head), nil
 }
 
@@ -370,6 +376,14 @@ func (n *Node) logSync(ctx context.Context, conn *sql.Conn, st State, peer Copy,
 	}
 }
 
+// unlock releases key for a defer: bounded, and a failure logged (the
+// connection is then discarded, which drops the lock; lock.Unlock).
+func (n *Node) unlock(conn *sql.Conn, repo string, key lock.Key) {
+	if err := lock.Unlock(conn, key); err != nil {
+		n.Log.Warn().Err(err).Str("repo", repo).Msg("unlock")
+	}
+}
+
 // held checks that conn's session still holds key, bounded like a lock
 // step.
 func (n *Node) held(ctx context.Context, conn *sql.Conn, key lock.Key) error {
@@ -385,7 +399,6 @@ func (n *Node) waiting(repo string, key lock.Key) func(*lock.Holder) {
 			n.Tell("waiting for the %s of %s (up to %s)", key.Describe(), repo, n.LockTimeout)
 			return
 		}
-		n.Tell("waiting for the %s of %s, held by %q since %s (up to %s)", key.Describe(), repo,
-			h.Application, h.Since.UTC().Format(time.TimeOnly+" MST"), n.LockTimeout)
+		n.Tell("waiting for the %s of %s, held by %q (up to %s)", key.Describe(), repo, h.Application, n.LockTimeout)
 	}
 }
