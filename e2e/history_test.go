@@ -186,6 +186,7 @@ const (
 	faultWipeAck     = "disk wiped after an acknowledgement"
 	faultRootAway    = "repo root away"
 	faultCutDatabase = "database connections cut"
+	faultFailover    = "database failover"
 )
 
 // schedule is everything a run does, decided up front from its seed:
@@ -280,7 +281,7 @@ func newSchedule(seed uint64, ops int, mix faultMix) schedule {
 		}
 		s.Readers[i%3] = append(s.Readers[i%3], readOp{Repo: pick(historyRepos), Dev: pick(historyDevs), How: how})
 	}
-	kinds := []string{faultKillServe, faultKillRelay, faultKillAnswer, faultCutDatabase, faultURL, faultRootAway, faultWipe, faultWipeAck}
+	kinds := []string{faultKillServe, faultKillRelay, faultKillAnswer, faultCutDatabase, faultURL, faultRootAway, faultWipe, faultWipeAck, faultFailover}
 	for i := 0; i < ops; i++ {
 		step := faultStep{AfterMS: 200 + rng.IntN(600), Kind: faultRestoreURLs, Pick: rng.IntN(1000)}
 		k := rng.IntN(40)
@@ -310,11 +311,17 @@ type historyRun struct {
 	pushOK   int64
 	readOK   int64
 	ackedOnC int64
+	// failovers is how many times the primary was killed and its standby
+	// promoted.
+	failovers int
 }
 
 // historyOptions shape a run.
 type historyOptions struct {
 	bin string // the gitmesh binary (a deliberately broken one), "" for the test's own
+	// ha, when set, is a primary with a synchronous streaming standby that
+	// the cluster reaches through the multi-host DSN (faultFailover).
+	ha *meshtest.HA
 	// converge bounds the wait for every device to catch up after the
 	// faults (20s when zero).
 	converge time.Duration
@@ -345,6 +352,40 @@ func TestRandomisedHistoryWithFaults(t *testing.T) {
 	}
 	if run.ackedOnC == 0 && ops >= 150 {
 		run.v.add(other, "no push through c's serve (noexec TMPDIR) was acknowledged: that case was not tried")
+	}
+	if len(run.v.list) > 0 {
+		for _, s := range run.v.list {
+			t.Error(s)
+		}
+		t.Fatalf("seed %d: %d violations (replay with GITMESH_SEED=%d, or the schedule as printed above)", sched.Seed, len(run.v.list), sched.Seed)
+	}
+}
+
+// TestRandomisedHistoryWithFailovers is the same history on a primary
+// with a synchronous streaming standby, reached by every device through
+// the multi-host DSN (target_session_attrs=read-write): among the other
+// faults, the primary is killed, the standby promoted and a fresh standby
+// attached, again and again. Acknowledged pushes survive every failover;
+// reads never go stale or backwards.
+func TestRandomisedHistoryWithFailovers(t *testing.T) {
+	h, err := meshtest.StartHA()
+	if err != nil {
+		t.Fatalf("start a primary and a streaming standby: %v (apt-get install -y postgresql)", err)
+	}
+	t.Cleanup(h.Stop)
+	mix := faultMix{faultFailover: 4, faultKillServe: 4, faultKillRelay: 4, faultKillAnswer: 2,
+		faultURL: 4, faultRootAway: 2, faultWipe: 1, faultWipeAck: 1}
+	sched := historySchedule(t, mix)
+	run := runHistory(t, sched, historyOptions{ha: h})
+	for _, s := range run.summary {
+		t.Log(s)
+	}
+	if run.failovers == 0 {
+		run.v.add(other, "no failover was played: the run tested nothing new")
+	}
+	ops := int64(sched.Ops)
+	if run.pushOK < ops/16 || run.readOK < ops/8 {
+		run.v.add(other, "too few operations succeeded for the run to mean anything (%d pushes, %d reads)", run.pushOK, run.readOK)
 	}
 	if len(run.v.list) > 0 {
 		for _, s := range run.v.list {
@@ -460,16 +501,21 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 		t.Fatal(err)
 	}
 
-	c := meshtest.NewCluster(t, "a", "b", "c")
+	var c *meshtest.Cluster
+	var proxy *meshtest.Proxy
+	if opt.ha != nil {
+		// No proxy: the failover cuts every connection itself.
+		c = meshtest.NewClusterHA(t, opt.ha, "a", "b", "c")
+	} else {
+		c = meshtest.NewCluster(t, "a", "b", "c")
+		u, _ := url.Parse(c.DBURL)
+		proxy = meshtest.NewProxy(t, u.Host)
+		proxied := *u
+		proxied.Host = proxy.Addr
+		c.Devices["a"].DBURL = proxied.String()
+	}
 	c.Bin = opt.bin
-	u, _ := url.Parse(c.DBURL)
-	proxy := meshtest.NewProxy(t, u.Host)
-	proxied := *u
-	proxied.Host = proxy.Addr
 	for _, d := range c.Devices {
-		if d.Name == "a" {
-			d.DBURL = proxied.String()
-		}
 		d.WriteConfig("lock_timeout = \"20s\"\nrecord_timeout = \"3s\"\nfetch_timeout = \"20s\"")
 	}
 	// Device c serves with TMPDIR on a noexec filesystem: its pushes must
@@ -502,7 +548,7 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 		}
 	})
 
-	inj := &injector{t: t, c: c, proxy: proxy, repos: repos, v: v, verbose: verbose,
+	inj := &injector{t: t, c: c, proxy: proxy, ha: opt.ha, repos: repos, v: v, verbose: verbose,
 		steps: sched.Faults, noexec: noexec, counts: map[string]int{}}
 	var pushOK, pushFail, readOK, readFail, excused atomic.Int64
 	ackedOn := map[string]*atomic.Int64{"a": {}, "b": {}, "c": {}}
@@ -633,7 +679,9 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 
 	// Quiet now: every device back and caught up (a sync on each device
 	// also lets it repair its own frozen repositories).
-	proxy.SetDown(false)
+	if proxy != nil {
+		proxy.SetDown(false)
+	}
 	restoreURLs(t, c)
 	meshtest.WaitDetached(t)
 	syncAll(c, repos, nil)
@@ -726,6 +774,9 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 		}
 	}
 	run.pushOK, run.readOK, run.ackedOnC = pushOK.Load(), readOK.Load(), ackedOn["c"].Load()
+	inj.mu.Lock()
+	run.failovers = inj.counts[faultFailover]
+	inj.mu.Unlock()
 	run.summary = []string{
 		fmt.Sprintf("seed %d: faults played: %s", seed, inj.summary()),
 		fmt.Sprintf("seed %d: freezes seen: %d; self-repairs (sync_log heal ok): %d, refusals recorded: %d; thaws after a cannot-heal reason: %d; cleared by their own live writer: %d",
@@ -1001,6 +1052,9 @@ var readExcuses = []readExcuse{
 	{6, "a write there is in progress", true, []string{faultRootAway, faultWipe, faultWipeAck}, 0},
 	// Device a's database connections were cut.
 	{6, "coordination database is unreachable", true, []string{faultCutDatabase}, 0},
+	// The primary died: until the standby is promoted, and for the
+	// sessions that were on the old primary, the database is gone.
+	{6, "", false, []string{faultFailover}, 2 * time.Second},
 	// The device's own repo root is away.
 	{1, "cannot open its copy", true, []string{faultRootAway}, 0},
 	{1, "server is misconfigured", true, []string{faultRootAway}, 0},
@@ -1033,7 +1087,8 @@ var readExcuses = []readExcuse{
 type injector struct {
 	t       *testing.T
 	c       *meshtest.Cluster
-	proxy   *meshtest.Proxy
+	proxy   *meshtest.Proxy // nil on an HA pair
+	ha      *meshtest.HA    // nil unless the run has a standby to fail over to
 	db      *sql.DB
 	repos   []string
 	v       *violations
@@ -1125,7 +1180,7 @@ func (f *injector) summary() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var parts []string
-	for _, k := range []string{faultKillServe, faultKillAnswer, faultKillRelay, faultCutDatabase, faultURL, faultRootAway, faultWipe, faultWipeAck} {
+	for _, k := range []string{faultKillServe, faultKillAnswer, faultKillRelay, faultCutDatabase, faultFailover, faultURL, faultRootAway, faultWipe, faultWipeAck} {
 		parts = append(parts, fmt.Sprintf("%s %d", k, f.counts[k]))
 	}
 	return strings.Join(parts, ", ") + fmt.Sprintf(" (%d of %d steps played; relays seen with the noexec TMPDIR: %d)", f.played, len(f.steps), f.relaysNoexec)
@@ -1157,7 +1212,14 @@ func (f *injector) run(stop chan struct{}) {
 			continue
 		case faultKillAnswer:
 			f.armKill.Add(1)
+		case faultFailover:
+			f.mu.Unlock()
+			f.failover()
+			continue
 		case faultCutDatabase:
+			if f.proxy == nil {
+				break
+			}
 			f.proxy.Cut()
 			f.event(faultCutDatabase, "a", false)
 			f.log(faultCutDatabase, "device a")
@@ -1629,5 +1691,28 @@ func dumpLogs(t *testing.T, c *meshtest.Cluster) {
 			return
 		}
 		t.Logf("%s %s %s %s <- %s v%d->v%d %s", kind, at, repo, dev, from, fv, tv, res)
+	}
+}
+
+// failover kills the primary, promotes the standby (what Patroni does)
+// and, the cluster running meanwhile, attaches a fresh standby, so that
+// the next failover has one to promote. The event lasts from the kill
+// until the new primary takes writes.
+func (f *injector) failover() {
+	if f.ha == nil {
+		return
+	}
+	e := f.event(faultFailover, "", true)
+	err := f.ha.Failover()
+	f.end(e)
+	if err != nil {
+		f.v.add(other, "failover: %v", err)
+		return
+	}
+	f.mu.Lock()
+	f.log(faultFailover, "standby promoted")
+	f.mu.Unlock()
+	if err := f.ha.AttachStandby(); err != nil {
+		f.v.add(other, "attach a standby after the failover: %v", err)
 	}
 }
