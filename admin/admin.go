@@ -170,7 +170,7 @@ func RemoveDevice(ctx context.Context, d *sql.DB, name string, force bool) error
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("%w device %s", access.ErrUnknown, name)
+		return &UnknownDeviceError{Device: name}
 	}
 	return tx.Commit()
 }

@@ -19,8 +19,9 @@ type CopyStatus struct {
 	Version    int64  `json:"version"`
 	Lag        int64  `json:"lag"`
 	IsWriting  bool   `json:"is_writing"`
-	// Frozen: a write mark whose writer's database session is gone (a
-	// push in progress is writing, not frozen).
+	// Frozen: a write mark whose writer's database session is gone
+	// (version.WriterSessionOpen; a push in progress is writing, not
+	// frozen).
 	Frozen bool `json:"frozen"`
 	// Pending: this device holds the version staged; its next read shows it.
 	Pending   bool      `json:"pending"`
@@ -45,8 +46,7 @@ type Writer struct {
 const statusQuery = `
 SELECT r.name, d.name, v.version,
        max(v.version) OVER (PARTITION BY r.id) - v.version,
-       v.is_writing, v.is_writing AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
-           WHERE a.pid = (v.write_properties->>'backend_pid')::int),
+       v.is_writing, v.is_writing AND NOT ` + version.WriterSessionOpen + `,
        v.refs_pending, v.write_properties, v.updated_at,
        count(*) FILTER (WHERE v.version = (SELECT max(version) FROM working_copy_versions m
            WHERE m.repository_id = r.id)) OVER (PARTITION BY r.id),
@@ -78,7 +78,7 @@ func Status(ctx context.Context, d *sql.DB, repo string, quorum int) ([]CopyStat
 			&c.Pending, &props, &c.UpdatedAt, &c.HoldNewest, &c.Holders); err != nil {
 			return nil, err
 		}
-		c.Quorum = version.State{Holders: make([]version.Device, c.Holders)}.Quorum(quorum)
+		c.Quorum = version.QuorumOf(c.Holders, quorum)
 		// Version 0 is a repository nobody has pushed to: no acknowledged
 		// push can be lost, and the first push puts it on a quorum.
 		c.BelowQuorum = c.HoldNewest < c.Quorum && c.Version+c.Lag > 0
@@ -95,22 +95,24 @@ func Status(ctx context.Context, d *sql.DB, repo string, quorum int) ([]CopyStat
 
 // LockHolder is a gitmesh session holding or awaiting an advisory lock.
 type LockHolder struct {
-	Application string    `json:"application"`
-	PID         int       `json:"pid"`
-	Granted     bool      `json:"granted"`
-	Since       time.Time `json:"since"`
+	Application string `json:"application"`
+	PID         int    `json:"pid"`
+	Granted     bool   `json:"granted"`
+	// WaitingSince is when a waiter began to wait (pg_locks.waitstart);
+	// nil for a holder: PostgreSQL records no time for a granted lock.
+	WaitingSince *time.Time `json:"waiting_since"`
 }
 
 // Locks lists the advisory locks gitmesh sessions hold or wait for now.
 func Locks(ctx context.Context, d *sql.DB) ([]LockHolder, error) {
 	rows, err := d.QueryContext(ctx, `
-		SELECT a.application_name, a.pid, l.granted, COALESCE(l.waitstart, a.backend_start)
+		SELECT a.application_name, a.pid, l.granted, l.waitstart
 		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'advisory' AND a.application_name LIKE 'gitmesh %'
 		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 		  AND NOT (l.objsubid = 2 AND (l.classid::bigint & x'ffff0000'::bigint) = ANY($1::bigint[])) -- limits' places
 		  AND l.objsubid <> 1 -- a user's own places in a queue (lock.TakeUserWaiter)
-		ORDER BY l.granted DESC, a.backend_start`, pq.Array(slotClasses()))
+		ORDER BY l.granted DESC, l.waitstart, a.pid`, pq.Array(slotClasses()))
 	if err != nil {
 		return nil, err
 	}
@@ -118,8 +120,12 @@ func Locks(ctx context.Context, d *sql.DB) ([]LockHolder, error) {
 	var out []LockHolder
 	for rows.Next() {
 		var h LockHolder
-		if err := rows.Scan(&h.Application, &h.PID, &h.Granted, &h.Since); err != nil {
+		var since sql.NullTime
+		if err := rows.Scan(&h.Application, &h.PID, &h.Granted, &since); err != nil {
 			return nil, err
+		}
+		if since.Valid {
+			h.WaitingSince = &since.Time
 		}
 		out = append(out, h)
 	}

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"time"
 
-	"gitmesh/access"
 	"gitmesh/db"
 	"gitmesh/gitexec"
 	"gitmesh/lock"
@@ -66,13 +65,13 @@ func (t Thaw) Run(ctx context.Context, d *sql.DB) error {
 	wkey := lock.Write(st.RepoID)
 	err = lock.Acquire(ctx, conn, wkey, t.LockTimeout, func(h *lock.Holder) {
 		if h != nil {
-			fmt.Fprintf(t.Out, "waiting for the write lock of %s, held by %q since %s\n", t.Repo, h.Application, h.Since.UTC().Format(time.RFC3339))
+			fmt.Fprintf(t.Out, "waiting for the write lock of %s, held by %q\n", t.Repo, h.Application)
 		}
 	})
 	if err != nil {
 		return err
 	}
-	defer lock.Release(context.Background(), conn, wkey)
+	defer lock.Unlock(conn, wkey) // a failure discards the connection, which drops the lock
 	if st, err = version.Load(ctx, conn, t.Repo); err != nil {
 		return err
 	}
@@ -82,7 +81,7 @@ func (t Thaw) Run(ctx context.Context, d *sql.DB) error {
 	}
 	target, ok := findDevice(devs, t.Device)
 	if !ok {
-		return fmt.Errorf("%w device %q: 'gitmesh device list' lists the registered ones", access.ErrUnknown, t.Device)
+		return &UnknownDeviceError{Device: t.Device}
 	}
 	plan, err := t.plan(ctx, st, devs, target)
 	if err != nil {

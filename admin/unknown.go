@@ -10,7 +10,8 @@ import (
 )
 
 // UnknownRepoError says that a repository is not registered, in the same
-// words in every admin command (log, verify, status, thaw, sync, gc). It
+// words in every admin command (log, sync-log, verify, status, thaw, sync,
+// gc). It
 // is a version.ErrNotFound: exit 3.
 type UnknownRepoError struct{ Repo string }
 
@@ -21,7 +22,20 @@ func (e *UnknownRepoError) Error() string {
 // Is makes errors.Is(err, version.ErrNotFound) hold.
 func (e *UnknownRepoError) Is(target error) bool { return target == version.ErrNotFound }
 
-// CheckRepo returns an *UnknownRepoError unless repo is registered.
+// UnknownDeviceError says that a device is not registered, in the same
+// words in every admin command (thaw, sync-log, device remove). It is an
+// access.ErrUnknown, like any other name an administrator got wrong: exit 1.
+type UnknownDeviceError struct{ Device string }
+
+func (e *UnknownDeviceError) Error() string {
+	return fmt.Sprintf("device %q is not registered; 'gitmesh device list' lists the registered ones", e.Device)
+}
+
+// Unwrap makes errors.Is(err, access.ErrUnknown) hold.
+func (e *UnknownDeviceError) Unwrap() error { return access.ErrUnknown }
+
+// CheckRepo returns an *UnknownRepoError unless repo is registered: the
+// one existence check of the admin commands.
 func CheckRepo(ctx context.Context, d *sql.DB, repo string) error {
 	var ok bool
 	if err := d.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM repositories WHERE name = $1)`, repo).Scan(&ok); err != nil {
@@ -33,15 +47,16 @@ func CheckRepo(ctx context.Context, d *sql.DB, repo string) error {
 	return nil
 }
 
-// CheckDevice refuses a device name that is not registered, before a
-// command waits for locks or finds nothing to do with it.
+// CheckDevice returns an *UnknownDeviceError unless the device is
+// registered, before a command waits for locks or finds nothing to do
+// with it.
 func CheckDevice(ctx context.Context, d *sql.DB, name string) error {
 	var ok bool
 	if err := d.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM devices WHERE name = $1)`, name).Scan(&ok); err != nil {
 		return fmt.Errorf("look up device %s: %w", name, err)
 	}
 	if !ok {
-		return fmt.Errorf("%w device %q: 'gitmesh device list' lists the registered ones", access.ErrUnknown, name)
+		return &UnknownDeviceError{Device: name}
 	}
 	return nil
 }

@@ -52,6 +52,8 @@ type app struct {
 	logFile  io.Closer
 	// dsns are the database URLs seen so far, removed from every message.
 	dsns []string
+	// argv is the command line run was given.
+	argv []string
 	// servingUser: this is `serve USER`, whose stderr a key holder reads.
 	servingUser bool
 	loaded      bool
@@ -78,6 +80,7 @@ func Main() {
 // run runs gitmesh with args and returns its exit code, having told the
 // user and the log why it failed.
 func (a *app) run(args []string) int {
+	a.argv = args
 	err := a.cli().Run(args)
 	code := exitCode(err)
 	var gitExit *gitexec.ExitError
@@ -160,6 +163,9 @@ func (a *app) cli() *cli.App {
 		Version:        buildVersion(),
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			if strings.Contains(err.Error(), "from environment variable") {
+				return err // a bad GITMESH_* value is configuration, as in the file: exit 1
+			}
 			return usageError{err}
 		},
 		Action: func(c *cli.Context) error {
@@ -249,39 +255,18 @@ func (a *app) load(c *cli.Context) error {
 			return err
 		}
 	}
-	for name, dst := range map[string]*string{"database-url": &s.DatabaseURL, "device": &s.Device,
-		"repo-root": &s.RepoRoot, "log-file": &s.LogFile, "cluster-key": &s.ClusterKey, "known-hosts": &s.KnownHosts,
-		"keys-database-url": &s.KeysDatabaseURL, "cluster-from": &s.ClusterFrom, "http-anonymous-user": &s.HTTPAnonymousUser} {
-		if c.IsSet(name) {
-			*dst = c.String(name)
+	// The environment is configuration, like the file: a bad value there
+	// exits 1. A flag on the command line is the command line: exit 2.
+	// Flags win over the environment, so they are applied second.
+	onCmdline := a.commandLineFlags(c)
+	for _, cmdline := range []bool{false, true} {
+		set := func(name string) bool { return c.IsSet(name) && onCmdline[name] == cmdline }
+		if err := applyFlags(c, &s, set); err != nil {
+			if cmdline {
+				return usageError{err}
+			}
+			return err
 		}
-	}
-	for name, dst := range map[string]*config.Duration{"lock-timeout": &s.LockTimeout, "fetch-timeout": &s.FetchTimeout,
-		"connect-timeout": &s.ConnectTimeout, "record-timeout": &s.RecordTimeout,
-		"push-timeout": &s.PushTimeout, "push-idle-timeout": &s.PushIdleTimeout, "ssh-control-persist": &s.SSHControlPersist,
-		"log-retention": &s.LogRetention} {
-		if c.IsSet(name) {
-			*dst = config.Duration(c.Duration(name))
-		}
-	}
-	if c.IsSet("write-quorum") {
-		q, err := config.ParseQuorum(c.String("write-quorum"))
-		if err != nil {
-			return usageError{err}
-		}
-		s.WriteQuorum = q
-	}
-	for name, dst := range map[string]*int{"max-user-sessions": &s.MaxUserSessions, "max-push-waiters": &s.MaxPushWaiters,
-		"max-push-refs": &s.MaxPushRefs} {
-		if c.IsSet(name) {
-			*dst = c.Int(name)
-		}
-	}
-	if c.IsSet("max-push-bytes") {
-		s.MaxPushBytes = c.Int64("max-push-bytes")
-	}
-	if err := s.CheckLimits(); err != nil {
-		return usageError{err}
 	}
 	if err := access.CheckFrom(s.ClusterFrom); err != nil {
 		return err
@@ -303,12 +288,65 @@ func (a *app) load(c *cli.Context) error {
 	return nil
 }
 
+// applyFlags sets s from the flags and environment variables set
+// selects, then checks the limits.
+func applyFlags(c *cli.Context, s *config.Settings, set func(string) bool) error {
+	for name, dst := range map[string]*string{"database-url": &s.DatabaseURL, "device": &s.Device,
+		"repo-root": &s.RepoRoot, "log-file": &s.LogFile, "cluster-key": &s.ClusterKey, "known-hosts": &s.KnownHosts,
+		"keys-database-url": &s.KeysDatabaseURL, "cluster-from": &s.ClusterFrom, "http-anonymous-user": &s.HTTPAnonymousUser} {
+		if set(name) {
+			*dst = c.String(name)
+		}
+	}
+	for name, dst := range map[string]*config.Duration{"lock-timeout": &s.LockTimeout, "fetch-timeout": &s.FetchTimeout,
+		"connect-timeout": &s.ConnectTimeout, "record-timeout": &s.RecordTimeout,
+		"push-timeout": &s.PushTimeout, "push-idle-timeout": &s.PushIdleTimeout, "ssh-control-persist": &s.SSHControlPersist,
+		"log-retention": &s.LogRetention} {
+		if set(name) {
+			*dst = config.Duration(c.Duration(name))
+		}
+	}
+	if set("write-quorum") {
+		q, err := config.ParseQuorum(c.String("write-quorum"))
+		if err != nil {
+			return err
+		}
+		s.WriteQuorum = q
+	}
+	for name, dst := range map[string]*int{"max-user-sessions": &s.MaxUserSessions, "max-push-waiters": &s.MaxPushWaiters,
+		"max-push-refs": &s.MaxPushRefs} {
+		if set(name) {
+			*dst = c.Int(name)
+		}
+	}
+	if set("max-push-bytes") {
+		s.MaxPushBytes = c.Int64("max-push-bytes")
+	}
+	return s.CheckLimits()
+}
+
+// commandLineFlags names the global flags given on the command line
+// (before the subcommand), as opposed to through the environment.
+func (a *app) commandLineFlags(c *cli.Context) map[string]bool {
+	m := map[string]bool{}
+	if len(a.argv) == 0 || c.NArg() > len(a.argv)-1 {
+		return m
+	}
+	for _, arg := range a.argv[1 : len(a.argv)-c.NArg()] {
+		if name, ok := strings.CutPrefix(arg, "-"); ok {
+			name, _, _ = strings.Cut(strings.TrimPrefix(name, "-"), "=")
+			m[name] = true
+		}
+	}
+	return m
+}
+
 // openDB opens the database for an admin command.
 func (a *app) openDB(op string) (*sql.DB, error) {
 	if err := a.settings.NeedDatabase(); err != nil {
 		return nil, err
 	}
-	return db.Open(a.settings.DatabaseURL, fmt.Sprintf("gitmesh %s %d", op, os.Getpid()), a.settings.ConnectTimeout.D())
+	return db.Open(a.settings.DatabaseURL, db.AppName(op, "", "", ""), a.settings.ConnectTimeout.D())
 }
 
 // withDB runs f with an open database and closes it after.
@@ -427,7 +465,7 @@ func message(err error) string {
 	case errors.As(err, &te):
 		msg := fmt.Sprintf("gave up waiting for the %s after %s", te.Key.Describe(), te.Waited.Round(time.Second))
 		if te.Holder != nil {
-			msg += fmt.Sprintf("; it is held by %q since %s", te.Holder.Application, te.Holder.Since.UTC().Format(time.RFC3339))
+			msg += fmt.Sprintf("; it is held by %q", te.Holder.Application)
 		}
 		return msg + "; try again later"
 	case errors.Is(err, version.ErrNoVersions):

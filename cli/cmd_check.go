@@ -65,11 +65,14 @@ func (a *app) checkAction(c *cli.Context) error {
 		return unknown(c, asJSON, err)
 	}
 	if asJSON {
-		if err := printJSON(c.App.Writer, r); err != nil {
-			return err
-		}
+		err = printJSON(c.App.Writer, r)
 	} else {
-		printCheck(c.App.Writer, r, lag)
+		err = printCheck(c.App.Writer, r, lag)
+	}
+	if err != nil {
+		// The report did not reach monitoring: that is not knowing, not
+		// a warning (exit 1 would be read as one).
+		return checkExit{code: int(health.Unknown), msg: "check could not write its report: " + message(err)}
 	}
 	if r.Status == health.OK {
 		return nil
@@ -77,15 +80,18 @@ func (a *app) checkAction(c *cli.Context) error {
 	return checkExit{code: int(r.Status)} // the problems are on stdout already
 }
 
-func printCheck(w io.Writer, r health.Report, lag time.Duration) {
+func printCheck(w io.Writer, r health.Report, lag time.Duration) error {
 	if len(r.Problems) == 0 {
-		fmt.Fprintf(w, "OK: %s, %s: nothing frozen, below quorum or behind for more than %s\n",
+		_, err := fmt.Fprintf(w, "OK: %s, %s: nothing frozen, below quorum or behind for more than %s\n",
 			count(r.Devices, "device"), count(r.Repositories, "repository"), lag)
-		return
+		return err
 	}
 	for _, p := range r.Problems {
-		fmt.Fprintf(w, "%s: %s\n", strings.ToUpper(p.Severity.String()), oneLine(p.Message))
+		if _, err := fmt.Fprintf(w, "%s: %s\n", strings.ToUpper(p.Severity.String()), oneLine(p.Message)); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 // unknown reports a check that could not be made: UNKNOWN on stdout

@@ -193,7 +193,7 @@ func (a *app) keysCommandCommand() *cli.Command {
 			if err := a.settings.NeedDatabase(); err != nil && a.settings.KeysDatabaseURL == "" {
 				return err
 			}
-			d, err := db.Open(a.settings.KeysURL(), fmt.Sprintf("gitmesh keys-command %d", os.Getpid()), a.settings.ConnectTimeout.D())
+			d, err := db.Open(a.settings.KeysURL(), db.AppName("keys-command", "", "", ""), a.settings.ConnectTimeout.D())
 			if err != nil {
 				return err
 			}

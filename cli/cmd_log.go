@@ -2,7 +2,6 @@ package cli
 
 import (
 	"database/sql"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -48,10 +47,10 @@ func (a *app) logAction(c *cli.Context, d *sql.DB) error {
 	if err != nil {
 		return err
 	}
-	entries, err := pushlog.Read(c.Context, d, repo, limit)
-	if errors.Is(err, pushlog.ErrNoRepo) {
-		return &admin.UnknownRepoError{Repo: repo}
+	if err := admin.CheckRepo(c.Context, d, repo); err != nil {
+		return err
 	}
+	entries, err := pushlog.Read(c.Context, d, repo, limit)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -11,8 +12,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"gitmesh/db"
 	"gitmesh/replicate"
 	"gitmesh/serve"
+	"gitmesh/version"
 )
 
 func init() {
@@ -33,7 +36,13 @@ func init() {
 				ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 				defer stop()
 				n := serve.NewNode(a.settings, d, a.log, func(string, ...any) {})
-				return replicate.Follow(ctx, n, a.settings.DatabaseURL, c.Duration("sweep"), a.settings.LogRetention.D())
+				l, err := db.Listen(a.settings.DatabaseURL, db.AppName("replicate", "", "", ""), a.settings.ConnectTimeout.D(),
+					version.Notify, func(err error) { a.log.Warn().Err(err).Msg("replicate: listener") })
+				if err != nil {
+					return fmt.Errorf("listen for new versions: %w", err)
+				}
+				defer l.Close()
+				return replicate.Follow(ctx, n, l, c.Duration("sweep"), a.settings.LogRetention.D())
 			}),
 		}
 	})

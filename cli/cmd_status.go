@@ -85,10 +85,10 @@ func printStatus(w io.Writer, rows []admin.CopyStatus, locks []admin.LockHolder)
 		fmt.Fprintf(w, "%s: %d of %d devices hold the newest version, quorum %d%s\n", r.Repository, r.HoldNewest, r.Holders, r.Quorum, flag)
 	}
 	for _, l := range locks {
-		state := "holds"
-		if !l.Granted {
-			state = "waits for"
+		if l.WaitingSince == nil {
+			fmt.Fprintf(w, "lock: %q (backend %d) holds a lock\n", l.Application, l.PID)
+			continue
 		}
-		fmt.Fprintf(w, "lock: %q (backend %d) %s a lock since %s\n", l.Application, l.PID, state, l.Since.UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "lock: %q (backend %d) waits for a lock since %s\n", l.Application, l.PID, l.WaitingSince.UTC().Format(time.RFC3339))
 	}
 }

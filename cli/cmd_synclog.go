@@ -2,7 +2,6 @@ package cli
 
 import (
 	"database/sql"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,8 +11,10 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"gitmesh/access"
+	"gitmesh/admin"
 	"gitmesh/gitexec"
 	"gitmesh/synclog"
+	"gitmesh/termsafe"
 )
 
 // sync-log [REPO]: the replication history, newest first.
@@ -58,12 +59,17 @@ func (a *app) syncLogAction(c *cli.Context, d *sql.DB) error {
 			return err
 		}
 	}
-	entries, err := synclog.Read(c.Context, d, f)
-	var unknown *synclog.UnknownError
-	if errors.As(err, &unknown) {
-		list := map[string]string{"repository": "repo", "device": "device"}[unknown.What]
-		return cli.Exit(fmt.Sprintf("%s; 'gitmesh %s list' shows them", unknown, list), exitNotFound)
+	if f.Repo != "" {
+		if err := admin.CheckRepo(c.Context, d, f.Repo); err != nil {
+			return err
+		}
 	}
+	if f.Device != "" {
+		if err := admin.CheckDevice(c.Context, d, f.Device); err != nil {
+			return err
+		}
+	}
+	entries, err := synclog.Read(c.Context, d, f)
 	if err != nil {
 		return err
 	}
@@ -78,9 +84,9 @@ func (a *app) syncLogAction(c *cli.Context, d *sql.DB) error {
 			from = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s -> %s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339),
-			synclog.Escape(e.Repository), synclog.Escape(e.Device), synclog.Escape(from),
+			termsafe.Escape(e.Repository), termsafe.Escape(e.Device), termsafe.Escape(from),
 			versionText(e.FromVersion), versionText(e.ToVersion),
-			(time.Duration(e.DurationMS) * time.Millisecond).String(), synclog.Escape(e.Kind), synclog.Escape(e.Result))
+			(time.Duration(e.DurationMS) * time.Millisecond).String(), termsafe.Escape(e.Kind), termsafe.Escape(e.Result))
 	}
 	return tw.Flush()
 }

@@ -56,8 +56,8 @@ func TestExitCodeAndMessage(t *testing.T) {
 		{name: "frozen, wrapped", err: fmt.Errorf("push: %w", frozen), code: 4, has: "gitmesh thaw team/app --promote b"},
 		{name: "lock timeout with holder", code: 5,
 			err: &lock.TimeoutError{Key: lock.Write(1), Waited: 61400 * time.Millisecond,
-				Holder: &lock.Holder{Application: "gitmesh push alice 42 team/app", PID: 7, Since: since}},
-			msg: `gave up waiting for the write lock after 1m1s; it is held by "gitmesh push alice 42 team/app" since 2024-05-01T12:00:00Z; try again later`},
+				Holder: &lock.Holder{Application: "gitmesh push 42 alice@a team/app", PID: 7}},
+			msg: `gave up waiting for the write lock after 1m1s; it is held by "gitmesh push 42 alice@a team/app"; try again later`},
 		{name: "lock timeout, holder gone", code: 5,
 			err: fmt.Errorf("fetch: %w", &lock.TimeoutError{Key: lock.Read(1, 2), Waited: 2 * time.Second}),
 			msg: "gave up waiting for the read lock after 2s; try again later"},
@@ -260,57 +260,74 @@ func TestAppExitCodes(t *testing.T) {
 		os.Unsetenv(v)
 	}
 	refused := closedPort(t)
+	badTOML := filepath.Join(t.TempDir(), "bad.toml")
+	if err := os.WriteFile(badTOML, []byte("max_user_sessions = 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
 		code int
 		has  string
+		env  []string
 	}{
-		{"no command", []string{}, 2, "no command given"},
-		{"frobnicate", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
-		{"--bogus status", []string{"--bogus", "status"}, 2, "bogus"},
-		{"device", []string{"device"}, 2, "device needs one of: add, remove, list"},
-		{"device frob", []string{"device", "frob"}, 2, `unknown command "frob"`},
-		{"device add --bogus a", []string{"device", "add", "--bogus", "a"}, 2, "bogus"},
-		{"--lock-timeout soon status", []string{"--lock-timeout", "soon", "status"}, 2, "soon"},
-		{"--max-user-sessions 0 status", []string{"--max-user-sessions", "0", "status"}, 2, "max_user_sessions must be a number from 1"},
-		{"--max-push-waiters -1 status", []string{"--max-push-waiters", "-1", "status"}, 2, "max_push_waiters must be a number from 0"},
-		{"--push-idle-timeout 0s status", []string{"--push-idle-timeout", "0s", "status"}, 2, "push_idle_timeout must be at least 1s"},
-		{"--max-push-bytes 10 status", []string{"--max-push-bytes", "10", "status"}, 2, "max_push_bytes must be at least 1048576"},
-		{"--max-push-refs 0 status", []string{"--max-push-refs", "0", "status"}, 2, "max_push_refs must be a number from 1 up"},
-		{"status", []string{"status"}, 1, "no database configured"},
-		{"no database names the ways to give one", []string{"status"}, 1, "database_url in the settings file given with --config (or GITMESH_CONFIG), or give --database-url or GITMESH_DATABASE_URL"},
+		{"no command", []string{}, 2, "no command given", nil},
+		{"frobnicate", []string{"frobnicate"}, 2, `unknown command "frobnicate"`, nil},
+		{"--bogus status", []string{"--bogus", "status"}, 2, "bogus", nil},
+		{"device", []string{"device"}, 2, "device needs one of: add, remove, list", nil},
+		{"device frob", []string{"device", "frob"}, 2, `unknown command "frob"`, nil},
+		{"device add --bogus a", []string{"device", "add", "--bogus", "a"}, 2, "bogus", nil},
+		{"--lock-timeout soon status", []string{"--lock-timeout", "soon", "status"}, 2, "soon", nil},
+		{"--max-user-sessions 0 status", []string{"--max-user-sessions", "0", "status"}, 2, "max_user_sessions must be a number from 1", nil},
+		{"--max-push-waiters -1 status", []string{"--max-push-waiters", "-1", "status"}, 2, "max_push_waiters must be a number from 0", nil},
+		{"--push-idle-timeout 0s status", []string{"--push-idle-timeout", "0s", "status"}, 2, "push_idle_timeout must be at least 1s", nil},
+		{"--max-push-bytes 10 status", []string{"--max-push-bytes", "10", "status"}, 2, "max_push_bytes must be at least 1048576", nil},
+		{"--max-push-refs 0 status", []string{"--max-push-refs", "0", "status"}, 2, "max_push_refs must be a number from 1 up", nil},
+		{"status", []string{"status"}, 1, "no database configured", nil},
+		{"no database names the ways to give one", []string{"status"}, 1, "database_url in the settings file given with --config (or GITMESH_CONFIG), or give --database-url or GITMESH_DATABASE_URL", nil},
 		{"status --config F", []string{"status", "--config", "F"}, 2,
-			"flag --config is a global flag: put it before the subcommand: gitmesh --config F status"},
+			"flag --config is a global flag: put it before the subcommand: gitmesh --config F status", nil},
 		{"repo create --config=F x", []string{"repo", "create", "--config=F", "x"}, 2,
-			"flag --config is a global flag: put it before the subcommand: gitmesh --config F repo create x"},
+			"flag --config is a global flag: put it before the subcommand: gitmesh --config F repo create x", nil},
 		{"repo create x --device b", []string{"repo", "create", "x", "--device", "b"}, 2,
-			"flag --device is a global flag: put it before the subcommand: gitmesh --device b repo create x"},
+			"flag --device is a global flag: put it before the subcommand: gitmesh --device b repo create x", nil},
 		{"status x --json --lock-timeout 3s", []string{"status", "x", "--json", "--lock-timeout", "3s"}, 2,
-			"put it before the subcommand: gitmesh --lock-timeout 3s status x --json"},
+			"put it before the subcommand: gitmesh --lock-timeout 3s status x --json", nil},
 		{"a database URL after the subcommand is not echoed", []string{"status", "--database-url", "postgres://u:secret@h/db"}, 2,
-			"put it before the subcommand: gitmesh --database-url URL status"},
-		{"an unknown flag is still unknown", []string{"status", "--bogus"}, 2, "flag provided but not defined: -bogus"},
-		{"serve without a user", []string{"serve"}, 2, "serve needs the name of the user whose key runs it (gitmesh serve USER, as authorized_keys runs it), or --cluster"},
-		{"serve with two words", []string{"serve", "alice", "--cluster"}, 2, "serve takes exactly one user name, not 2 words: gitmesh serve USER"},
-		{"serve alice bob", []string{"serve", "alice", "bob"}, 2, "serve takes exactly one user name, not 2 words: gitmesh serve USER, as authorized_keys runs it for that user's key (or gitmesh serve --cluster)"},
-		{"a misspelt command", []string{"stauts"}, 2, `unknown command "stauts"; did you mean 'gitmesh status'?`},
+			"put it before the subcommand: gitmesh --database-url URL status", nil},
+		{"an unknown flag is still unknown", []string{"status", "--bogus"}, 2, "flag provided but not defined: -bogus", nil},
+		{"serve without a user", []string{"serve"}, 2, "serve needs the name of the user whose key runs it (gitmesh serve USER, as authorized_keys runs it), or --cluster", nil},
+		{"serve with two words", []string{"serve", "alice", "--cluster"}, 2, "serve takes exactly one user name, not 2 words: gitmesh serve USER", nil},
+		{"serve alice bob", []string{"serve", "alice", "bob"}, 2, "serve takes exactly one user name, not 2 words: gitmesh serve USER, as authorized_keys runs it for that user's key (or gitmesh serve --cluster)", nil},
+		{"a misspelt command", []string{"stauts"}, 2, `unknown command "stauts"; did you mean 'gitmesh status'?`, nil},
 		{"a URL whose port is not a number", []string{"--database-url", "postgres://gitmesh:pw@127.0.0.1:notaport/gitmesh", "device", "list"}, 1,
-			"the port after the host is not a number from 1 to 65535"},
+			"the port after the host is not a number from 1 to 65535", nil},
 		{"a MySQL URL", []string{"--database-url", "mysql://gitmesh:pw@127.0.0.1/gitmesh", "device", "list"}, 1,
-			"it is a mysql:// URL, and gitmesh needs PostgreSQL"},
+			"it is a mysql:// URL, and gitmesh needs PostgreSQL", nil},
 		{"sync without a repo root", []string{"--database-url", "postgres://gitmesh@" + refused + "/gitmesh", "--device", "a", "sync"}, 1,
-			"no repo root configured: set repo_root in the settings file given with --config (or GITMESH_CONFIG), or give --repo-root or GITMESH_REPO_ROOT"},
-		{"config file missing", []string{"--config", filepath.Join(t.TempDir(), "absent.toml"), "status"}, 1, "absent.toml"},
+			"no repo root configured: set repo_root in the settings file given with --config (or GITMESH_CONFIG), or give --repo-root or GITMESH_REPO_ROOT", nil},
+		{"config file missing", []string{"--config", filepath.Join(t.TempDir(), "absent.toml"), "status"}, 1, "absent.toml", nil},
 		{"database refuses connections", []string{"--database-url", "postgres://gitmesh@" + refused + "/gitmesh?sslmode=disable", "--connect-timeout", "5s", "device", "list"},
-			1, "database is unreachable: nothing accepts connections at its address"}, // a setting to check: never reached
+			1, "database is unreachable: nothing accepts connections at its address", nil}, // a setting to check: never reached
+		// A bad setting in the file or the environment is configuration
+		// (exit 1); the same on the command line is a usage error (exit 2).
+		{"max_user_sessions = 0 in the file", []string{"--config", badTOML, "status"}, 1, "max_user_sessions must be a number from 1", nil},
+		{"GITMESH_MAX_USER_SESSIONS=0", []string{"status"}, 1, "max_user_sessions must be a number from 1", []string{"GITMESH_MAX_USER_SESSIONS=0"}},
+		{"GITMESH_PUSH_IDLE_TIMEOUT=0s", []string{"status"}, 1, "push_idle_timeout must be at least 1s", []string{"GITMESH_PUSH_IDLE_TIMEOUT=0s"}},
+		{"GITMESH_WRITE_QUORUM=most", []string{"status"}, 1, "write_quorum must be", []string{"GITMESH_WRITE_QUORUM=most"}},
+		{"GITMESH_PUSH_TIMEOUT=soon", []string{"status"}, 1, "GITMESH_PUSH_TIMEOUT", []string{"GITMESH_PUSH_TIMEOUT=soon"}},
+		{"GITMESH_MAX_PUSH_WAITERS=x", []string{"status"}, 1, "GITMESH_MAX_PUSH_WAITERS", []string{"GITMESH_MAX_PUSH_WAITERS=x"}},
+		{"a flag wins over a bad environment", []string{"--max-user-sessions", "0", "status"}, 2, "max_user_sessions must be a number from 1", []string{"GITMESH_MAX_USER_SESSIONS=5"}},
+		{"the environment under a good flag is not read", []string{"--max-user-sessions", "3", "status"}, 1, "no database configured", []string{"GITMESH_MAX_USER_SESSIONS=0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			for _, kv := range tt.env {
+				k, v, _ := strings.Cut(kv, "=")
+				t.Setenv(k, v)
+			}
 			a := &app{}
-			c := a.cli()
-			c.Writer, c.ErrWriter = io.Discard, io.Discard
-			err := c.Run(append([]string{"gitmesh"}, tt.args...))
+			err := a.runQuiet(append([]string{"gitmesh"}, tt.args...))
 			if code := exitCode(err); code != tt.code {
 				t.Errorf("exit code %d (%v), want %d", code, err, tt.code)
 			}
@@ -334,4 +351,12 @@ func closedPort(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	return addr
+}
+
+// runQuiet is run with the output discarded.
+func (a *app) runQuiet(args []string) error {
+	a.argv = args
+	c := a.cli()
+	c.Writer, c.ErrWriter = io.Discard, io.Discard
+	return c.Run(args)
 }

@@ -25,9 +25,28 @@ import (
 	schema "gitmesh/sql"
 )
 
+// AppName is the application_name of every gitmesh connection, so that
+// pg_stat_activity, `status` and the write mark (whose writer is alive
+// while its backend has this name) can name it: "gitmesh <op> <pid>", then
+// for a user's or a peer's request "<user>@<device> <repo>". The
+// repository comes last: a long name is what PostgreSQL's 63-byte limit
+// cuts.
+func AppName(op, user, device, repo string) string {
+	name := fmt.Sprintf("gitmesh %s %d", op, os.Getpid())
+	if user != "" || device != "" {
+		name += " " + user + "@" + device
+	}
+	if repo != "" {
+		name += " " + repo
+	}
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	return name
+}
+
 // Open returns a pool whose connections are named for pg_stat_activity
-// (application_name = "gitmesh <op> <repo> <pid>") and bounded by
-// connectTimeout. Single round-trip mode (binary_parameters) keeps the serve
+// (appName, from AppName) and bounded by connectTimeout. Single round-trip mode (binary_parameters) keeps the serve
 // fast path to one round trip per query.
 //
 // Every connection asks for a primary (target_session_attrs=read-write,
@@ -78,6 +97,55 @@ func multiHostURL(url string) bool {
 		rest = rest[i+1:]
 	}
 	return strings.Contains(rest, ",")
+}
+
+// Listen starts a LISTEN connection on channel (lib/pq's Listener, which
+// reconnects by itself, telling onErr why it lost the connection) with
+// Open's settings: the dead-peer dialer, connect_timeout and appName. A
+// database that does not answer at start is an error (IsUnavailable)
+// after three connect timeouts.
+func Listen(url, appName string, connectTimeout time.Duration, channel string, onErr func(error)) (*pq.Listener, error) {
+	if _, err := pq.NewConfig(url); err != nil {
+		return nil, ErrBadURL
+	}
+	dsn := url
+	if strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://") {
+		var err error
+		if dsn, err = pq.ParseURL(url); err != nil {
+			return nil, ErrBadURL
+		}
+	}
+	// Later keys win: these override any the URL sets, as Open's do.
+	dsn += " application_name=" + dsnQuote(appName)
+	if connectTimeout > 0 {
+		dsn += fmt.Sprintf(" connect_timeout=%d", int(max(time.Second, connectTimeout.Round(time.Second)).Seconds()))
+	}
+	l := pq.NewDialListener(deadPeerDialer(), dsn, time.Second, 30*time.Second, func(_ pq.ListenerEventType, err error) {
+		if err != nil && onErr != nil {
+			onErr(err)
+		}
+	})
+	// lib/pq's Listen waits for as long as the database stays away:
+	// bound it like every connection (a few tries of connect_timeout).
+	bound := 3 * max(connectTimeout, time.Second)
+	done := make(chan error, 1)
+	go func() { done <- l.Listen(channel) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("listen on %s: %w", channel, err)
+		}
+		return l, nil
+	case <-time.After(bound):
+		l.Close() // ends the pending Listen
+		return nil, fmt.Errorf("listen on %s: %w", channel, &DialError{fmt.Errorf("the database did not answer within %s", bound)})
+	}
+}
+
+// dsnQuote quotes a key=value DSN value.
+func dsnQuote(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
 
 // ErrBadURL is a database URL that lib/pq cannot read. It says which
@@ -238,7 +306,7 @@ func Migrate(ctx context.Context, d *sql.DB, limit time.Duration) ([]string, err
 	if err := lock.Acquire(ctx, conn, key, limit, nil); err != nil {
 		return nil, fmt.Errorf("take migration lock: %w", err)
 	}
-	defer conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1, $2)`, migrationLockClass, migrationLockObj)
+	defer lock.Unlock(conn, key) // a failure discards the connection, which drops the lock
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return nil, fmt.Errorf("create schema_migrations: %w", err)

@@ -64,3 +64,21 @@ func TestLogAndThawEscapeRefNames(t *testing.T) {
 		}
 	}
 }
+
+// sync-log prints with the same escaping as log and thaw: a zero-width
+// space or joiner hidden in a recorded result (a peer's error text) is
+// shown as an escape, as are controls and bidirectional overrides.
+func TestSyncLogEscapesLikeLog(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	pushed(t, c)
+	const result = "fetch failed: x\u200by\u200dz \u202eevil\x1b[2J"
+	if _, err := c.DB().Exec(`INSERT INTO sync_log (repository_id, device_id, from_device, from_version, to_version, duration_ms, result, kind)
+		SELECT r.id, d.id, NULL, 0, 0, 1, $1, 'fetch' FROM repositories r, devices d WHERE r.name = 'team/app' AND d.name = 'b'`, result); err != nil {
+		t.Fatal(err)
+	}
+	text := c.MustAdmin("sync-log", "team/app")
+	want := `fetch failed: x\u200by\u200dz \u202eevil\x1b[2J`
+	if !strings.Contains(text, want) || strings.ContainsAny(text, "\u200b\u200d\u202e\x1b") {
+		t.Fatalf("sync-log shows a hidden character raw or lacks %s:\n%s", want, text)
+	}
+}

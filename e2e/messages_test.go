@@ -67,7 +67,7 @@ func TestThawRefusesAnUnknownDevice(t *testing.T) {
 	} {
 		r := c.Admin(args...)
 		what := strings.Join(args, " ")
-		if r.Code == 0 || r.Stdout != "" || !strings.Contains(r.Stderr, `unknown device "NO-SUCH-DEVICE"`) {
+		if r.Code == 0 || r.Stdout != "" || !strings.Contains(r.Stderr, `device "NO-SUCH-DEVICE" is not registered; 'gitmesh device list' lists the registered ones`) {
 			t.Errorf("gitmesh %s: exit %d, stdout %q, stderr %q; want an error naming the unknown device", what, r.Code, r.Stdout, r.Stderr)
 		}
 		oneLine(t, what, r.Stderr)

@@ -394,7 +394,7 @@ func TestSyncLog(t *testing.T) {
 	text := c.MustAdmin("sync-log", "--limit", "1")
 	lines := strings.Split(strings.TrimSpace(text), "\n")
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "TIME") || strings.ContainsRune(text, 0x1b) ||
-		!strings.Contains(lines[1], `fetch failed:\nfatal: \x1b[31mred`) || !strings.Contains(lines[1], "1 -> 2") ||
+		!strings.Contains(lines[1], `fetch failed:\x0afatal: \x1b[31mred`) || !strings.Contains(lines[1], "1 -> 2") ||
 		!strings.Contains(lines[1], "1.5s") {
 		t.Errorf("sync-log --limit 1, newest entry with control characters:\n%s", text)
 	}
@@ -408,8 +408,8 @@ func TestSyncLog(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{[]string{"team/none"}, 3, "no repository team/none; 'gitmesh repo list' shows them"},
-		{[]string{"--device", "zz"}, 3, "no device zz; 'gitmesh device list' shows them"},
+		{[]string{"team/none"}, 3, `repository "team/none" is not registered; 'gitmesh repo list' lists the registered ones`},
+		{[]string{"--device", "zz"}, 1, `device "zz" is not registered; 'gitmesh device list' lists the registered ones`},
 		{[]string{"--limit", "-1"}, 2, "--limit takes a number"},
 		{[]string{"../x"}, 2, ""},
 	} {

@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"gitmesh/meshtest"
 )
@@ -120,6 +123,7 @@ func TestAdvisoryLocksHoldThroughPgBouncer(t *testing.T) {
 	pushB := c.Devices["b"].GitCmd("alice", works["b"], "push", url, "main:refs/heads/from-b")
 	var errB strings.Builder
 	pushB.Stderr = &errB
+	startB := time.Now().Truncate(time.Second)
 	if err := pushB.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +134,19 @@ func TestAdvisoryLocksHoldThroughPgBouncer(t *testing.T) {
 		}
 		return n > 0
 	})
+	// status says since when a waiter waits, and claims no time for a
+	// holder: PostgreSQL records none, and the session's start (a warm
+	// pooled backend's) is not the lock's.
+	st := c.MustAdmin("status", "team/app")
+	holds := regexp.MustCompile(`(?m)^lock: "gitmesh push \d+ alice@a team/app" \(backend \d+\) holds a lock$`)
+	waits := regexp.MustCompile(`(?m)^lock: "gitmesh push \d+ alice@b team/app" \(backend \d+\) waits for a lock since (\S+)$`)
+	m := waits.FindStringSubmatch(st)
+	if !holds.MatchString(st) || m == nil {
+		t.Fatalf("status does not show a's push holding and b's waiting, without a time for the holder:\n%s", st)
+	}
+	if since, err := time.Parse(time.RFC3339, m[1]); err != nil || since.Before(startB) || since.After(time.Now()) {
+		t.Fatalf("b's push waits since %s (%v); it started at %s", m[1], err, startB.Format(time.RFC3339))
+	}
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +168,11 @@ func TestAdvisoryLocksHoldThroughPgBouncer(t *testing.T) {
 
 // PgBouncer keeps a backend after its client leaves; its server_reset_query
 // (DISCARD ALL) must drop the advisory locks of a gitmesh killed while
-// holding them, or the repository stays locked for everyone.
+// holding them, or the repository stays locked for everyone. The dead
+// writer's backend lives on for the next client, so its pid stays in
+// pg_stat_activity: status, check and metrics must still see the writer
+// gone (the one definition heal uses: that backend under the writer's own
+// application_name), not a push in progress.
 func TestPgBouncerDropsTheLocksOfAKilledServe(t *testing.T) {
 	bouncer := meshtest.StartPgBouncer(t)
 	c := meshtest.NewCluster(t, "a", "b")
@@ -171,13 +192,17 @@ func TestPgBouncerDropsTheLocksOfAKilledServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the push to reach pre-receive", exists(marker))
+	if r := statusOf(t, c, "team/app")["a"]; !r.IsWriting || r.Frozen {
+		t.Fatalf("status while the push runs: %+v; want writing, not frozen", r)
+	}
 	db := c.DB()
 	var holder int
 	if err := db.QueryRow(`SELECT pid FROM pg_locks WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND locktype = 'advisory' AND granted AND classid = x'676d5700'::int`).Scan(&holder); err != nil {
 		t.Fatalf("no write lock held while the push is in pre-receive: %v", err)
 	}
-	var servePID int
-	if err := db.QueryRow(`SELECT (write_properties->>'pid')::int FROM working_copy_versions WHERE is_writing`).Scan(&servePID); err != nil {
+	var servePID, backend int
+	if err := db.QueryRow(`SELECT (write_properties->>'pid')::int, (write_properties->>'backend_pid')::int
+		FROM working_copy_versions WHERE is_writing`).Scan(&servePID, &backend); err != nil {
 		t.Fatalf("no write mark while the push is in pre-receive: %v", err)
 	}
 	if err := syscall.Kill(servePID, syscall.SIGKILL); err != nil {
@@ -191,4 +216,30 @@ func TestPgBouncerDropsTheLocksOfAKilledServe(t *testing.T) {
 		}
 		return n == 0
 	})
+	servers, err := bouncer.ServerPIDs()
+	if err != nil || !servers[backend] {
+		t.Fatalf("pgbouncer no longer holds the dead writer's backend %d (%v, %v): the test does not test what it means to", backend, servers, err)
+	}
+
+	if r := statusOf(t, c, "team/app")["a"]; !r.Frozen {
+		t.Fatalf("status after the writer was killed behind pgbouncer: %+v; want frozen", r)
+	}
+	if r := check(t, c, "--no-probe"); r.Code != 2 || !strings.HasPrefix(r.Stdout, "CRITICAL: team/app is frozen") {
+		t.Fatalf("check --no-probe after the writer was killed behind pgbouncer: exit %d, want 2 and CRITICAL:\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	r := check(t, c, "--no-probe", "--json")
+	var rep checkReport
+	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
+		t.Fatalf("check --json: %v\n%s%s", err, r.Stdout, r.Stderr)
+	}
+	frozen := false
+	for _, p := range rep.Problems {
+		frozen = frozen || (p.Kind == "frozen" && p.Device == "a")
+	}
+	if r.Code != 2 || rep.Status != "critical" || !frozen {
+		t.Fatalf("check --no-probe after the writer was killed behind pgbouncer: exit %d, %+v; want 2, CRITICAL, frozen on a", r.Code, rep)
+	}
+	if m := c.MustAdmin("metrics"); !strings.Contains(m, `gitmesh_copy_frozen{repository="team/app",device="a"} 1`) {
+		t.Fatalf("metrics do not show a frozen:\n%s", m)
+	}
 }

@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -174,16 +176,49 @@ func (g Git) IsAncestor(ctx context.Context, dir, old, new string) bool {
 }
 
 // Configs returns dir's settings whose names match the regular
-// expression, keyed by their lower-case names, in one git run.
-func (g Git) Configs(ctx context.Context, dir, pattern string) map[string]string {
-	out, _ := g.run(ctx, dir, "config", "--get-regexp", pattern)
-	m := map[string]string{}
-	for _, line := range strings.Split(string(out), "\n") {
-		if k, v, ok := strings.Cut(line, " "); ok {
-			m[k] = v
-		}
+// expression, keyed by their lower-case names, in one git run. A setting
+// given without a value (a bare `denyDeletes` line, which git reads as
+// true) has the value "true". An error means the settings could not be
+// read, which the caller must never take for "not set".
+func (g Git) Configs(ctx context.Context, dir, pattern string) (map[string]string, error) {
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, err
 	}
-	return m
+	// --list, not --get-regexp: that exits 1 both when nothing matches
+	// and for some failures; --list exits 0 whatever is set.
+	out, err := g.run(ctx, dir, "config", "--list", "-z")
+	if err != nil {
+		return nil, fmt.Errorf("read the copy's git settings: %w", err)
+	}
+	m := map[string]string{}
+	for _, entry := range strings.Split(string(out), "\x00") {
+		k, v, hasValue := strings.Cut(entry, "\n")
+		if k == "" || !re.MatchString(k) {
+			continue
+		}
+		if !hasValue {
+			v = "true"
+		}
+		m[k] = v // the last one wins, as in git
+	}
+	return m, nil
+}
+
+// ConfigBool reads a boolean setting's value as git does: true, yes, on
+// or a non-zero integer; false, no, off, 0 or empty; any case. Anything
+// else is an error (git itself refuses it).
+func ConfigBool(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "true", "yes", "on":
+		return true, nil
+	case "false", "no", "off", "":
+		return false, nil
+	}
+	if n, err := strconv.ParseInt(v, 0, 64); err == nil {
+		return n != 0, nil
+	}
+	return false, fmt.Errorf("bad boolean value %q", v)
 }
 
 // ReplicaReceivePack is the receive-pack a peer runs for a staging push:
@@ -214,7 +249,9 @@ const ReceiveFsck = "receive.fsckObjects=true"
 // receive.fsck.<msg-id> per copy governs pushes, staging pushes and
 // catch-up fetches alike.
 func (g Git) fetchFsck(ctx context.Context, dir string) []string {
-	cfg := g.Configs(ctx, dir, `^(receive|fetch)\.fsck\.`)
+	// A copy whose settings cannot be read fetches without its skips:
+	// stricter, so this error fails closed by itself.
+	cfg, _ := g.Configs(ctx, dir, `^(receive|fetch)\.fsck\.`)
 	args := []string{"-c", "fetch.fsckObjects=true"}
 	for _, k := range sortedKeys(cfg) {
 		name, ok := strings.CutPrefix(k, "receive.fsck.")
@@ -313,7 +350,10 @@ func IsZero(id string) bool { return id != "" && strings.Trim(id, "0") == "" }
 
 // RunUpdateHook runs dir's own update hook for one ref, as receive-pack
 // would for a ref it updates itself; its output goes to out. It returns
-// nil when there is no such hook.
+// nil when there is no such hook. The hook runs in a process group of its
+// own, killed whole when ctx ends (the caller's bound) and when serve
+// dies (Pdeathsig), like every git serve runs: a hung hook must not hold
+// the write lock. A hook stopped by ctx gives ctx's error.
 func RunUpdateHook(ctx context.Context, dir, ref, old, new string, out io.Writer) error {
 	path := filepath.Join(dir, "hooks", "update")
 	if st, err := os.Stat(path); err != nil || st.Mode()&0o111 == 0 || st.IsDir() {
@@ -323,7 +363,14 @@ func RunUpdateHook(ctx context.Context, dir, ref, old, new string, out io.Writer
 	cmd.Dir = dir
 	cmd.Env = append(Env(os.Environ()), "GIT_DIR=.")
 	cmd.Stdout, cmd.Stderr = out, out
-	return cmd.Run()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	err := runTied(cmd)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }
 
 // RequestSync asks the device behind an ssh:// url (a repository's URL

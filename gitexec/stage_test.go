@@ -149,3 +149,52 @@ func TestInitCopyNeedsTheRoot(t *testing.T) {
 		t.Fatalf("InitCopy under an existing root: %v, exists %v", err, Exists(dir))
 	}
 }
+
+// Configs reads a copy's settings, a bare key as true, and says when it
+// cannot read them instead of answering "none set".
+func TestConfigs(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "r.git")
+	g := Git{}
+	if err := g.InitBare(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "config")
+	f, err := os.OpenFile(config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("[receive]\n\tdenyDeletes\n\tdenyNonFastForwards = yes\n\tother = x\n")
+	f.Close()
+	got, err := g.Configs(ctx, dir, `^receive\.deny(deletes|nonfastforwards)$`)
+	want := map[string]string{"receive.denydeletes": "true", "receive.denynonfastforwards": "yes"}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Configs = %v, %v; want %v", got, err, want)
+	}
+	if got, err := g.Configs(ctx, dir, `^nothing\.`); err != nil || len(got) != 0 {
+		t.Fatalf("Configs of nothing set = %v, %v; want none and no error", got, err)
+	}
+	if err := os.WriteFile(config, []byte("[receive\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := g.Configs(ctx, dir, `^receive\.`); err == nil {
+		t.Fatalf("Configs of a broken config file = %v and no error: a policy read from it would be off", got)
+	}
+}
+
+func TestConfigBool(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+		ok   bool
+	}{
+		{"true", true, true}, {"True", true, true}, {"yes", true, true}, {"ON", true, true}, {"1", true, true}, {"-1", true, true},
+		{"false", false, true}, {"no", false, true}, {"off", false, true}, {"0", false, true}, {"", false, true},
+		{"maybe", false, false}, {"tru", false, false},
+	} {
+		got, err := ConfigBool(tc.in)
+		if got != tc.want || (err == nil) != tc.ok {
+			t.Errorf("ConfigBool(%q) = %v, %v; want %v, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}

@@ -174,6 +174,18 @@ func (g *Guard) Answered() {
 	}
 }
 
+// Deadline is when push_timeout ends (zero: no bound, or not watching
+// yet). What serve runs while it records, the repository's update hook,
+// ends there too.
+func (g *Guard) Deadline() time.Time {
+	if g == nil || g.total <= 0 {
+		return time.Time{}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.deadline
+}
+
 // Stop ends the watch and returns the bound that fired, if one did.
 func (g *Guard) Stop() *TimeoutError {
 	g.mu.Lock()

@@ -238,7 +238,7 @@ func (r *Report) devices(ctx context.Context, d *sql.DB, o Options) error {
 			down++
 		}
 	}
-	quorum := version.State{Holders: make([]version.Device, len(devs))}.Quorum(o.Quorum)
+	quorum := version.QuorumOf(len(devs), o.Quorum)
 	sev, why := Warning, fmt.Sprintf("%d of %d devices reachable, the write quorum is %d", len(devs)-down, len(devs), quorum)
 	if len(devs)-down < quorum {
 		sev, why = Critical, why+": pushes are refused"

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"gitmesh/proc"
 )
 
 // SocketEnv names the socket of the waiting serve process.
@@ -140,23 +142,10 @@ func removeOrphans(base string) {
 	for _, d := range dirs {
 		pidText, _, _ := strings.Cut(filepath.Base(d), "-")
 		pid, err := strconv.Atoi(pidText)
-		if err == nil && pid > 0 && !alive(pid) {
+		if err == nil && pid > 0 && !proc.Alive(pid) {
 			os.RemoveAll(d)
 		}
 	}
-}
-
-// alive reports whether pid runs; a zombie (killed, not yet reaped) does not.
-func alive(pid int) bool {
-	if syscall.Kill(pid, 0) == syscall.ESRCH {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true // no /proc: trust kill
-	}
-	i := bytes.LastIndexByte(stat, ')')
-	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }
 
 // GitConfig is the `git -c` settings that route every ref of the push
@@ -283,6 +272,11 @@ func (c *Conn) Read(p []byte) (int, error) { return c.c.Read(p) }
 
 // Write sends the proc-receive answer to receive-pack.
 func (c *Conn) Write(p []byte) (int, error) { return c.send(bandAnswer, p) }
+
+// Close ends the relay's connection: once the relay is gone,
+// receive-pack reports what it was answered. (Serve closes it when its
+// handler returns; only a deliberately broken build closes it earlier.)
+func (c *Conn) Close() error { return c.c.Close() }
 
 // Notes is where text for the pushing client goes: every client sees it
 // as `remote:` lines, whether or not it shows ssh's stderr.

@@ -481,24 +481,6 @@ func zombie(t *testing.T) int {
 	return 0
 }
 
-func TestAlive(t *testing.T) {
-	tests := []struct {
-		name string
-		pid  int
-		want bool
-	}{
-		{"this process", os.Getpid(), true},
-		{"init", 1, true},
-		{"reaped", deadPID(t), false},
-		{"zombie", zombie(t), false},
-	}
-	for _, tt := range tests {
-		if got := alive(tt.pid); got != tt.want {
-			t.Errorf("alive(%s, %d) = %v, want %v", tt.name, tt.pid, got, tt.want)
-		}
-	}
-}
-
 func TestRemoveOrphans(t *testing.T) {
 	dead := mkPushDir(t, fmt.Sprint(deadPID(t)))
 	zomb := mkPushDir(t, fmt.Sprint(zombie(t)))

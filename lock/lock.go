@@ -7,6 +7,7 @@ package lock
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"time"
@@ -42,11 +43,13 @@ func (k Key) Describe() string {
 	return "read lock"
 }
 
-// Holder is the session holding a lock.
+// Holder is the session holding a lock. PostgreSQL records no time for a
+// granted advisory lock (pg_locks.waitstart is the wait's start, and null
+// once granted), so a holder carries none: the session's own start is not
+// the lock's, least of all behind a pooler.
 type Holder struct {
-	Application string // application_name: "gitmesh <op> <pid> <user>@<device> <repo>"
+	Application string // application_name (db.AppName)
 	PID         int    // PostgreSQL backend pid
-	Since       time.Time
 }
 
 // ErrTimeout means the lock was still held by another session at the limit.
@@ -72,12 +75,25 @@ const NotifyAfter = time.Second
 
 // Acquire takes key on conn, waiting at most limit. If the wait goes past
 // NotifyAfter, notify is called once with the holder (nil if it is gone).
-func Acquire(ctx context.Context, conn *sql.Conn, key Key, limit time.Duration, notify func(*Holder)) error {
+func Acquire(ctx context.Context, conn *sql.Conn, key Key, limit time.Duration, notify func(*Holder)) (err error) {
 	if ok, err := Try(ctx, conn, key); ok || err != nil {
 		return err
 	}
 	start := time.Now()
-	defer conn.ExecContext(context.Background(), `SELECT set_config('lock_timeout', '0', false)`)
+	defer func() {
+		// The wait's lock_timeout must not outlive it: a session left with
+		// it would time out its later statements. Bounded like every
+		// cleanup; if the reset fails, the session is discarded (and with it
+		// a lock just taken), and the take fails.
+		rctx, cancel := context.WithTimeout(context.Background(), ReleaseBound)
+		defer cancel()
+		if _, rerr := conn.ExecContext(rctx, `SELECT set_config('lock_timeout', '0', false)`); rerr != nil {
+			Discard(conn)
+			if err == nil {
+				err = fmt.Errorf("take %s: reset lock_timeout: %w", key.Describe(), rerr)
+			}
+		}
+	}()
 	notified := false
 	for {
 		left := limit - time.Since(start)
@@ -144,6 +160,20 @@ func Release(ctx context.Context, conn *sql.Conn, key Key) error {
 	return err
 }
 
+// Unlock is Release for a defer, on a context of its own (the work's
+// may be over), bounded by ReleaseBound. If the release fails, the connection is discarded instead of
+// going back to its pool still holding key: its session ends, and
+// PostgreSQL drops the lock with it. The error says so, for the log.
+func Unlock(conn *sql.Conn, key Key) error {
+	ctx, cancel := context.WithTimeout(context.Background(), ReleaseBound)
+	defer cancel()
+	if err := Release(ctx, conn, key); err != nil {
+		Discard(conn)
+		return fmt.Errorf("release the %s (its connection is closed instead, which drops it): %w", key.Describe(), err)
+	}
+	return nil
+}
+
 // ReleaseBound bounds an unlock; the session's end frees the lock anyway.
 const ReleaseBound = 5 * time.Second
 
@@ -169,18 +199,25 @@ func Held(ctx context.Context, conn *sql.Conn, key Key) error {
 	return nil
 }
 
+// Discard makes conn's pool close it rather than reuse it (database/sql
+// closes a connection that reports driver.ErrBadConn): a session whose
+// state is unknown must not serve anyone else.
+func Discard(conn *sql.Conn) {
+	conn.Raw(func(any) error { return driver.ErrBadConn })
+}
+
 // HolderOf names the session holding key, or returns nil when none does.
 func HolderOf(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }, key Key) (*Holder, error) {
 	var h Holder
 	err := q.QueryRowContext(ctx, `
-		SELECT a.application_name, a.pid, a.backend_start
+		SELECT a.application_name, a.pid
 		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
 		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 		  AND l.classid = $1::int4::oid AND l.objid = $2::int4::oid`, key.Class, key.Obj).
-		Scan(&h.Application, &h.PID, &h.Since)
+		Scan(&h.Application, &h.PID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

@@ -58,17 +58,61 @@ func build() (string, error) {
 		return "", err
 	}
 	out := filepath.Join(dir, "gitmesh")
-	root, err := moduleRoot()
-	if err != nil {
+	if err := goBuild(out, ""); err != nil {
 		return "", err
 	}
-	// The tag is the Makefile's: serve starts without urfave/cli's docs code.
-	cmd := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-o", out, ".")
+	binaries = append(binaries, out)
+	return out, nil
+}
+
+// goBuild builds gitmesh into out with the Makefile's tag (serve starts
+// without urfave/cli's docs code) and any extra build tags.
+func goBuild(out, extraTags string) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	tags := "urfave_cli_no_docs"
+	if extraTags != "" {
+		tags += "," + extraTags
+	}
+	cmd := exec.Command("go", "build", "-tags", tags, "-o", out, ".")
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %w: %s", err, b)
+		return fmt.Errorf("go build -tags %s: %w: %s", tags, err, b)
 	}
-	return out, nil
+	return nil
+}
+
+// binaries are every gitmesh binary built by this test process (Processes
+// looks for all of them); tagged holds those built with extra tags.
+var (
+	binaries []string
+	tagged   = map[string]string{}
+	tagMu    sync.Mutex
+)
+
+// BuildTagged builds gitmesh with the extra build tag (a deliberately
+// broken build, say: gitmesh_broken_skipstage), once per test process,
+// next to the default binary, and returns its path. Give it to a cluster
+// as Cluster.Bin.
+func BuildTagged(t testing.TB, tag string) string {
+	t.Helper()
+	tagMu.Lock()
+	defer tagMu.Unlock()
+	if out, ok := tagged[tag]; ok {
+		return out
+	}
+	if bin == "" {
+		t.Fatal("meshtest: no default binary; call meshtest.Main from TestMain")
+	}
+	out := filepath.Join(filepath.Dir(bin), "gitmesh-"+tag)
+	if err := goBuild(out, tag); err != nil {
+		t.Fatalf("build gitmesh with tag %s: %v", tag, err)
+	}
+	tagged[tag] = out
+	binaries = append(binaries, out)
+	return out
 }
 
 func moduleRoot() (string, error) {
@@ -87,6 +131,17 @@ type Cluster struct {
 	Devices map[string]*Device
 	// Settings are extra TOML lines written into every device's config.
 	Settings string
+	// Bin, when set, is the gitmesh binary this cluster runs (BuildTagged)
+	// instead of the test process's default one.
+	Bin string
+}
+
+// binary is the gitmesh binary the cluster's commands and serves run.
+func (c *Cluster) binary() string {
+	if c.Bin != "" {
+		return c.Bin
+	}
+	return bin
 }
 
 // Device is one member of a Cluster.
@@ -193,7 +248,7 @@ type Result struct {
 
 // Run runs gitmesh with this device's settings and extra environment.
 func (d *Device) Run(env []string, args ...string) Result {
-	cmd := exec.Command(bin, append([]string{"--config", d.Config}, args...)...)
+	cmd := exec.Command(d.c.binary(), append([]string{"--config", d.Config}, args...)...)
 	cmd.Env = append(cleanEnv(), env...)
 	return run(cmd)
 }
@@ -264,7 +319,7 @@ func (d *Device) SSHScript(user string) string {
 # git runs: ssh [options] HOST COMMAND; sshd passes COMMAND as SSH_ORIGINAL_COMMAND.
 for last; do :; done
 SSH_ORIGINAL_COMMAND=$last exec %q --config %q serve %q
-`, bin, d.Config, user)
+`, d.c.binary(), d.Config, user)
 	// Written aside and renamed: a concurrent exec never sees a half file.
 	tmp := fmt.Sprintf("%s.%d.tmp", path, rand.Int64())
 	if err := os.WriteFile(tmp, []byte(script), 0o755); err != nil {

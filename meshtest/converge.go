@@ -49,14 +49,27 @@ func WaitDetached(t testing.TB) {
 	}
 }
 
-// Processes lists the pids of running gitmesh processes (of this test
-// binary) whose subcommand is sub ("serve", "converge", "replicate").
+// ours reports whether a process's command line runs a gitmesh binary
+// this test process built.
+func ours(cmdline string) bool {
+	tagMu.Lock()
+	defer tagMu.Unlock()
+	for _, b := range binaries {
+		if strings.HasPrefix(cmdline, b+"\x00") {
+			return true
+		}
+	}
+	return false
+}
+
+// Processes lists the pids of running gitmesh processes (of the binaries
+// this test process built) whose subcommand is sub ("serve", "converge", "replicate").
 func Processes(sub string) []int {
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	var pids []int
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
-		if err != nil || !strings.HasPrefix(string(b), bin+"\x00") || !strings.Contains(string(b), "\x00"+sub+"\x00") {
+		if err != nil || !ours(string(b)) || !strings.Contains(string(b), "\x00"+sub+"\x00") {
 			continue
 		}
 		stat, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "stat"))

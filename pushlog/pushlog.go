@@ -7,13 +7,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 )
-
-// ErrNoRepo means the repository is not registered.
-var ErrNoRepo = errors.New("no such repository")
 
 // Entry is one accepted ref update.
 type Entry struct {
@@ -61,26 +57,19 @@ func isZero(id string) bool {
 const readQuery = `
 SELECT p.created_at, p.user_name, COALESCE(d.name, ''), p.ref, p.old_value, p.new_value, COALESCE(p.version, -1)
 FROM push_log p LEFT JOIN devices d ON d.id = p.device_id
-WHERE p.repository_id = $1
+WHERE p.repository_id = (SELECT id FROM repositories WHERE name = $1)
 ORDER BY p.created_at DESC, p.id DESC
 LIMIT $2`
 
 // Read returns repo's push log, newest first, at most limit entries (all
-// when limit <= 0).
+// when limit <= 0); a repository that is not registered has none (the
+// caller checks names).
 func Read(ctx context.Context, d *sql.DB, repo string, limit int) ([]Entry, error) {
-	var id int32
-	err := d.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = $1`, repo).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: %s", ErrNoRepo, repo)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read push log of %s: %w", repo, err)
-	}
 	var lim sql.NullInt64
 	if limit > 0 {
 		lim = sql.NullInt64{Int64: int64(limit), Valid: true}
 	}
-	rows, err := d.QueryContext(ctx, readQuery, id, lim)
+	rows, err := d.QueryContext(ctx, readQuery, repo, lim)
 	if err != nil {
 		return nil, fmt.Errorf("read push log of %s: %w", repo, err)
 	}

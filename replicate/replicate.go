@@ -101,18 +101,10 @@ const PruneEvery = time.Hour
 
 // Follow keeps this device's copies at the newest version until ctx ends:
 // it catches up on each repository a push announces (LISTEN), and sweeps
-// every repository at start, after a lost connection and every sweep.
-// Every PruneEvery it deletes history rows older than keep (0: never).
-func Follow(ctx context.Context, n *version.Node, dbURL string, sweep, keep time.Duration) error {
-	l := pq.NewListener(dbURL, time.Second, 30*time.Second, func(ev pq.ListenerEventType, err error) {
-		if err != nil {
-			n.Log.Warn().Err(err).Msg("replicate: listener")
-		}
-	})
-	defer l.Close()
-	if err := l.Listen(version.Notify); err != nil {
-		return fmt.Errorf("listen for new versions: %w", err)
-	}
+// every repository at start, after a lost connection and every sweep. l
+// listens on version.Notify (db.Listen). Every PruneEvery it deletes
+// history rows older than keep (0: never).
+func Follow(ctx context.Context, n *version.Node, l *pq.Listener, sweep, keep time.Duration) error {
 	Sweep(ctx, n)
 	tick := time.NewTicker(sweep)
 	defer tick.Stop()

@@ -122,7 +122,7 @@ func Handle(ctx context.Context, s config.Settings, r Request) error {
 	if write {
 		op = "push"
 	}
-	dbh, err := db.Open(s.DatabaseURL, AppName(op, cmd.Repo, r.User, s.Device), s.ConnectTimeout.D())
+	dbh, err := db.Open(s.DatabaseURL, db.AppName(op, r.User, s.Device, cmd.Repo), s.ConnectTimeout.D())
 	if err != nil {
 		return err
 	}
@@ -259,18 +259,19 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 	}
 	switch cmd.Verb {
 	case gitexec.UploadPack:
-		if err := registered(ctx, s, cmd.Repo); err != nil {
+		if err := admitCluster(ctx, s, "cluster", cmd.Repo, func(context.Context, *sql.DB) error {
+			if !gitexec.Exists(dir) {
+				return version.ErrNotFound
+			}
+			return nil
+		}); err != nil {
 			return err
-		}
-		if !gitexec.Exists(dir) {
-			return version.ErrNotFound
 		}
 		return gitexec.ExecCluster(dir, gitexec.Env(c.Environ))
 	case gitexec.ReceivePack:
-		if err := registered(ctx, s, cmd.Repo); err != nil {
-			return err
-		}
-		if err := replicaCopy(ctx, s, cmd.Repo, dir); err != nil {
+		if err := admitCluster(ctx, s, "replica", cmd.Repo, func(ctx context.Context, dbh *sql.DB) error {
+			return replicaCopy(ctx, s, dbh, cmd.Repo, dir)
+		}); err != nil {
 			return err
 		}
 		return gitexec.ExecReplica(dir, gitexec.Env(c.Environ))
@@ -280,14 +281,23 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 	return fmt.Errorf("%w: the cluster key may not run %s", gitexec.ErrBadCommand, cmd.Verb)
 }
 
-// registered refuses, as an unknown repository, a git directory under the
-// root that is not a registered repository: the cluster key reads and
-// stages only what gitmesh replicates.
-func registered(ctx context.Context, s config.Settings, repo string) error {
+// clusterDB opens the database for one cluster hop (op: cluster, replica
+// or sync) on repo, named for pg_stat_activity and bounded by
+// connect_timeout like every gitmesh connection. The one way a cluster
+// request reaches PostgreSQL; the caller closes it before git starts.
+func clusterDB(s config.Settings, op, repo string) (*sql.DB, error) {
 	if err := s.NeedDatabase(); err != nil {
-		return err
+		return nil, err
 	}
-	dbh, err := db.Open(s.DatabaseURL, AppName("cluster", repo, "cluster", s.Device), s.ConnectTimeout.D())
+	return db.Open(s.DatabaseURL, db.AppName(op, "cluster", s.Device, repo), s.ConnectTimeout.D())
+}
+
+// admitCluster refuses, as an unknown repository, a git directory under
+// the root that is not a registered repository (the cluster key reads and
+// stages only what gitmesh replicates), then runs then on the same
+// connection pool, within the same bound (lock_timeout), and closes it.
+func admitCluster(ctx context.Context, s config.Settings, op, repo string, then func(context.Context, *sql.DB) error) error {
+	dbh, err := clusterDB(s, op, repo)
 	if err != nil {
 		return err
 	}
@@ -298,25 +308,18 @@ func registered(ctx context.Context, s config.Settings, repo string) error {
 	if err == nil && !ok {
 		err = version.ErrNotFound
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return then(ctx, dbh)
 }
 
 // replicaCopy makes sure a staging push has a copy to land in: a missing
 // one is created, for a registered repository only.
-func replicaCopy(ctx context.Context, s config.Settings, repo, dir string) error {
+func replicaCopy(ctx context.Context, s config.Settings, dbh *sql.DB, repo, dir string) error {
 	if gitexec.Exists(dir) {
 		return nil
 	}
-	if err := s.NeedDatabase(); err != nil {
-		return version.ErrNotFound
-	}
-	dbh, err := db.Open(s.DatabaseURL, AppName("replica", repo, "cluster", s.Device), s.ConnectTimeout.D())
-	if err != nil {
-		return err
-	}
-	defer dbh.Close()
-	ctx, cancel := db.Bound(ctx, s.LockTimeout.D())
-	defer cancel()
 	st, err := version.Load(ctx, dbh, repo)
 	if err != nil {
 		return err
@@ -339,10 +342,7 @@ func replicaCopy(ctx context.Context, s config.Settings, repo, dir string) error
 
 // clusterSync catches this device up on repo, as a read would.
 func clusterSync(ctx context.Context, s config.Settings, repo string, c Conn) error {
-	if err := s.NeedDatabase(); err != nil {
-		return err
-	}
-	dbh, err := db.Open(s.DatabaseURL, AppName("sync", repo, "cluster", s.Device), s.ConnectTimeout.D())
+	dbh, err := clusterDB(s, "sync", repo)
 	if err != nil {
 		return err
 	}
@@ -403,15 +403,4 @@ func Git(s config.Settings, log zerolog.Logger) gitexec.Git {
 		log.Warn().Err(err).Msg("ssh connections to peers are not shared")
 	}
 	return gitexec.Git{Timeout: s.FetchTimeout.D(), SSHCommand: ssh}
-}
-
-// AppName is the application_name of a gitmesh connection, so that
-// pg_stat_activity and `status` can name lock holders.
-func AppName(op, repo, user, device string) string {
-	// The repository last: a long name is what the 63-byte limit cuts.
-	name := fmt.Sprintf("gitmesh %s %d %s@%s %s", op, os.Getpid(), user, device, repo)
-	if len(name) > 63 {
-		name = name[:63]
-	}
-	return name
 }

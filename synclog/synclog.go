@@ -10,19 +10,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 )
-
-// UnknownError means the repository or device asked for is not registered.
-type UnknownError struct {
-	What string // "repository" or "device"
-	Name string
-}
-
-func (e *UnknownError) Error() string { return fmt.Sprintf("no %s %s", e.What, e.Name) }
 
 // Entry is one sync_log row.
 type Entry struct {
@@ -55,14 +44,9 @@ WHERE ($1 = '' OR r.name = $1) AND ($2 = '' OR d.name = $2)
 ORDER BY s.created_at DESC, s.id DESC
 LIMIT NULLIF($3, 0)`
 
-// Read returns the entries f selects, newest first.
+// Read returns the entries f selects, newest first; a repository or
+// device that is not registered selects none (the caller checks names).
 func Read(ctx context.Context, d *sql.DB, f Filter) ([]Entry, error) {
-	if err := exists(ctx, d, "repository", `SELECT EXISTS (SELECT 1 FROM repositories WHERE name = $1)`, f.Repo); err != nil {
-		return nil, err
-	}
-	if err := exists(ctx, d, "device", `SELECT EXISTS (SELECT 1 FROM devices WHERE name = $1)`, f.Device); err != nil {
-		return nil, err
-	}
 	rows, err := d.QueryContext(ctx, readQuery, f.Repo, f.Device, max(f.Limit, 0))
 	if err != nil {
 		return nil, fmt.Errorf("read sync_log: %w", err)
@@ -84,42 +68,4 @@ func Read(ctx context.Context, d *sql.DB, f Filter) ([]Entry, error) {
 		out = append(out, e)
 	}
 	return out, rows.Err()
-}
-
-func exists(ctx context.Context, d *sql.DB, what, query, name string) error {
-	if name == "" {
-		return nil
-	}
-	var ok bool
-	if err := d.QueryRowContext(ctx, query, name).Scan(&ok); err != nil {
-		return fmt.Errorf("look up %s %s: %w", what, name, err)
-	}
-	if !ok {
-		return &UnknownError{What: what, Name: name}
-	}
-	return nil
-}
-
-// Escape makes s safe for one line of a terminal: control characters
-// (newlines, escape sequences) and invalid UTF-8 become Go-style escapes,
-// so a peer's error text can neither break the table nor drive the
-// terminal.
-func Escape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case r == '\\':
-			b.WriteString(`\\`)
-		case unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r):
-			q := fmt.Sprintf("%+q", string(r))
-			b.WriteString(q[1 : len(q)-1])
-		default:
-			b.WriteRune(r)
-		}
-		i += n
-	}
-	return b.String()
 }

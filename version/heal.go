@@ -1,19 +1,18 @@
 package version
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	"gitmesh/db"
 	"gitmesh/gitexec"
 	"gitmesh/lock"
+	"gitmesh/proc"
 )
 
 // A write mark left behind belongs to a push that was never acknowledged:
@@ -52,7 +51,7 @@ func (n *Node) Heal(ctx context.Context, repo string) (bool, error) {
 		n.Log.Debug().Str("op", "heal").Str("repo", repo).AnErr("error", err).Msg("not repaired: the write lock is held (a push in progress?)")
 		return false, err
 	}
-	defer lock.Release(context.Background(), conn, wkey)
+	defer n.unlock(conn, repo, wkey)
 	if st, err = n.reload(ctx, conn, repo); err != nil {
 		return false, err
 	}
@@ -78,7 +77,7 @@ func (n *Node) healLocked(ctx context.Context, conn *sql.Conn, st State) (State,
 	if err := lock.Acquire(ctx, conn, rkey, n.LockTimeout, n.waiting(st.Repo, rkey)); err != nil {
 		return st, err
 	}
-	defer lock.Release(context.Background(), conn, rkey)
+	defer n.unlock(conn, st.Repo, rkey)
 	if err := n.held(ctx, conn, lock.Write(st.RepoID)); err != nil {
 		return st, err // the write lock went with a failover: a writer may run
 	}
@@ -128,7 +127,7 @@ func (n *Node) writerAlive(ctx context.Context, conn *sql.Conn, w *Writer) strin
 		return "its writer is unknown"
 	case w.Device != n.Device:
 		return "its writer ran on device " + w.Device
-	case processExists(w.PID):
+	case proc.Alive(w.PID):
 		return fmt.Sprintf("its writer (pid %d) is still running", w.PID)
 	}
 	if alive, err := SessionAlive(ctx, conn, w); err != nil || alive {
@@ -137,37 +136,35 @@ func (n *Node) writerAlive(ctx context.Context, conn *sql.Conn, w *Writer) strin
 	return ""
 }
 
+// WriterSessionOpen is the one definition of "the writer of a write mark
+// may still run", as a condition on the mark's write_properties (a column
+// or value of that name in the query using it): the backend that set the
+// mark is in pg_stat_activity under the application_name it had then. The
+// pid alone is not enough: PgBouncer keeps a dead client's backend for the
+// next one, and a new backend may reuse a pid. A mark without it (no
+// backend pid) has a writer that is gone. status, check and metrics call
+// a mark whose writer's session is not open frozen; heal repairs it once
+// the writer's process is gone from its device too (writerAlive).
+const WriterSessionOpen = `EXISTS (SELECT 1 FROM pg_stat_activity a
+	WHERE a.pid = (write_properties->>'backend_pid')::int
+	  AND a.application_name = COALESCE(NULLIF(write_properties->>'app', ''), a.application_name))`
+
 // SessionAlive reports whether the database session that marked the
-// write is still open: then a push is in progress, not dead.
+// write is still open (WriterSessionOpen): then a push is in progress,
+// not dead.
 func SessionAlive(ctx context.Context, q interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }, w *Writer) (bool, error) {
 	if w == nil || w.BackendPID <= 0 {
 		return false, nil
 	}
-	var alive bool
-	err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-		WHERE pid = $1 AND ($2 = '' OR application_name = $2))`, w.BackendPID, w.App).Scan(&alive)
-	return alive, err
-}
-
-// processExists is kill(pid, 0): a process we may not signal exists too;
-// a zombie (killed, not yet reaped) does not run. A reused pid keeps the
-// repository frozen, which is safe.
-func processExists(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	if err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	props, err := json.Marshal(w)
 	if err != nil {
-		return true // no /proc: trust kill
+		return false, err
 	}
-	// "pid (comm) S ...": the state follows the last ')'.
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
-		return stat[i+2] != 'Z'
-	}
-	return true
+	var alive bool // text, not []byte: binary parameters would send jsonb's binary form
+	err = q.QueryRowContext(ctx, `SELECT `+WriterSessionOpen+` FROM (SELECT $1::jsonb AS write_properties) w`, string(props)).Scan(&alive)
+	return alive, err
 }
 
 // repair clears the mark when this copy shows its recorded version, else
@@ -214,12 +211,12 @@ func (n *Node) shows(ctx context.Context, dir string, c Copy) bool {
 	if c.Pending || !gitexec.Exists(dir) {
 		return false
 	}
-	visible, _, err := n.Git.ReadRefs(ctx, dir)
+	digest, err := n.Git.RefsDigest(ctx, dir)
 	if err != nil {
+		n.Log.Warn().Err(err).Str("op", "heal").Msg("read the copy's refs: not taken for its recorded version")
 		return false
 	}
-	head, _ := gitexec.Head(dir)
-	return visible.Digest(head) == c.Digest
+	return digest == c.Digest
 }
 
 // otherHolder is another device that holds at least c's version and has

@@ -95,7 +95,7 @@ func (n *Node) acquireWrite(ctx context.Context, conn *sql.Conn, repo string, wk
 	if err != nil {
 		return 0, err
 	}
-	defer lock.Release(context.Background(), conn, place)
+	defer n.unlock(conn, repo, place)
 	start := time.Now()
 	err = lock.Acquire(ctx, conn, wkey, n.LockTimeout, n.waiting(repo, wkey))
 	return max(time.Since(start), time.Microsecond), err // non-zero: it waited

@@ -13,6 +13,9 @@ func TestQuorum(t *testing.T) {
 		if got := holders(tc.holders).Quorum(tc.setting); got != tc.want {
 			t.Errorf("%d holders, write_quorum %d: quorum %d, want %d", tc.holders, tc.setting, got, tc.want)
 		}
+		if got := QuorumOf(tc.holders, tc.setting); got != tc.want {
+			t.Errorf("QuorumOf(%d, %d) = %d, want %d", tc.holders, tc.setting, got, tc.want)
+		}
 	}
 }
 

@@ -133,6 +133,9 @@ func (r *replication) stageOn(ctx context.Context, p Device) error {
 	if err := r.lockPeer(ctx, key); err != nil {
 		return err
 	}
+	if brokenSkipStage {
+		return nil // a deliberately broken build: see broken.go
+	}
 	url := PeerURL(p.URL, w.st.Repo)
 	local := !strings.Contains(p.URL, "://")
 	if local {
@@ -179,7 +182,7 @@ func (r *replication) release() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, k := range r.held {
-		lock.Release(context.Background(), r.w.conn, k)
+		r.w.n.unlock(r.w.conn, r.w.st.Repo, k)
 	}
 	r.held = nil
 }
@@ -258,7 +261,10 @@ func (n *Node) show(ctx context.Context, conn *sql.Conn, repoID, deviceID int32,
 	if err != nil {
 		return err
 	}
-	head, _ := gitexec.Head(dir)
+	head, err := gitexec.Head(dir)
+	if err != nil {
+		return fmt.Errorf("read HEAD: %w", err)
+	}
 	if got := staged.Digest(head); got != digest {
 		return fmt.Errorf("the staged refs are not version %d", v)
 	}

@@ -63,15 +63,19 @@ type State struct {
 	Holders []Device
 }
 
-// Quorum is how many holders must hold a write before it is
-// acknowledged: setting 0 means a majority; more than there are holders
-// means all of them.
-func (s State) Quorum(setting int) int {
-	n := len(s.Holders)
+// Quorum is how many of s's holders must hold a write before it is
+// acknowledged (QuorumOf).
+func (s State) Quorum(setting int) int { return QuorumOf(len(s.Holders), setting) }
+
+// QuorumOf is how many of holders devices must hold a write before it is
+// acknowledged, for the write_quorum setting: 0 means a majority; more
+// than there are holders means all of them. The one definition: the write
+// path, status, check and metrics all use it.
+func QuorumOf(holders, setting int) int {
 	if setting <= 0 {
-		return n/2 + 1
+		return holders/2 + 1
 	}
-	return max(1, min(setting, n))
+	return max(1, min(setting, holders))
 }
 
 // Highest is the newest recorded version, or -1 when none is recorded.

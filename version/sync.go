@@ -103,7 +103,7 @@ func (n *Node) CatchUp(ctx context.Context, st State) error {
 	if err := lock.Acquire(ctx, conn, key, n.LockTimeout, n.waiting(st.Repo, key)); err != nil {
 		return err
 	}
-	defer lock.Release(context.Background(), conn, key)
+	defer n.unlock(conn, st.Repo, key)
 	// Another reader may have fetched while this one waited.
 	st, err = n.reload(ctx, conn, st.Repo)
 	if err != nil {
@@ -265,7 +265,10 @@ func (n *Node) emptyIsRecorded(ctx context.Context, st State, dir, final string)
 	if err != nil {
 		return false, err
 	}
-	head, _ := gitexec.Head(dir)
+	head, err := gitexec.Head(dir)
+	if err != nil {
+		return false, fmt.Errorf("read HEAD: %w", err)
+	}
 	if len(visible) > 0 || visible.Digest(head) != self.Digest {
 		return false, nil
 	}
@@ -325,7 +328,10 @@ func (n *Node) stageDigest(ctx context.Context, dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	head, _ := gitexec.Head(dir)
+	head, err := gitexec.Head(dir)
+	if err != nil {
+		return "", fmt.Errorf("read HEAD: %w", err)
+	}
 	return staged.Digest(head), nil
 }
 
@@ -388,6 +394,14 @@ func (n *Node) logSync(ctx context.Context, conn *sql.Conn, st State, peer Copy,
 	}
 }
 
+// unlock releases key for a defer: bounded, and a failure logged (the
+// connection is then discarded, which drops the lock; lock.Unlock).
+func (n *Node) unlock(conn *sql.Conn, repo string, key lock.Key) {
+	if err := lock.Unlock(conn, key); err != nil {
+		n.Log.Warn().Err(err).Str("repo", repo).Msg("unlock")
+	}
+}
+
 // held checks that conn's session still holds key, bounded like a lock
 // step.
 func (n *Node) held(ctx context.Context, conn *sql.Conn, key lock.Key) error {
@@ -406,7 +420,7 @@ func (n *Node) waiting(repo string, key lock.Key) func(*lock.Holder) {
 		// Who holds it goes to the log (and `status`): users hear only
 		// that another session does, never its user, pid or device.
 		n.Log.Info().Str("repo", repo).Str("lock", key.Describe()).Str("holder", h.Application).
-			Int("holder_backend_pid", h.PID).Time("holder_since", h.Since).Msg("waiting for a lock")
+			Int("holder_backend_pid", h.PID).Msg("waiting for a lock")
 		n.Tell("waiting for the %s of %s: %s holds it (up to %s)", key.Describe(), repo, HolderKind(key), n.LockTimeout)
 	}
 }

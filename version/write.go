@@ -121,7 +121,7 @@ func (w *write) precheck(ctx context.Context) error {
 		return err
 	}
 	if ok {
-		defer lock.Release(context.Background(), w.conn, wkey)
+		defer n.unlock(w.conn, w.st.Repo, wkey)
 		if _, marked := w.st.Frozen(); !marked {
 			return nil
 		}
@@ -194,7 +194,7 @@ func (w *write) lock(ctx context.Context) error {
 // unlock lets the write lock go (once).
 func (w *write) unlock() {
 	if w.locked {
-		lock.Release(context.Background(), w.conn, lock.Write(w.st.RepoID))
+		w.n.unlock(w.conn, w.st.Repo, lock.Write(w.st.RepoID))
 		w.locked = false
 	}
 }
@@ -357,6 +357,21 @@ func (w *write) procReceive(ctx context.Context, c *hook.Conn) {
 		}
 		return
 	}
+	if brokenEarlyAck { // a deliberately broken build: see broken.go
+		ok := make([]hook.Result, len(push.Commands))
+		for i, cmd := range push.Commands {
+			ok[i] = hook.Result{Ref: cmd.Ref}
+		}
+		hook.WriteResults(c, ok)
+		c.Close() // the relay ends: receive-pack reports to the client now
+		w.apply(ctx, push)
+		w.logStaging(ctx, w.rep, w.version+1)
+		if !w.committed {
+			w.finish(ctx)
+		}
+		w.unlock()
+		return
+	}
 	results := w.apply(ctx, push)
 	err = hook.WriteResults(c, results)
 	if err != nil {
@@ -415,7 +430,11 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("read refs")
 		return failAll(push, "gitmesh could not read the repository; nothing was changed")
 	}
-	head, _ := gitexec.Head(w.dir)
+	head, err := gitexec.Head(w.dir)
+	if err != nil {
+		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("read HEAD")
+		return failAll(push, "gitmesh could not read the repository; nothing was changed")
+	}
 	results := w.validate(ctx, push, visible, head, <-facts)
 	// The copy must show exactly its recorded version: a copy wiped or
 	// re-created under this push must not become the base of a new version
@@ -539,9 +558,10 @@ func (w *write) self() Device {
 
 // pushFacts are what validation reads from git besides the refs.
 type pushFacts struct {
-	types map[string]string // object id -> type
-	cfg   map[string]string // the repository's receive.deny* settings
-	err   error
+	types  map[string]string // object id -> type
+	cfg    map[string]string // the repository's receive.deny* settings
+	err    error             // the objects could not be read
+	cfgErr error             // the settings could not be read
 }
 
 // lookUp reads the pushed objects' types and the repository's settings,
@@ -555,13 +575,21 @@ func (w *write) lookUp(ctx context.Context, push hook.Push) <-chan pushFacts {
 				ids = append(ids, c.New)
 			}
 		}
-		cfg := make(chan map[string]string, 1)
-		go func() { cfg <- w.n.Git.Configs(ctx, w.dir, `^receive\.deny(deletes|nonfastforwards|deletecurrent)$`) }()
+		type settings struct {
+			cfg map[string]string
+			err error
+		}
+		cfg := make(chan settings, 1)
+		go func() {
+			m, err := w.n.Git.Configs(ctx, w.dir, `^receive\.deny(deletes|nonfastforwards|deletecurrent)$`)
+			cfg <- settings{m, err}
+		}()
 		f := pushFacts{types: map[string]string{}}
 		if len(ids) > 0 {
 			f.types, f.err = w.n.Git.ObjectTypes(ctx, w.dir, ids)
 		}
-		f.cfg = <-cfg
+		got := <-cfg
+		f.cfg, f.cfgErr = got.cfg, got.err
 		out <- f
 	}()
 	return out
@@ -575,10 +603,26 @@ func (w *write) validate(ctx context.Context, push hook.Push, visible gitexec.Re
 	if f.err != nil {
 		return failAll(push, "gitmesh could not read the pushed objects; nothing was changed")
 	}
+	// The policy fails closed: settings that cannot be read, or a value
+	// git would refuse, refuse the push rather than allow what they deny.
+	denyDeletes, errD := gitexec.ConfigBool(f.cfg["receive.denydeletes"])
+	denyNonFF, errF := gitexec.ConfigBool(f.cfg["receive.denynonfastforwards"])
+	if err := errors.Join(f.cfgErr, errD, errF); err != nil {
+		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("read receive.denyDeletes and receive.denyNonFastForwards")
+		return failAll(push, "gitmesh could not read the repository's receive settings; nothing was changed")
+	}
+	// The repository's update hooks run within push_timeout: the guard
+	// does not stop receive-pack while serve records, so serve bounds
+	// them itself.
+	if end := w.guard.Deadline(); !end.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, end)
+		defer cancel()
+	}
 	results := make([]hook.Result, len(push.Commands))
 	d := denials{
-		deletes:       gitBool(f.cfg["receive.denydeletes"]),
-		nonFF:         gitBool(f.cfg["receive.denynonfastforwards"]),
+		deletes:       denyDeletes,
+		nonFF:         denyNonFF,
 		deleteCurrent: denyDeleteCurrent(f.cfg["receive.denydeletecurrent"]),
 		head:          head,
 	}
@@ -653,7 +697,10 @@ func (w *write) check(ctx context.Context, c hook.Command, visible gitexec.RefSe
 			return "non-fast-forward"
 		}
 	}
-	if err := w.runUpdateHook(ctx, c); err != nil {
+	if err := w.runUpdateHook(ctx, c); errors.Is(err, context.DeadlineExceeded) {
+		w.n.Log.Warn().Str("repo", w.st.Repo).Str("ref", c.Ref).Dur("push_timeout", w.n.PushTimeout).Msg("update hook stopped at push_timeout")
+		return "the update hook ran past push_timeout"
+	} else if err != nil {
 		return "hook declined"
 	}
 	return ""
@@ -819,7 +866,7 @@ func (w *write) showSelf(ctx context.Context, v int64, digest string, cmds []str
 	key := lock.Read(w.st.RepoID, w.st.SelfID)
 	err := lock.Acquire(ctx, w.conn, key, w.n.LockTimeout, nil)
 	if err == nil {
-		defer lock.Release(context.Background(), w.conn, key)
+		defer w.n.unlock(w.conn, w.st.Repo, key)
 		bctx, cancel := db.Bound(ctx, w.n.LockTimeout)
 		defer cancel()
 		// Nothing moves under a lock lost with a failover.
@@ -983,7 +1030,7 @@ func (n *Node) catchUpLocked(ctx context.Context, conn *sql.Conn, st State) erro
 	if err := lock.Acquire(ctx, conn, rkey, n.LockTimeout, n.waiting(st.Repo, rkey)); err != nil {
 		return err
 	}
-	defer lock.Release(context.Background(), conn, rkey)
+	defer n.unlock(conn, st.Repo, rkey)
 	// A reader may have fetched while this waited for the read lock.
 	st, err := n.reload(ctx, conn, st.Repo)
 	if err != nil {

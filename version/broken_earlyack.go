@@ -1,0 +1,9 @@
+//go:build gitmesh_broken_earlyack && !gitmesh_broken_skipstage
+
+package version
+
+// A deliberately broken build: see broken.go.
+const (
+	brokenSkipStage = false
+	brokenEarlyAck  = true
+)
