@@ -111,6 +111,7 @@ func Locks(ctx context.Context, d *sql.DB) ([]LockHolder, error) {
 		WHERE l.locktype = 'advisory' AND a.application_name LIKE 'gitmesh %'
 		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 		  AND NOT (l.objsubid = 2 AND (l.classid::bigint & x'ffff0000'::bigint) = ANY($1::bigint[])) -- limits' places
+		  AND l.objsubid <> 1 -- a user's own places in a queue (lock.TakeUserWaiter)
 		ORDER BY l.granted DESC, l.waitstart, a.pid`, pq.Array(slotClasses()))
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lib/pq"
@@ -64,8 +65,14 @@ type app struct {
 	httpDoor, httpAnswered bool
 }
 
+// Umask is the file mode creation mask of every gitmesh process and the
+// git it runs: copies, logs, sockets and stages are the git account's
+// and its group's (read only), never other local accounts'.
+const Umask = 0o027
+
 // Main runs gitmesh with os.Args and exits with its documented code.
 func Main() {
+	syscall.Umask(Umask)
 	a := &app{}
 	os.Exit(a.run(os.Args))
 }
@@ -227,6 +234,9 @@ func settingFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-push-waiters", EnvVars: []string{"GITMESH_MAX_PUSH_WAITERS"}, Value: def.MaxPushWaiters, Usage: "pushes that may wait for one repository's write lock"},
 		&cli.DurationFlag{Name: "push-timeout", EnvVars: []string{"GITMESH_PUSH_TIMEOUT"}, Value: def.PushTimeout.D(), Usage: "longest push, from receive-pack's start"},
 		&cli.DurationFlag{Name: "push-idle-timeout", EnvVars: []string{"GITMESH_PUSH_IDLE_TIMEOUT"}, Value: def.PushIdleTimeout.D(), Usage: "longest silence of a pushing client"},
+		&cli.Int64Flag{Name: "max-push-bytes", EnvVars: []string{"GITMESH_MAX_PUSH_BYTES"}, Value: def.MaxPushBytes, Usage: "largest pack one push may send, in bytes (git's receive.maxInputSize)"},
+		&cli.IntFlag{Name: "max-push-refs", EnvVars: []string{"GITMESH_MAX_PUSH_REFS"}, Value: def.MaxPushRefs, Usage: "most ref updates one push may hold"},
+		&cli.DurationFlag{Name: "log-retention", EnvVars: []string{"GITMESH_LOG_RETENTION"}, Value: def.LogRetention.D(), Usage: "how long push_log, sync_log and push_attempts keep a row (0: forever)"},
 		&cli.StringFlag{Name: "cluster-from", EnvVars: []string{"GITMESH_CLUSTER_FROM"}, Usage: "addresses the cluster key may log in from (sshd from= patterns, comma-separated)"},
 		&cli.StringFlag{Name: "http-anonymous-user", EnvVars: []string{"GITMESH_HTTP_ANONYMOUS_USER"}, Usage: "the user an HTTP request without REMOTE_USER reads as (default: none, such requests get 401)"},
 	}
@@ -290,7 +300,8 @@ func applyFlags(c *cli.Context, s *config.Settings, set func(string) bool) error
 	}
 	for name, dst := range map[string]*config.Duration{"lock-timeout": &s.LockTimeout, "fetch-timeout": &s.FetchTimeout,
 		"connect-timeout": &s.ConnectTimeout, "record-timeout": &s.RecordTimeout,
-		"push-timeout": &s.PushTimeout, "push-idle-timeout": &s.PushIdleTimeout, "ssh-control-persist": &s.SSHControlPersist} {
+		"push-timeout": &s.PushTimeout, "push-idle-timeout": &s.PushIdleTimeout, "ssh-control-persist": &s.SSHControlPersist,
+		"log-retention": &s.LogRetention} {
 		if set(name) {
 			*dst = config.Duration(c.Duration(name))
 		}
@@ -302,10 +313,14 @@ func applyFlags(c *cli.Context, s *config.Settings, set func(string) bool) error
 		}
 		s.WriteQuorum = q
 	}
-	for name, dst := range map[string]*int{"max-user-sessions": &s.MaxUserSessions, "max-push-waiters": &s.MaxPushWaiters} {
+	for name, dst := range map[string]*int{"max-user-sessions": &s.MaxUserSessions, "max-push-waiters": &s.MaxPushWaiters,
+		"max-push-refs": &s.MaxPushRefs} {
 		if set(name) {
 			*dst = c.Int(name)
 		}
+	}
+	if set("max-push-bytes") {
+		s.MaxPushBytes = c.Int64("max-push-bytes")
 	}
 	return s.CheckLimits()
 }

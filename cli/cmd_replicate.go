@@ -42,7 +42,7 @@ func init() {
 					return fmt.Errorf("listen for new versions: %w", err)
 				}
 				defer l.Close()
-				return replicate.Follow(ctx, n, l, c.Duration("sweep"))
+				return replicate.Follow(ctx, n, l, c.Duration("sweep"), a.settings.LogRetention.D())
 			}),
 		}
 	})

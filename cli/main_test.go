@@ -254,7 +254,8 @@ func TestAppExitCodes(t *testing.T) {
 	for _, v := range []string{"GITMESH_CONFIG", "GITMESH_DATABASE_URL", "GITMESH_DEVICE", "GITMESH_REPO_ROOT",
 		"GITMESH_LOG_FILE", "GITMESH_CLUSTER_KEY", "GITMESH_KNOWN_HOSTS", "GITMESH_LOCK_TIMEOUT",
 		"GITMESH_FETCH_TIMEOUT", "GITMESH_CONNECT_TIMEOUT", "GITMESH_RECORD_TIMEOUT", "GITMESH_MAX_USER_SESSIONS",
-		"GITMESH_MAX_PUSH_WAITERS", "GITMESH_PUSH_TIMEOUT", "GITMESH_PUSH_IDLE_TIMEOUT", "GITMESH_KEYS_DATABASE_URL"} {
+		"GITMESH_MAX_PUSH_WAITERS", "GITMESH_PUSH_TIMEOUT", "GITMESH_PUSH_IDLE_TIMEOUT", "GITMESH_KEYS_DATABASE_URL",
+		"GITMESH_MAX_PUSH_BYTES", "GITMESH_MAX_PUSH_REFS", "GITMESH_LOG_RETENTION"} {
 		t.Setenv(v, "")
 		os.Unsetenv(v)
 	}
@@ -280,6 +281,8 @@ func TestAppExitCodes(t *testing.T) {
 		{"--max-user-sessions 0 status", []string{"--max-user-sessions", "0", "status"}, 2, "max_user_sessions must be a number from 1", nil},
 		{"--max-push-waiters -1 status", []string{"--max-push-waiters", "-1", "status"}, 2, "max_push_waiters must be a number from 0", nil},
 		{"--push-idle-timeout 0s status", []string{"--push-idle-timeout", "0s", "status"}, 2, "push_idle_timeout must be at least 1s", nil},
+		{"--max-push-bytes 10 status", []string{"--max-push-bytes", "10", "status"}, 2, "max_push_bytes must be at least 1048576", nil},
+		{"--max-push-refs 0 status", []string{"--max-push-refs", "0", "status"}, 2, "max_push_refs must be a number from 1 up", nil},
 		{"status", []string{"status"}, 1, "no database configured", nil},
 		{"no database names the ways to give one", []string{"status"}, 1, "database_url in the settings file given with --config (or GITMESH_CONFIG), or give --database-url or GITMESH_DATABASE_URL", nil},
 		{"status --config F", []string{"status", "--config", "F"}, 2,

@@ -37,6 +37,9 @@ type Settings struct {
 	MaxPushWaiters  int      `toml:"max_push_waiters"`
 	PushTimeout     Duration `toml:"push_timeout"`
 	PushIdleTimeout Duration `toml:"push_idle_timeout"`
+	MaxPushBytes    int64    `toml:"max_push_bytes"`
+	MaxPushRefs     int      `toml:"max_push_refs"`
+	LogRetention    Duration `toml:"log_retention"`
 	// HTTPAnonymousUser is the user an HTTP request without REMOTE_USER
 	// reads as; "" (the default) answers such a request 401.
 	HTTPAnonymousUser string `toml:"http_anonymous_user"`
@@ -61,6 +64,9 @@ func Defaults() Settings {
 		MaxPushWaiters:  DefaultMaxPushWaiters,
 		PushTimeout:     Duration(30 * time.Minute),
 		PushIdleTimeout: Duration(5 * time.Minute),
+		MaxPushBytes:    DefaultMaxPushBytes,
+		MaxPushRefs:     DefaultMaxPushRefs,
+		LogRetention:    Duration(DefaultLogRetention),
 	}
 }
 

@@ -61,6 +61,9 @@ max_user_sessions = 4
 max_push_waiters  = 0
 push_timeout      = "2h"
 push_idle_timeout = "90s"
+max_push_bytes    = 104857600
+max_push_refs     = 500
+log_retention     = "720h"
 `)
 	s := Defaults()
 	if err := LoadFile(&s, path); err != nil {
@@ -86,6 +89,9 @@ push_idle_timeout = "90s"
 		MaxPushWaiters:  0,
 		PushTimeout:     Duration(2 * time.Hour),
 		PushIdleTimeout: Duration(90 * time.Second),
+		MaxPushBytes:    100 << 20,
+		MaxPushRefs:     500,
+		LogRetention:    Duration(720 * time.Hour),
 	}
 	if s != want {
 		t.Errorf("LoadFile =\n %+v\nwant\n %+v", s, want)

@@ -13,6 +13,18 @@ const (
 	// MaxSlots bounds max_user_sessions and max_push_waiters: each place is
 	// an advisory lock of its own (see lock.UserSession).
 	MaxSlots = 1000
+	// DefaultMaxPushBytes bounds one push's pack (git's
+	// receive.maxInputSize): 2 GiB, GitHub's own push limit, far above
+	// any ordinary push, and below what a device's temporary disk and
+	// index-pack's memory (about twice the largest blob) take easily.
+	DefaultMaxPushBytes = 2 << 30
+	// DefaultMaxPushRefs bounds the ref updates of one push: a mirror
+	// push of a large repository's tags fits, a push that would hold the
+	// write lock for minutes of validation does not.
+	DefaultMaxPushRefs = 10000
+	// DefaultLogRetention is how long push_log, sync_log and
+	// push_attempts keep a row (90 days); 0 keeps everything.
+	DefaultLogRetention = 90 * 24 * time.Hour
 )
 
 // CheckLimits refuses limits that would not bound anything, or would shut
@@ -23,6 +35,15 @@ func (s Settings) CheckLimits() error {
 	}
 	if s.MaxPushWaiters < 0 || s.MaxPushWaiters > MaxSlots {
 		return fmt.Errorf("max_push_waiters must be a number from 0 to %d, not %d", MaxSlots, s.MaxPushWaiters)
+	}
+	if s.MaxPushBytes < 1<<20 {
+		return fmt.Errorf("max_push_bytes must be at least 1048576 (1 MiB), not %d", s.MaxPushBytes)
+	}
+	if s.MaxPushRefs < 1 {
+		return fmt.Errorf("max_push_refs must be a number from 1 up, not %d", s.MaxPushRefs)
+	}
+	if s.LogRetention < 0 {
+		return fmt.Errorf("log_retention must be 0 (keep everything) or a positive duration, not %s", s.LogRetention.D())
 	}
 	for name, d := range map[string]Duration{"push_timeout": s.PushTimeout, "push_idle_timeout": s.PushIdleTimeout} {
 		if d.D() < time.Second {

@@ -14,6 +14,9 @@ func TestLimitDefaults(t *testing.T) {
 	if d.PushTimeout.D() != 30*time.Minute || d.PushIdleTimeout.D() != 5*time.Minute {
 		t.Errorf("defaults: push_timeout %s, push_idle_timeout %s; want 30m and 5m", d.PushTimeout.D(), d.PushIdleTimeout.D())
 	}
+	if d.MaxPushBytes != 2<<30 || d.MaxPushRefs != 10000 || d.LogRetention.D() != 90*24*time.Hour {
+		t.Errorf("defaults: max_push_bytes %d, max_push_refs %d, log_retention %s; want 2 GiB, 10000, 90 days", d.MaxPushBytes, d.MaxPushRefs, d.LogRetention.D())
+	}
 	if err := d.CheckLimits(); err != nil {
 		t.Errorf("the defaults are refused: %v", err)
 	}
@@ -42,6 +45,13 @@ func TestLimits(t *testing.T) {
 		{`push_idle_timeout = "500ms"`, true, "push_idle_timeout must be at least 1s"},
 		{`push_idle_timeout = 300`, true, "push_idle_timeout"},
 		{`keys_database_url = "postgres://keys@db/gitmesh"`, false, ""},
+		{"max_push_bytes = 1048576", false, ""},
+		{"max_push_bytes = 1000", true, "max_push_bytes must be at least 1048576"},
+		{"max_push_refs = 1", false, ""},
+		{"max_push_refs = 0", true, "max_push_refs must be a number from 1 up"},
+		{`log_retention = "0s"`, false, ""},
+		{`log_retention = "720h"`, false, ""},
+		{`log_retention = "-1h"`, true, "log_retention"},
 	} {
 		s := Defaults()
 		err := LoadFile(&s, writeConfig(t, tc.line+"\n"))

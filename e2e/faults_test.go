@@ -33,7 +33,7 @@ func holdHook(t *testing.T, c *meshtest.Cluster, dev, repo, name string) hold {
 // (exists(marker) tells it is reached).
 func slowPreReceive(t *testing.T, c *meshtest.Cluster, dev, repo, marker string) hold {
 	t.Helper()
-	return holdHookAt(t, c, dev, repo, "pre-receive", marker)
+	return holdHookAt(t, c, dev, repo, "update", marker)
 }
 
 // holdHookAt is holdHook with the marker at the path given ("": its own).
@@ -111,7 +111,7 @@ func TestKilledServeIsRepairedByTheNextRead(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b", "c")
 	url := meshtest.URL("team/app")
 	work, acked := pushed(t, c)
-	held := holdHook(t, c, "a", "team/app", "pre-receive")
+	held := holdHook(t, c, "a", "team/app", "update")
 
 	c.Commit(work, "README", "never acknowledged\n")
 	killWriter(t, c, "a", work, held.reached, held.let)
@@ -128,7 +128,7 @@ func TestKilledServeIsRepairedByTheNextRead(t *testing.T) {
 	if st := c.MustAdmin("status", "team/app"); strings.Contains(st, "FROZEN") {
 		t.Fatalf("still frozen after a read asked a to repair it:\n%s", st)
 	}
-	os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive"))
+	os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "update"))
 	next := c.Commit(work, "README", "after the repair\n")
 	c.Devices["b"].MustGit("alice", work, "push", "-q", url, "main")
 	for _, d := range []string{"a", "b", "c"} {
@@ -152,7 +152,7 @@ func TestCutDatabaseConnectionDuringPushIsNotAcknowledged(t *testing.T) {
 	a.WriteConfig(`record_timeout = "2s"`)
 	work, acked := pushed(t, c)
 	repoURL := meshtest.URL("team/app")
-	held := holdHook(t, c, "a", "team/app", "pre-receive")
+	held := holdHook(t, c, "a", "team/app", "update")
 
 	unacked := c.Commit(work, "README", "cut off\n")
 	push := a.GitCmd("alice", work, "push", repoURL, "main")
@@ -179,7 +179,7 @@ func TestCutDatabaseConnectionDuringPushIsNotAcknowledged(t *testing.T) {
 	proxy.SetDown(false)
 
 	// The writer gave up and exited: the next push repairs the mark.
-	os.Remove(filepath.Join(a.Root, "team/app.git", "hooks", "pre-receive"))
+	os.Remove(filepath.Join(a.Root, "team/app.git", "hooks", "update"))
 	r := c.Devices["b"].Git("alice", work, "push", repoURL, "main")
 	if r.Code != 0 || !strings.Contains(r.Stderr, "repair") {
 		t.Fatalf("push after the cut: exit %d, %s", r.Code, r.Stderr)
@@ -453,7 +453,7 @@ func TestAKilledPushLeavesNoHookDirectoryBehind(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b")
 	work, _ := pushed(t, c)
 	url := meshtest.URL("team/app")
-	held := holdHook(t, c, "a", "team/app", "pre-receive")
+	held := holdHook(t, c, "a", "team/app", "update")
 	c.Commit(work, "README", "killed\n")
 	push := c.Devices["a"].GitCmd("alice", work, "push", url, "main")
 	if err := push.Start(); err != nil {
@@ -464,7 +464,7 @@ func TestAKilledPushLeavesNoHookDirectoryBehind(t *testing.T) {
 	if err := c.DB().QueryRow(`SELECT (write_properties->>'pid')::int FROM working_copy_versions WHERE is_writing`).Scan(&pid); err != nil {
 		t.Fatal(err)
 	}
-	left, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("gitmesh-push-%d-*", pid)))
+	left, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("gitmesh-%d", os.Getuid()), fmt.Sprintf("%d-*", pid)))
 	if len(left) != 1 {
 		t.Fatalf("hook directories of the running push: %v", left)
 	}
@@ -473,7 +473,7 @@ func TestAKilledPushLeavesNoHookDirectoryBehind(t *testing.T) {
 	}
 	held.let()
 	finish(t, push)
-	os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive"))
+	os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "update"))
 	c.MustAdmin("thaw", "team/app", "--promote", "a")
 	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
 	if _, err := os.Stat(left[0]); !os.IsNotExist(err) {

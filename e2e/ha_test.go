@@ -236,7 +236,7 @@ func TestDatabaseFailoverLosesNothingAcknowledged(t *testing.T) {
 	marker, release := filepath.Join(c.Dir, "in-record"), filepath.Join(c.Dir, "release-record")
 	path := adminHook(t, c, "a", "pre-receive", fmt.Sprintf("cat >/dev/null\ntouch %q\ni=0\nwhile [ ! -e %q ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n", marker, release))
 	p = startInflight(t, pushTo("a", "recording", "recording\n"))
-	waitFor(t, "the push to reach pre-receive", exists(marker))
+	waitFor(t, "the push to reach the update hook", exists(marker))
 	if err := h.Stall(); err != nil {
 		t.Fatal(err)
 	}
@@ -318,14 +318,12 @@ func TestStalledDatabaseCommitsAreBounded(t *testing.T) {
 		}
 	}
 
-	// The push, as sshd runs it: serve's own exit code.
+	// The push, as sshd runs it: serve's own exit code. It speaks the
+	// protocol (a ref command, an empty pack): the write lock and mark
+	// come with the commands (issue 19).
 	c.Commit(work, "README", "never committed\n")
 	began := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	serve := exec.CommandContext(ctx, meshtest.Binary(), "--config", c.Devices["a"].Config, "serve", "alice")
-	serve.Env = append(meshtest.GitEnv(c.Dir), "SSH_ORIGINAL_COMMAND=git-receive-pack 'team/app.git'")
-	r := run(serve)
+	r := rawPush(t, c, "a", "alice", "team/app", gitexecZero+" "+acked+" refs/heads/stalled")
 	took := time.Since(began)
 	if r.Code != 6 || !strings.Contains(r.Stderr, "does not commit") || took > lockTimeout+5*time.Second {
 		t.Fatalf("push while commits stall: exit %d after %s (want 6 within about %s): %s", r.Code, took, lockTimeout, r.Stderr)
@@ -378,11 +376,13 @@ func TestStalledDatabaseCommitsAreBounded(t *testing.T) {
 	// Commits stall while a push records its version: not acknowledged
 	// after record_timeout (the cancelled commit may have committed
 	// locally), and healed once commits go through again.
-	marker, release := filepath.Join(c.Dir, "in-pre-receive"), filepath.Join(c.Dir, "release")
-	adminHook(t, c, "a", "pre-receive", fmt.Sprintf("cat >/dev/null\ntouch %q\ni=0\nwhile [ ! -e %q ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n", marker, release))
+	// Held in the update hook: the write is marked by then (the mark
+	// comes with the commands, issue 19).
+	marker, release := filepath.Join(c.Dir, "in-update"), filepath.Join(c.Dir, "release")
+	adminHook(t, c, "a", "update", fmt.Sprintf("cat >/dev/null\ntouch %q\ni=0\nwhile [ ! -e %q ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n", marker, release))
 	unknown := c.Commit(work, "README", "recorded while commits stall\n")
 	p := startInflight(t, c.Devices["a"].GitCmd("alice", work, "push", url, "main"))
-	waitFor(t, "the push to reach pre-receive", exists(marker))
+	waitFor(t, "the push to reach the update hook", exists(marker))
 	if err := h.Stall(); err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +398,7 @@ func TestStalledDatabaseCommitsAreBounded(t *testing.T) {
 	if err := h.Unstall(); err != nil {
 		t.Fatal(err)
 	}
-	os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive"))
+	os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "update"))
 	last := c.Commit(work, "README", "after the stalled record\n")
 	waitFor(t, "a push to succeed after the stalled record", func() bool {
 		return c.Devices["b"].Git("alice", work, "push", "-q", url, "main").Code == 0

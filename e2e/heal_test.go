@@ -121,9 +121,9 @@ func TestWriterKilledWhileReceivingHealsOnTheNextPushElsewhere(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b", "c")
 	work, base := pushed(t, c)
 	c.WaitConverged("team/app")
-	held := holdHook(t, c, "a", "team/app", "pre-receive")
+	held := holdHook(t, c, "a", "team/app", "update")
 	healsAfterKill(t, c, work, base, "b", held.reached, held.let, func() {
-		os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive"))
+		os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "update"))
 	})
 }
 
@@ -168,9 +168,9 @@ func TestWriterKilledWithItsCopyChangedIsRewoundFromAPeer(t *testing.T) {
 	stray := c.Commit(work, "STRAY", "moved by hand on a\n")
 	c.LocalGit(work, "push", "-q", dir, "HEAD:refs/heads/stray")
 	c.LocalGit(work, "reset", "-q", "--hard", "HEAD~1")
-	held := holdHook(t, c, "a", "team/app", "pre-receive")
+	held := holdHook(t, c, "a", "team/app", "update")
 	healsAfterKill(t, c, work, base, "b", held.reached, held.let, func() {
-		os.Remove(filepath.Join(dir, "hooks", "pre-receive"))
+		os.Remove(filepath.Join(dir, "hooks", "update"))
 	})
 	if out := c.LocalGit(dir, "for-each-ref", "refs/heads/stray"); strings.Contains(out, stray) {
 		t.Fatalf("a still shows the stray ref after being rewound: %s", out)
@@ -189,10 +189,10 @@ func TestDeadWriterWithNoGoodCopyStaysFrozenWithTheReason(t *testing.T) {
 	pushWithout(t, c, "a", work, []string{"b"}, url, "main")
 	dir := filepath.Join(a.Root, "team/app.git")
 	c.LocalGit(work, "push", "-q", dir, "HEAD:refs/heads/stray")
-	held := holdHook(t, c, "a", "team/app", "pre-receive")
+	held := holdHook(t, c, "a", "team/app", "update")
 	c.Commit(work, "README", "killed\n")
 	killWriter(t, c, "a", work, held.reached, held.let)
-	os.Remove(filepath.Join(dir, "hooks", "pre-receive"))
+	os.Remove(filepath.Join(dir, "hooks", "update"))
 
 	for _, d := range []string{"a", "b"} {
 		r := c.Devices[d].Git("alice", work, "push", url, "main")
@@ -227,10 +227,10 @@ func TestDeadWriterHealsBySyncAndReplicate(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b", "c")
 	work, _ := pushed(t, c)
 	c.WaitConverged("team/app")
-	hook := filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive")
+	hook := filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "update")
 	kill := func(what string) {
 		t.Helper()
-		held := holdHook(t, c, "a", "team/app", "pre-receive")
+		held := holdHook(t, c, "a", "team/app", "update")
 		c.Commit(work, "README", what+"\n")
 		killWriter(t, c, "a", work, held.reached, held.let)
 		os.Remove(hook)

@@ -21,7 +21,7 @@ import (
 // (marker appears) until the file release exists (a minute at most).
 func heldPreReceive(t *testing.T, c *meshtest.Cluster, dev, repo, marker, release string) {
 	t.Helper()
-	path := filepath.Join(c.Devices[dev].Root, repo+".git", "hooks", "pre-receive")
+	path := filepath.Join(c.Devices[dev].Root, repo+".git", "hooks", "update")
 	script := fmt.Sprintf("#!/bin/sh\ncat >/dev/null\ntouch %q\ni=0\nwhile [ ! -e %q ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n", marker, release)
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
@@ -177,8 +177,11 @@ func TestPushesBeyondTheWaiterCapAreRefusedAtOnce(t *testing.T) {
 	})
 
 	// The queue is full: the next push is answered at once, nothing changes.
-	r := a.Run([]string{"SSH_ORIGINAL_COMMAND=git-receive-pack 'team/app.git'"}, "serve", "alice")
-	oneSentence(t, "a push beyond max_push_waiters", r, 5, "push to team/app refused: 1 push is already waiting for its write lock")
+	// (The write lock is asked for once the push's commands arrive.)
+	r := rawPush(t, c, "a", "alice", "team/app", gitexecZero+" "+c.Rev("a", "team/app", "refs/heads/main")+" refs/heads/w")
+	if r.Code != 5 || strings.Count(r.Stderr, "\n") != 1 || !strings.Contains(r.Stderr, "push to team/app refused: 1 push is already waiting for its write lock") {
+		t.Fatalf("a push beyond max_push_waiters: exit %d (want 5), stderr %q", r.Code, r.Stderr)
+	}
 	if strings.Contains(r.Stderr, "gave up") {
 		t.Fatalf("the refused push waited: %s", r.Stderr)
 	}

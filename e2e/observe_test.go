@@ -64,10 +64,10 @@ next:
 // it.
 func freeze(t *testing.T, c *meshtest.Cluster, repo, dev, work string) {
 	t.Helper()
-	held := holdHook(t, c, dev, repo, "pre-receive")
+	held := holdHook(t, c, dev, repo, "update")
 	c.Commit(work, "KILLED", repo+" through "+dev+"\n")
 	killPush(t, c, dev, work, repo, held.reached, held.let)
-	if err := os.Remove(filepath.Join(c.Devices[dev].Root, repo+".git", "hooks", "pre-receive")); err != nil {
+	if err := os.Remove(filepath.Join(c.Devices[dev].Root, repo+".git", "hooks", "update")); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -161,7 +161,7 @@ func TestMetricsCountLockWaits(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b")
 	url := meshtest.URL("team/app")
 	work, _ := pushed(t, c)
-	held := holdHook(t, c, "a", "team/app", "pre-receive")
+	held := holdHook(t, c, "a", "team/app", "update")
 	other := c.Work("other") // a second client, with a clone of its own
 	c.LocalGit(other, "pull", "-q", filepath.Join(c.Devices["a"].Root, "team/app.git"), "main")
 	first := c.Commit(work, "README", "first\n")

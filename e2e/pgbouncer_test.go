@@ -86,7 +86,7 @@ func TestAdvisoryLocksHoldThroughPgBouncer(t *testing.T) {
 	url := meshtest.URL("team/app")
 	marker, release := filepath.Join(c.Dir, "in-pre-receive"), filepath.Join(c.Dir, "release")
 	hook := fmt.Sprintf("#!/bin/sh\ncat >/dev/null\ntouch %q\ni=0\nwhile [ ! -e %q ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n", marker, release)
-	if err := os.WriteFile(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive"), []byte(hook), 0o755); err != nil {
+	if err := os.WriteFile(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "update"), []byte(hook), 0o755); err != nil {
 		t.Fatal(err)
 	}
 
@@ -182,7 +182,7 @@ func TestPgBouncerDropsTheLocksOfAKilledServe(t *testing.T) {
 	marker, release := filepath.Join(c.Dir, "in-pre-receive"), filepath.Join(c.Dir, "release")
 	t.Cleanup(func() { os.WriteFile(release, nil, 0o644) })
 	hook := fmt.Sprintf("#!/bin/sh\ncat >/dev/null\ntouch %q\ni=0\nwhile [ ! -e %q ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n", marker, release)
-	if err := os.WriteFile(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "pre-receive"), []byte(hook), 0o755); err != nil {
+	if err := os.WriteFile(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "update"), []byte(hook), 0o755); err != nil {
 		t.Fatal(err)
 	}
 

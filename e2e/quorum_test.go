@@ -508,6 +508,7 @@ func TestQuorumNoexecTMPDIRPushIsRecorded(t *testing.T) {
 		serves(t, c, before, "a", "b", "c")
 		writable(t, c, "team/app")
 		// The hook directory lives under the repo root, so the push must work.
+		dumpLogs(t, c)
 		t.Fatalf("push with TMPDIR on noexec failed (closed, nothing moved): exit %d, %s", r.Code, r.Stderr)
 	}
 	if !acked(r.Stderr, "main") || strings.Contains(r.Stderr, "ignored") {

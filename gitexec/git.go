@@ -195,6 +195,9 @@ func ExitStatus(err error) error {
 	return nil
 }
 
+// Pid is the service's process id.
+func (s *Service) Pid() int { return s.cmd.Process.Pid }
+
 // HungUp reports whether a git child was killed by SIGPIPE: it wrote to
 // a client that had closed the connection.
 func HungUp(err error) bool {
@@ -560,4 +563,36 @@ func RemoveStaleLocks(dir string) ([]string, error) {
 		err = nil
 	}
 	return removed, err
+}
+
+// RemoveOldQuarantines deletes the objects/tmp_objdir-incoming-*
+// directories in dir whose newest file is older than age: receive-pack
+// keeps a push's objects there until they are checked and moved, and a
+// push killed meanwhile (push_timeout, a lost client, a killed serve)
+// leaves them behind. A live push writes into its own within its bounds,
+// so age (longer than any push or staging push may run) spares it.
+func RemoveOldQuarantines(dir string, age time.Duration) ([]string, error) {
+	dirs, err := filepath.Glob(filepath.Join(dir, "objects", "tmp_objdir-incoming-*"))
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	cutoff := time.Now().Add(-age)
+	for _, q := range dirs {
+		newest := time.Time{}
+		filepath.Walk(q, func(_ string, info os.FileInfo, err error) error {
+			if err == nil && info.ModTime().After(newest) {
+				newest = info.ModTime()
+			}
+			return nil
+		})
+		if newest.IsZero() || newest.After(cutoff) {
+			continue
+		}
+		if err := os.RemoveAll(q); err != nil {
+			return removed, err
+		}
+		removed = append(removed, q)
+	}
+	return removed, nil
 }

@@ -35,7 +35,8 @@ func NameFromPath(p string) (string, error) {
 
 // ValidateName checks a normalised repository name: segments of
 // [A-Za-z0-9._-] separated by "/", none starting with "." or "-", none
-// holding ".." or ending in ".git", bounded in length and depth. A valid
+// holding ".." or ending in ".git", no directory part holding ".git.",
+// bounded in length and depth. A valid
 // name is always a relative path that stays below the repo root, and no
 // repository's directory can lie inside another's.
 func ValidateName(name string) error {
@@ -49,9 +50,15 @@ func ValidateName(name string) error {
 	if len(segs) > MaxSegments {
 		return badName("the repository name has more than %d parts", MaxSegments)
 	}
-	for _, s := range segs {
+	for i, s := range segs {
 		if err := validateSegment(s); err != nil {
 			return err
+		}
+		// gitmesh's working names are "<name>.git.<suffix>" beside a
+		// copy (a missing copy is rebuilt in "lib.git.gitmesh-new"): no
+		// repository may live inside a directory named so.
+		if i < len(segs)-1 && strings.Contains(s, ".git.") {
+			return badName("a directory part of the repository name holds \".git.\", which gitmesh keeps for its working names")
 		}
 	}
 	return nil

@@ -10,7 +10,8 @@ import (
 
 func TestValidateName(t *testing.T) {
 	good := []string{"a", "app", "team/app", "A/b/C", "x-y_z.1", "v1.0", "app.", "app-", "a.b.c",
-		"team/app.gitx", "git", "0", strings.Repeat("a/", MaxSegments-1) + "a"}
+		"team/app.gitx", "git", "0", strings.Repeat("a/", MaxSegments-1) + "a",
+		"lib.git.gitmesh-new", "team/app.git.d", "a.gitx/b"}
 	for _, n := range good {
 		if err := ValidateName(n); err != nil {
 			t.Errorf("ValidateName(%q): %v", n, err)
@@ -21,7 +22,9 @@ func TestValidateName(t *testing.T) {
 		"a:b", "a;b", "a|b", "a$b", "a`b", "a'b", "a\"b", "a*b", "a?b", "a[b]", "~a", "a~", "a@{0}",
 		"a\x00b", "a\nb", "caf\u00e9", "\u0430pp", "a\u2215b", "a\xffb", "%2e%2e",
 		strings.Repeat("a/", MaxSegments) + "a", strings.Repeat("x", MaxSegmentLen+1),
-		strings.Repeat("abcdefghi/", 20) + "x"}
+		strings.Repeat("abcdefghi/", 20) + "x",
+		// Inside gitmesh's working names (issue 19).
+		"lib.git.gitmesh-new/sub", "team/app.git.gitmesh-new/x", "a.git.b/c/d"}
 	for _, n := range bad {
 		err := ValidateName(n)
 		if err == nil {

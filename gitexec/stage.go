@@ -323,6 +323,10 @@ func ValidRefName(name string) string {
 		return "refs/gitmesh/ is reserved"
 	case len(name) > 1024:
 		return "ref name is too long"
+	case !strings.Contains(strings.TrimPrefix(name, "refs/"), "/"):
+		// git's check_refname_format of the name after refs/, one level
+		// not allowed: receive-pack refuses "refs/foo" the same way.
+		return "funny refname"
 	case strings.Contains(name, "..") || strings.Contains(name, "@{") || strings.Contains(name, "//"),
 		strings.HasSuffix(name, "/") || strings.HasSuffix(name, ".") || strings.HasSuffix(name, ".lock"),
 		strings.ContainsAny(name, " ~^:?*[\\\x7f"):

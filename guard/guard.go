@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -58,7 +59,11 @@ type Guard struct {
 	fired       *TimeoutError
 	kill        func()
 	done        chan struct{}
+	received    atomic.Int64 // bytes copied from the client
 }
+
+// Received is how many bytes the client has sent so far.
+func (g *Guard) Received() int64 { return g.received.Load() }
 
 // New starts copying client into a pipe and returns the guard and the
 // pipe's read end, for receive-pack's stdin (the caller closes it once
@@ -87,6 +92,7 @@ func (g *Guard) copy(client io.Reader, w *os.File) {
 		g.waiting = time.Time{}
 		g.mu.Unlock()
 		if n > 0 {
+			g.received.Add(int64(n))
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return // receive-pack is gone
 			}

@@ -9,6 +9,7 @@ package hook
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"gitmesh/proc"
@@ -47,7 +49,8 @@ func Dir(root, bin string) (string, error) {
 		"proc-receive": fmt.Sprintf("#!/bin/sh\nexec %s hook proc-receive\n", shQuote(bin)),
 	}
 	for _, name := range chained {
-		scripts[name] = fmt.Sprintf("#!/bin/sh\nh=\"${GIT_DIR:-.}/hooks/%s\"\n[ -x \"$h\" ] || { cat >/dev/null; exit 0; }\nexec \"$h\" \"$@\"\n", name)
+		// The repository's own hook never learns where serve listens.
+		scripts[name] = fmt.Sprintf("#!/bin/sh\nunset %s\nh=\"${GIT_DIR:-.}/hooks/%s\"\n[ -x \"$h\" ] || { cat >/dev/null; exit 0; }\nexec \"$h\" \"$@\"\n", SocketEnv, name)
 	}
 	for name, body := range scripts {
 		path := filepath.Join(dir, name)
@@ -79,19 +82,50 @@ func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) 
 
 // Server listens for the proc-receive relay of one push.
 type Server struct {
-	dir string
-	ln  *net.UnixListener
+	dir    string
+	ln     *net.UnixListener
+	parent int
+	// ReadLimit bounds the wait for the relay's request (Serve sets it as
+	// the connection's read deadline); 0 is no bound.
+	ReadLimit time.Duration
+	// Refused, when set, hears of each connection Serve turned away.
+	Refused func(pid int, why string)
+}
+
+// privateDir is this account's own directory in TMPDIR, made 0700 and
+// checked to be a directory it owns that no one else may enter: the push
+// sockets live in it, and the search for orphans looks nowhere else.
+func privateDir() (string, error) {
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("gitmesh-%d", os.Getuid()))
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", err
+	}
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return "", err
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !st.IsDir() || !ok || int(sys.Uid) != os.Getuid() || st.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%s is not a private directory of this account", dir)
+	}
+	return dir, nil
 }
 
 // Listen creates a private directory holding the socket.
 func Listen() (*Server, error) {
-	removeOrphans()
-	dir, err := os.MkdirTemp("", fmt.Sprintf("gitmesh-push-%d-", os.Getpid()))
+	base, err := privateDir()
+	if err != nil {
+		return nil, fmt.Errorf("hook socket dir: %v", err)
+	}
+	removeOrphans(base)
+	// Short names: a socket's path must fit in 108 bytes, and TMPDIR
+	// may already be long.
+	dir, err := os.MkdirTemp(base, fmt.Sprintf("%d-", os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("hook socket dir: %v", err)
 	}
 	s := &Server{dir: dir}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, "hook.sock"), Net: "unix"})
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, sockName), Net: "unix"})
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("hook socket: %v", err) // %v: not a database error
@@ -101,11 +135,12 @@ func Listen() (*Server, error) {
 }
 
 // removeOrphans deletes the directories of pushes whose serve was killed
-// before it could remove its own.
-func removeOrphans() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "gitmesh-push-*-*"))
+// before it could remove its own; base is this account's private
+// directory, so another account's directories cost nothing.
+func removeOrphans(base string) {
+	dirs, _ := filepath.Glob(filepath.Join(base, "*-*"))
 	for _, d := range dirs {
-		pidText, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), "gitmesh-push-"), "-")
+		pidText, _, _ := strings.Cut(filepath.Base(d), "-")
 		pid, err := strconv.Atoi(pidText)
 		if err == nil && pid > 0 && !proc.Alive(pid) {
 			os.RemoveAll(d)
@@ -120,18 +155,89 @@ func GitConfig(hooks string) []string {
 }
 
 // Env is what receive-pack's environment needs so the relay finds serve.
-func (s *Server) Env() string { return SocketEnv + "=" + filepath.Join(s.dir, "hook.sock") }
+func (s *Server) Env() string { return SocketEnv + "=" + filepath.Join(s.dir, sockName) }
+
+// sockName is the socket's name in its directory <pid>-<random>.
+const sockName = "s"
+
+// Expect makes Serve accept only a relay run by receive-pack, the
+// process pid: the connecting process (SO_PEERCRED) must be its child.
+// The repository's hooks are children of receive-pack too, but they run
+// before proc-receive with the quarantine in their environment, and the
+// socket's address is not in it: a process they leave behind is no
+// longer receive-pack's child.
+func (s *Server) Expect(pid int) { s.parent = pid }
 
 // Serve hands the first relay connection to h, then stops listening: a
-// push runs proc-receive once. It returns when h is done or on Close.
+// push runs proc-receive once. A connection from anything else (see
+// Expect) is closed and Serve waits on. It returns when h is done or on
+// Close.
 func (s *Server) Serve(h func(*Conn)) {
-	c, err := s.ln.AcceptUnix()
-	if err != nil {
+	for {
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			return
+		}
+		if pid, why := s.check(c); why != "" {
+			c.Close()
+			if s.Refused != nil {
+				s.Refused(pid, why)
+			}
+			continue
+		}
+		defer c.Close()
+		s.ln.Close()
+		if s.ReadLimit > 0 {
+			c.SetReadDeadline(time.Now().Add(s.ReadLimit))
+		}
+		h(&Conn{c: c})
 		return
 	}
-	defer c.Close()
-	s.ln.Close()
-	h(&Conn{c: c})
+}
+
+// check returns the peer's pid and why it is not the relay ("" if it is).
+func (s *Server) check(c *net.UnixConn) (int, string) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return 0, err.Error()
+	}
+	var cred *syscall.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	}); err != nil || cerr != nil {
+		return 0, fmt.Sprintf("no peer credentials: %v %v", err, cerr)
+	}
+	pid := int(cred.Pid)
+	if int(cred.Uid) != os.Getuid() {
+		return pid, "another account"
+	}
+	if s.parent != 0 && parentOf(pid) != s.parent {
+		return pid, "not a child of this push's receive-pack"
+	}
+	env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if bytes.Contains(append([]byte{0}, env...), []byte("\x00GIT_QUARANTINE_PATH=")) {
+		return pid, "runs with the push's quarantine (a pre-receive hook)"
+	}
+	return pid, ""
+}
+
+// parentOf is pid's parent pid, or 0 when it cannot be read.
+func parentOf(pid int) int {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
 }
 
 // Close stops listening and removes the socket.

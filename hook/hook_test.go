@@ -1,15 +1,18 @@
 package hook
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -303,10 +306,14 @@ func TestListen(t *testing.T) {
 	s := listen(t)
 	sock := sockPath(t, s)
 	dir := filepath.Dir(sock)
-	if filepath.Base(sock) != "hook.sock" || filepath.Dir(dir) != filepath.Clean(os.TempDir()) {
-		t.Errorf("socket %s, want TMPDIR/DIR/hook.sock", sock)
+	private := filepath.Join(os.TempDir(), fmt.Sprintf("gitmesh-%d", os.Getuid()))
+	if filepath.Base(sock) != sockName || filepath.Dir(dir) != private {
+		t.Errorf("socket %s, want TMPDIR/gitmesh-UID/DIR/%s", sock, sockName)
 	}
-	if prefix := fmt.Sprintf("gitmesh-push-%d-", os.Getpid()); !strings.HasPrefix(filepath.Base(dir), prefix) {
+	if st := stat(t, private); st.Mode().Perm() != 0o700 {
+		t.Errorf("%s mode %v, want 0700: another account must not reach or list it", private, st.Mode().Perm())
+	}
+	if prefix := fmt.Sprintf("%d-", os.Getpid()); !strings.HasPrefix(filepath.Base(dir), prefix) {
 		t.Errorf("socket dir %s does not start with %s (removeOrphans relies on it)", dir, prefix)
 	}
 	if st := stat(t, dir); st.Mode().Perm() != 0o700 {
@@ -425,12 +432,16 @@ func TestRelay(t *testing.T) {
 // mkPushDir makes a directory named like a push's socket directory of pid.
 func mkPushDir(t *testing.T, pid string) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "gitmesh-push-"+pid+"-unittest")
+	base, err := privateDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(base, pid+"-unittest")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.WriteFile(filepath.Join(dir, "hook.sock"), nil, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, sockName), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -477,7 +488,8 @@ func TestRemoveOrphans(t *testing.T) {
 	notPID := mkPushDir(t, "x")
 	zeroPID := mkPushDir(t, "0")
 
-	removeOrphans()
+	base, _ := privateDir()
+	removeOrphans(base)
 
 	tests := []struct {
 		name, dir string
@@ -524,5 +536,116 @@ func TestDirRestoresExecutableBit(t *testing.T) {
 	}
 	if st, err := os.Stat(path); err != nil || st.Mode()&0o111 != 0o111 {
 		t.Fatalf("pre-receive after Dir: %v, %v", st.Mode(), err)
+	}
+}
+
+// Serve accepts only the relay receive-pack runs (issue 19): a process
+// that is not receive-pack's child, or that runs with the push's
+// quarantine (a pre-receive hook), is turned away and Serve waits on.
+func TestServeAcceptsOnlyTheRelay(t *testing.T) {
+	relay := func(env ...string) (string, error) {
+		cmd := exec.Command(os.Args[0], "hook", "proc-receive")
+		cmd.Env = cleanEnv(env...)
+		cmd.Stdin = strings.NewReader("request")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	s := listen(t)
+	var mu sync.Mutex
+	var refused []string
+	s.Refused = func(pid int, why string) {
+		mu.Lock()
+		defer mu.Unlock()
+		refused = append(refused, why)
+	}
+	s.Expect(1) // a relay started by this test is not init's child
+	done := serve(t, s, func(c *Conn) { io.ReadAll(c); io.WriteString(c, "answered") })
+	sock := SocketEnv + "=" + sockPath(t, s)
+
+	if out, err := relay(sock); err == nil || strings.Contains(out, "answered") {
+		t.Errorf("a relay that is not receive-pack's child was answered: %v, %q", err, out)
+	}
+	s.Expect(os.Getpid()) // now this test plays receive-pack
+	if out, err := relay(sock, "GIT_QUARANTINE_PATH=/x/objects/tmp_objdir-incoming-1"); err == nil || strings.Contains(out, "answered") {
+		t.Errorf("a relay running with the quarantine (a pre-receive hook) was answered: %v, %q", err, out)
+	}
+	if out, err := relay(sock); err != nil || out != "answered" {
+		t.Fatalf("the relay itself: %v, %q; want it answered", err, out)
+	}
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if len(refused) != 2 || !strings.Contains(refused[0], "not a child") || !strings.Contains(refused[1], "quarantine") {
+		t.Errorf("refusals %q, want one for the stranger and one for the hook", refused)
+	}
+}
+
+// A relay that connects and sends nothing does not hold the push: the
+// read has a deadline.
+func TestServeReadLimit(t *testing.T) {
+	s := listen(t)
+	s.ReadLimit = 200 * time.Millisecond
+	errc := make(chan error, 1)
+	serve(t, s, func(c *Conn) {
+		_, err := ReadPush(bufio.NewReader(c), c)
+		errc <- err
+	})
+	conn, err := net.Dial("unix", sockPath(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("ReadPush of a silent relay succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a silent relay held serve past its read limit")
+	}
+}
+
+// The repository's own hooks never see the socket's address.
+func TestChainedHooksHideTheSocket(t *testing.T) {
+	root := t.TempDir()
+	dir := makeDir(t, root, "/bin/true")
+	repo := t.TempDir()
+	out := filepath.Join(repo, "env.out")
+	writeScript(t, filepath.Join(repo, "hooks", "pre-receive"), "#!/bin/sh\nenv > "+shQuote(out)+"\n")
+	cmd := exec.Command(filepath.Join(dir, "pre-receive"))
+	cmd.Env = cleanEnv("GIT_DIR="+repo, SocketEnv+"=/tmp/x/hook.sock")
+	cmd.Stdin = strings.NewReader("")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pre-receive: %v: %s", err, b)
+	}
+	env, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(env), SocketEnv) || !strings.Contains(string(env), "GIT_DIR=") {
+		t.Errorf("the repository's pre-receive saw:\n%s", env)
+	}
+}
+
+// Listen refuses a TMPDIR/gitmesh-UID that is not this account's alone.
+func TestListenRefusesASharedPrivateDir(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	private := filepath.Join(tmp, fmt.Sprintf("gitmesh-%d", os.Getuid()))
+	if err := os.Mkdir(private, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(private, 0o777)
+	if s, err := Listen(); err == nil {
+		s.Close()
+		t.Fatal("Listen used a directory every account may enter")
+	}
+	os.Remove(private)
+	if err := os.Symlink(t.TempDir(), private); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Listen(); err == nil {
+		s.Close()
+		t.Fatal("Listen followed a symlink planted in TMPDIR")
 	}
 }

@@ -92,20 +92,56 @@ func ReadPush(r *bufio.Reader, w io.Writer) (Push, error) {
 	if err := writeFlush(w); err != nil {
 		return p, err
 	}
+	malformed := false
 	for {
 		line, flush, err := readPkt(r)
 		if err != nil {
 			return p, fmt.Errorf("proc-receive commands: %w", err)
 		}
 		if flush {
+			if malformed {
+				return p, ErrMalformed
+			}
 			return p, nil
 		}
 		f := strings.SplitN(strings.TrimSuffix(string(line), "\n"), " ", 3)
 		if len(f) != 3 || !objectID(f[0]) || !objectID(f[1]) || f[2] == "" {
-			return p, errors.New("proc-receive: malformed command")
+			malformed = true
+			continue
+		}
+		// A ref name with a space (or another control byte) would make
+		// its "ng <ref> <reason>" line name a different ref: such a
+		// command refuses the whole push.
+		if strings.IndexFunc(f[2], func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+			malformed = true
 		}
 		p.Commands = append(p.Commands, Command{Old: f[0], New: f[1], Ref: f[2]})
 	}
+}
+
+// ErrMalformed means a ref command of the push was malformed (a ref name
+// with a space, say); ReadPush read every command to the flush and the
+// whole push is refused (RefuseAll).
+var ErrMalformed = errors.New("proc-receive: malformed command")
+
+// RefuseAll answers every command of a push with reason, naming each ref
+// once and only by its first word, so that no answer can be read as
+// another ref's; a command left unanswered is rejected by receive-pack.
+func RefuseAll(p Push, reason string) []Result {
+	var out []Result
+	seen := map[string]bool{}
+	for _, c := range p.Commands {
+		ref, _, _ := strings.Cut(c.Ref, " ")
+		if i := strings.IndexFunc(ref, func(r rune) bool { return r < ' ' || r == 0x7f }); i >= 0 {
+			ref = ref[:i]
+		}
+		if ref == "" || seen[ref] {
+			continue
+		}
+		seen[ref] = true
+		out = append(out, Result{Ref: ref, Err: reason})
+	}
+	return out
 }
 
 // objectID reports whether s is a SHA-1 or SHA-256 object id in hex.

@@ -153,6 +153,11 @@ func TestReadPushErrors(t *testing.T) {
 		{name: "old value not an object id", in: version + pkt("xyz "+one+" refs/heads/main") + flush, msg: "malformed command", answered: true},
 		{name: "no ref name", in: version + pkt(zero+" "+one+" ") + flush, msg: "malformed command", answered: true},
 		{name: "empty command", in: version + "0004" + flush, msg: "malformed command", answered: true},
+		{name: "ref name with a space", in: version + pkt(zero+" "+one+" refs/heads/s2 x") + flush, is: ErrMalformed, answered: true},
+		{name: "ref name with a tab", in: version + pkt(zero+" "+one+" refs/heads/s2\tx") + flush, is: ErrMalformed, answered: true},
+		{name: "ref name with a control byte", in: version + pkt(zero+" "+one+" refs/heads/s\x01") + flush, is: ErrMalformed, answered: true},
+		{name: "ref name with DEL", in: version + pkt(zero+" "+one+" refs/heads/s\x7f") + flush, is: ErrMalformed, answered: true},
+		{name: "ref name with a trailing space", in: version + pkt(zero+" "+one+" refs/heads/s2 ") + flush, is: ErrMalformed, answered: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -303,4 +308,32 @@ func readN(t *testing.T, r *bufio.Reader, n int) []string {
 		}
 	}
 	return out
+}
+
+// A malformed command among good ones: every command is read to the
+// flush, and the refusal names each ref once, by its first word only, so
+// no "ng" line can be read as refusing (or leave unanswered) another ref.
+func TestMalformedPushIsRefusedWhole(t *testing.T) {
+	in := pkt("version=1\n") + flush +
+		pkt(zero+" "+one+" refs/heads/s2") + pkt(zero+" "+one+" refs/heads/s2 x") +
+		pkt(zero+" "+two+" refs/heads/other") + flush + "after"
+	r := bufio.NewReader(strings.NewReader(in))
+	p, err := ReadPush(r, io.Discard)
+	if !errors.Is(err, ErrMalformed) {
+		t.Fatalf("ReadPush = %v, want ErrMalformed", err)
+	}
+	if len(p.Commands) != 3 {
+		t.Fatalf("ReadPush read %d commands, want all 3: %+v", len(p.Commands), p.Commands)
+	}
+	if rest, _ := io.ReadAll(r); string(rest) != "after" {
+		t.Errorf("ReadPush left %q unread, want the bytes after the flush", rest)
+	}
+	var out bytes.Buffer
+	if err := WriteResults(&out, RefuseAll(p, "malformed")); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"ng refs/heads/s2 malformed", "ng refs/heads/other malformed", flush}
+	if got := readPkts(t, out.Bytes()); !reflect.DeepEqual(got, want) {
+		t.Errorf("answer %q, want %q", got, want)
+	}
 }

@@ -66,3 +66,38 @@ func TakeSlot(ctx context.Context, conn *sql.Conn, first Key, n int) (Key, error
 	}
 	return Key{first.Class + s, first.Obj}, nil
 }
+
+// A user's own places in a repository's queue are single-bigint advisory
+// locks (pg_locks.objsubid 1: a key space apart from every two-int4 key
+// above), made of the repository's and the user's ids and the place:
+// repository << 32 | user << 1 | place, so places are 0 and 1.
+
+// TakeUserWaiter takes one of user's n (at most 2) places in the queue
+// for repoID's write lock, in one statement that also finds the user's
+// id; ErrFull when the user's pushes hold them all (or the user is gone).
+func TakeUserWaiter(ctx context.Context, conn *sql.Conn, repoID int32, user string, n int) (int64, error) {
+	var key sql.NullInt64
+	// Recursive, as takeSlotQuery: each place is tried once, in order,
+	// and none after the first taken.
+	err := conn.QueryRowContext(ctx, `
+		WITH RECURSIVE u AS (SELECT ($1::bigint << 32) | (id::bigint << 1) AS base FROM users WHERE name = $2),
+		t(s, ok, key) AS (
+			SELECT 0, pg_try_advisory_lock(base), base FROM u
+			UNION ALL
+			SELECT s + 1, pg_try_advisory_lock(key + 1), key + 1 FROM t WHERE NOT ok AND s + 1 < $3
+		)
+		SELECT key FROM t WHERE ok`, repoID, user, min(n, 2)).Scan(&key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrFull
+	}
+	if err != nil {
+		return 0, fmt.Errorf("take a place: %w", err)
+	}
+	return key.Int64, nil
+}
+
+// ReleaseUserWaiter gives a user's place back.
+func ReleaseUserWaiter(ctx context.Context, conn *sql.Conn, key int64) error {
+	_, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1::bigint)`, key)
+	return err
+}

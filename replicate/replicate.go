@@ -18,6 +18,7 @@ import (
 	"github.com/lib/pq"
 
 	"gitmesh/db"
+	"gitmesh/retention"
 	"gitmesh/version"
 )
 
@@ -95,20 +96,32 @@ func marked(st version.State, h version.Device) bool {
 	return false
 }
 
+// PruneEvery is how often Follow prunes the history tables.
+const PruneEvery = time.Hour
+
 // Follow keeps this device's copies at the newest version until ctx ends:
 // it catches up on each repository a push announces (LISTEN), and sweeps
 // every repository at start, after a lost connection and every sweep. l
-// listens on version.Notify (db.Listen).
-func Follow(ctx context.Context, n *version.Node, l *pq.Listener, sweep time.Duration) error {
+// listens on version.Notify (db.Listen). Every PruneEvery it deletes
+// history rows older than keep (0: never).
+func Follow(ctx context.Context, n *version.Node, l *pq.Listener, sweep, keep time.Duration) error {
 	Sweep(ctx, n)
 	tick := time.NewTicker(sweep)
 	defer tick.Stop()
 	heal := time.NewTicker(HealEvery)
 	defer heal.Stop()
+	prune := time.NewTicker(PruneEvery)
+	defer prune.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-prune.C:
+			if deleted, err := retention.Prune(ctx, n.DB, keep); err != nil {
+				n.Log.Warn().Err(err).Msg("replicate: prune history")
+			} else {
+				n.Log.Info().Interface("deleted", deleted).Msg("replicate: pruned history")
+			}
 		case <-heal.C:
 			HealMarks(ctx, n)
 		case note := <-l.Notify:

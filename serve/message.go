@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/lib/pq"
 
@@ -36,8 +37,16 @@ func Message(err error, device string) string {
 		stall    *db.StallError
 	)
 	switch {
-	case errors.Is(err, gitexec.ErrBadCommand), errors.Is(err, gitexec.ErrBadName), errors.Is(err, version.ErrNotFound),
-		errors.As(err, &timeout), errors.As(err, &frozen), errors.As(err, &quorum), errors.Is(err, version.ErrNoVersions),
+	case errors.As(err, &timeout):
+		// Not the holder's application name: another user's session.
+		return fmt.Sprintf("gave up waiting for the %s after %s; %s held it; try again later",
+			timeout.Key.Describe(), timeout.Waited.Round(time.Second), version.HolderKind(timeout.Key))
+	case errors.As(err, &frozen):
+		// The writer's name and start stay with `status` and the log.
+		u := *frozen
+		u.Copy.Writer = nil
+		return strings.Replace(u.Error(), "an unknown writer", "an earlier push", 1)
+	case errors.Is(err, gitexec.ErrBadCommand), errors.Is(err, gitexec.ErrBadName), errors.Is(err, version.ErrNotFound), errors.As(err, &quorum), errors.Is(err, version.ErrNoVersions),
 		errors.As(err, &gitExit), errors.As(err, &sessions), errors.As(err, &waiters), errors.As(err, &stopped),
 		errors.As(err, &readOnly):
 		return ""

@@ -6,12 +6,14 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lib/pq"
 
 	"gitmesh/config"
 	"gitmesh/db"
 	"gitmesh/gitexec"
+	"gitmesh/lock"
 	"gitmesh/public"
 	"gitmesh/version"
 )
@@ -25,7 +27,10 @@ func TestMessageKeepsInternalsFromUsers(t *testing.T) {
 	}{
 		{"bad command", fmt.Errorf("%w: odd", gitexec.ErrBadCommand), ""},
 		{"not found", version.ErrNotFound, ""},
-		{"frozen", &version.FrozenError{Repo: "team/app"}, ""},
+		{"frozen, without the writer's name", &version.FrozenError{Repo: "team/app", Copy: version.Copy{Device: "b",
+			Writer: &version.Writer{User: "bob", Started: time.Unix(0, 0)}}}, "team/app is frozen for writes: an earlier push on device b did not finish"},
+		{"lock timeout, without the holder", &lock.TimeoutError{Key: lock.Write(1), Waited: 30 * time.Second,
+			Holder: &lock.Holder{Application: "gitmesh push 11431 bob@b app", PID: 7}}, "gave up waiting for the write lock after 30s; another push held it; try again later"},
 		{"database down", dial, "the coordination database is unreachable from device a"},
 		{"bad URL", db.ErrBadURL, "the server is misconfigured (device a)"},
 		{"unset", config.UnsetError("no repo root configured: set GITMESH_REPO_ROOT"), "the server is misconfigured (device a)"},
@@ -43,7 +48,7 @@ func TestMessageKeepsInternalsFromUsers(t *testing.T) {
 			if tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
 				t.Fatalf("Message = %q, want %q", got, tt.want)
 			}
-			for _, bad := range []string{"/srv", "10.1.2.3", "5432", "password authentication"} {
+			for _, bad := range []string{"/srv", "10.1.2.3", "5432", "password authentication", "bob", "11431"} {
 				if strings.Contains(got, bad) {
 					t.Errorf("Message = %q shows %q", got, bad)
 				}

@@ -186,6 +186,15 @@ func Handle(ctx context.Context, s config.Settings, r Request) error {
 			return svc, err
 		})
 	}
+	// An archive request is read, and refused if it names gitmesh's own
+	// refs, before anything else happens (upload-archive ignores hideRefs).
+	var archive []byte
+	if cmd.Verb == gitexec.UploadArchive {
+		if archive, err = gitexec.ReadArchiveRequest(os.Stdin, s.PushIdleTimeout.D()); err != nil {
+			log.Info().Err(err).Msg("refused: archive request")
+			return err
+		}
+	}
 	// A mark left by a dead writer is repaired by its device (reads still
 	// work if it cannot be); the repair may move this copy.
 	if node.HealFrozen(ctx, st) {
@@ -198,7 +207,12 @@ func Handle(ctx context.Context, s config.Settings, r Request) error {
 	}
 	run := r.Run
 	if run == nil {
-		run = func(dir string, env []string) error { return gitexec.Exec(cmd.Verb, dir, env) }
+		run = func(dir string, env []string) error {
+			if cmd.Verb == gitexec.UploadArchive {
+				return gitexec.ExecArchive(dir, env, archive)
+			}
+			return gitexec.Exec(cmd.Verb, dir, env)
+		}
 	}
 	return execGit(dbh, dir, env, log, run)
 }
@@ -360,6 +374,7 @@ func SettingsEnv(s config.Settings) []string {
 		"GITMESH_LOCK_TIMEOUT=" + s.LockTimeout.D().String(), "GITMESH_FETCH_TIMEOUT=" + s.FetchTimeout.D().String(),
 		"GITMESH_CONNECT_TIMEOUT=" + s.ConnectTimeout.D().String(), "GITMESH_RECORD_TIMEOUT=" + s.RecordTimeout.D().String(),
 		"GITMESH_WRITE_QUORUM=" + s.WriteQuorum.String(), "GITMESH_CLUSTER_FROM=" + s.ClusterFrom,
+		"GITMESH_LOG_RETENTION=" + s.LogRetention.D().String(),
 		"GITMESH_SSH_CONTROL_PERSIST=" + s.SSHControlPersist.D().String(),
 	}
 	if s.Path != "" {
@@ -373,7 +388,8 @@ func NewNode(s config.Settings, dbh *sql.DB, log zerolog.Logger, tell func(strin
 	return &version.Node{DB: dbh, Device: s.Device, RepoRoot: s.RepoRoot,
 		Git: Git(s, log), LockTimeout: s.LockTimeout.D(), RecordTimeout: s.RecordTimeout.D(),
 		WriteQuorum: int(s.WriteQuorum), MaxPushWaiters: s.MaxPushWaiters,
-		PushTimeout: s.PushTimeout.D(), PushIdleTimeout: s.PushIdleTimeout.D(), Log: log, Tell: tell}
+		PushTimeout: s.PushTimeout.D(), PushIdleTimeout: s.PushIdleTimeout.D(),
+		MaxPushBytes: s.MaxPushBytes, MaxPushRefs: s.MaxPushRefs, Log: log, Tell: tell}
 }
 
 // Git is the bookkeeping git for these settings: fetch timeout and, for

@@ -176,6 +176,13 @@ func (n *Node) repair(ctx context.Context, conn *sql.Conn, st State, c Copy) (st
 		if err := n.removeStaleLocks(dir); err != nil {
 			return "", nil, err
 		}
+		// The dead push may have staged refs here: they go, so nothing
+		// unrecorded stays reachable from a ref.
+		if visible, staged, err := n.Git.ReadRefs(ctx, dir); err == nil {
+			if err := n.Git.UpdateRefs(ctx, dir, gitexec.StageCommands(staged, visible), false); err != nil {
+				return "", nil, err
+			}
+		}
 		if err := clearMark(ctx, conn, st, c, healClearQuery, n.LockTimeout); err != nil {
 			return "", nil, err
 		}

@@ -41,6 +41,10 @@ type Node struct {
 	MaxPushWaiters  int
 	PushTimeout     time.Duration
 	PushIdleTimeout time.Duration
+	// The size bounds of one push: its pack's bytes (git's
+	// receive.maxInputSize) and its ref updates; 0 is none.
+	MaxPushBytes int64
+	MaxPushRefs  int
 	// Client is what the pushing client sends (serve's stdin); nil is
 	// os.Stdin.
 	Client io.Reader
@@ -344,6 +348,20 @@ func (n *Node) removeStaleLocks(dir string) error {
 	return nil
 }
 
+// removeOldQuarantines deletes what killed pushes left in dir's
+// quarantine: only directories nothing wrote to for longer than a push
+// (push_timeout) or a staging push (fetch_timeout) may run, plus a minute.
+func (n *Node) removeOldQuarantines(dir string) {
+	age := max(n.PushTimeout, n.Git.Timeout, time.Minute) + time.Minute
+	removed, err := gitexec.RemoveOldQuarantines(dir, age)
+	for _, p := range removed {
+		n.Log.Warn().Str("dir", p).Msg("removed the quarantine a killed push left")
+	}
+	if err != nil {
+		n.Log.Warn().Err(err).Str("dir", dir).Msg("remove old quarantines")
+	}
+}
+
 // PeerURL is where repo lives on a device whose base URL is base: an
 // ssh:// URL or a local path.
 func PeerURL(base, repo string) string {
@@ -399,6 +417,18 @@ func (n *Node) waiting(repo string, key lock.Key) func(*lock.Holder) {
 			n.Tell("waiting for the %s of %s (up to %s)", key.Describe(), repo, n.LockTimeout)
 			return
 		}
-		n.Tell("waiting for the %s of %s, held by %q (up to %s)", key.Describe(), repo, h.Application, n.LockTimeout)
+		// Who holds it goes to the log (and `status`): users hear only
+		// that another session does, never its user, pid or device.
+		n.Log.Info().Str("repo", repo).Str("lock", key.Describe()).Str("holder", h.Application).
+			Int("holder_backend_pid", h.PID).Msg("waiting for a lock")
+		n.Tell("waiting for the %s of %s: %s holds it (up to %s)", key.Describe(), repo, HolderKind(key), n.LockTimeout)
 	}
+}
+
+// HolderKind is what a user is told holds key: never whose session.
+func HolderKind(key lock.Key) string {
+	if key.Describe() == "write lock" {
+		return "another push"
+	}
+	return "another session updating this device's copy"
 }

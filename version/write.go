@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lib/pq"
@@ -71,50 +72,131 @@ func (e *QuorumError) Error() string {
 // client's bytes from stdin.
 type Receiver func(env, gitConfig []string, stdin *os.File) (*gitexec.Service, error)
 
-// Push runs one write: take the write lock, refuse if frozen, catch up,
-// mark the write pending, and run receive-pack, whose proc-receive hook
-// hands every ref update to this process (see procReceive).
+// Push runs one write. Before receive-pack starts, this copy catches up
+// as a read would (no write lock), so that it advertises the newest refs;
+// the client's pack is then received and checked without any lock. Only
+// when receive-pack hands over the ref commands (proc-receive, the
+// objects out of quarantine) does procReceive take the write lock, with a
+// fair place in its queue, refuse if frozen, catch up again if a push
+// landed meanwhile, mark the write pending and decide the commands
+// against the refs as they are then.
 func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) (err error) {
 	if c, frozen := st.Frozen(); frozen && c.DeviceID != st.SelfID {
 		n.HealFrozen(ctx, st) // the writer's device repairs; it needs the write lock
 	}
 	began := time.Now()
+	if !n.Current(st) {
+		// Best effort: the catch-up under the write lock (or the refusal
+		// of a frozen repository) decides.
+		if err := n.CatchUp(ctx, st); err != nil {
+			n.Log.Info().Err(err).Str("repo", st.Repo).Msg("catch-up before receive-pack failed; tried again under the write lock")
+		}
+	}
 	conn, err := n.DB.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
 	w := &write{n: n, conn: conn, st: st, user: user, dir: gitexec.RepoDir(n.RepoRoot, st.Repo)}
 	defer func() { w.conn.Close() }()
-	var waited time.Duration
-	defer func() { w.recordAttempt(began, waited, err) }()
-	wkey := lock.Write(st.RepoID)
-	if waited, err = n.acquireWrite(ctx, conn, st.Repo, wkey); err != nil {
+	defer func() { w.recordAttempt(began, w.waited, err) }()
+	defer w.unlock()
+	if err := w.precheck(ctx); err != nil {
 		return err
 	}
-	defer func() { n.unlock(w.conn, st.Repo, wkey) }()
-	if w.st, err = n.reload(ctx, conn, st.Repo); err != nil {
+	n.Log.Debug().Str("repo", st.Repo).Dur("took", time.Since(began)).Msg("receive-pack starts; the write lock comes with the commands")
+	return w.run(ctx, start)
+}
+
+// precheck refuses, before the client uploads anything, a push that the
+// write lock would refuse anyway: a frozen repository (when the lock is
+// free it is repaired or refused under it, as the push itself would) or
+// a queue with no place left for it. The push takes its places and
+// the lock only once its commands arrive (lock), so this reserves
+// nothing: a push it lets through may still be refused then.
+func (w *write) precheck(ctx context.Context) error {
+	n := w.n
+	wkey := lock.Write(w.st.RepoID)
+	ok, err := lock.Try(ctx, w.conn, wkey)
+	if err != nil {
 		return err
 	}
-	if w.st, err = n.healLocked(ctx, conn, w.st); err != nil {
-		return err
-	}
-	if !n.Current(w.st) {
-		if err := n.catchUpLocked(ctx, conn, w.st); err != nil {
+	if ok {
+		defer n.unlock(w.conn, w.st.Repo, wkey)
+		if _, marked := w.st.Frozen(); !marked {
+			return nil
+		}
+		st, err := n.reload(ctx, w.conn, w.st.Repo)
+		if err != nil {
 			return err
 		}
-		if w.st, err = n.reload(ctx, conn, st.Repo); err != nil {
+		_, err = n.healLocked(ctx, w.conn, st)
+		return err
+	}
+	own, err := lock.TakeUserWaiter(ctx, w.conn, wkey.Obj, w.user, UserWaiters)
+	if errors.Is(err, lock.ErrFull) {
+		return &WaitersError{Repo: w.st.Repo, Max: UserWaiters, Own: true}
+	}
+	if err != nil {
+		return err
+	}
+	defer lock.ReleaseUserWaiter(context.Background(), w.conn, own)
+	place, err := lock.TakeSlot(ctx, w.conn, lock.PushWaiter(wkey.Obj, 0), n.MaxPushWaiters)
+	if errors.Is(err, lock.ErrFull) {
+		return &WaitersError{Repo: w.st.Repo, Max: n.MaxPushWaiters}
+	}
+	if err != nil {
+		return err
+	}
+	return lock.Release(context.Background(), w.conn, place)
+}
+
+// lock takes the write lock for the commands that just arrived and makes
+// this copy the base of the new version: repaired if a dead writer left
+// its mark, caught up if a push landed since receive-pack advertised its
+// refs, and marked as written.
+func (w *write) lock(ctx context.Context) error {
+	n := w.n
+	wkey := lock.Write(w.st.RepoID)
+	waited, err := n.acquireWrite(ctx, w.conn, w.st.Repo, wkey, w.user)
+	w.waited = waited
+	if err != nil {
+		return err
+	}
+	w.locked = true
+	st, err := n.reload(ctx, w.conn, w.st.Repo)
+	if err != nil {
+		return err
+	}
+	if st, err = n.healLocked(ctx, w.conn, st); err != nil {
+		return err
+	}
+	if !n.Current(st) {
+		if err := n.catchUpLocked(ctx, w.conn, st); err != nil {
+			return err
+		}
+		if st, err = n.reload(ctx, w.conn, st.Repo); err != nil {
 			return err
 		}
 	}
+	w.st = st
 	if err := n.removeStaleLocks(w.dir); err != nil {
 		return err
 	}
+	n.removeOldQuarantines(w.dir)
 	w.version = w.st.Highest() // this copy's, after catching up under the write lock
-	if w.token, err = n.markWriting(ctx, conn, w.st, user); err != nil {
+	if w.token, err = n.markWriting(ctx, w.conn, w.st, w.user); err != nil {
 		return err
 	}
-	n.Log.Debug().Str("repo", st.Repo).Dur("took", time.Since(began)).Msg("write lock taken and write marked")
-	return w.run(ctx, start)
+	w.marked = true
+	return nil
+}
+
+// unlock lets the write lock go (once).
+func (w *write) unlock() {
+	if w.locked {
+		w.n.unlock(w.conn, w.st.Repo, lock.Write(w.st.RepoID))
+		w.locked = false
+	}
 }
 
 // write is one push in progress; its proc-receive handler runs while
@@ -128,11 +210,15 @@ type write struct {
 	token   string
 	version int64 // the newest version before this push
 	// Set by the handler, read after receive-pack is done.
-	outcome    error // why the push was refused or could not be recorded
-	committed  bool  // the new version is recorded (or may be: outcome says)
-	answered   bool  // receive-pack has serve's answer to every ref
-	newVersion int64 // the version recorded
-	lockLost   bool  // the session that held the write lock died
+	outcome    error         // why the push was refused or could not be recorded
+	committed  bool          // the new version is recorded (or may be: outcome says)
+	answered   bool          // receive-pack has serve's answer to every ref
+	newVersion int64         // the version recorded
+	lockLost   bool          // the session that held the write lock died
+	commands   bool          // the push's commands reached serve
+	locked     bool          // this push holds the write lock
+	marked     bool          // this push set the write mark (token)
+	waited     time.Duration // its wait for the write lock
 	stored     []Device
 	rep        *replication // the staging on the peers, logged after the answer
 	guard      *guard.Guard // bounds receive-pack except while recording
@@ -162,6 +248,9 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 		hooks = rel
 	}
 	cfg := append(hook.GitConfig(hooks), "receive.autogc=false", gitexec.ReceiveFsck)
+	if w.n.MaxPushBytes > 0 {
+		cfg = append(cfg, fmt.Sprintf("receive.maxInputSize=%d", w.n.MaxPushBytes))
+	}
 	client := w.n.Client
 	if client == nil {
 		client = os.Stdin
@@ -180,6 +269,11 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 	}
 	w.guard = g
 	g.Watch(svc.Kill)
+	srv.Expect(svc.Pid())
+	srv.ReadLimit = w.n.PushIdleTimeout
+	srv.Refused = func(pid int, why string) {
+		w.n.Log.Warn().Str("repo", w.st.Repo).Int("peer_pid", pid).Str("why", why).Msg("hook socket: connection refused")
+	}
 	served := make(chan struct{})
 	go func() {
 		srv.Serve(func(c *hook.Conn) { w.procReceive(ctx, c) })
@@ -194,6 +288,12 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 	}
 	if w.outcome != nil {
 		return w.outcome
+	}
+	if !w.commands && w.n.MaxPushBytes > 0 && g.Received() > w.n.MaxPushBytes {
+		// index-pack stopped at receive.maxInputSize: git said so in its
+		// words, this is gitmesh's sentence and exit status.
+		w.n.Log.Info().Str("repo", w.st.Repo).Int64("received", g.Received()).Int64("max_push_bytes", w.n.MaxPushBytes).Msg("push refused: too large")
+		return &TooLargeError{Repo: w.st.Repo, Max: w.n.MaxPushBytes, Bytes: true}
 	}
 	if w.committed && w.n.Converge != nil {
 		w.n.Converge(w.st.Repo) // peers show what they stored; the rest catch up
@@ -221,12 +321,42 @@ func (w *write) procReceive(ctx context.Context, c *hook.Conn) {
 	}
 	defer w.guard.Answered()
 	push, err := hook.ReadPush(bufio.NewReader(c), c)
+	if errors.Is(err, hook.ErrMalformed) {
+		w.n.Log.Warn().Str("repo", w.st.Repo).Int("commands", len(push.Commands)).Msg("push refused: malformed ref command")
+		if err := hook.WriteResults(c, hook.RefuseAll(push, MalformedReason)); err != nil {
+			w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("proc-receive answer")
+		}
+		w.n.Tell("%s", MalformedReason)
+		return
+	}
 	if err != nil {
 		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("proc-receive")
 		return // receive-pack rejects every ref
 	}
 	w.notes = c.Notes()
 	defer func() { w.notes = nil }()
+	w.commands = true
+	if len(push.Commands) == 0 {
+		hook.WriteResults(c, nil)
+		return
+	}
+	if w.n.MaxPushRefs > 0 && len(push.Commands) > w.n.MaxPushRefs {
+		e := &TooLargeError{Repo: w.st.Repo, Refs: len(push.Commands), Max: int64(w.n.MaxPushRefs)}
+		w.n.Log.Info().Str("repo", w.st.Repo).Int("refs", e.Refs).Int("max_push_refs", w.n.MaxPushRefs).Msg("push refused: too many refs")
+		if err := hook.WriteResults(c, failAll(push, "more than max_push_refs refs in one push")); err != nil {
+			w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("proc-receive answer")
+		}
+		w.outcome = e
+		return
+	}
+	if err := w.lock(ctx); err != nil {
+		w.outcome = err
+		w.n.Log.Info().Err(err).Str("repo", w.st.Repo).Msg("push refused at the write lock")
+		if err := hook.WriteResults(c, failAll(push, refusedAtLock(err))); err != nil {
+			w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("proc-receive answer")
+		}
+		return
+	}
 	if brokenEarlyAck { // a deliberately broken build: see broken.go
 		ok := make([]hook.Result, len(push.Commands))
 		for i, cmd := range push.Commands {
@@ -236,6 +366,10 @@ func (w *write) procReceive(ctx context.Context, c *hook.Conn) {
 		c.Close() // the relay ends: receive-pack reports to the client now
 		w.apply(ctx, push)
 		w.logStaging(ctx, w.rep, w.version+1)
+		if !w.committed {
+			w.finish(ctx)
+		}
+		w.unlock()
 		return
 	}
 	results := w.apply(ctx, push)
@@ -248,6 +382,30 @@ func (w *write) procReceive(ctx context.Context, c *hook.Conn) {
 		w.tellStored(w.newVersion, w.answered)
 	}
 	w.logStaging(ctx, w.rep, w.version+1)
+	// The next push need not wait for git's report or post-receive.
+	if !w.committed {
+		w.finish(ctx)
+	}
+	w.unlock()
+}
+
+// refusedAtLock is the short reason git shows for each ref of a push
+// refused when it asked for the write lock; serve's sentence says more.
+func refusedAtLock(err error) string {
+	var (
+		waiters *WaitersError
+		timeout *lock.TimeoutError
+		frozen  *FrozenError
+	)
+	switch {
+	case errors.As(err, &waiters):
+		return "too many pushes wait for this repository; nothing was changed"
+	case errors.As(err, &timeout):
+		return "another push held the write lock too long; nothing was changed"
+	case errors.As(err, &frozen):
+		return "the repository is frozen for writes"
+	}
+	return "gitmesh could not prepare the push; nothing was changed"
 }
 
 // tell writes one sentence for the user: through the relay as `remote:`
@@ -277,14 +435,16 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("read HEAD")
 		return failAll(push, "gitmesh could not read the repository; nothing was changed")
 	}
+	results := w.validate(ctx, push, visible, head, <-facts)
 	// The copy must show exactly its recorded version: a copy wiped or
 	// re-created under this push must not become the base of a new version
-	// (it would erase acknowledged refs everywhere).
+	// (it would erase acknowledged refs everywhere). Checked after the
+	// update hooks ran (as git runs them before its ref transaction can
+	// still fail), before anything is staged.
 	if self, ok := w.st.Self(); !ok || self.Digest != visible.Digest(head) {
 		w.n.Log.Error().Str("repo", w.st.Repo).Msg("copy differs from its recorded version; push refused")
 		return failAll(push, "this device's copy does not match its recorded version; nothing was changed, try again")
 	}
-	results := w.validate(ctx, push, visible, <-facts)
 	want := visible.Clone()
 	var accepted []hook.Command
 	for i, c := range push.Commands {
@@ -329,11 +489,15 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 		}
 		qe := &QuorumError{Repo: w.st.Repo, Stored: 1 + len(rep.stored), Need: q, Holders: len(w.st.Holders), Unreachable: rep.failedNames()}
 		w.outcome = qe
+		w.unstage(ctx, want, visible, rep)
 		return fail(fmt.Sprintf("only %d of %d devices could store the push (%d needed)", qe.Stored, qe.Holders, q))
 	}
 	newVersion := w.version + 1
 	if err := w.commit(ctx, newVersion, digest, rep.stored, accepted); err != nil {
 		w.outcome = err
+		if !w.committed {
+			w.unstage(ctx, want, visible, rep)
+		}
 		return fail("gitmesh could not record the push; nothing was acknowledged")
 	}
 	rep.release() // the peers' stages are recorded: their own readers may show them
@@ -346,6 +510,34 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 	w.newVersion = newVersion
 	return results
 }
+
+// unstage takes a refused push out of the stage, on this copy and on the
+// peers that stored it (whose read locks rep still holds): the stage goes
+// back to the refs this copy shows, so nothing of a push that was never
+// recorded stays reachable from a ref (its objects stay unreferenced until
+// gc). A failure is logged; the stage is replaced at the next catch-up or
+// push anyway.
+func (w *write) unstage(ctx context.Context, staged, visible gitexec.RefSet, rep *replication) {
+	if err := w.n.Git.UpdateRefs(ctx, w.dir, gitexec.StageCommands(staged, visible), false); err != nil {
+		w.n.Log.Warn().Err(err).Str("repo", w.st.Repo).Msg("unstage a refused push")
+		return
+	}
+	var wg sync.WaitGroup
+	for _, p := range rep.stored {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := w.n.Git.PushStage(ctx, w.dir, PeerURL(p.URL, w.st.Repo), !strings.Contains(p.URL, "://"))
+			if err != nil {
+				w.n.Log.Warn().Err(err).Str("repo", w.st.Repo).Str("peer", p.Name).Msg("unstage a refused push on a peer")
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// MalformedReason refuses a push holding a malformed ref command.
+const MalformedReason = "the push holds a malformed ref command (a ref name with a space or a control character); nothing was changed"
 
 func failAll(push hook.Push, reason string) []hook.Result {
 	out := make([]hook.Result, len(push.Commands))
@@ -389,7 +581,7 @@ func (w *write) lookUp(ctx context.Context, push hook.Push) <-chan pushFacts {
 		}
 		cfg := make(chan settings, 1)
 		go func() {
-			m, err := w.n.Git.Configs(ctx, w.dir, `^receive\.deny(deletes|nonfastforwards)$`)
+			m, err := w.n.Git.Configs(ctx, w.dir, `^receive\.deny(deletes|nonfastforwards|deletecurrent)$`)
 			cfg <- settings{m, err}
 		}()
 		f := pushFacts{types: map[string]string{}}
@@ -407,7 +599,7 @@ func (w *write) lookUp(ctx context.Context, push hook.Push) <-chan pushFacts {
 // updates itself: the name, the old value, the object, the repository's
 // receive.deny* settings and its own update hook. An atomic push fails
 // whole.
-func (w *write) validate(ctx context.Context, push hook.Push, visible gitexec.RefSet, f pushFacts) []hook.Result {
+func (w *write) validate(ctx context.Context, push hook.Push, visible gitexec.RefSet, head string, f pushFacts) []hook.Result {
 	if f.err != nil {
 		return failAll(push, "gitmesh could not read the pushed objects; nothing was changed")
 	}
@@ -428,9 +620,15 @@ func (w *write) validate(ctx context.Context, push hook.Push, visible gitexec.Re
 		defer cancel()
 	}
 	results := make([]hook.Result, len(push.Commands))
+	d := denials{
+		deletes:       denyDeletes,
+		nonFF:         denyNonFF,
+		deleteCurrent: denyDeleteCurrent(f.cfg["receive.denydeletecurrent"]),
+		head:          head,
+	}
 	failed := false
 	for i, c := range push.Commands {
-		results[i] = hook.Result{Ref: c.Ref, Err: w.check(ctx, c, visible, f.types, denyDeletes, denyNonFF)}
+		results[i] = hook.Result{Ref: c.Ref, Err: w.check(ctx, c, visible, f.types, d)}
 		failed = failed || results[i].Err != ""
 	}
 	if push.Atomic && failed {
@@ -443,17 +641,51 @@ func (w *write) validate(ctx context.Context, push hook.Push, visible gitexec.Re
 	return results
 }
 
-func (w *write) check(ctx context.Context, c hook.Command, visible gitexec.RefSet, types map[string]string, denyDeletes, denyNonFF bool) string {
+// denials are the repository's receive.deny* settings that receive-pack
+// would apply, and HEAD's branch.
+type denials struct {
+	deletes, nonFF, deleteCurrent bool
+	head                          string
+}
+
+// gitBool reads a git boolean setting as git does (unset is false).
+func gitBool(v string) bool {
+	switch strings.ToLower(v) {
+	case "true", "yes", "on", "1":
+		return true
+	}
+	return false
+}
+
+// denyDeleteCurrent reads receive.denyDeleteCurrent: only "ignore",
+// "warn" and false allow deleting HEAD's branch; unset refuses, as git.
+func denyDeleteCurrent(v string) bool {
+	switch strings.ToLower(v) {
+	case "ignore", "warn", "false", "no", "off", "0":
+		return false
+	}
+	return true
+}
+
+func (w *write) check(ctx context.Context, c hook.Command, visible gitexec.RefSet, types map[string]string, d denials) string {
 	if why := gitexec.ValidRefName(c.Ref); why != "" {
 		return why
 	}
 	cur, exists := visible[c.Ref]
 	if gitexec.IsZero(c.Old) && exists || !gitexec.IsZero(c.Old) && cur != c.Old {
-		return "the ref changed meanwhile; fetch and try again"
+		// Another push landed after receive-pack advertised the refs
+		// this one was built on: git's own client words it so.
+		return "stale info: the ref changed since your push began; fetch first, then push again"
 	}
+	branch := strings.HasPrefix(c.Ref, "refs/heads/")
 	if gitexec.IsZero(c.New) {
-		if denyDeletes {
+		// receive-pack's order and words: receive.denyDeletes covers
+		// branches; HEAD's branch needs receive.denyDeleteCurrent off.
+		if d.deletes && branch {
 			return "deletion prohibited"
+		}
+		if d.deleteCurrent && c.Ref == d.head {
+			return "deletion of the current branch prohibited"
 		}
 	} else {
 		switch t := types[c.New]; {
@@ -461,7 +693,7 @@ func (w *write) check(ctx context.Context, c hook.Command, visible gitexec.RefSe
 			return "bad object"
 		case t != "commit" && strings.HasPrefix(c.Ref, "refs/heads/"):
 			return "a branch must point to a commit"
-		case denyNonFF && exists && !w.n.Git.IsAncestor(ctx, w.dir, c.Old, c.New):
+		case d.nonFF && branch && exists && !w.n.Git.IsAncestor(ctx, w.dir, c.Old, c.New):
 			return "non-fast-forward"
 		}
 	}
@@ -692,6 +924,10 @@ WHERE repository_id = $1 AND device_id = $2 AND is_writing AND write_properties-
 // finish clears the write mark of a push that recorded no version; if
 // that fails the repository stays frozen although nothing was changed.
 func (w *write) finish(ctx context.Context) {
+	if !w.marked {
+		return
+	}
+	w.marked = false
 	err := w.retry(ctx, "clear the write mark", func(ctx context.Context, conn *sql.Conn) error {
 		_, err := conn.ExecContext(ctx, clearQuery, w.st.RepoID, w.st.SelfID, w.token)
 		return err
