@@ -49,6 +49,7 @@ fuzz: setup
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzParseKey -fuzztime $(FUZZTIME) ./access/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzReadPush -fuzztime $(FUZZTIME) ./hook/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzMeterLine -fuzztime $(FUZZTIME) ./gitexec/
+	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzParseArchiveRequest -fuzztime $(FUZZTIME) ./gitexec/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzEscape -fuzztime $(FUZZTIME) ./termsafe/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./httpgit/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzBasic -fuzztime $(FUZZTIME) ./httpgit/

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -84,7 +85,7 @@ func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) 
 type Server struct {
 	dir    string
 	ln     *net.UnixListener
-	parent int
+	parent atomic.Int64 // Expect may be called while Serve runs
 	// ReadLimit bounds the wait for the relay's request (Serve sets it as
 	// the connection's read deadline); 0 is no bound.
 	ReadLimit time.Duration
@@ -166,7 +167,7 @@ const sockName = "s"
 // before proc-receive with the quarantine in their environment, and the
 // socket's address is not in it: a process they leave behind is no
 // longer receive-pack's child.
-func (s *Server) Expect(pid int) { s.parent = pid }
+func (s *Server) Expect(pid int) { s.parent.Store(int64(pid)) }
 
 // Serve hands the first relay connection to h, then stops listening: a
 // push runs proc-receive once. A connection from anything else (see
@@ -212,7 +213,7 @@ func (s *Server) check(c *net.UnixConn) (int, string) {
 	if int(cred.Uid) != os.Getuid() {
 		return pid, "another account"
 	}
-	if s.parent != 0 && parentOf(pid) != s.parent {
+	if want := int(s.parent.Load()); want != 0 && parentOf(pid) != want {
 		return pid, "not a child of this push's receive-pack"
 	}
 	env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
