@@ -481,7 +481,7 @@ EOF
   touch "$w/fcgiwrap.log"
   is_root && chown "$LOGIN" "$w/fcgiwrap.log" "$w"
   as_login sh -c 'echo $$ >"$1"; exec /usr/sbin/fcgiwrap -c 4 -s "tcp:127.0.0.1:$2" >>"$3" 2>&1 </dev/null' sh \
-    "$w/fcgiwrap.pid" "${PORT[fcgi]}" "$w/fcgiwrap.log" &
+    "$w/fcgiwrap.pid" "${PORT[fcgi]}" "$w/fcgiwrap.log" </dev/null >/dev/null 2>&1 &
   for i in $(seq 1 100); do port_busy "${PORT[fcgi]}" && break; sleep 0.1; done
   pid_of "$w/fcgiwrap.pid" fcgiwrap >/dev/null || die "fcgiwrap did not start; see $w/fcgiwrap.log"
   /usr/sbin/nginx -p "$w/" -c "$w/nginx.conf" -e "$w/error.log" || die "nginx did not start; see $w/error.log"
