@@ -1303,8 +1303,10 @@ func (f *injector) kill(step faultStep) {
 		pid := pids[step.Pick%len(pids)]
 		switch step.Kind {
 		case faultKillServe:
+			// The event first: the killed read may end (and look for its
+			// excuse) before the kill call returns here.
+			f.event(step.Kind, "", false)
 			if syscall.Kill(pid, syscall.SIGKILL) == nil {
-				f.event(step.Kind, "", false)
 				f.logLocked(step.Kind, "pid %d", pid)
 			}
 		case faultKillRelay:
@@ -1314,8 +1316,8 @@ func (f *injector) kill(step faultStep) {
 				f.mu.Unlock()
 			}
 			time.Sleep(time.Duration(step.Pick%60) * time.Millisecond)
+			f.event(step.Kind, "", false)
 			if syscall.Kill(pid, syscall.SIGKILL) == nil {
-				f.event(step.Kind, "", false)
 				f.logLocked(step.Kind, "pid %d", pid)
 			}
 		}
@@ -1341,8 +1343,8 @@ func (f *injector) killAnswered(serve int) {
 			break
 		}
 	}
+	f.event(faultKillAnswer, "", false)
 	if syscall.Kill(serve, syscall.SIGKILL) == nil {
-		f.event(faultKillAnswer, "", false)
 		f.logLocked(faultKillAnswer, "pid %d", serve)
 	}
 }
