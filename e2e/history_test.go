@@ -421,13 +421,20 @@ func TestHistoryCatchesBrokenBuild(t *testing.T) {
 	} {
 		t.Run(c.tag, func(t *testing.T) {
 			bin := meshtest.BuildTagged(t, c.tag)
-			sched := newSchedule(c.seed, 80, c.mix)
-			sched.Faults = append([]faultStep{c.lead, c.lead, c.lead}, sched.Faults...)
-			run := runHistory(t, sched, historyOptions{bin: bin, converge: 3 * time.Second})
-			for _, s := range run.summary {
-				t.Log(s)
+			// The fault races the push's own catch-up after its answer, so
+			// one short run may miss the loss: up to three seeds, and the
+			// checker must catch the broken build in one of them.
+			var run *historyRun
+			found := 0
+			for try := uint64(0); try < 3 && found == 0; try++ {
+				sched := newSchedule(c.seed+try, 80, c.mix)
+				sched.Faults = append([]faultStep{c.lead, c.lead, c.lead}, sched.Faults...)
+				run = runHistory(t, sched, historyOptions{bin: bin, converge: 3 * time.Second})
+				for _, s := range run.summary {
+					t.Log(s)
+				}
+				found = run.v.count(lost) + run.v.count(stale)
 			}
-			found := run.v.count(lost) + run.v.count(stale)
 			if found == 0 {
 				for _, s := range run.v.list {
 					t.Log(s)
