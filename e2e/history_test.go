@@ -1062,6 +1062,9 @@ var readExcuses = []readExcuse{
 	// No current peer could be fetched from. One lost disk is not enough:
 	// every version is on another.
 	{6, "no up-to-date copy", false, []string{faultURL, faultRootAway}, 0},
+	// The reading device's own disk was wiped while it caught up: what it
+	// fetched into is gone, and it says so rather than serve anything.
+	{6, "no up-to-date copy", true, []string{faultWipe, faultWipeAck}, 0},
 	// The device's own copy went, and the peers it must catch up from
 	// already stage the next push over the version it needs.
 	{6, "a write there is in progress", true, []string{faultRootAway, faultWipe, faultWipeAck}, 0},
