@@ -68,23 +68,7 @@ func benchPush(b *testing.B, c *meshtest.Cluster, mesh, shell client, loop *slow
 	mesh.mustRun(b, work, "push", "-q", mesh.url, "main")
 	shell.mustRun(b, work, "push", "-q", shell.url, "main")
 	waitConverge(b)
-
-	var viaGitmesh, viaShell, converge time.Duration
-	var last string
-	b.ResetTimer()
-	for i := 0; loop.next(); i++ {
-		b.StopTimer()
-		last = c.Commit(work, "README", fmt.Sprintf("%d\n", i+1))
-		b.StartTimer()
-		viaShell += shell.mustRun(b, work, "push", "-q", shell.url, "main")
-		viaGitmesh += mesh.mustRun(b, work, "push", "-q", mesh.url, "main")
-		b.StopTimer()
-		converge += waitConverge(b)
-		b.StartTimer()
-	}
-	b.StopTimer()
-	expectEverywhere(b, c, "team/app", "refs/heads/main", last)
-	report(b, loop.n, viaGitmesh, viaShell, converge)
+	benchPushOn(b, c, mesh, shell, work, loop)
 }
 
 // BenchmarkPushHundredBranches times a non-atomic push that moves 100 of
