@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -26,16 +27,22 @@ type Device struct {
 	URL  string
 }
 
-// AddDevice registers a device and the URL peers fetch from: an ssh:// URL
-// or an absolute local path.
-func AddDevice(ctx context.Context, d *sql.DB, name, url string) error {
+// AddDevice registers a device, the URL peers fetch from (an ssh:// URL
+// or an absolute local path) and its zone ("" for none). It holds no
+// copies until placement gives it some (new repositories, moves).
+func AddDevice(ctx context.Context, d *sql.DB, name, url, zone string) error {
 	if err := access.ValidateName("device", name); err != nil {
 		return err
 	}
 	if err := validateURL(url); err != nil {
 		return err
 	}
-	_, err := d.ExecContext(ctx, `INSERT INTO devices (name, url) VALUES ($1, $2)`, name, url)
+	if zone != "" {
+		if err := access.ValidateName("zone", zone); err != nil {
+			return err
+		}
+	}
+	_, err := d.ExecContext(ctx, `INSERT INTO devices (name, url, zone) VALUES ($1, $2, $3)`, name, url, zone)
 	if access.IsUniqueViolation(err) {
 		return fmt.Errorf("device %s %w", name, access.ErrExists)
 	}
@@ -87,50 +94,108 @@ func Devices(ctx context.Context, d *sql.DB) ([]Device, error) {
 	return out, rows.Err()
 }
 
-// CreateRepo registers a repository whose first copy lives on device:
-// an empty bare repository, or the one already at that path, recorded as
-// version 0 so that the copy's authority is never ambiguous.
-func CreateRepo(ctx context.Context, d *sql.DB, g gitexec.Git, root, device, name string) (err error) {
+// queryer is *sql.DB, *sql.Tx or *sql.Conn.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// CreateRepo registers a repository on copies devices chosen by Place
+// (all of them when fewer are registered; explicit: copies was asked for
+// on the command line, and more than there are devices is refused). A
+// copy already at the path on device is adopted: device is then one of
+// the holders and its copy, recorded as version 0, the one the others
+// catch up from. Otherwise the repository is empty and every holder is
+// recorded at version 0 with an empty copy's digest, so that its copy is
+// made on its first use (or when asked to sync) and the copies' authority
+// is never ambiguous. It returns the holders' names.
+func CreateRepo(ctx context.Context, d *sql.DB, g gitexec.Git, root, device, name string, copies int, explicit bool) (holders []string, err error) {
 	dir, err := gitexec.ConfinedRepoDir(root, name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tx, err := d.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer tx.Rollback()
 	var devID, repoID int32
 	if err := tx.QueryRowContext(ctx, `SELECT id FROM devices WHERE name = $1`, device).Scan(&devID); errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("device %s is not registered: run 'gitmesh device add %s --url URL' first", device, device)
+		return nil, fmt.Errorf("device %s is not registered: run 'gitmesh device add %s --url URL' first", device, device)
 	} else if err != nil {
-		return err
+		return nil, err
+	}
+	cands, err := Candidates(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckCopies(copies, len(cands), explicit); err != nil {
+		return nil, err
 	}
 	err = tx.QueryRowContext(ctx, `INSERT INTO repositories (name) VALUES ($1) RETURNING id`, name).Scan(&repoID)
 	if access.IsUniqueViolation(err) {
-		return fmt.Errorf("repository %s %w", name, access.ErrExists)
+		return nil, fmt.Errorf("repository %s %w", name, access.ErrExists)
 	} else if err != nil {
-		return err
+		return nil, err
 	}
+	existed := gitexec.Exists(dir)
+	chosen := placeNew(cands, devID, copies, existed)
+	self := false
+	for _, c := range chosen {
+		self = self || c.ID == devID
+		holders = append(holders, c.Name)
+	}
+	digest := gitexec.Digest("", "")
+	if self {
+		if digest, err = createLocal(ctx, g, dir); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range chosen {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO holders (repository_id, device_id) VALUES ($1, $2)`, repoID, c.ID); err != nil {
+			return nil, err
+		}
+		// A non-empty adopted copy is the only version: the others catch up.
+		if c.ID != devID && digest != gitexec.Digest("", "") {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO working_copy_versions (repository_id, device_id, version, refs_digest)
+			VALUES ($1, $2, 0, $3)`, repoID, c.ID, digest); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		if self && !existed {
+			os.RemoveAll(dir)
+		}
+		return nil, err
+	}
+	sort.Strings(holders)
+	return holders, nil
+}
+
+// placeNew chooses a new repository's holders: a copy already on this
+// device (adopt) makes it the first.
+func placeNew(cands []Candidate, self int32, copies int, adopt bool) []Candidate {
+	copies = min(copies, len(cands))
+	if !adopt {
+		return Place(cands, nil, copies)
+	}
+	for _, c := range cands {
+		if c.ID == self {
+			return append([]Candidate{c}, Place(cands, []Candidate{c}, copies-1)...)
+		}
+	}
+	return Place(cands, nil, copies)
+}
+
+// createLocal makes (or adopts) the copy at dir and returns its digest.
+func createLocal(ctx context.Context, g gitexec.Git, dir string) (string, error) {
 	if !gitexec.Exists(dir) {
 		if err := g.InitBare(ctx, dir); err != nil {
-			return err
+			return "", err
 		}
-		defer func() {
-			if err != nil {
-				os.RemoveAll(dir)
-			}
-		}()
 	}
-	digest, err := g.RefsDigest(ctx, dir)
-	if err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO working_copy_versions (repository_id, device_id, version, refs_digest)
-		VALUES ($1, $2, 0, $3)`, repoID, devID, digest); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return g.RefsDigest(ctx, dir)
 }
 
 // Repos lists repository names.

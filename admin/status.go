@@ -27,8 +27,8 @@ type CopyStatus struct {
 	Pending   bool      `json:"pending"`
 	Writer    *Writer   `json:"writer"` // null when no write is marked
 	UpdatedAt time.Time `json:"updated_at"`
-	// Per repository: how many of its devices hold the newest version,
-	// against the write quorum.
+	// Per repository: how many of its holders (placed devices) hold the
+	// newest version, against the write quorum.
 	Holders     int  `json:"holders"`
 	HoldNewest  int  `json:"hold_newest"`
 	Quorum      int  `json:"quorum"`
@@ -44,16 +44,18 @@ type Writer struct {
 }
 
 const statusQuery = `
-SELECT r.name, d.name, v.version,
-       max(v.version) OVER (PARTITION BY r.id) - v.version,
+WITH top AS (SELECT repository_id, max(version) AS version FROM working_copy_versions GROUP BY repository_id),
+     held AS (SELECT repository_id, count(*) AS n FROM holders GROUP BY repository_id)
+SELECT r.name, d.name, v.version, t.version - v.version,
        v.is_writing, v.is_writing AND NOT ` + version.WriterSessionOpen + `,
        v.refs_pending, v.write_properties, v.updated_at,
-       count(*) FILTER (WHERE v.version = (SELECT max(version) FROM working_copy_versions m
-           WHERE m.repository_id = r.id)) OVER (PARTITION BY r.id),
-       (SELECT count(*) FROM devices)
+       count(*) FILTER (WHERE v.version = t.version) OVER (PARTITION BY r.id),
+       COALESCE(held.n, 0)
 FROM working_copy_versions v
 JOIN repositories r ON r.id = v.repository_id
 JOIN devices d ON d.id = v.device_id
+JOIN top t ON t.repository_id = v.repository_id
+LEFT JOIN held ON held.repository_id = v.repository_id
 WHERE $1 = '' OR r.name = $1
 ORDER BY r.name, d.name`
 

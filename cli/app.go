@@ -228,6 +228,7 @@ func settingFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "connect-timeout", EnvVars: []string{"GITMESH_CONNECT_TIMEOUT"}, Value: def.ConnectTimeout.D(), Usage: "longest connect to PostgreSQL or a peer"},
 		&cli.DurationFlag{Name: "ssh-control-persist", EnvVars: []string{"GITMESH_SSH_CONTROL_PERSIST"}, Value: def.SSHControlPersist.D(), Usage: "how long a shared ssh connection to a peer stays open after its last use (0: no sharing)"},
 		&cli.StringFlag{Name: "write-quorum", EnvVars: []string{"GITMESH_WRITE_QUORUM"}, Value: "majority", Usage: "devices that must hold a push before it is acknowledged: majority, or a number"},
+		&cli.IntFlag{Name: "copies", EnvVars: []string{"GITMESH_COPIES"}, Value: def.Copies, Usage: "devices that hold a new repository (all of them when fewer are registered)"},
 		&cli.DurationFlag{Name: "record-timeout", EnvVars: []string{"GITMESH_RECORD_TIMEOUT"}, Value: def.RecordTimeout.D(), Usage: "how long a push retries recording its version"},
 		&cli.StringFlag{Name: "keys-database-url", EnvVars: []string{"GITMESH_KEYS_DATABASE_URL"}, Usage: "PostgreSQL URL for keys-command (default: --database-url)"},
 		&cli.IntFlag{Name: "max-user-sessions", EnvVars: []string{"GITMESH_MAX_USER_SESSIONS"}, Value: def.MaxUserSessions, Usage: "pushes and waiting reads one user may have at once, cluster-wide"},
@@ -314,7 +315,7 @@ func applyFlags(c *cli.Context, s *config.Settings, set func(string) bool) error
 		s.WriteQuorum = q
 	}
 	for name, dst := range map[string]*int{"max-user-sessions": &s.MaxUserSessions, "max-push-waiters": &s.MaxPushWaiters,
-		"max-push-refs": &s.MaxPushRefs} {
+		"max-push-refs": &s.MaxPushRefs, "copies": &s.Copies} {
 		if set(name) {
 			*dst = c.Int(name)
 		}

@@ -4,6 +4,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -12,6 +14,7 @@ import (
 	"gitmesh/db"
 	"gitmesh/gitexec"
 	"gitmesh/serve"
+	"gitmesh/version"
 )
 
 func (a *app) migrateCommand() *cli.Command {
@@ -38,16 +41,17 @@ func (a *app) deviceCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name: "add", Usage: "register a device", ArgsUsage: "NAME",
-				Flags: []cli.Flag{&cli.StringFlag{Name: "url", Usage: "ssh://USER@HOST[:PORT] or a local path peers fetch from"}},
+				Flags: []cli.Flag{&cli.StringFlag{Name: "url", Usage: "ssh://USER@HOST[:PORT] or a local path peers fetch from"},
+					&cli.StringFlag{Name: "zone", Usage: "the device's zone (rack, data centre): placement spreads copies over zones"}},
 				Action: a.withDB("device-add", func(c *cli.Context, d *sql.DB) error {
-					v, err := parseArgs(c, []string{"NAME"}, []string{"url"}, nil)
+					v, err := parseArgs(c, []string{"NAME"}, []string{"url", "zone"}, nil)
 					if err != nil {
 						return err
 					}
 					if v.vals["url"] == "" {
 						return usageError{errors.New("device add needs --url URL: where peers fetch this device's copies from")}
 					}
-					if err := admin.AddDevice(c.Context, d, v.pos[0], v.vals["url"]); err != nil {
+					if err := admin.AddDevice(c.Context, d, v.pos[0], v.vals["url"], v.vals["zone"]); err != nil {
 						return err
 					}
 					return done(c, "added device %s, reached at %s", v.pos[0], v.vals["url"])
@@ -90,11 +94,19 @@ func (a *app) repoCommand() *cli.Command {
 		Usage: "manage repositories",
 		Subcommands: []*cli.Command{
 			{
-				Name: "create", Usage: "create a repository on this device", ArgsUsage: "NAME",
+				Name: "create", Usage: "create a repository on --copies devices placement chooses", ArgsUsage: "NAME [--copies N]",
+				Flags: []cli.Flag{&cli.StringFlag{Name: "copies", Usage: "how many devices hold it (default: the copies setting)"}},
 				Action: a.withDB("repo-create", func(c *cli.Context, d *sql.DB) error {
-					v, err := args(c, "NAME")
+					pv, err := parseArgs(c, []string{"NAME"}, []string{"copies"}, nil)
 					if err != nil {
 						return err
+					}
+					v := pv.pos
+					copies, explicit := a.settings.Copies, pv.vals["copies"] != ""
+					if explicit {
+						if copies, err = copiesArg(pv.vals["copies"]); err != nil {
+							return err
+						}
 					}
 					if err := a.settings.NeedDevice(); err != nil {
 						return err
@@ -103,10 +115,12 @@ func (a *app) repoCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					if err := admin.CreateRepo(c.Context, d, serve.Git(a.settings, a.log), a.settings.RepoRoot, a.settings.Device, name); err != nil {
+					holders, err := admin.CreateRepo(c.Context, d, serve.Git(a.settings, a.log), a.settings.RepoRoot, a.settings.Device, name, copies, explicit)
+					if err != nil {
 						return err
 					}
-					return done(c, "created repository %s, its first copy on device %s; give access with 'gitmesh grant USER %s read|write'", name, a.settings.Device, name)
+					a.makeCopies(c, d, name, holders)
+					return done(c, "created repository %s on %s; give access with 'gitmesh grant USER %s read|write'", name, strings.Join(holders, ", "), name)
 				}),
 			},
 			{
@@ -167,5 +181,34 @@ func (a *app) userCommand() *cli.Command {
 				return done(c, "removed user %s with its keys, grants and group memberships", v[0])
 			}),
 		}},
+	}
+}
+
+// copiesArg reads --copies: a whole number (its range is placement's to
+// check, against the devices registered).
+func copiesArg(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, usageError{fmt.Errorf("--copies must be a whole number, not %q", v)}
+	}
+	return n, nil
+}
+
+// makeCopies asks each holder of a new repository to make its copy now
+// (as its first read would), so that the copies exist before anyone uses
+// them; a holder that cannot be reached makes its copy on first use.
+func (a *app) makeCopies(c *cli.Context, d *sql.DB, repo string, holders []string) {
+	st, err := version.Load(c.Context, d, repo)
+	if err != nil {
+		return
+	}
+	node := serve.NewNode(a.settings, d, a.log, func(string, ...any) {})
+	for _, h := range st.Holders {
+		if h.Name == a.settings.Device {
+			continue // made by CreateRepo
+		}
+		if err := node.SyncDevice(c.Context, h, repo); err != nil {
+			a.log.Warn().Err(err).Str("repo", repo).Str("holder", h.Name).Msg("make copy")
+		}
 	}
 }

@@ -28,6 +28,9 @@ type Settings struct {
 	ConnectTimeout Duration `toml:"connect_timeout"`
 	RecordTimeout  Duration `toml:"record_timeout"`
 	WriteQuorum    Quorum   `toml:"write_quorum"`
+	// Copies is how many devices hold a new repository (all of them
+	// when fewer are registered).
+	Copies int `toml:"copies"`
 	// SSHControlPersist keeps an intracluster ssh master open this long
 	// after its last use; 0 turns connection sharing off.
 	SSHControlPersist Duration `toml:"ssh_control_persist"`
@@ -59,6 +62,7 @@ func Defaults() Settings {
 		// A minute covers a burst of pushes; an idle cluster holds no
 		// masters for long.
 		SSHControlPersist: Duration(time.Minute),
+		Copies:            DefaultCopies,
 		// Limits: see limits.go.
 		MaxUserSessions: DefaultMaxUserSessions,
 		MaxPushWaiters:  DefaultMaxPushWaiters,

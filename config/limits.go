@@ -25,6 +25,12 @@ const (
 	// DefaultLogRetention is how long push_log, sync_log and
 	// push_attempts keep a row (90 days); 0 keeps everything.
 	DefaultLogRetention = 90 * 24 * time.Hour
+	// DefaultCopies is how many devices hold a repository: three, as
+	// GitHub's Spokes began, survives the loss of one with a majority
+	// left.
+	DefaultCopies = 3
+	// MaxCopies bounds copies: a copy is a device's disk and a write.
+	MaxCopies = 100
 )
 
 // CheckLimits refuses limits that would not bound anything, or would shut
@@ -41,6 +47,9 @@ func (s Settings) CheckLimits() error {
 	}
 	if s.MaxPushRefs < 1 {
 		return fmt.Errorf("max_push_refs must be a number from 1 up, not %d", s.MaxPushRefs)
+	}
+	if s.Copies < 1 || s.Copies > MaxCopies {
+		return fmt.Errorf("copies must be a number from 1 to %d, not %d", MaxCopies, s.Copies)
 	}
 	if s.LogRetention < 0 {
 		return fmt.Errorf("log_retention must be 0 (keep everything) or a positive duration, not %s", s.LogRetention.D())

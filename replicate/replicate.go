@@ -157,10 +157,15 @@ func HealMarks(ctx context.Context, n *version.Node) {
 	}
 }
 
-// Sweep catches up on every repository this device does not show at the
-// newest version.
+// Sweep does this device's disk tasks (copies to remove or rename), then
+// catches up on every repository it holds.
 func Sweep(ctx context.Context, n *version.Node) {
-	repos, err := db.Strings(ctx, n.DB, `SELECT name FROM repositories ORDER BY name`)
+	if done, err := n.Tidy(ctx); err != nil || done > 0 {
+		n.Log.Info().Int("done", done).AnErr("error", err).Msg("replicate: disk tasks")
+	}
+	repos, err := db.Strings(ctx, n.DB, `SELECT r.name FROM repositories r
+		JOIN holders h ON h.repository_id = r.id JOIN devices d ON d.id = h.device_id
+		WHERE d.name = $1 ORDER BY r.name`, n.Device)
 	if err != nil {
 		n.Log.Warn().Err(err).Msg("replicate: list repositories")
 		return

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -376,6 +377,7 @@ func SettingsEnv(s config.Settings) []string {
 		"GITMESH_WRITE_QUORUM=" + s.WriteQuorum.String(), "GITMESH_CLUSTER_FROM=" + s.ClusterFrom,
 		"GITMESH_LOG_RETENTION=" + s.LogRetention.D().String(),
 		"GITMESH_SSH_CONTROL_PERSIST=" + s.SSHControlPersist.D().String(),
+		"GITMESH_COPIES=" + strconv.Itoa(s.Copies),
 	}
 	if s.Path != "" {
 		env = append(env, "GITMESH_CONFIG="+s.Path)

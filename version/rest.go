@@ -6,7 +6,7 @@ import (
 	"fmt"
 )
 
-// restQuery lists every repository with whether device's copy of it is
+// restQuery lists every repository device holds, with whether device's copy of it is
 // at rest: recorded at the newest version, shown (not pending), and no
 // copy of the repository marked as writing. A copy at rest whose
 // directory exists needs no catch-up and no heal.
@@ -16,7 +16,8 @@ SELECT r.name,
                 AND NOT bool_or(v.refs_pending AND v.device_id = d.id)
                 AND NOT bool_or(v.is_writing), false)
 FROM repositories r
-CROSS JOIN (SELECT id FROM devices WHERE name = $1) d
+JOIN holders h ON h.repository_id = r.id
+JOIN devices d ON d.id = h.device_id AND d.name = $1
 LEFT JOIN working_copy_versions v ON v.repository_id = r.id
 GROUP BY r.name
 ORDER BY r.name`

@@ -58,8 +58,9 @@ type State struct {
 	SelfID int32        // this device's id; 0 when the device is not registered
 	Level  access.Level // the user's access; None for admin reads
 	Copies []Copy       // one per device that holds a recorded version
-	// Holders are the devices that hold the repository: the quorum is a
-	// majority of them. Today every registered device.
+	// Holders are the devices placed to hold the repository (the holders
+	// table): the quorum is a majority of them, staging and convergence go
+	// to them only, and a request reaching another device is passed on.
 	Holders []Device
 }
 
@@ -76,6 +77,16 @@ func QuorumOf(holders, setting int) int {
 		return holders/2 + 1
 	}
 	return max(1, min(setting, holders))
+}
+
+// Holds reports whether this device is one of the repository's holders.
+func (s State) Holds() bool {
+	for _, h := range s.Holders {
+		if h.ID == s.SelfID {
+			return true
+		}
+	}
+	return false
 }
 
 // Highest is the newest recorded version, or -1 when none is recorded.
@@ -150,7 +161,7 @@ SELECT repo.id,
        COALESCE((SELECT id FROM devices WHERE name = $3), 0),
        COALESCE((SELECT max(r.level) FROM ` + access.GrantsOf + `), 0),
        d.id, d.name, d.url, v.version, v.is_writing, v.write_properties, v.refs_digest, v.refs_pending
-FROM repo LEFT JOIN devices d ON true
+FROM repo LEFT JOIN (holders h JOIN devices d ON d.id = h.device_id) ON h.repository_id = repo.id
        LEFT JOIN working_copy_versions v ON v.repository_id = repo.id AND v.device_id = d.id
 ORDER BY d.name`
 
@@ -212,7 +223,7 @@ func load(ctx context.Context, q queryer, repo, user, device string) (State, err
 			return State{}, fmt.Errorf("read versions of %s: %w", repo, err)
 		}
 		if !devID.Valid {
-			continue // no device registered
+			continue // no holder placed
 		}
 		st.Holders = append(st.Holders, Device{ID: devID.Int32, Name: name.String, URL: url.String})
 		if !ver.Valid {

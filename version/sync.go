@@ -122,6 +122,9 @@ func (n *Node) Sync(ctx context.Context, repo string) error {
 	if st.SelfID == 0 {
 		return fmt.Errorf("%w: %s", ErrNoDevice, n.Device)
 	}
+	if !st.Holds() {
+		return nil // placed elsewhere: this device keeps no copy
+	}
 	if c, frozen := st.Frozen(); frozen && c.DeviceID == st.SelfID {
 		if _, err := n.Heal(ctx, repo); err != nil {
 			n.Log.Warn().Err(err).Str("repo", repo).Msg("heal")
