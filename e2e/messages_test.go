@@ -88,7 +88,7 @@ func TestAdminMutationsSayWhatTheyDid(t *testing.T) {
 		want string
 	}{
 		{[]string{"device", "add", "b", "--url", "/srv/b"}, "added device b"},
-		{[]string{"repo", "create", "team/app"}, "created repository team/app, its first copy on device a"},
+		{[]string{"repo", "create", "team/app"}, "created repository team/app on a, b;"},
 		{[]string{"user", "add", "bob"}, "added user bob"},
 		{[]string{"key", "add", "bob", key}, "added ssh-ed25519 key " + fp + " for user bob"},
 		{[]string{"grant", "bob", "team/app", "write"}, "granted write on team/app to user bob"},

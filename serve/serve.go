@@ -341,14 +341,24 @@ func replicaCopy(ctx context.Context, s config.Settings, dbh *sql.DB, repo, dir 
 	return Git(s, zerolog.Nop()).InitCopy(ctx, s.RepoRoot, dir)
 }
 
-// clusterSync catches this device up on repo, as a read would.
+// clusterSync does this device's disk tasks (copies moved away, deleted
+// or renamed), then catches it up on repo, as a read would. A repository
+// deleted meanwhile is no error once the tasks are done.
 func clusterSync(ctx context.Context, s config.Settings, repo string, c Conn) error {
 	dbh, err := clusterDB(s, "sync", repo)
 	if err != nil {
 		return err
 	}
 	defer dbh.Close()
-	return NewNode(s, dbh, c.Log, c.Tell).Sync(ctx, repo)
+	n := NewNode(s, dbh, c.Log, c.Tell)
+	if _, err := n.Tidy(ctx); err != nil {
+		return err
+	}
+	err = n.Sync(ctx, repo)
+	if errors.Is(err, version.ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 // startConverge runs `gitmesh converge REPO` detached from the client's

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"gitmesh/db"
 	"gitmesh/gitexec"
@@ -159,4 +160,19 @@ func RemoveCopy(root, dir string) error {
 		return err
 	}
 	return os.RemoveAll(gone)
+}
+
+// TidyDevice asks device h to do its disk tasks now: a device whose
+// copies are on a path here directly (as that device), an ssh:// device
+// by a `gitmesh-sync` request for repo (any name: the device does its
+// tasks before it looks the repository up). A device that cannot be
+// reached does them on its return.
+func (n *Node) TidyDevice(ctx context.Context, h Device, repo string) error {
+	if strings.Contains(h.URL, "://") {
+		return n.Git.RequestSync(ctx, PeerURL(h.URL, repo))
+	}
+	peer := *n
+	peer.Device, peer.RepoRoot = h.Name, h.URL
+	_, err := peer.Tidy(ctx)
+	return err
 }
