@@ -58,6 +58,9 @@ func BenchmarkThousandNewBranches(b *testing.B) {
 // branches at one commit, pushed to gitmesh and to a plain repository.
 func manyBranches(b *testing.B, n int) (*meshtest.Cluster, client, client, string) {
 	c := meshtest.NewCluster(b, "a", "b", "c")
+	// The first push carries every branch: more than max_push_refs'
+	// default (10,000) allows one push.
+	c.Settings += fmt.Sprintf("\nmax_push_refs = %d\n", 2*n)
 	setWriteQuorum(c, 2)
 	c.CreateRepo("a", "team/app", "alice")
 	mesh := client{env: deviceEnv(c, c.Devices["a"], "alice"), url: meshtest.URL("team/app")}

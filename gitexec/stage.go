@@ -2,8 +2,10 @@ package gitexec
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"os/exec"
@@ -413,4 +415,28 @@ func (g Git) RequestSync(ctx context.Context, rawURL string) error {
 		return fmt.Errorf("sync request: %v: %s", err, strings.Join(strings.Fields(stderr.String()), " "))
 	}
 	return nil
+}
+
+// LooseRefs counts dir's loose refs (files under refs/), stopping at
+// limit: a copy whose refs are packed answers at once.
+func LooseRefs(dir string, limit int) int {
+	n := 0
+	stop := errors.New("enough")
+	filepath.WalkDir(filepath.Join(dir, "refs"), func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if n++; n >= limit {
+				return stop
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// PackRefs moves dir's loose refs into its packed-refs file (git
+// pack-refs --all), synced to disk, no hooks run. Ref values do not
+// change; the caller keeps every other writer of the copy's refs out.
+func (g Git) PackRefs(ctx context.Context, dir string) error {
+	_, err := g.run(ctx, dir, "-c", "core.hooksPath=/dev/null", "pack-refs", "--all")
+	return err
 }

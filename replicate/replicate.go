@@ -54,6 +54,11 @@ func Converge(ctx context.Context, n *version.Node, repo string) error {
 		}()
 	}
 	wg.Wait()
+	// This copy took the push's refs as loose files; pack them once
+	// there are many (the peers pack theirs when they sync).
+	if err := n.PackRefs(ctx, repo); err != nil {
+		n.Log.Warn().Err(err).Str("repo", repo).Msg("pack refs")
+	}
 	if len(failed) > 0 {
 		sort.Strings(failed)
 		return &LagError{Repo: repo, Devices: failed}

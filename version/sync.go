@@ -133,7 +133,14 @@ func (n *Node) Sync(ctx context.Context, repo string) error {
 			return err
 		}
 	}
-	return n.CatchUp(ctx, st)
+	if err := n.CatchUp(ctx, st); err != nil {
+		return err
+	}
+	// After a push or a catch-up moved many refs: off every client's clock.
+	if err := n.PackRefs(ctx, repo); err != nil {
+		n.Log.Warn().Err(err).Str("repo", repo).Msg("pack refs")
+	}
+	return nil
 }
 
 // Current reports whether this device holds the newest version and its
