@@ -57,6 +57,18 @@ func init() {
 				}
 				ctx, cancel := context.WithTimeout(c.Context, a.settings.FetchTimeout.D()+a.settings.LockTimeout.D())
 				defer cancel()
+				// serve hands over what is left of its push (it exits as
+				// soon as git has reported): recorded first.
+				if rec := os.Getenv(version.AfterwardEnv); rec != "" {
+					after, err := version.ParseAfterward(rec, v[0])
+					if err != nil {
+						return err
+					}
+					after.Record(ctx, d, a.log)
+					if !after.Converge {
+						return nil
+					}
+				}
 				n := serve.NewNode(a.settings, d, a.log, func(string, ...any) {})
 				err = replicate.Converge(ctx, n, v[0])
 				var lag *replicate.LagError

@@ -271,6 +271,7 @@ func clientStory(t *testing.T, c *meshtest.SSHCluster, cl client) {
 	// serve exited 0 and push_attempts counts it ok, whatever the client
 	// did with the connection after its report (go-git hangs up at once).
 	waitServesDone(t)
+	meshtest.WaitDetached(t) // it records the attempts
 	for _, d := range []string{"a", "b", "c"} {
 		for _, l := range logLines(t, c.Cluster, d, logFrom[d]) {
 			if l["message"] == "failed" && l["exit"] != 3.0 { // 3: the reader's refusal

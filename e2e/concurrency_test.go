@@ -199,6 +199,7 @@ func TestConcurrentPushesToDifferentDevicesAreSerialised(t *testing.T) {
 		t.Fatalf("b's push, after a's: exit %d, want from-b pushed and main refused (fetch first): %s", rb.Code, rb.Stderr)
 	}
 	var waits []int64
+	meshtest.WaitDetached(t) // the converge each push starts records its attempt
 	rows, err := c.DB().Query(`SELECT p.lock_wait_ms FROM push_attempts p JOIN devices d ON d.id = p.device_id
 		WHERE d.name = 'b' AND p.result = 'ok'`)
 	if err != nil {

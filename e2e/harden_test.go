@@ -359,6 +359,7 @@ func TestPruneLogsKeepsHistoryBounded(t *testing.T) {
 	url := meshtest.URL("team/app")
 	work, _ := pushed(t, c)
 	c.WaitConverged("team/app")
+	meshtest.WaitDetached(t) // the push's attempt is recorded by its converge
 	d := c.DB()
 	for _, q := range []string{
 		`UPDATE push_log SET created_at = now() - interval '100 days'`,
@@ -372,6 +373,7 @@ func TestPruneLogsKeepsHistoryBounded(t *testing.T) {
 	c.Commit(work, "README", "recent\n")
 	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
 	c.WaitConverged("team/app")
+	meshtest.WaitDetached(t)
 	count := func(table string) (old, recent int) {
 		t.Helper()
 		if err := d.QueryRow(`SELECT count(*) FILTER (WHERE created_at < now() - interval '30 days'),

@@ -19,6 +19,9 @@ import (
 // own text parser, as node_exporter's textfile collector would.
 func scrape(t *testing.T, c *meshtest.Cluster) map[string]*dto.MetricFamily {
 	t.Helper()
+	// A push's attempt and staging rows are written by the converge it
+	// starts once git has reported.
+	meshtest.WaitDetached(t)
 	out := c.MustAdmin("metrics")
 	var p expfmt.TextParser
 	families, err := p.TextToMetricFamilies(strings.NewReader(out))
@@ -349,6 +352,7 @@ func TestSyncLog(t *testing.T) {
 	c.WaitConverged("team/app")
 	c.Commit(work, "README", "b is away\n")
 	pushWithout(t, c, "a", work, []string{"b"}, url, "main")
+	meshtest.WaitDetached(t) // its staging is recorded once git has reported
 	c.Devices["b"].MustGit("alice", "", "ls-remote", url)
 
 	var entries []struct {
@@ -419,5 +423,42 @@ func TestSyncLog(t *testing.T) {
 			t.Errorf("sync-log %v: exit %d, stdout %q, stderr %q; want exit %d and one line saying %q",
 				bad.args, r.Code, r.Stdout, r.Stderr, bad.code, bad.msg)
 		}
+	}
+}
+
+// Nothing a push records after git has reported holds the client: sshd
+// keeps the client until serve exits, so the push's attempt and staging
+// rows are written by the detached converge. With push_attempts locked,
+// the push still answers (serve waits for no insert) and its row appears
+// once the lock goes; written by serve itself, the insert would give up
+// at its bound while the client waited, and the row would be lost.
+func TestPushAnswersBeforeItsRecords(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	url := meshtest.URL("team/app")
+	work, _ := pushed(t, c)
+	c.WaitConverged("team/app")
+	meshtest.WaitDetached(t)
+
+	tx, err := c.DB().Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`LOCK TABLE push_attempts, sync_log IN EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	c.Commit(work, "README", "second\n")
+	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	meshtest.WaitDetached(t)
+	var attempts, staged int
+	if err := c.DB().QueryRow(`SELECT (SELECT count(*) FROM push_attempts WHERE result = 'ok'),
+		(SELECT count(*) FROM sync_log WHERE kind = 'stage')`).Scan(&attempts, &staged); err != nil {
+		t.Fatal(err)
+	}
+	if attempts != 2 || staged != 4 {
+		t.Errorf("after two pushes: %d ok attempts and %d stagings recorded, want 2 and 4 (each push on b and c)", attempts, staged)
 	}
 }

@@ -26,6 +26,10 @@ import (
 type Git struct {
 	// SSHCommand is GIT_SSH_COMMAND for fetches from ssh:// peers.
 	SSHCommand string
+	// SSH, when SSHCommand is empty, builds it on the first hop to an
+	// ssh:// peer (reading the cluster key and known_hosts): a git run
+	// that reaches no peer never calls it.
+	SSH func() string
 	// Timeout bounds one fetch from a peer.
 	Timeout time.Duration
 	// Progress, when set, gets the meter of fetches from peers (a user
@@ -447,8 +451,10 @@ func (g Git) runWith(ctx context.Context, dir, input string, progress *Progress,
 		cmd.Stdin = strings.NewReader(input)
 	}
 	cmd.Env = Env(os.Environ())
-	if g.SSHCommand != "" {
-		cmd.Env = append(cmd.Env, "GIT_SSH_COMMAND="+g.SSHCommand)
+	if hops(args) {
+		if ssh := g.sshCommand(); ssh != "" {
+			cmd.Env = append(cmd.Env, "GIT_SSH_COMMAND="+ssh)
+		}
 	}
 	cmd.Env = append(cmd.Env, "GIT_TERMINAL_PROMPT=0")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -476,6 +482,25 @@ func (g Git) runWith(ctx context.Context, dir, input string, progress *Progress,
 		return out, public.Because(fmt.Errorf("git %s: %v", name, err), why)
 	}
 	return out, nil
+}
+
+// sshCommand is GIT_SSH_COMMAND for a hop to an ssh:// peer.
+func (g Git) sshCommand() string {
+	if g.SSHCommand == "" && g.SSH != nil {
+		return g.SSH()
+	}
+	return g.SSHCommand
+}
+
+// hops reports whether a git run names a URL (an ssh:// peer): only
+// those need the ssh command.
+func hops(args []string) bool {
+	for _, a := range args {
+		if strings.Contains(a, "://") {
+			return true
+		}
+	}
+	return false
 }
 
 // subcommand names a git invocation for messages: "gc" in "-c k=v gc".

@@ -397,7 +397,7 @@ func (g Git) RequestSync(ctx context.Context, rawURL string) error {
 		sshArgs = append(sshArgs, "-p", p)
 	}
 	sshArgs = append(sshArgs, "--", dest, string(SyncRequest)+" '"+u.Path+"'")
-	ssh := g.SSHCommand
+	ssh := g.sshCommand()
 	if ssh == "" {
 		ssh = "ssh"
 	}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -175,7 +176,7 @@ func Handle(ctx context.Context, s config.Settings, r Request) error {
 			return err
 		}
 		node.Client = r.Client
-		node.Converge = func(repo string) { startConverge(s, node.Bin, repo, log) }
+		node.After = func(a version.Afterward) error { return startConverge(s, node.Bin, a) }
 		return node.Push(ctx, st, r.User, func(extraEnv, gitConfig []string, stdin *os.File) (*gitexec.Service, error) {
 			if r.Receive != nil {
 				return r.Receive(dir, append(env, extraEnv...), gitConfig, stdin)
@@ -362,17 +363,20 @@ func clusterSync(ctx context.Context, s config.Settings, repo string, c Conn) er
 }
 
 // startConverge runs `gitmesh converge REPO` detached from the client's
-// connection, with this process's settings, so the devices the push left
-// behind catch up now even without `gitmesh replicate`.
-func startConverge(s config.Settings, bin, repo string, log zerolog.Logger) {
-	cmd := exec.Command(bin, "converge", repo)
+// connection, with this process's settings and what is left of the push
+// (a), so that serve exits as soon as git has reported (sshd holds the
+// client until then): the child records the attempt and the staging and,
+// when a version was recorded, catches up the devices the push left
+// behind, even without `gitmesh replicate`.
+func startConverge(s config.Settings, bin string, a version.Afterward) error {
+	cmd := exec.Command(bin, "converge", a.Repo)
 	cmd.Env = append(gitexec.Env(os.Environ()), SettingsEnv(s)...)
+	cmd.Env = append(cmd.Env, version.AfterwardEnv+"="+a.Encode())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		log.Warn().Err(err).Msg("start converge")
-		return
+		return err
 	}
-	cmd.Process.Release()
+	return cmd.Process.Release()
 }
 
 // SettingsEnv passes settings to a child gitmesh through its environment
@@ -405,14 +409,18 @@ func NewNode(s config.Settings, dbh *sql.DB, log zerolog.Logger, tell func(strin
 }
 
 // Git is the bookkeeping git for these settings: fetch timeout and, for
-// ssh:// peers, the cluster key, known_hosts and shared connections. When
-// the control directory is not private, hops go unshared (and say why in
-// the log): sharing is a saving, never a reason to fail.
+// ssh:// peers, the cluster key, known_hosts and shared connections,
+// worked out on the first hop only (a read of a current copy makes none).
+// When the control directory is not private, hops go unshared (and say
+// why in the log): sharing is a saving, never a reason to fail.
 func Git(s config.Settings, log zerolog.Logger) gitexec.Git {
-	ssh, err := gitexec.SharedSSHCommand(s.ClusterKey, s.KnownHosts, s.ConnectTimeout.D(),
-		s.SSHControlPersist.D(), gitexec.ControlBase(), time.Now())
-	if err != nil {
-		log.Warn().Err(err).Msg("ssh connections to peers are not shared")
-	}
-	return gitexec.Git{Timeout: s.FetchTimeout.D(), SSHCommand: ssh}
+	ssh := sync.OnceValue(func() string {
+		ssh, err := gitexec.SharedSSHCommand(s.ClusterKey, s.KnownHosts, s.ConnectTimeout.D(),
+			s.SSHControlPersist.D(), gitexec.ControlBase(), time.Now())
+		if err != nil {
+			log.Warn().Err(err).Msg("ssh connections to peers are not shared")
+		}
+		return ssh
+	})
+	return gitexec.Git{Timeout: s.FetchTimeout.D(), SSH: ssh}
 }

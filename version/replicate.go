@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lib/pq"
-
 	"gitmesh/db"
 	"gitmesh/gitexec"
 	"gitmesh/lock"
@@ -92,38 +90,32 @@ func (w *write) replicate(ctx context.Context) *replication {
 	return r
 }
 
-// logStaging records, after the answer, each peer's staging of this push
-// in sync_log (kind 'stage', from the writer): whether it holds version
-// v, or why not.
-func (w *write) logStaging(ctx context.Context, r *replication, v int64) {
-	if r == nil || len(r.tried) == 0 {
-		return
+// stages are each peer's staging of this push, for sync_log (kind
+// 'stage', from the writer): whether it holds the new version, or why
+// not.
+func (w *write) stages(r *replication) []Stage {
+	if r == nil {
+		return nil
 	}
-	ids, from, ms, res := make([]int32, len(r.tried)), make([]int64, len(r.tried)), make([]int64, len(r.tried)), make([]string, len(r.tried))
+	out := make([]Stage, len(r.tried))
 	for i, t := range r.tried {
-		ids[i], from[i], ms[i], res[i] = t.peer.ID, -1, t.took.Milliseconds(), "ok"
+		out[i] = Stage{Device: t.peer.ID, FromVersion: -1, MS: t.took.Milliseconds(), Result: "ok"}
 		for _, c := range w.st.Copies {
 			if c.DeviceID == t.peer.ID {
-				from[i] = c.Version
+				out[i].FromVersion = c.Version
 			}
 		}
 		switch {
 		case t.err != nil:
-			res[i] = t.err.Error()
+			out[i].Result = t.err.Error()
+			if len(out[i].Result) > 1000 {
+				out[i].Result = out[i].Result[:1000]
+			}
 		case !w.committed:
-			res[i] = "stored, but the push was not recorded"
+			out[i].Result = "stored, but the push was not recorded"
 		}
 	}
-	ctx, cancel := db.Bound(ctx, w.n.LockTimeout)
-	defer cancel()
-	_, err := w.conn.ExecContext(ctx, `INSERT INTO sync_log
-		(repository_id, device_id, from_device, from_version, to_version, duration_ms, result, kind)
-		SELECT $1, u.dev, $2, NULLIF(u.fromv, -1), $3, u.ms, u.res, 'stage'
-		FROM unnest($4::int[], $5::bigint[], $6::bigint[], $7::text[]) AS u(dev, fromv, ms, res)`,
-		w.st.RepoID, w.st.SelfID, v, pq.Array(ids), pq.Array(from), pq.Array(ms), pq.Array(res))
-	if err != nil {
-		w.n.Log.Warn().Err(err).Str("repo", w.st.Repo).Msg("sync log")
-	}
+	return out
 }
 
 // stageOn takes p's read lock and mirrors the stage there.

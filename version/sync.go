@@ -33,9 +33,9 @@ type Node struct {
 	Bin string
 	// WriteQuorum is the write_quorum setting: 0 for a majority.
 	WriteQuorum int
-	// Converge starts, detached, the catch-up of the holders a push left
-	// behind; nil does nothing.
-	Converge func(repo string)
+	// After starts, detached from the client, what is left once git has
+	// reported a push (see Afterward); nil or an error does it in place.
+	After func(Afterward) error
 	// Limits of a push (see limits.go): how many pushes may wait for the
 	// write lock, and the bounds on receive-pack (0: none).
 	MaxPushWaiters  int

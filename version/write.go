@@ -98,7 +98,7 @@ func (n *Node) Push(ctx context.Context, st State, user string, start Receiver) 
 	}
 	w := &write{n: n, conn: conn, st: st, user: user, dir: gitexec.RepoDir(n.RepoRoot, st.Repo)}
 	defer func() { w.conn.Close() }()
-	defer func() { w.recordAttempt(began, w.waited, err) }()
+	defer func() { w.handOff(began, err) }()
 	defer w.unlock()
 	if err := w.precheck(ctx); err != nil {
 		return err
@@ -219,6 +219,7 @@ type write struct {
 	locked     bool          // this push holds the write lock
 	marked     bool          // this push set the write mark (token)
 	waited     time.Duration // its wait for the write lock
+	started    bool          // receive-pack ran: git, not serve, reports to the client
 	stored     []Device
 	rep        *replication // the staging on the peers, logged after the answer
 	guard      *guard.Guard // bounds receive-pack except while recording
@@ -268,6 +269,7 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 		return err
 	}
 	w.guard = g
+	w.started = true // git reports to the client: what is left waits (handOff)
 	g.Watch(svc.Kill)
 	srv.Expect(svc.Pid())
 	srv.ReadLimit = w.n.PushIdleTimeout
@@ -294,9 +296,6 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 		// words, this is gitmesh's sentence and exit status.
 		w.n.Log.Info().Str("repo", w.st.Repo).Int64("received", g.Received()).Int64("max_push_bytes", w.n.MaxPushBytes).Msg("push refused: too large")
 		return &TooLargeError{Repo: w.st.Repo, Max: w.n.MaxPushBytes, Bytes: true}
-	}
-	if w.committed && w.n.Converge != nil {
-		w.n.Converge(w.st.Repo) // peers show what they stored; the rest catch up
 	}
 	if stoppedBy != nil {
 		return w.stopped(stoppedBy)
@@ -365,7 +364,6 @@ func (w *write) procReceive(ctx context.Context, c *hook.Conn) {
 		hook.WriteResults(c, ok)
 		c.Close() // the relay ends: receive-pack reports to the client now
 		w.apply(ctx, push)
-		w.logStaging(ctx, w.rep, w.version+1)
 		if !w.committed {
 			w.finish(ctx)
 		}
@@ -381,11 +379,13 @@ func (w *write) procReceive(ctx context.Context, c *hook.Conn) {
 	if w.committed && w.outcome == nil {
 		w.tellStored(w.newVersion, w.answered)
 	}
-	w.logStaging(ctx, w.rep, w.version+1)
-	// The next push need not wait for git's report or post-receive.
 	if !w.committed {
-		w.finish(ctx)
+		w.finish(ctx) // what it may tell the user still goes through the relay
 	}
+	// The relay ends here: receive-pack reports to the client while the
+	// lock is given back, and the next push need not wait for git's
+	// report or post-receive.
+	c.Close()
 	w.unlock()
 }
 
