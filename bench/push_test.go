@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -410,4 +411,42 @@ func report(b *testing.B, n int, viaGitmesh, viaShell, converge time.Duration) {
 	b.ReportMetric(ms(viaShell), "gitshell-ms/op")
 	b.ReportMetric(float64(viaGitmesh)/float64(viaShell), "ratio")
 	b.ReportMetric(ms(converge), "converge-ms/op")
+}
+
+// logSize is where dev's log ends now: stepTimes reads from there.
+func logSize(c *meshtest.Cluster, dev string) int64 {
+	fi, err := os.Stat(c.Devices[dev].Log)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// stepTimes reports the median of each step of the pushes dev logged
+// since from (its `push timings` lines), as <step>-ms metrics: where a
+// push's time goes, beside its ratio.
+func stepTimes(b *testing.B, c *meshtest.Cluster, dev string, from int64) {
+	data, err := os.ReadFile(c.Devices[dev].Log)
+	if err != nil || int64(len(data)) < from {
+		return
+	}
+	steps := []string{"read_refs", "validate", "stage", "replicate", "record", "show"}
+	got := map[string][]float64{}
+	for _, line := range bytes.Split(data[from:], []byte("\n")) {
+		var m map[string]any
+		if json.Unmarshal(line, &m) != nil || m["message"] != "push timings" {
+			continue
+		}
+		for _, s := range steps {
+			if v, ok := m[s].(float64); ok {
+				got[s] = append(got[s], v)
+			}
+		}
+	}
+	for _, s := range steps {
+		if v := got[s]; len(v) > 0 {
+			sort.Float64s(v)
+			b.ReportMetric(v[len(v)/2], s+"-ms")
+		}
+	}
 }

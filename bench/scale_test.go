@@ -32,6 +32,7 @@ func BenchmarkThousandNewBranches(b *testing.B) {
 	c, mesh, shell, work := manyBranches(b, 10000)
 	loop := newSlowLoop(b, 10)
 	var viaGitmesh, viaShell, converge time.Duration
+	from := logSize(c, "a")
 	b.ResetTimer()
 	for i := 0; loop.next(); i++ {
 		b.StopTimer()
@@ -52,6 +53,7 @@ func BenchmarkThousandNewBranches(b *testing.B) {
 	}
 	b.StopTimer()
 	report(b, loop.n, viaGitmesh, viaShell, converge)
+	stepTimes(b, c, "a", from)
 }
 
 // manyBranches is a three-device cluster (quorum 2) whose team/app holds n
@@ -82,6 +84,7 @@ func manyBranches(b *testing.B, n int) (*meshtest.Cluster, client, client, strin
 func benchPushOn(b *testing.B, c *meshtest.Cluster, mesh, shell client, work string, loop *slowLoop) {
 	var viaGitmesh, viaShell, converge time.Duration
 	var last string
+	from := logSize(c, "a")
 	b.ResetTimer()
 	for i := 0; loop.next(); i++ {
 		b.StopTimer()
@@ -96,6 +99,7 @@ func benchPushOn(b *testing.B, c *meshtest.Cluster, mesh, shell client, work str
 	b.StopTimer()
 	expectEverywhere(b, c, "team/app", "refs/heads/main", last)
 	report(b, loop.n, viaGitmesh, viaShell, converge)
+	stepTimes(b, c, "a", from)
 }
 
 // BenchmarkSyncIdle times `gitmesh sync` on a device whose 2,000

@@ -18,11 +18,12 @@ const PackLoose = 256
 // PackRefs packs this device's copy of repo's refs when it holds at
 // least PackLoose loose ones. It runs after a push has been answered
 // (in the detached converge, and on a peer asked to sync), under the
-// write lock and this device's read lock, so that no push stages and no
-// catch-up shows refs on the copy meanwhile (pack-refs locks each loose
-// ref it prunes: a concurrent update-ref would fail). Both locks are only
-// tried: a push or catch-up under way wins, and a later one packs. Ref
-// values do not change, so no digest does.
+// write lock and this device's read lock, as gc does, so that no push
+// stages and no catch-up shows refs on the copy meanwhile (pack-refs
+// locks each loose ref it prunes: a concurrent update-ref would fail).
+// Each wait is bounded by lock_timeout; a push waits for it at most as
+// long as packing takes (one rewrite of packed-refs). Ref values do not
+// change, so no digest does.
 func (n *Node) PackRefs(ctx context.Context, repo string) error {
 	dir := gitexec.RepoDir(n.RepoRoot, repo)
 	if !gitexec.Exists(dir) || gitexec.LooseRefs(dir, PackLoose) < PackLoose {
@@ -38,9 +39,8 @@ func (n *Node) PackRefs(ctx context.Context, repo string) error {
 	}
 	defer conn.Close()
 	for _, k := range []lock.Key{lock.Write(st.RepoID), lock.Read(st.RepoID, st.SelfID)} {
-		ok, err := lock.Try(ctx, conn, k)
-		if err != nil || !ok {
-			return err // busy: whoever holds it writes refs, a later pass packs
+		if err := lock.Acquire(ctx, conn, k, n.LockTimeout, nil); err != nil {
+			return err
 		}
 		defer n.unlock(conn, repo, k)
 	}

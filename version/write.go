@@ -435,13 +435,16 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("read HEAD")
 		return failAll(push, "gitmesh could not read the repository; nothing was changed")
 	}
+	read := time.Now()
 	results := w.validate(ctx, push, visible, head, <-facts)
+	validated := time.Now()
 	// The copy must show exactly its recorded version: a copy wiped or
 	// re-created under this push must not become the base of a new version
 	// (it would erase acknowledged refs everywhere). Checked after the
 	// update hooks ran (as git runs them before its ref transaction can
 	// still fail), before anything is staged.
-	if self, ok := w.st.Self(); !ok || self.Digest != visible.Digest(head) {
+	base := visible.Digest(head)
+	if self, ok := w.st.Self(); !ok || self.Digest != base {
 		w.n.Log.Error().Str("repo", w.st.Repo).Msg("copy differs from its recorded version; push refused")
 		return failAll(push, "this device's copy does not match its recorded version; nothing was changed, try again")
 	}
@@ -459,7 +462,7 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 		}
 	}
 	digest := want.Digest(head)
-	if len(accepted) == 0 || digest == visible.Digest(head) {
+	if len(accepted) == 0 || digest == base {
 		return results
 	}
 	fail := func(reason string) []hook.Result {
@@ -504,7 +507,8 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 	committed := time.Now()
 	w.showSelf(ctx, newVersion, digest, gitexec.ShowCommands(visible, want))
 	w.n.Log.Info().Str("op", "push").Str("repo", w.st.Repo).Int64("version", newVersion).
-		Dur("validate_stage", stagedAt.Sub(start)).Dur("replicate", replicated.Sub(stagedAt)).
+		Dur("read_refs", read.Sub(start)).Dur("validate", validated.Sub(read)).Dur("stage", stagedAt.Sub(validated)).
+		Int("refs", len(visible)).Dur("replicate", replicated.Sub(stagedAt)).
 		Dur("record", committed.Sub(replicated)).Dur("show", time.Since(committed)).Msg("push timings")
 	w.stored = append([]Device{w.self()}, rep.stored...)
 	w.newVersion = newVersion
