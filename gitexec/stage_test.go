@@ -198,3 +198,48 @@ func TestConfigBool(t *testing.T) {
 		}
 	}
 }
+
+// PackRefs moves loose refs into packed-refs without changing a ref or
+// the digest, and LooseRefs sees them go (stopping at its limit).
+func TestPackRefsKeepsTheRefsAndTheirDigest(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "r.git")
+	var g Git
+	if err := g.InitBare(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	commit, err := exec.Command("git", "-C", dir, "commit-tree", "4b825dc642cb6eb9a060e54bf8d69288fbee4904", "-m", "x").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimSpace(string(commit))
+	var cmds []string
+	for _, n := range []string{"refs/heads/a", "refs/heads/b/c", "refs/tags/v1", Stage + "heads/a"} {
+		cmds = append(cmds, "create "+n+" "+id)
+	}
+	if err := g.UpdateRefs(ctx, dir, cmds, false); err != nil {
+		t.Fatal(err)
+	}
+	if n := LooseRefs(dir, 100); n != 4 {
+		t.Fatalf("LooseRefs = %d, want 4", n)
+	}
+	if n := LooseRefs(dir, 2); n != 2 {
+		t.Fatalf("LooseRefs with limit 2 = %d, want 2", n)
+	}
+	before, err := g.RefsDigest(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs, _ := g.Refs(ctx, dir)
+	if err := g.PackRefs(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	if n := LooseRefs(dir, 100); n != 0 {
+		t.Errorf("LooseRefs after packing = %d, want 0", n)
+	}
+	after, _ := g.RefsDigest(ctx, dir)
+	packed, _ := g.Refs(ctx, dir)
+	if after != before || packed != refs {
+		t.Errorf("packing changed the refs:\n%s\nto\n%s", refs, packed)
+	}
+}
