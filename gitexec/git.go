@@ -391,13 +391,17 @@ func (g Git) Refs(ctx context.Context, dir string) (string, error) {
 // upload-pack does not advertise such a HEAD, so a copy read remotely
 // (thaw, verify) and one read on disk give the same digest.
 func Digest(refs, head string) string {
-	lines := strings.Split(strings.TrimSpace(refs), "\n")
+	return digestSorted(strings.Split(strings.TrimSpace(refs), "\n"), head)
+}
+
+// digestSorted is Digest of the lines, which it sorts in place.
+func digestSorted(lines []string, head string) string {
 	sort.Strings(lines)
 	h := sha256.New()
 	headExists := false
 	for _, l := range lines {
 		if l != "" {
-			fmt.Fprintf(h, "%s\n", l)
+			h.Write([]byte(l + "\n"))
 			headExists = headExists || strings.HasSuffix(l, " "+head)
 		}
 	}

@@ -2,7 +2,10 @@ package gitexec
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -241,5 +244,36 @@ func TestPackRefsKeepsTheRefsAndTheirDigest(t *testing.T) {
 	packed, _ := g.Refs(ctx, dir)
 	if after != before || packed != refs {
 		t.Errorf("packing changed the refs:\n%s\nto\n%s", refs, packed)
+	}
+}
+
+// RefSet.Digest is the digest of the set's lines, whatever the order of
+// names and objects, and HEAD counts only when it names a ref there:
+// recorded digests keep verifying.
+func TestRefSetDigestIsTheDigestOfItsLines(t *testing.T) {
+	sets := []RefSet{
+		{},
+		{"refs/heads/main": "bbbb"},
+		{"refs/heads/main": "bbbb", "refs/heads/a": "cccc", "refs/tags/v1": "aaaa", "refs/heads/z/y": "bbbb"},
+	}
+	big := RefSet{}
+	for i := 0; i < 2000; i++ {
+		big[fmt.Sprintf("refs/heads/b%05d", (i*7919)%2000)] = fmt.Sprintf("%040x", (i*104729)%997)
+	}
+	sets = append(sets, big)
+	for i, r := range sets {
+		for _, head := range []string{"", "refs/heads/main", "refs/heads/none"} {
+			if got, want := r.Digest(head), Digest(r.Lines(), head); got != want {
+				t.Errorf("set %d, HEAD %q: Digest %s, want %s", i, head, got, want)
+			}
+		}
+	}
+	// The recorded format: sorted "<object> <ref>" lines, then HEAD.
+	sum := sha256.Sum256([]byte("aaaa refs/heads/z\nbbbb refs/heads/main\nHEAD refs/heads/main\n"))
+	if got := (RefSet{"refs/heads/main": "bbbb", "refs/heads/z": "aaaa"}).Digest("refs/heads/main"); got != hex.EncodeToString(sum[:]) {
+		t.Errorf("digest %s is not the recorded format's %x", got, sum)
+	}
+	if a, b := (RefSet{"refs/heads/main": "bbbb"}).Digest("refs/heads/main"), (RefSet{"refs/heads/main": "bbbb"}).Digest("refs/heads/none"); a == b {
+		t.Errorf("HEAD naming a ref there and HEAD naming none give one digest")
 	}
 }
