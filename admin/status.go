@@ -12,20 +12,25 @@ import (
 	"gitmesh/version"
 )
 
-// CopyStatus is one device's copy of one repository, as `status` shows it.
+// CopyStatus is one holder's copy of one repository, as `status` shows it.
 type CopyStatus struct {
 	Repository string `json:"repository"`
 	Device     string `json:"device"`
-	Version    int64  `json:"version"`
-	Lag        int64  `json:"lag"`
-	IsWriting  bool   `json:"is_writing"`
+	// Version is -1 for a holder with no version recorded yet (just
+	// placed, or its record forgotten by heal): it lags every version,
+	// version 0 included, until it catches up.
+	Version   int64 `json:"version"`
+	Lag       int64 `json:"lag"`
+	IsWriting bool  `json:"is_writing"`
 	// Frozen: a write mark whose writer's database session is gone
 	// (version.WriterSessionOpen; a push in progress is writing, not
 	// frozen).
 	Frozen bool `json:"frozen"`
 	// Pending: this device holds the version staged; its next read shows it.
-	Pending   bool      `json:"pending"`
-	Writer    *Writer   `json:"writer"` // null when no write is marked
+	Pending bool    `json:"pending"`
+	Writer  *Writer `json:"writer"` // null when no write is marked
+	// UpdatedAt is when the version was recorded; for a holder with none,
+	// when it was placed.
 	UpdatedAt time.Time `json:"updated_at"`
 	// Per repository: how many of its holders (placed devices) hold the
 	// newest version, against the write quorum.
@@ -43,23 +48,33 @@ type Writer struct {
 	Started time.Time `json:"started"`
 }
 
+// statusQuery lists every holder's copy (the holders table LEFT JOIN its
+// recorded version): a holder just placed, with no version recorded yet,
+// is listed at version -1 and lagging by newest+1; a recorded version of
+// a device that is no holder is not a copy of the repository and is left
+// out. Per repository, per aggregates the holders in one pass (the newest
+// version among them, how many there are) and a window over the sorted
+// rows counts those at the newest: no statement per row or repository.
+// With a repository named, per reads only its holders.
 const statusQuery = `
-WITH top AS (SELECT repository_id, max(version) AS version FROM working_copy_versions GROUP BY repository_id),
-     held AS (SELECT repository_id, count(*) AS n FROM holders GROUP BY repository_id)
-SELECT r.name, d.name, v.version, t.version - v.version,
-       v.is_writing, v.is_writing AND NOT ` + version.WriterSessionOpen + `,
-       v.refs_pending, v.write_properties, v.updated_at,
-       count(*) FILTER (WHERE v.version = t.version) OVER (PARTITION BY r.id),
-       COALESCE(held.n, 0)
-FROM working_copy_versions v
-JOIN repositories r ON r.id = v.repository_id
-JOIN devices d ON d.id = v.device_id
-JOIN top t ON t.repository_id = v.repository_id
-LEFT JOIN held ON held.repository_id = v.repository_id
-WHERE $1 = '' OR r.name = $1
+WITH per AS (
+  SELECT h.repository_id, max(v.version) AS newest, count(*) AS holders
+  FROM holders h LEFT JOIN working_copy_versions v USING (repository_id, device_id)
+  WHERE $1 = '' OR h.repository_id = (SELECT id FROM repositories WHERE name = $1)
+  GROUP BY h.repository_id)
+SELECT r.name, d.name, COALESCE(v.version, -1), COALESCE(p.newest, -1) - COALESCE(v.version, -1),
+       COALESCE(v.is_writing, false), COALESCE(v.is_writing AND NOT ` + version.WriterSessionOpen + `, false),
+       COALESCE(v.refs_pending, false), v.write_properties, COALESCE(v.updated_at, h.created_at),
+       count(*) FILTER (WHERE v.version = p.newest) OVER (PARTITION BY r.name),
+       p.holders
+FROM per p
+JOIN repositories r ON r.id = p.repository_id
+JOIN holders h ON h.repository_id = p.repository_id
+JOIN devices d ON d.id = h.device_id
+LEFT JOIN working_copy_versions v ON v.repository_id = h.repository_id AND v.device_id = h.device_id
 ORDER BY r.name, d.name`
 
-// Status lists every recorded copy, of one repository or of all; quorum
+// Status lists every holder's copy, of one repository or of all; quorum
 // is the write_quorum setting (0: a majority).
 func Status(ctx context.Context, d *sql.DB, repo string, quorum int) ([]CopyStatus, error) {
 	if repo != "" {

@@ -68,7 +68,11 @@ func printStatus(w io.Writer, rows []admin.CopyStatus, locks []admin.LockHolder)
 				writing = fmt.Sprintf("%s: push by %s since %s", state, r.Writer.User, r.Writer.Started.UTC().Format(time.RFC3339))
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", r.Repository, r.Device, r.Version, r.Lag, writing)
+		ver := fmt.Sprint(r.Version)
+		if r.Version < 0 {
+			ver, writing = "-", "no (no version recorded yet: placed, not caught up)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", r.Repository, r.Device, ver, r.Lag, writing)
 	}
 	tw.Flush()
 	for i, r := range rows {

@@ -68,14 +68,15 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// copies: each recorded copy's version, lag and state, as `status` sees
-// them, and per repository the quorum figures.
+// copies: each holder's copy's version, lag and state, as `status` sees
+// them (a holder with no version recorded yet at -1, lagging), and per
+// repository the quorum figures.
 func copies(ctx context.Context, d *sql.DB, quorum int, c *collector) error {
 	rows, err := admin.Status(ctx, d, "", quorum)
 	if err != nil {
 		return fmt.Errorf("read versions: %w", err)
 	}
-	ver := c.desc("gitmesh_copy_version", "Recorded version of the repository's copy on the device.", "repository", "device")
+	ver := c.desc("gitmesh_copy_version", "Recorded version of the repository's copy on the device, a holder; -1 for a holder with none recorded yet (placed, not yet caught up).", "repository", "device")
 	lag := c.desc("gitmesh_copy_version_lag", "Versions the copy is behind the repository's newest recorded version.", "repository", "device")
 	frozen := c.desc("gitmesh_copy_frozen", "1 when a write on this copy never finished and its writer's session is gone: the repository is frozen for writes.", "repository", "device")
 	writing := c.desc("gitmesh_copy_writing", "1 while a write mark is set on this copy (a push in progress, or frozen).", "repository", "device")
@@ -101,19 +102,26 @@ func copies(ctx context.Context, d *sql.DB, quorum int, c *collector) error {
 
 // syncQuery sums sync_log in one pass, per repository and device:
 // catch-up fetches, their time and failures, heals, and the last
-// successful fetch. Every registered device gets a row.
+// successful fetch. It groups by ids first and names the groups after,
+// so that only the groups are sorted (by name), not every row. Every
+// registered device gets a row. Its cost grows with the rows sync_log
+// keeps (log_retention), not with the repositories.
 const syncQuery = `
-SELECT d.name, COALESCE(r.name, ''),
-       count(s.id) FILTER (WHERE s.kind = 'fetch'),
-       COALESCE(sum(s.duration_ms) FILTER (WHERE s.kind = 'fetch'), 0),
-       count(s.id) FILTER (WHERE s.kind = 'fetch' AND s.result <> 'ok'),
-       count(s.id) FILTER (WHERE s.kind = 'heal' AND s.result LIKE 'ok%'),
-       count(s.id) FILTER (WHERE s.kind = 'heal' AND s.result LIKE 'frozen: %'),
-       COALESCE(extract(epoch FROM max(s.created_at) FILTER (WHERE s.kind = 'fetch' AND s.result = 'ok'))::float8, 0)
+WITH s AS (
+  SELECT device_id, repository_id,
+         count(*) FILTER (WHERE kind = 'fetch') AS fetches,
+         COALESCE(sum(duration_ms) FILTER (WHERE kind = 'fetch'), 0) AS ms,
+         count(*) FILTER (WHERE kind = 'fetch' AND result <> 'ok') AS fails,
+         count(*) FILTER (WHERE kind = 'heal' AND result LIKE 'ok%') AS heals,
+         count(*) FILTER (WHERE kind = 'heal' AND result LIKE 'frozen: %') AS refused,
+         max(created_at) FILTER (WHERE kind = 'fetch' AND result = 'ok') AS last
+  FROM sync_log GROUP BY device_id, repository_id)
+SELECT d.name, COALESCE(r.name, ''), COALESCE(s.fetches, 0), COALESCE(s.ms, 0), COALESCE(s.fails, 0),
+       COALESCE(s.heals, 0), COALESCE(s.refused, 0), COALESCE(extract(epoch FROM s.last)::float8, 0)
 FROM devices d
-LEFT JOIN sync_log s ON s.device_id = d.id
+LEFT JOIN s ON s.device_id = d.id
 LEFT JOIN repositories r ON r.id = s.repository_id
-GROUP BY d.name, r.name ORDER BY d.name, r.name`
+ORDER BY d.name, r.name`
 
 func syncs(ctx context.Context, d *sql.DB, _ int, c *collector) error {
 	n := c.desc("gitmesh_fetches_total", "Fetches this device made from a peer to catch up (sync_log, kind fetch).", "device")
