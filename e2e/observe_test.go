@@ -92,7 +92,11 @@ func TestMetricsParsedByPrometheus(t *testing.T) {
 	c.WaitConverged("team/app")
 	c.Commit(work, "README", "c is away for this one\n")
 	pushWithout(t, c, "a", work, []string{"c"}, url, "main")
-	c.CreateRepo("a", "team/frozen", "alice") // a alone holds it
+	// a alone holds it (one copy: a, the first by name of equals).
+	if r := c.Devices["a"].Run(nil, "repo", "create", "team/frozen", "--copies", "1"); r.Code != 0 || strings.TrimSpace(r.Stdout) == "" {
+		t.Fatalf("repo create team/frozen --copies 1: exit %d: %s", r.Code, r.Stderr)
+	}
+	c.MustAdmin("grant", "alice", "team/frozen", "write")
 	frozenForGood(t, c, "team/frozen", "a", work)
 
 	m := scrape(t, c)
