@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+
 	"gitmesh/meshtest"
 )
 
@@ -106,4 +109,52 @@ func waitStatus(t *testing.T, c *meshtest.Cluster, repo, want string) {
 		}
 	}
 	t.Fatalf("status never said %q within 30s:\n%s", want, out)
+}
+
+// Whether unreachable devices refuse pushes depends on each repository's
+// holders, not on the devices in all: with five devices and team/app on
+// a, b and c, d and e away leave every quorum reachable (a warning), but
+// b and c away leave team/app one holder of the two its pushes need
+// (critical), as metrics --probe says too.
+func TestCheckCountsReachableHolders(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c", "d", "e")
+	if r := c.Devices["a"].Run(nil, "repo", "create", "team/app"); r.Code != 0 || strings.TrimSpace(r.Stdout) == "" {
+		t.Fatalf("repo create: exit %d: %s", r.Code, r.Stderr)
+	}
+	if out := c.MustAdmin("status", "team/app"); !strings.Contains(out, "team/app: 3 of 3 devices hold the newest version, quorum 2") ||
+		!regexp.MustCompile(`(?m)^team/app +c `).MatchString(out) {
+		t.Fatalf("team/app is not on a, b and c:\n%s", out)
+	}
+	breakURL(t, c, "d")
+	breakURL(t, c, "e")
+	wantCheck(t, "d and e unreachable", check(t, c), 1, "WARNING: device d is unreachable")
+	m := scrapeProbe(t, c)
+	if got := value(t, m, "gitmesh_repository_holders_up", "repository", "team/app"); got != 3 {
+		t.Errorf("gitmesh_repository_holders_up with d and e away = %v, want 3", got)
+	}
+	restoreURLs(t, c)
+	breakURL(t, c, "b")
+	breakURL(t, c, "c")
+	wantCheck(t, "b and c unreachable", check(t, c), 2,
+		"CRITICAL: device b is unreachable: ")
+	wantCheck(t, "b and c unreachable", check(t, c), 2,
+		"pushes are refused to 1 repository(ies) whose reachable holders are fewer than the write quorum: team/app)")
+	m = scrapeProbe(t, c)
+	for name, want := range map[string]float64{"gitmesh_repository_holders_up": 1, "gitmesh_repository_holders": 3, "gitmesh_repository_quorum": 2} {
+		if got := value(t, m, name, "repository", "team/app"); got != want {
+			t.Errorf("%s with b and c away = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// scrapeProbe is scrape with --probe.
+func scrapeProbe(t *testing.T, c *meshtest.Cluster) map[string]*dto.MetricFamily {
+	t.Helper()
+	out := c.MustAdmin("metrics", "--probe")
+	var p expfmt.TextParser
+	families, err := p.TextToMetricFamilies(strings.NewReader(out))
+	if err != nil {
+		t.Fatalf("the Prometheus text parser refuses gitmesh metrics --probe: %v\n%s", err, out)
+	}
+	return families
 }

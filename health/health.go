@@ -16,7 +16,6 @@ import (
 
 	"gitmesh/admin"
 	"gitmesh/db"
-	"gitmesh/version"
 )
 
 // Severity orders statuses; its value is the Nagios exit code.
@@ -83,12 +82,12 @@ func Check(ctx context.Context, d *sql.DB, o Options) (Report, error) {
 		r.add(Problem{Severity: Critical, Kind: "migrations",
 			Message: fmt.Sprintf("the database lacks migrations %s; run 'gitmesh migrate'", strings.Join(pending, ", "))})
 	}
-	err = r.copies(ctx, d, o)
+	copies, err := r.copies(ctx, d, o)
 	if err == nil {
 		err = r.lagging(ctx, d, o.LagWarn)
 	}
 	if err == nil {
-		err = r.devices(ctx, d, o)
+		err = r.devices(ctx, d, o, copies)
 	}
 	if err != nil && len(pending) == 0 {
 		return r, err
@@ -133,11 +132,11 @@ func (r *Report) sort() {
 }
 
 // copies reports frozen copies and repositories below the quorum, as
-// `status` computes them.
-func (r *Report) copies(ctx context.Context, d *sql.DB, o Options) error {
+// `status` computes them, and returns status's rows.
+func (r *Report) copies(ctx context.Context, d *sql.DB, o Options) ([]admin.CopyStatus, error) {
 	rows, err := admin.Status(ctx, d, "", o.Quorum)
 	if err != nil {
-		return fmt.Errorf("read versions: %w", err)
+		return nil, fmt.Errorf("read versions: %w", err)
 	}
 	for i, c := range rows {
 		if c.Frozen {
@@ -159,7 +158,7 @@ func (r *Report) copies(ctx context.Context, d *sql.DB, o Options) error {
 					c.Repository, c.HoldNewest, c.Holders, c.Quorum)})
 		}
 	}
-	return nil
+	return rows, nil
 }
 
 // lagQuery lists the holders' copies behind their repository's newest
@@ -228,9 +227,10 @@ func (r *Report) lagging(ctx context.Context, d *sql.DB, limit time.Duration) er
 }
 
 // devices probes every device at once. Unreachable devices are critical
-// when too few are left for the write quorum (pushes are refused), and a
-// warning otherwise.
-func (r *Report) devices(ctx context.Context, d *sql.DB, o Options) error {
+// when some repository is left with fewer reachable holders than its
+// write quorum (pushes to it are refused), and a warning otherwise;
+// copies are status's rows, one per holder.
+func (r *Report) devices(ctx context.Context, d *sql.DB, o Options, copies []admin.CopyStatus) error {
 	devs, err := admin.Devices(ctx, d)
 	if err != nil {
 		return fmt.Errorf("read devices: %w", err)
@@ -249,7 +249,7 @@ func (r *Report) devices(ctx context.Context, d *sql.DB, o Options) error {
 		}()
 	}
 	wg.Wait()
-	down := 0
+	down := map[string]bool{}
 	for i, err := range errs {
 		switch {
 		case errors.Is(err, ErrNotProbed):
@@ -257,13 +257,18 @@ func (r *Report) devices(ctx context.Context, d *sql.DB, o Options) error {
 			r.add(Problem{Severity: Warning, Kind: "not_probed", Device: devs[i].Name,
 				Message: fmt.Sprintf("device %s was not probed: %v; set them, or pass --no-probe", devs[i].Name, err)})
 		case err != nil:
-			down++
+			down[devs[i].Name] = true
 		}
 	}
-	quorum := version.QuorumOf(len(devs), o.Quorum)
-	sev, why := Warning, fmt.Sprintf("%d of %d devices reachable, the write quorum is %d", len(devs)-down, len(devs), quorum)
-	if len(devs)-down < quorum {
-		sev, why = Critical, why+": pushes are refused"
+	cut := Unreachable(copies, down)
+	sev, why := Warning, fmt.Sprintf("%d of %d devices reachable; every repository keeps the write quorum of its holders", len(devs)-len(down), len(devs))
+	if len(cut) > 0 {
+		names := strings.Join(cut[:min(3, len(cut))], ", ")
+		if len(cut) > 3 {
+			names += ", ..."
+		}
+		sev, why = Critical, fmt.Sprintf("%d of %d devices reachable; pushes are refused to %d repository(ies) whose reachable holders are fewer than the write quorum: %s",
+			len(devs)-len(down), len(devs), len(cut), names)
 	}
 	for i, err := range errs {
 		if err != nil {
@@ -272,4 +277,25 @@ func (r *Report) devices(ctx context.Context, d *sql.DB, o Options) error {
 		}
 	}
 	return nil
+}
+
+// Unreachable lists, in name order, the repositories of copies (status's
+// rows, one per holder) whose holders not down are fewer than their write
+// quorum: the one count check and metrics use.
+func Unreachable(copies []admin.CopyStatus, down map[string]bool) []string {
+	var out []string
+	up := 0
+	for i, c := range copies {
+		if !down[c.Device] {
+			up++
+		}
+		if i+1 < len(copies) && copies[i+1].Repository == c.Repository {
+			continue
+		}
+		if up < c.Quorum {
+			out = append(out, c.Repository)
+		}
+		up = 0
+	}
+	return out
 }
