@@ -39,6 +39,9 @@ func BenchmarkPlacementScale(b *testing.B) {
 	b.Run("spread", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 		}
+		if spread[0]-spread[1] > 1 {
+			b.Errorf("copies per device from %d to %d: placement should keep them within 1", spread[1], spread[0])
+		}
 		b.ReportMetric(float64(spread[0]-spread[1]), "spread-copies")
 		b.ReportMetric(float64(spread[0]), "max-copies")
 		b.ReportMetric(float64(spread[1]), "min-copies")
