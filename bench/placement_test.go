@@ -136,7 +136,7 @@ func placedCluster(b *testing.B) (*meshtest.Cluster, [2]int) {
 		write_properties = '{"user": "alice", "device": "a", "pid": 1, "started": "2026-01-01T00:00:00Z"}'
 		WHERE id % 3000 = 1`)
 	mustExec(b, d, `DELETE FROM working_copy_versions WHERE id % 3000 = 2`)
-	mustExec(b, d, `ANALYZE`)
+	mustExec(b, d, `VACUUM ANALYZE`) // as autovacuum would soon: the commands meet a settled database
 	b.Logf("filled %d repositories x %d copies in %s", scaleRepos-1, scaleCopies, time.Since(start).Round(time.Millisecond))
 
 	last := fmt.Sprintf("t/r%05d", scaleRepos-1)
