@@ -246,7 +246,9 @@ func settingFlags() []cli.Flag {
 // load reads the settings once: defaults, then the file, then environment
 // and flags.
 func (a *app) load(c *cli.Context) error {
-	a.servingUser = c.Args().First() == "serve" && !slices.Contains(c.Args().Slice(), "--cluster") ||
+	// A user's request passed on by another device (gitmesh-as) is
+	// answered as `serve USER` answers: the user reads it.
+	a.servingUser = c.Args().First() == "serve" && (!slices.Contains(c.Args().Slice(), "--cluster") || gitexec.IsPassedOn(os.Getenv("SSH_ORIGINAL_COMMAND"))) ||
 		c.Args().First() == "http-backend" || c.Args().First() == "http-auth"
 	a.httpDoor = c.Args().First() == "http-backend" || c.Args().First() == "http-auth"
 	a.dsns = []string{c.String("database-url"), os.Getenv("GITMESH_DATABASE_URL")}

@@ -1,0 +1,180 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"gitmesh/meshtest"
+)
+
+// placeTwo creates repo with two copies among c's devices, lets the
+// writers write to it and returns its holders and the device that holds
+// no copy (the first one by name).
+func placeTwo(t *testing.T, c *meshtest.Cluster, repo string, writers ...string) (holders []string, outsider string) {
+	t.Helper()
+	c.MustAdmin("repo", "create", repo, "--copies", "2")
+	for _, u := range writers {
+		c.User(u)
+		c.MustAdmin("grant", u, repo, "write")
+	}
+	rows, err := c.DB().Query(`SELECT d.name FROM holders h JOIN devices d ON d.id = h.device_id
+		JOIN repositories r ON r.id = h.repository_id WHERE r.name = $1 ORDER BY d.name`, repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		holders = append(holders, n)
+	}
+	if len(holders) != 2 {
+		t.Fatalf("repo create --copies 2 placed %s on %v", repo, holders)
+	}
+	for _, d := range c.Devices {
+		if !slices.Contains(holders, d.Name) && (outsider == "" || d.Name < outsider) {
+			outsider = d.Name
+		}
+	}
+	return holders, outsider
+}
+
+// noCopy fails the test when device d's repo root holds anything of
+// repo: a copy, a copy being built, or one set aside.
+func noCopy(t *testing.T, d *meshtest.Device, repo string) {
+	t.Helper()
+	matches, err := filepath.Glob(filepath.Join(d.Root, repo+".git*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(matches) > 0 {
+		t.Fatalf("device %s holds no copy of %s, yet its repo root has %v", d.Name, repo, matches)
+	}
+}
+
+// Any device answers: clone, fetch, ls-remote, archive and push through a
+// device that holds no copy are passed on to a holder; the push is
+// acknowledged as a direct one, lands on the holders, and the device
+// that passed it on never holds a copy.
+func TestAnyDeviceAnswers(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	holders, out := placeTwo(t, c, "team/app", "alice")
+	o := c.Devices[out]
+	url := meshtest.URL("team/app")
+
+	work := c.Work("alice")
+	first := c.Commit(work, "README", "hello\n")
+	r := o.Git("alice", work, "push", url, "main")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "stored on 2 of 2 devices") {
+		t.Fatalf("push through %s (no copy): exit %d, stderr %q; want it acknowledged with its stored-on line", out, r.Code, r.Stderr)
+	}
+	for _, h := range holders {
+		if ls := c.Devices[h].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(ls, first) {
+			t.Fatalf("holder %s serves main %q after the push through %s, want %s", h, ls, out, first)
+		}
+	}
+
+	clone := filepath.Join(c.Dir, "clone")
+	o.MustGit("alice", "", "clone", "-q", url, clone)
+	if got := strings.TrimSpace(c.LocalGit(clone, "rev-parse", "HEAD")); got != first {
+		t.Fatalf("clone through %s has %s, want %s", out, got, first)
+	}
+	second := c.Commit(clone, "NEWS", "news\n")
+	c.Devices[holders[0]].MustGit("alice", clone, "push", "-q", url, "main")
+	o.MustGit("alice", work, "fetch", "-q", url, "main")
+	if got := strings.TrimSpace(c.LocalGit(work, "rev-parse", "FETCH_HEAD")); got != second {
+		t.Fatalf("fetch through %s got %s, want the newest push %s", out, got, second)
+	}
+	if ls := o.MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(ls, second) {
+		t.Fatalf("ls-remote through %s: %q, want main at %s", out, ls, second)
+	}
+	tar := o.MustGit("alice", work, "archive", "--remote="+url, "main", "NEWS")
+	if !strings.Contains(tar, "news\n") {
+		t.Fatalf("archive through %s lacks NEWS: %.200q", out, tar)
+	}
+
+	// Protocol v2 travels with the request: only a v2 client gets the
+	// filter a partial clone needs.
+	partial := filepath.Join(c.Dir, "partial")
+	r = o.Git("alice", "", "-c", "protocol.version=2", "clone", "-q", "--no-checkout", "--filter=blob:none", url, partial)
+	if r.Code != 0 || strings.Contains(r.Stderr, "filtering not recognized") {
+		t.Fatalf("partial clone (protocol v2) through %s: exit %d: %s", out, r.Code, r.Stderr)
+	}
+	if missing := c.LocalGit(partial, "rev-list", "--objects", "--all", "--missing=print"); !strings.Contains("\n"+missing, "\n?") {
+		t.Fatalf("the partial clone through %s holds every blob: protocol v2 did not reach the holder", out)
+	}
+
+	// Every answer came from a holder: nothing of the repository on out.
+	noCopy(t, o, "team/app")
+	var rows int
+	if err := c.DB().QueryRow(`SELECT count(*) FROM working_copy_versions v JOIN devices d ON d.id = v.device_id WHERE d.name = $1`, out).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 {
+		t.Fatalf("device %s has %d recorded versions, want none", out, rows)
+	}
+
+	// The access check happens on the device the user reached, before any
+	// hop: a user without access hears "not found" there exactly as for a
+	// repository that does not exist, and a reader's push is refused there
+	// as anywhere.
+	c.User("mallory")
+	c.User("rita")
+	c.MustAdmin("grant", "rita", "team/app", "read")
+	hops := strings.Count(readFile(t, o.Log), `"passed on"`)
+	wantDenied(t, "mallory reads team/app through "+out, fetchAs(o, "mallory", "team/app"))
+	wantDenied(t, "mallory pushes team/app through "+out, pushAs(o, "mallory", "team/app"))
+	wantDenied(t, "alice reads team/none through "+out, fetchAs(o, "alice", "team/none"))
+	if r := pushAs(o, "rita", "team/app"); r.Code != 3 || !strings.Contains(r.Stderr, "you may read team/app but not push to it") {
+		t.Errorf("rita (reader) pushes through %s: exit %d, stderr %q; want the read-only refusal", out, r.Code, r.Stderr)
+	}
+	if n := strings.Count(readFile(t, o.Log), `"passed on"`); n != hops {
+		t.Errorf("%d refused requests were passed on from %s", n-hops, out)
+	}
+	noCopy(t, o, "team/app")
+}
+
+// With every holder down, a request through a device without a copy gets
+// one sentence and exit 6, in the protocol too; a request passed on to a
+// device that no longer holds the repository is never passed on again.
+func TestPassOnHoldersDown(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	holders, out := placeTwo(t, c, "team/app", "alice")
+	o := c.Devices[out]
+	work := c.Work("alice")
+	c.Commit(work, "README", "hello\n")
+	c.Devices[holders[0]].MustGit("alice", work, "push", "-q", meshtest.URL("team/app"), "main")
+
+	// A device whose root is away is down, for a local-path cluster.
+	for _, h := range holders {
+		d := c.Devices[h]
+		if err := os.Rename(d.Root, d.Root+".away"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Rename(d.Root+".away", d.Root) })
+	}
+	want := "gitmesh: no device holding team/app could be reached from device " + out + "; try again later\n"
+	r := fetchAs(o, "alice", "team/app")
+	if r.Code != 6 || r.Stderr != want || r.Stdout != errPacket(strings.TrimSuffix(want, "\n")) {
+		t.Errorf("read through %s with every holder down: exit %d, stdout %q, stderr %q; want exit 6 and %q", out, r.Code, r.Stdout, r.Stderr, want)
+	}
+	r = o.Git("alice", work, "push", meshtest.URL("team/app"), "main")
+	if r.Code == 0 || !strings.Contains(r.Stderr, strings.TrimSuffix(want, "\n")) {
+		t.Errorf("push through %s with every holder down: exit %d, stderr %q; want %q", out, r.Code, r.Stderr, want)
+	}
+	noCopy(t, o, "team/app")
+
+	// The holder's side of a hop, reached on a device that holds no copy
+	// (moved meanwhile): refused, not passed on.
+	r = o.Run([]string{"SSH_ORIGINAL_COMMAND=gitmesh-as alice - git-upload-pack 'team/app.git'"}, "serve", "--cluster")
+	moved := "gitmesh: device " + out + " no longer holds team/app (its copies moved while your request was passed on); try again\n"
+	if r.Code != 6 || r.Stderr != moved {
+		t.Errorf("a passed-on request reaching %s (no copy): exit %d, stderr %q; want exit 6 and %q", out, r.Code, r.Stderr, moved)
+	}
+	noCopy(t, o, "team/app")
+}
