@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -177,4 +178,63 @@ func TestPassOnHoldersDown(t *testing.T) {
 		t.Errorf("a passed-on request reaching %s (no copy): exit %d, stderr %q; want exit 6 and %q", out, r.Code, r.Stderr, moved)
 	}
 	noCopy(t, o, "team/app")
+}
+
+// Through real sshd: a clone and a push reaching a device without a copy
+// are passed on over the cluster key's shared connection, acknowledged
+// as direct ones, and nothing the user reads names a holder's address or
+// a server path, not even with every holder down.
+func TestSSHAnyDeviceAnswers(t *testing.T) {
+	c := meshtest.NewSSHCluster(t, "a", "b", "c")
+	holders, out := placeTwo(t, c.Cluster, "team/app", "alice")
+	c.SSHUser("alice")
+	o := c.Hosts[out]
+	leaks := func(what, stderr string) {
+		t.Helper()
+		for _, h := range holders {
+			if strings.Contains(stderr, strconv.Itoa(c.Hosts[h].Port)) {
+				t.Errorf("%s: stderr names holder %s's port: %q", what, h, stderr)
+			}
+		}
+		for _, l := range strings.Split(stderr, "\n") {
+			if (strings.HasPrefix(l, "gitmesh:") || strings.HasPrefix(l, "remote:") || strings.Contains(l, "remote error")) &&
+				(strings.Contains(l, "127.0.0.1") || strings.Contains(l, c.Dir) || strings.Contains(l, "ssh:")) {
+				t.Errorf("%s: a line from the server names an address or path: %q", what, l)
+			}
+		}
+	}
+
+	work := c.Work("alice")
+	first := c.Commit(work, "README", "hello\n")
+	r := o.Git("alice", work, "push", o.URL("team/app"), "main")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "stored on 2 of 2 devices") {
+		t.Fatalf("push through %s (no copy): exit %d, stderr %q; want it acknowledged with its stored-on line", out, r.Code, r.Stderr)
+	}
+	leaks("push", r.Stderr)
+	for _, h := range holders {
+		if ls := c.Hosts[h].MustGit("alice", "", "ls-remote", c.Hosts[h].URL("team/app"), "refs/heads/main"); !strings.HasPrefix(ls, first) {
+			t.Fatalf("holder %s serves main %q after the push through %s, want %s", h, ls, out, first)
+		}
+	}
+	clone := filepath.Join(c.Dir, "clone")
+	r = o.Git("alice", "", "-c", "protocol.version=2", "clone", o.URL("team/app"), clone)
+	if r.Code != 0 {
+		t.Fatalf("clone through %s: exit %d: %s", out, r.Code, r.Stderr)
+	}
+	leaks("clone", r.Stderr)
+	if got := strings.TrimSpace(c.LocalGit(clone, "rev-parse", "HEAD")); got != first {
+		t.Fatalf("clone through %s has %s, want %s", out, got, first)
+	}
+	noCopy(t, o.Device, "team/app")
+
+	for _, h := range holders {
+		c.Hosts[h].StopSSHD()
+	}
+	want := "no device holding team/app could be reached from device " + out + "; try again later"
+	r = o.Git("alice", "", "ls-remote", o.URL("team/app"))
+	if r.Code == 0 || !strings.Contains(r.Stderr, "gitmesh: "+want+"\n") || !strings.Contains(r.Stderr, "remote error: gitmesh: "+want) {
+		t.Errorf("ls-remote through %s with every holder down: exit %d, stderr %q; want %q, on stderr and in the protocol", out, r.Code, r.Stderr, want)
+	}
+	leaks("holders down", r.Stderr)
+	noCopy(t, o.Device, "team/app")
 }
