@@ -238,3 +238,19 @@ func TestSSHAnyDeviceAnswers(t *testing.T) {
 	leaks("holders down", r.Stderr)
 	noCopy(t, o.Device, "team/app")
 }
+
+// Smart HTTP does not pass requests on: a device holding no copy refuses
+// with one sentence naming the holders (503), and makes no copy.
+func TestHTTPNotHolderRefuses(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	holders, out := placeTwo(t, c, "team/app", "alice")
+	o := c.Devices[out]
+	w := o.StartWeb(t, meshtest.WebOptions{})
+	url := w.URL("git", "alice", c.Token("alice"), "team/app")
+	want := "this device holds no copy of team/app and does not pass HTTP requests on; use a device that holds it (" + strings.Join(holders, ", ") + ")"
+	r := w.Git("", nil, "ls-remote", url)
+	if r.Code == 0 || !strings.Contains(r.Stderr, want) || !strings.Contains(r.Stderr, "503") {
+		t.Errorf("ls-remote over HTTP on %s (no copy): exit %d, stderr %q; want a 503 saying %q", out, r.Code, r.Stderr, want)
+	}
+	noCopy(t, o, "team/app")
+}
