@@ -239,18 +239,54 @@ func TestSSHAnyDeviceAnswers(t *testing.T) {
 	noCopy(t, o.Device, "team/app")
 }
 
-// Smart HTTP does not pass requests on: a device holding no copy refuses
-// with one sentence naming the holders (503), and makes no copy.
-func TestHTTPNotHolderRefuses(t *testing.T) {
+// Over smart HTTP too, a device holding no copy passes the request on:
+// the holder's HTTP door answers it whole (advertisement, fetch, push with
+// its stored-on line in git's side band), and no copy is made.
+func TestHTTPAnyDeviceAnswers(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b", "c")
 	holders, out := placeTwo(t, c, "team/app", "alice")
 	o := c.Devices[out]
 	w := o.StartWeb(t, meshtest.WebOptions{})
 	url := w.URL("git", "alice", c.Token("alice"), "team/app")
-	want := "this device holds no copy of team/app and does not pass HTTP requests on; use a device that holds it (" + strings.Join(holders, ", ") + ")"
-	r := w.Git("", nil, "ls-remote", url)
+
+	work := c.Work("alice")
+	first := c.Commit(work, "README", "hello\n")
+	r := w.Git(work, nil, "push", url, "main")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "remote: gitmesh: stored on 2 of 2 devices") {
+		t.Fatalf("push over HTTP through %s (no copy): exit %d, stderr %q; want it acknowledged with its stored-on line", out, r.Code, r.Stderr)
+	}
+	for _, v := range []string{"0", "2"} {
+		dir := filepath.Join(c.Dir, "clone-v"+v)
+		if r := w.Git("", nil, "-c", "protocol.version="+v, "clone", "-q", url, dir); r.Code != 0 {
+			t.Fatalf("clone over HTTP (protocol v%s) through %s: exit %d: %s", v, out, r.Code, r.Stderr)
+		}
+		if got := strings.TrimSpace(c.LocalGit(dir, "rev-parse", "HEAD")); got != first {
+			t.Fatalf("clone over HTTP (protocol v%s) through %s has %s, want %s", v, out, got, first)
+		}
+	}
+	c.User("mallory")
+	r = w.Git("", nil, "ls-remote", w.URL("git", "mallory", c.Token("mallory"), "team/app"))
+	if r.Code == 0 || !strings.Contains(r.Stderr, "repository not found, or you do not have access to it") {
+		t.Errorf("mallory over HTTP through %s: exit %d, stderr %q; want not found", out, r.Code, r.Stderr)
+	}
+	noCopy(t, o, "team/app")
+
+	for _, h := range holders {
+		d := c.Devices[h]
+		if err := os.Rename(d.Root, d.Root+".away"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Rename(d.Root+".away", d.Root) })
+	}
+	want := "no device holding team/app could be reached from device " + out + "; try again later"
+	r = w.Git("", nil, "ls-remote", url)
 	if r.Code == 0 || !strings.Contains(r.Stderr, want) || !strings.Contains(r.Stderr, "503") {
-		t.Errorf("ls-remote over HTTP on %s (no copy): exit %d, stderr %q; want a 503 saying %q", out, r.Code, r.Stderr, want)
+		t.Errorf("ls-remote over HTTP through %s with every holder down: exit %d, stderr %q; want a 503 saying %q", out, r.Code, r.Stderr, want)
+	}
+	c.Commit(work, "README", "again\n")
+	r = w.Git(work, nil, "push", url, "main")
+	if r.Code == 0 || !strings.Contains(r.Stderr, want) {
+		t.Errorf("push over HTTP through %s with every holder down: exit %d, stderr %q; want %q", out, r.Code, r.Stderr, want)
 	}
 	noCopy(t, o, "team/app")
 }

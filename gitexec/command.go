@@ -35,6 +35,8 @@ type Command struct {
 	// device that holds no copy (gitmesh-as, see PassOnCommand): the user
 	// to serve it as, and the client's GIT_PROTOCOL ("" for none).
 	User, Protocol string
+	// HTTP is set for a smart HTTP request passed on (gitmesh-as-http).
+	HTTP HTTPMode
 }
 
 // PassedOn reports whether the command is a user's request passed on.
@@ -79,16 +81,21 @@ func init() {
 
 // ParseClusterCommand parses the command a peer device sends: a fetch,
 // a staging push, a sync request, or a user's request passed on
-// (gitmesh-as USER PROTOCOL VERB 'REPO.git', see PassOnCommand).
+// (gitmesh-as USER PROTOCOL VERB 'REPO.git', or gitmesh-as-http with a
+// mode, see PassOnCommand).
 func ParseClusterCommand(s string) (Command, error) {
-	if rest, ok := strings.CutPrefix(s, PassOnVerb+" "); ok {
+	for verb, http := range map[string]bool{PassOnVerb: false, PassOnHTTPVerb: true} {
+		rest, ok := strings.CutPrefix(s, verb+" ")
+		if !ok {
+			continue
+		}
 		if len(s) > MaxCommandLen {
 			return Command{}, badCommand("command is longer than %d bytes", MaxCommandLen)
 		}
 		if i := strings.IndexFunc(s, isControl); i >= 0 {
 			return Command{}, badCommand("command contains a control character")
 		}
-		return parsePassedOn(rest)
+		return parsePassedOn(rest, http)
 	}
 	return parse(s, clusterVerbs)
 }

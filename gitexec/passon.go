@@ -21,9 +21,28 @@ import (
 // PassOnVerb is the cluster key's word for a user's request passed on.
 const PassOnVerb = "gitmesh-as"
 
+// PassOnHTTPVerb is the same for a smart HTTP request, which the holder's
+// HTTP door answers whole (status, headers, body):
+//
+//	gitmesh-as-http USER PROTOCOL MODE VERB 'REPO.git'
+//
+// MODE is HTTPAdvertise (GET info/refs) or HTTPRPC (the POST).
+const PassOnHTTPVerb = "gitmesh-as-http"
+
+// HTTPMode says which smart HTTP request a passed-on request is ("" for
+// an SSH one).
+type HTTPMode string
+
+// The two smart HTTP requests.
+const (
+	HTTPAdvertise HTTPMode = "advertise"
+	HTTPRPC       HTTPMode = "rpc"
+)
+
 // PassOnCommand is the cluster command that passes cmd, made by user
 // with GIT_PROTOCOL protocol ("" for none), on to a holder. user and
 // protocol are checked as ParseClusterCommand checks them.
+// cmd.HTTP chooses the HTTP form.
 func PassOnCommand(user, protocol string, cmd Command) (string, error) {
 	if !validUser(user) {
 		return "", badCommand("user name %s cannot be passed on", quoteForUser(user))
@@ -41,7 +60,22 @@ func PassOnCommand(user, protocol string, cmd Command) (string, error) {
 	if _, ok := verbs[string(cmd.Verb)]; !ok {
 		return "", badCommand("%s cannot be passed on", quoteForUser(string(cmd.Verb)))
 	}
-	return fmt.Sprintf("%s %s %s %s '%s.git'", PassOnVerb, user, p, cmd.Verb, cmd.Repo), nil
+	switch cmd.HTTP {
+	case "":
+		return fmt.Sprintf("%s %s %s %s '%s.git'", PassOnVerb, user, p, cmd.Verb, cmd.Repo), nil
+	case HTTPAdvertise, HTTPRPC:
+		if cmd.Verb == UploadArchive {
+			return "", badCommand("git-upload-archive is not served over HTTP")
+		}
+		return fmt.Sprintf("%s %s %s %s %s '%s.git'", PassOnHTTPVerb, user, p, cmd.HTTP, cmd.Verb, cmd.Repo), nil
+	}
+	return "", badCommand("HTTP mode %s cannot be passed on", quoteForUser(string(cmd.HTTP)))
+}
+
+// IsPassedOnHTTP reports whether a cluster command is a smart HTTP
+// request passed on (which the holder answers as its HTTP door would).
+func IsPassedOnHTTP(original string) bool {
+	return strings.HasPrefix(original, PassOnHTTPVerb+" ")
 }
 
 // IsPassedOn reports whether a cluster command is a user's request
@@ -50,11 +84,20 @@ func IsPassedOn(original string) bool {
 	return strings.HasPrefix(original, PassOnVerb+" ")
 }
 
-// parsePassedOn parses the words after gitmesh-as: a user name, a
-// protocol or "-", then a user's command (git's verbs only).
-func parsePassedOn(rest string) (Command, error) {
+// parsePassedOn parses the words after gitmesh-as (or gitmesh-as-http,
+// http): a user name, a protocol or "-", for HTTP a mode, then a user's
+// command (git's verbs only).
+func parsePassedOn(rest string, http bool) (Command, error) {
 	user, rest, _ := strings.Cut(rest, " ")
 	protocol, rest, _ := strings.Cut(rest, " ")
+	var mode HTTPMode
+	if http {
+		var m string
+		m, rest, _ = strings.Cut(rest, " ")
+		if mode = HTTPMode(m); mode != HTTPAdvertise && mode != HTTPRPC {
+			return Command{}, badCommand("%s needs %s or %s, not %s", PassOnHTTPVerb, HTTPAdvertise, HTTPRPC, quoteForUser(m))
+		}
+	}
 	if !validUser(user) {
 		return Command{}, badCommand("%s needs a user name, not %s", PassOnVerb, quoteForUser(user))
 	}
@@ -67,7 +110,10 @@ func parsePassedOn(rest string) (Command, error) {
 	if err != nil {
 		return Command{}, err
 	}
-	cmd.User, cmd.Protocol = user, protocol
+	if http && cmd.Verb == UploadArchive {
+		return Command{}, badCommand("git-upload-archive is not served over HTTP")
+	}
+	cmd.User, cmd.Protocol, cmd.HTTP = user, protocol, mode
 	return cmd, nil
 }
 

@@ -14,16 +14,18 @@ func TestPassOnCommandRoundTrip(t *testing.T) {
 		{"alice", "", Command{Verb: UploadPack, Repo: "team/app"}},
 		{"bob.b-1_x", "version=2", Command{Verb: ReceivePack, Repo: "app"}},
 		{"c", "version=2:object-format=sha256", Command{Verb: UploadArchive, Repo: "a/b/c"}},
+		{"alice", "version=2", Command{Verb: UploadPack, Repo: "team/app", HTTP: HTTPAdvertise}},
+		{"alice", "", Command{Verb: ReceivePack, Repo: "team/app", HTTP: HTTPRPC}},
 	} {
 		s, err := PassOnCommand(tt.user, tt.protocol, tt.cmd)
 		if err != nil {
 			t.Fatalf("PassOnCommand(%q, %q, %+v): %v", tt.user, tt.protocol, tt.cmd, err)
 		}
-		if !IsPassedOn(s) {
-			t.Errorf("IsPassedOn(%q) = false", s)
+		if IsPassedOn(s) == (tt.cmd.HTTP != "") || IsPassedOnHTTP(s) != (tt.cmd.HTTP != "") {
+			t.Errorf("%q: IsPassedOn %v, IsPassedOnHTTP %v", s, IsPassedOn(s), IsPassedOnHTTP(s))
 		}
 		got, err := ParseClusterCommand(s)
-		want := Command{Verb: tt.cmd.Verb, Repo: tt.cmd.Repo, User: tt.user, Protocol: tt.protocol}
+		want := Command{Verb: tt.cmd.Verb, Repo: tt.cmd.Repo, User: tt.user, Protocol: tt.protocol, HTTP: tt.cmd.HTTP}
 		if err != nil || got != want || !got.PassedOn() {
 			t.Errorf("ParseClusterCommand(%q) = %+v, %v; want %+v", s, got, err, want)
 		}
@@ -47,6 +49,10 @@ func TestParsePassedOnRejects(t *testing.T) {
 		"gitmesh-as alice - git-upload-pack '../app.git'",
 		"gitmesh-as alice - git-upload-pack 'app.git'\n",
 		"gitmesh-as alice - git-upload-pack 'app.git' " + strings.Repeat("x", MaxCommandLen),
+		"gitmesh-as-http alice - git-upload-pack 'app.git'",
+		"gitmesh-as-http alice - post git-upload-pack 'app.git'",
+		"gitmesh-as-http alice - rpc git-upload-archive 'app.git'",
+		"gitmesh-as-http alice - rpc gitmesh-sync 'app.git'",
 	} {
 		cmd, err := ParseClusterCommand(in)
 		if err == nil {
@@ -69,7 +75,8 @@ func TestParsePassedOnRejects(t *testing.T) {
 
 func FuzzParseClusterCommand(f *testing.F) {
 	for _, s := range []string{"gitmesh-as alice - git-upload-pack 'team/app.git'", "gitmesh-as a version=2 git receive-pack 'x'",
-		"gitmesh-sync 'a.git'", "git-upload-pack '/x.git'", "gitmesh-as  - x", ""} {
+		"gitmesh-sync 'a.git'", "git-upload-pack '/x.git'", "gitmesh-as  - x", "",
+		"gitmesh-as-http a - advertise git-receive-pack 'x.git'", "gitmesh-as-http a version=2 rpc git-upload-pack 'x'"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -81,7 +88,7 @@ func FuzzParseClusterCommand(f *testing.F) {
 			return
 		}
 		if cmd.PassedOn() {
-			again, err := PassOnCommand(cmd.User, cmd.Protocol, Command{Verb: cmd.Verb, Repo: cmd.Repo})
+			again, err := PassOnCommand(cmd.User, cmd.Protocol, Command{Verb: cmd.Verb, Repo: cmd.Repo, HTTP: cmd.HTTP})
 			if err != nil {
 				t.Fatalf("%q parsed to %+v, which PassOnCommand refuses: %v", s, cmd, err)
 			}

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -47,16 +48,15 @@ func errMovedMeanwhile(repo, device string) error {
 	return hopError{public.New(msg)}
 }
 
-// errHTTPNotHolder refuses a smart HTTP request on a device that holds no
-// copy: the HTTP front door does not pass requests on (yet), and no copy
-// is ever made outside the placement. It names the holders, which the
-// user may reach instead.
+// errHTTPNotHolder refuses a request of a front door that gave no way to
+// pass it on (every door does: a guard), on a device that holds no copy:
+// no copy is ever made outside the placement. It names the holders.
 func errHTTPNotHolder(st version.State) error {
 	var names []string
 	for _, h := range st.Holders {
 		names = append(names, h.Name)
 	}
-	msg := fmt.Sprintf("this device holds no copy of %s and does not pass HTTP requests on; use a device that holds it (%s)", st.Repo, strings.Join(names, ", "))
+	msg := fmt.Sprintf("this device holds no copy of %s and cannot pass this request on; use a device that holds it (%s)", st.Repo, strings.Join(names, ", "))
 	return hopError{public.New(msg)}
 }
 
@@ -69,12 +69,33 @@ func passOn(ctx context.Context, s config.Settings, r Request, st version.State,
 			protocol = v
 		}
 	}
-	remote, err := gitexec.PassOnCommand(r.User, protocol, r.Cmd)
+	hopCmd := r.Cmd
+	var (
+		stdin  io.Reader = os.Stdin
+		stdout io.Writer = os.Stdout
+		body   *replay
+	)
+	if r.HTTP != nil {
+		hopCmd.HTTP = gitexec.HTTPRPC
+		if r.Advertise {
+			hopCmd.HTTP = gitexec.HTTPAdvertise
+		}
+		stdout, stdin = r.HTTP.Out, strings.NewReader("")
+		if r.HTTP.Body != nil {
+			body = &replay{r: r.HTTP.Body}
+		}
+	}
+	remote, err := gitexec.PassOnCommand(r.User, protocol, hopCmd)
 	if err != nil {
 		return err
 	}
 	var tried []string
 	for _, h := range hopOrder(st) {
+		if body != nil {
+			if stdin = body.again(); stdin == nil {
+				break // too much of the body went to a holder that failed
+			}
+		}
 		hlog := log.With().Str("holder", h.Name).Logger()
 		cmd, err := hopCommand(s, h, remote, hlog)
 		if err != nil {
@@ -83,7 +104,7 @@ func passOn(ctx context.Context, s config.Settings, r Request, st version.State,
 			continue
 		}
 		start := time.Now()
-		spoke, err := runHop(cmd, r.spoke)
+		spoke, err := runHop(cmd, stdin, stdout, r.spoke)
 		hlog.Info().Dur("duration", time.Since(start)).Bool("spoke", spoke).AnErr("error", err).Msg("passed on")
 		if err == nil {
 			return nil
@@ -171,17 +192,49 @@ func limitsEnv(s config.Settings) []string {
 	}
 }
 
-// runHop runs cmd on this process's stdin and stderr, copying its stdout
-// to this process's. It reports whether any byte came back (then the
-// user's git has begun to read the holder, and spoke is set). The hop and
-// whatever it starts get SIGKILL if this process dies.
-func runHop(cmd *exec.Cmd, spoke *bool) (bool, error) {
+// replay is a request body that can be given to the next holder when
+// one failed: what the failed hop took is kept, up to maxReplay bytes.
+type replay struct {
+	r    io.Reader
+	kept []byte
+	over bool
+}
+
+// maxReplay bounds the body kept for another try.
+const maxReplay = 1 << 20
+
+func (b *replay) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if !b.over {
+		if len(b.kept)+n > maxReplay {
+			b.over, b.kept = true, nil
+		} else {
+			b.kept = append(b.kept, p[:n]...)
+		}
+	}
+	return n, err
+}
+
+// again is the whole body for one more hop, or nil when too much of it
+// is gone.
+func (b *replay) again() io.Reader {
+	if b.over {
+		return nil
+	}
+	return io.MultiReader(bytes.NewReader(b.kept), b)
+}
+
+// runHop runs cmd reading stdin (the user's, for SSH) with this process's
+// stderr, copying its stdout to stdout. It reports whether any byte came
+// back (then the user's git has begun to read the holder, and spoke is
+// set). The hop and whatever it starts get SIGKILL if this process dies.
+func runHop(cmd *exec.Cmd, stdin io.Reader, stdout io.Writer, spoke *bool) (bool, error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return false, err
 	}
 	defer pr.Close()
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, pw, os.Stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, pw, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	started, done := make(chan error, 1), make(chan error, 1)
 	go func() {
@@ -201,7 +254,7 @@ func runHop(cmd *exec.Cmd, spoke *bool) (bool, error) {
 		return false, &hopUnreachable{err.Error()}
 	}
 	said := false
-	copyErr := copyOut(pr, &said, spoke)
+	copyErr := copyOut(pr, stdout, &said, spoke)
 	if copyErr != nil {
 		// The user hung up: the holder sees its client go too.
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
@@ -223,7 +276,7 @@ func runHop(cmd *exec.Cmd, spoke *bool) (bool, error) {
 
 // copyOut copies the hop's stdout to this process's until the hop closes
 // it, marking the first byte.
-func copyOut(r io.Reader, wrote, spoke *bool) error {
+func copyOut(r io.Reader, w io.Writer, wrote, spoke *bool) error {
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := r.Read(buf)
@@ -232,7 +285,7 @@ func copyOut(r io.Reader, wrote, spoke *bool) error {
 			if spoke != nil {
 				*spoke = true
 			}
-			if _, werr := os.Stdout.Write(buf[:n]); werr != nil {
+			if _, werr := w.Write(buf[:n]); werr != nil {
 				return fmt.Errorf("write to the client: %w", werr)
 			}
 		}

@@ -65,9 +65,18 @@ type Request struct {
 	Client io.Reader
 	// spoke, when set (SSH), is set once git has this process's stdout.
 	spoke *bool
-	// passedOn: another device passed the request on (gitmesh-as); it is
-	// never passed on again.
-	passedOn bool
+	// PassedOn: another device passed the request on (gitmesh-as,
+	// gitmesh-as-http); it is never passed on again.
+	PassedOn bool
+	// HTTP, set by the HTTP door, lets a request that reached a device
+	// holding no copy be passed on: a holder's HTTP door answers it whole.
+	HTTP *HTTPHop
+}
+
+// HTTPHop is what passing a smart HTTP request on needs from the door.
+type HTTPHop struct {
+	Body io.Reader // the request body as git sent it (inflated); nil for info/refs
+	Out  io.Writer // where the holder's CGI answer (header and body) goes, as it is
 }
 
 // User serves a user's connection: reads catch up first, pushes run under
@@ -111,7 +120,7 @@ func servePassedOn(ctx context.Context, s config.Settings, c Conn, cmd gitexec.C
 	}
 	c.Log = c.Log.With().Bool("passed_on", true).Logger()
 	return handleConn(ctx, s, c, Request{User: cmd.User, Cmd: gitexec.Command{Verb: cmd.Verb, Repo: cmd.Repo},
-		Environ: env, passedOn: true})
+		Environ: env, PassedOn: true})
 }
 
 // refusal marks an error that ended a git client's request before git
@@ -177,10 +186,10 @@ func Handle(ctx context.Context, s config.Settings, r Request) error {
 	if !st.Holds() {
 		// Any device answers: passed on to a holder, no copy made here.
 		dbh.Close()
-		if r.passedOn {
+		if r.PassedOn {
 			return errMovedMeanwhile(cmd.Repo, s.Device)
 		}
-		if r.Run != nil || r.Receive != nil {
+		if (r.Run != nil || r.Receive != nil) && r.HTTP == nil {
 			return errHTTPNotHolder(st)
 		}
 		return passOn(ctx, s, r, st, log)
@@ -293,6 +302,9 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 		return err
 	}
 	if cmd.PassedOn() {
+		if cmd.HTTP != "" {
+			return fmt.Errorf("%w: a passed-on HTTP request is the HTTP door's", gitexec.ErrBadCommand)
+		}
 		return servePassedOn(ctx, s, c, cmd)
 	}
 	if s.RepoRoot == "" {
