@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"gitmesh/meshtest"
 )
@@ -287,6 +290,74 @@ func TestHTTPAnyDeviceAnswers(t *testing.T) {
 	r = w.Git(work, nil, "push", url, "main")
 	if r.Code == 0 || !strings.Contains(r.Stderr, want) {
 		t.Errorf("push over HTTP through %s with every holder down: exit %d, stderr %q; want %q", out, r.Code, r.Stderr, want)
+	}
+	noCopy(t, o, "team/app")
+}
+
+// A holder that dies while it serves a push passed on to it: the client
+// sees the push fail with one sentence from the device it reached, and
+// nothing was acknowledged or moved.
+func TestPassOnHolderDiesMidPush(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	holders, out := placeTwo(t, c, "team/app", "alice")
+	o := c.Devices[out]
+	url := meshtest.URL("team/app")
+	work := c.Work("alice")
+	first := c.Commit(work, "README", "hello\n")
+	c.Devices[holders[0]].MustGit("alice", work, "push", "-q", url, "main")
+	c.Devices[holders[1]].MustGit("alice", "", "ls-remote", url) // its copy is made
+
+	// Each holder's pre-receive says it started, then waits (until the
+	// mark goes, at most a minute): the hop is
+	// then mid-stream (the refs advertised, the pack sent).
+	mark := filepath.Join(c.Dir, "pre-receive-started")
+	for _, h := range holders {
+		hook := filepath.Join(c.Devices[h].Root, "team/app.git", "hooks", "pre-receive")
+		script := "#!/bin/sh\ncat >/dev/null\ntouch '" + mark + "'\nfor i in $(seq 600); do [ -e '" + mark + "' ] || exit 1; sleep 0.1; done\n"
+		if err := os.WriteFile(hook, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Commit(work, "README", "lost\n")
+	push := o.GitCmd("alice", work, "push", url, "main")
+	var stderr strings.Builder
+	push.Stderr = &stderr
+	if err := push.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(mark); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			push.Process.Kill()
+			t.Fatalf("the holder's pre-receive never ran: %s", stderr.String())
+		}
+	}
+	killed := 0
+	for _, pid := range meshtest.Processes("serve") {
+		if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(b), "\x00--cluster\x00") {
+			syscall.Kill(pid, syscall.SIGKILL)
+			killed++
+		}
+	}
+	if killed != 1 {
+		t.Fatalf("found %d holders serving the push passed on, want 1", killed)
+	}
+	os.Remove(mark) // the hook ends
+	err := push.Wait()
+	want := "gitmesh: device " + out + " lost its connection to the device holding team/app before your request finished"
+	if err == nil || !strings.Contains(stderr.String(), want) {
+		t.Errorf("push through %s whose holder died: %v, stderr %q; want it to fail saying %q", out, err, stderr.String(), want)
+	}
+	if strings.Contains(stderr.String(), "stored on") {
+		t.Errorf("a push whose holder died was acknowledged: %q", stderr.String())
+	}
+	for _, h := range holders {
+		os.Remove(filepath.Join(c.Devices[h].Root, "team/app.git", "hooks", "pre-receive"))
+		if ls := c.Devices[h].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(ls, first) {
+			t.Errorf("holder %s serves main %q after the push that died, want %s unchanged", h, ls, first)
+		}
 	}
 	noCopy(t, o, "team/app")
 }
