@@ -937,7 +937,7 @@ func checkServed(h *history, v *violations, rd servedRead, repo string, acked ma
 	}
 }
 
-// waitConverged waits until every device shows the newest version of
+// waitConverged waits until every holder shows the newest version of
 // repo (recorded, not merely staged) and no write is in progress.
 func waitConverged(c *meshtest.Cluster, repo string, bound time.Duration) error {
 	d := c.DB()
@@ -945,9 +945,9 @@ func waitConverged(c *meshtest.Cluster, repo string, bound time.Duration) error 
 	var err error
 	for deadline := time.Now().Add(bound); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		err = d.QueryRow(`
-			SELECT count(*) FROM devices dv WHERE NOT EXISTS (
+			SELECT count(*) FROM holders h JOIN repositories hr ON hr.id = h.repository_id WHERE hr.name = $1 AND NOT EXISTS (
 			  SELECT 1 FROM working_copy_versions w JOIN repositories r ON r.id = w.repository_id
-			  WHERE r.name = $1 AND w.device_id = dv.id AND NOT w.refs_pending AND NOT w.is_writing
+			  WHERE r.name = $1 AND w.device_id = h.device_id AND NOT w.refs_pending AND NOT w.is_writing
 			    AND w.version = (SELECT max(version) FROM working_copy_versions m WHERE m.repository_id = r.id))`, repo).Scan(&lagging)
 		if err == nil && lagging == 0 {
 			return nil
