@@ -220,13 +220,18 @@ func TestSSHAnyDeviceAnswers(t *testing.T) {
 		}
 	}
 	clone := filepath.Join(c.Dir, "clone")
-	r = o.Git("alice", "", "-c", "protocol.version=2", "clone", o.URL("team/app"), clone)
-	if r.Code != 0 {
-		t.Fatalf("clone through %s: exit %d: %s", out, r.Code, r.Stderr)
+	// A partial clone: the holder offers the filter only to a client
+	// speaking protocol v2, so GIT_PROTOCOL travelled with the request.
+	r = o.Git("alice", "", "-c", "protocol.version=2", "clone", "--filter=blob:none", o.URL("team/app"), clone)
+	if r.Code != 0 || strings.Contains(r.Stderr, "filtering not recognized") {
+		t.Fatalf("partial clone (protocol v2) through %s: exit %d: %s", out, r.Code, r.Stderr)
 	}
 	leaks("clone", r.Stderr)
 	if got := strings.TrimSpace(c.LocalGit(clone, "rev-parse", "HEAD")); got != first {
 		t.Fatalf("clone through %s has %s, want %s", out, got, first)
+	}
+	if cfg := c.LocalGit(clone, "config", "--get", "remote.origin.partialclonefilter"); strings.TrimSpace(cfg) != "blob:none" {
+		t.Fatalf("the clone through %s is not partial: %q", out, cfg)
 	}
 	noCopy(t, o.Device, "team/app")
 
@@ -360,4 +365,66 @@ func TestPassOnHolderDiesMidPush(t *testing.T) {
 		}
 	}
 	noCopy(t, o, "team/app")
+}
+
+// The user's identity travels with a request passed on, and the holder
+// applies that user's limits: with max_user_sessions = 1, a push through a
+// device without a copy is refused (exit 5) while the same user's other
+// push is under way on a holder.
+func TestPassOnKeepsUserLimits(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	holders, out := placeTwo(t, c, "team/app", "alice")
+	for _, d := range c.Devices {
+		d.WriteConfig("max_user_sessions = 1")
+	}
+	url := meshtest.URL("team/app")
+	work := c.Work("alice")
+	c.Commit(work, "README", "hello\n")
+	h := c.Devices[holders[0]]
+	h.MustGit("alice", work, "push", "-q", url, "main")
+	c.Devices[holders[1]].MustGit("alice", "", "ls-remote", url) // its copy is made
+
+	mark := filepath.Join(c.Dir, "pre-receive-started")
+	for _, name := range holders {
+		hook := filepath.Join(c.Devices[name].Root, "team/app.git", "hooks", "pre-receive")
+		script := "#!/bin/sh\ncat >/dev/null\ntouch '" + mark + "'\nfor i in $(seq 600); do [ -e '" + mark + "' ] || exit 0; sleep 0.1; done\n"
+		if err := os.WriteFile(hook, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.LocalGit(work, "checkout", "-q", "-b", "slow")
+	c.Commit(work, "SLOW", "slow\n")
+	slow := h.GitCmd("alice", work, "push", url, "slow")
+	var slowErr strings.Builder
+	slow.Stderr = &slowErr
+	if err := slow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(mark); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			slow.Process.Kill()
+			t.Fatalf("the slow push's pre-receive never ran: %s", slowErr.String())
+		}
+	}
+	r := pushAs(c.Devices[out], "alice", "team/app")
+	if r.Code != 5 || !strings.Contains(r.Stderr, "you already have 1 gitmesh session running that wait or push (max_user_sessions)") {
+		t.Errorf("alice's second push, through %s: exit %d, stderr %q; want the holder's max_user_sessions refusal, exit 5", out, r.Code, r.Stderr)
+	}
+	refusedThere := false // by a holder, serving the request passed on as alice
+	for _, l := range strings.Split(readFile(t, c.Devices[out].Log), "\n") {
+		if strings.Contains(l, `"refused: session limit"`) && strings.Contains(l, `"passed_on":true`) && strings.Contains(l, `"user":"alice"`) {
+			refusedThere = true
+		}
+	}
+	if !refusedThere {
+		t.Errorf("no holder refused alice's push passed on from %s (its log has no such line)", out)
+	}
+	os.Remove(mark)
+	if err := slow.Wait(); err != nil {
+		t.Fatalf("the slow push: %v: %s", err, slowErr.String())
+	}
+	noCopy(t, c.Devices[out], "team/app")
 }
