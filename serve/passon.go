@@ -104,7 +104,7 @@ func passOn(ctx context.Context, s config.Settings, r Request, st version.State,
 			continue
 		}
 		start := time.Now()
-		spoke, err := runHop(cmd, stdin, stdout, r.spoke)
+		spoke, err := runHop(ctx, cmd, stdin, stdout, r.spoke)
 		hlog.Info().Dur("duration", time.Since(start)).Bool("spoke", spoke).AnErr("error", err).Msg("passed on")
 		if err == nil {
 			return nil
@@ -227,8 +227,9 @@ func (b *replay) again() io.Reader {
 // runHop runs cmd reading stdin (the user's, for SSH) with this process's
 // stderr, copying its stdout to stdout. It reports whether any byte came
 // back (then the user's git has begun to read the holder, and spoke is
-// set). The hop and whatever it starts get SIGKILL if this process dies.
-func runHop(cmd *exec.Cmd, stdin io.Reader, stdout io.Writer, spoke *bool) (bool, error) {
+// set). The hop and whatever it starts get SIGKILL if this process dies
+// or ctx ends.
+func runHop(ctx context.Context, cmd *exec.Cmd, stdin io.Reader, stdout io.Writer, spoke *bool) (bool, error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return false, err
@@ -253,6 +254,15 @@ func runHop(cmd *exec.Cmd, stdin io.Reader, stdout io.Writer, spoke *bool) (bool
 	if err != nil {
 		return false, &hopUnreachable{err.Error()}
 	}
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-ctx.Done():
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		case <-finished:
+		}
+	}()
 	said := false
 	copyErr := copyOut(pr, stdout, &said, spoke)
 	if copyErr != nil {
