@@ -262,6 +262,15 @@ func TestSSHAnyDeviceAnswers(t *testing.T) {
 	}
 	leaks("holders down", r.Stderr)
 	noCopy(t, o.Device, "team/app")
+
+	// A cluster key that is not there: one sentence, not ssh's warning
+	// naming the key's path.
+	c.SetPeerSettings(out, filepath.Join(c.Dir, "no-such-key"), c.KnownHosts)
+	r = o.Git("alice", "", "ls-remote", o.URL("team/app"))
+	want = "gitmesh: device " + out + " cannot pass requests on to the devices holding team/app: its cluster key or known_hosts setting is wrong; tell an administrator"
+	if r.Code == 0 || !strings.Contains(r.Stderr, want) || strings.Contains(r.Stderr, "no-such-key") {
+		t.Errorf("ls-remote through %s with its cluster key missing: exit %d, stderr %q; want %q and no path", out, r.Code, r.Stderr, want)
+	}
 }
 
 // Over smart HTTP too, a device holding no copy passes the request on:

@@ -89,6 +89,16 @@ func passOn(ctx context.Context, s config.Settings, r Request, st version.State,
 	if err != nil {
 		return err
 	}
+	// A bad cluster key or known_hosts setting is one sentence, not ssh's
+	// words (which name the key's path even when told to be quiet).
+	var peers []version.Copy
+	for _, h := range st.Holders {
+		peers = append(peers, version.Copy{DeviceID: h.ID, Device: h.Name, URL: h.URL})
+	}
+	if err := checkPeerAccess(s, st.Repo, peers); err != nil {
+		return public.Wrap(err, fmt.Sprintf("device %s cannot pass requests on to the devices holding %s: its cluster key or known_hosts setting is wrong; tell an administrator",
+			name(s.Device), st.Repo))
+	}
 	var tried []string
 	for _, h := range hopOrder(st) {
 		if body != nil {
