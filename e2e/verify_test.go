@@ -14,7 +14,7 @@ func TestVerifyFindsACopyChangedBehindGitmeshsBack(t *testing.T) {
 	url := meshtest.URL("team/app")
 	work, _ := pushed(t, c)
 	c.Devices["b"].MustGit("alice", "", "ls-remote", url)
-	c.MustAdmin("repo", "create", "team/empty") // both devices hold it, recorded empty at version 0
+	c.MustAdmin("repo", "create", "team/empty")
 	if out := c.MustAdmin("verify"); !strings.Contains(out, "team/app: 2 copies match") || !strings.Contains(out, "team/empty: 2 copies match") {
 		t.Fatalf("verify of a healthy cluster:\n%s", out)
 	}
