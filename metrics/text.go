@@ -64,7 +64,11 @@ func (c *collector) writeText(w io.Writer) error {
 		}
 		b.WriteString("# HELP " + f.name + " " + helpEscaper.Replace(f.help) + "\n")
 		b.WriteString("# TYPE " + f.name + " " + f.kind() + "\n")
-		sort.SliceStable(f.series, func(i, j int) bool { return less(f.series[i].values, f.series[j].values) })
+		// Most families arrive in order (status's rows are sorted): a
+		// check is one pass, a sort many.
+		if !sort.SliceIsSorted(f.series, func(i, j int) bool { return less(f.series[i].values, f.series[j].values) }) {
+			sort.SliceStable(f.series, func(i, j int) bool { return less(f.series[i].values, f.series[j].values) })
+		}
 		for _, s := range f.series {
 			b.WriteString(f.name)
 			if len(f.labels) > 0 {
