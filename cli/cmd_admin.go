@@ -84,6 +84,7 @@ func (a *app) deviceCommand() *cli.Command {
 					return err
 				}),
 			},
+			a.deviceSetURLCommand(),
 		},
 	}
 }
@@ -136,6 +137,8 @@ func (a *app) repoCommand() *cli.Command {
 					return err
 				}),
 			},
+			a.repoRenameCommand(),
+			a.repoDeleteCommand(),
 		},
 	}
 }

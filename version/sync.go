@@ -170,6 +170,15 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 	final := gitexec.RepoDir(n.RepoRoot, st.Repo)
 	dir := final
 	if !gitexec.Exists(final) {
+		// Renamed while this device was away: its copy is under the old name.
+		if err := n.RenamePending(ctx, st.Repo); err != nil {
+			return err
+		}
+		if n.Current(st) {
+			return nil
+		}
+	}
+	if !gitexec.Exists(final) {
 		// A missing copy (a lost disk) is built aside and renamed into
 		// place only once it shows a recorded version: an empty copy never
 		// passes for one, even when every fetch fails.

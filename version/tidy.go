@@ -176,3 +176,38 @@ func (n *Node) TidyDevice(ctx context.Context, h Device, repo string) error {
 	_, err := peer.Tidy(ctx)
 	return err
 }
+
+// RenamePending does the renames still due on this device (a repository
+// renamed while it was away) that end in repo, oldest first, so that its
+// copy is moved into place rather than built anew: a read, a catch-up or
+// a stage that finds no copy under repo's name calls it first. The
+// caller holds this device's read lock on repo; each rename done is
+// crossed off.
+func (n *Node) RenamePending(ctx context.Context, repo string) error {
+	tasks, err := n.diskTasks(ctx)
+	if err != nil {
+		return err
+	}
+	// The chain that ends in repo: ... -> x, x -> repo.
+	var chain []DiskTask
+	target := repo
+	for i := len(tasks) - 1; i >= 0; i-- {
+		if t := tasks[i]; t.Action == "rename" && t.NewName == target {
+			chain = append([]DiskTask{t}, chain...)
+			target = t.Name
+		}
+	}
+	for _, t := range chain {
+		if err := n.doTask(t, State{}); err != nil {
+			return fmt.Errorf("rename the copy of %s to %s: %w", t.Name, t.NewName, err)
+		}
+		bctx, cancel := db.Bound(ctx, n.LockTimeout)
+		_, err := n.DB.ExecContext(bctx, `DELETE FROM disk_tasks WHERE id = $1`, t.ID)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("record the rename of %s: %w", t.Name, err)
+		}
+		n.Log.Info().Str("repo", t.NewName).Str("from", t.Name).Msg("renamed this device's copy (a rename done while it was away)")
+	}
+	return nil
+}
