@@ -206,6 +206,9 @@ func Handle(ctx context.Context, s config.Settings, r Request) error {
 	if err := node.CatchUp(ctx, st); err != nil {
 		return err
 	}
+	if err := goneMeanwhile(ctx, dbh, cmd.Repo, dir, s.LockTimeout.D()); err != nil {
+		return err
+	}
 	run := r.Run
 	if run == nil {
 		run = func(dir string, env []string) error {
@@ -237,6 +240,22 @@ func execGit(dbh *sql.DB, dir string, env []string, log zerolog.Logger, run func
 		return public.New("this device's copy of the repository is missing and no other device holds the newest version; an administrator must restore it")
 	}
 	return run(dir, env)
+}
+
+// goneMeanwhile answers "not found" (as the next request will) when the
+// copy left the disk because the repository was renamed or deleted after
+// this request looked it up: the rename moved the copy, the delete
+// removed it. A copy missing otherwise is execGit's to report.
+func goneMeanwhile(ctx context.Context, dbh *sql.DB, repo, dir string, bound time.Duration) error {
+	if gitexec.Exists(dir) {
+		return nil
+	}
+	bctx, cancel := db.Bound(ctx, bound)
+	defer cancel()
+	if ok, err := version.Registered(bctx, dbh, repo); err == nil && !ok {
+		return version.ErrNotFound
+	}
+	return nil
 }
 
 // Cluster serves a peer device: a fetch (upload-pack, staged refs
