@@ -113,18 +113,71 @@ func sameHolders(a, b []version.Device) bool {
 	return true
 }
 
-// staleCopies names the devices with a disk task still to do on a copy
-// named name: one the device has yet to remove or rename away.
-func staleCopies(ctx context.Context, q queryer, name string) error {
-	devs, err := db.Strings(ctx, q, `SELECT DISTINCT d.name FROM disk_tasks t JOIN devices d ON d.id = t.device_id
-		WHERE t.name = $1 ORDER BY d.name`, name)
+// staleCopies refuses name while some device has a disk task still to do
+// on a copy under it: one it has yet to remove or rename away, which a new
+// repository of that name would find. own, when set, is the repository
+// being renamed onto name: a device whose copy under name is on its way
+// to own (renames only: a rename back while the device was away) holds
+// that repository's own copy, and its chain of renames ends right.
+func staleCopies(ctx context.Context, q queryer, name, own string) error {
+	rows, err := q.QueryContext(ctx, `SELECT d.name, t.action, t.name, COALESCE(t.new_name, '')
+		FROM disk_tasks t JOIN devices d ON d.id = t.device_id
+		WHERE t.device_id IN (SELECT device_id FROM disk_tasks WHERE name = $1)
+		ORDER BY d.name, t.id`, name)
 	if err != nil {
 		return fmt.Errorf("read disk tasks: %w", err)
 	}
-	if len(devs) > 0 {
-		return &StaleCopyError{Repo: name, Devices: devs}
+	defer rows.Close()
+	tasks := map[string][]version.DiskTask{}
+	var order []string
+	for rows.Next() {
+		var dev string
+		var t version.DiskTask
+		if err := rows.Scan(&dev, &t.Action, &t.Name, &t.NewName); err != nil {
+			return fmt.Errorf("read disk tasks: %w", err)
+		}
+		if _, ok := tasks[dev]; !ok {
+			order = append(order, dev)
+		}
+		tasks[dev] = append(tasks[dev], t)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read disk tasks: %w", err)
+	}
+	var stale []string
+	for _, dev := range order {
+		if own == "" || !renamedInto(tasks[dev], name, own) {
+			stale = append(stale, dev)
+		}
+	}
+	if len(stale) > 0 {
+		return &StaleCopyError{Repo: name, Devices: stale}
 	}
 	return nil
+}
+
+// renamedInto reports whether every copy under name in a device's tasks
+// (oldest first) is renamed on, task after task, into own.
+func renamedInto(tasks []version.DiskTask, name, own string) bool {
+	for i, t := range tasks {
+		if t.Name != name {
+			continue
+		}
+		at := name
+		for _, u := range tasks[i:] {
+			if u.Name != at {
+				continue
+			}
+			if u.Action != "rename" {
+				return false
+			}
+			at = u.NewName
+		}
+		if at != own {
+			return false
+		}
+	}
+	return true
 }
 
 // RenameRepo renames repository old to new cluster-wide and returns its
@@ -180,7 +233,7 @@ func RenameRepo(ctx context.Context, d *sql.DB, limit time.Duration, old, new st
 	if moving {
 		return nil, fmt.Errorf("repository %s has a copy being moved ('gitmesh status' shows it); finish the move (run it again), then rename", old)
 	}
-	if err := staleCopies(bctx, tx, new); err != nil {
+	if err := staleCopies(bctx, tx, new, old); err != nil {
 		return nil, err
 	}
 	_, err = tx.ExecContext(bctx, `UPDATE repositories SET name = $2 WHERE id = $1`, st.RepoID, new)

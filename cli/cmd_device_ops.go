@@ -115,7 +115,7 @@ func (a *app) tidyFirst(next func(*cli.Context, *sql.DB) error) func(*cli.Contex
 		}
 		n, tidyErr := serve.NewNode(a.settings, d, a.log, tell).Tidy(c.Context)
 		if n > 0 {
-			fmt.Fprintf(c.App.Writer, "renamed or removed %d copies of renamed, deleted or moved repositories on %s\n", n, a.settings.Device)
+			fmt.Fprintf(c.App.Writer, "disk tasks done on %s: %d (copies of renamed, deleted or moved repositories renamed or removed)\n", a.settings.Device, n)
 		}
 		if tidyErr != nil {
 			fmt.Fprintf(c.App.ErrWriter, "gitmesh: a copy to rename or remove on %s: %s\n", a.settings.Device, message(tidyErr))

@@ -144,7 +144,7 @@ func TestRenameWhileAHolderIsDown(t *testing.T) {
 			}
 			if how == "sync" {
 				r := c.Devices["c"].Run(nil, "sync")
-				if r.Code != 0 || !strings.Contains(r.Stdout, "renamed or removed 1 copies") {
+				if r.Code != 0 || !strings.Contains(r.Stdout, "disk tasks done on c: 1 (copies of renamed") {
 					t.Errorf("sync on c: exit %d, %q, %q", r.Code, r.Stdout, r.Stderr)
 				}
 			} else {
@@ -229,7 +229,7 @@ func TestDeleteRemovesEveryCopy(t *testing.T) {
 	}
 	back()
 	goneEverywhere(t, c, "team/app", "c")
-	if r := c.Devices["c"].Run(nil, "sync"); r.Code != 0 || !strings.Contains(r.Stdout, "renamed or removed 1 copies") {
+	if r := c.Devices["c"].Run(nil, "sync"); r.Code != 0 || !strings.Contains(r.Stdout, "disk tasks done on c: 1 (copies of renamed") {
 		t.Errorf("sync on c: exit %d, %q, %q", r.Code, r.Stdout, r.Stderr)
 	}
 	if copyAt(c, "c", "team/app") {
@@ -392,4 +392,44 @@ func TestSSHRenameAndDeleteReachEveryHolder(t *testing.T) {
 	if n := diskTasks(t, c.Cluster); n != 0 {
 		t.Errorf("%d disk tasks left", n)
 	}
+}
+
+// Renamed away and back while a holder is down: the rename back is not
+// refused for the copy still under the name on that holder (it is the
+// same repository's), and on its return the holder's copy goes round to
+// where it started. A new repository may not take a name a down device
+// still has another repository's copy under.
+func TestRenameBackWhileAHolderIsDown(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	_, acked := pushed(t, c)
+	mark := filepath.Join(c.Devices["c"].Root, "team/app.git", "gitmesh-test-mark")
+	if err := os.WriteFile(mark, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	back := unmount(t, c, "c")
+	c.MustAdmin("repo", "rename", "team/app", "web/site")
+	c.MustAdmin("repo", "rename", "web/site", "web/final")
+	r := c.Devices["a"].Run(nil, "repo", "create", "team/app")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "device c still holds an old copy named team/app") {
+		t.Errorf("create over c's renamed copy: exit %d, %q", r.Code, r.Stderr)
+	}
+	c.MustAdmin("repo", "rename", "web/final", "team/app")
+	back()
+	clonesAt(t, c, "team/app", acked, "c") // its copy is where it was
+	if r := c.Devices["c"].Run(nil, "sync"); r.Code != 0 {
+		t.Errorf("sync on c: exit %d, %q, %q", r.Code, r.Stdout, r.Stderr)
+	}
+	clonesAt(t, c, "team/app", acked, "c")
+	if _, err := os.Stat(mark); err != nil {
+		t.Errorf("c's copy did not come back round to team/app: %v", err)
+	}
+	for _, gone := range []string{"web/site", "web/final"} {
+		if copyAt(c, "c", gone) {
+			t.Errorf("c keeps a copy under %s", gone)
+		}
+	}
+	if n := diskTasks(t, c); n != 0 {
+		t.Errorf("%d disk tasks left", n)
+	}
+	goneEverywhere(t, c, "web/final", "a", "b", "c")
 }
