@@ -38,6 +38,7 @@ func (a *app) repoRenameCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			a.log.Info().Str("repo", old).Str("to", nw).Msg("repository renamed")
 			msg := fmt.Sprintf("renamed repository %s to %s; %s", old, nw, a.tidyHolders(c, d, nw, r.Holders, "copies renamed on", "rename"))
 			if len(r.Globs) > 0 {
 				msg += fmt.Sprintf("; grants by pattern (%s) were left as they are and now match differently: see 'gitmesh grants'", strings.Join(r.Globs, ", "))
@@ -67,6 +68,7 @@ func (a *app) repoDeleteCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			a.log.Info().Str("repo", repo).Msg("repository deleted")
 			return done(c, "deleted repository %s and the grants on its name; %s", repo, a.tidyHolders(c, d, repo, devs, "copies removed from", "remove"))
 		}),
 	}
@@ -83,6 +85,7 @@ func (a *app) deviceSetURLCommand() *cli.Command {
 			if err := admin.SetDeviceURL(c.Context, d, v[0], v[1]); err != nil {
 				return err
 			}
+			a.log.Info().Str("device", v[0]).Str("url", v[1]).Msg("device URL set")
 			return done(c, "device %s is now reached at %s", v[0], v[1])
 		}),
 	}
