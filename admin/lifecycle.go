@@ -310,11 +310,13 @@ func DeleteRepo(ctx context.Context, d *sql.DB, limit time.Duration, name string
 		return nil, err
 	}
 	defer tx.Rollback()
-	// The holders, and any other device with a recorded copy (a move's
-	// old holder whose removal is not yet written).
+	// The holders, and any other device with a copy: a recorded one (a
+	// move's old holder whose removal is not yet written), or one a move
+	// in progress is making.
 	rows, err := tx.QueryContext(bctx, `SELECT id, name, url FROM devices WHERE id IN (
 		SELECT device_id FROM holders WHERE repository_id = $1
-		UNION SELECT device_id FROM working_copy_versions WHERE repository_id = $1) ORDER BY name`, st.RepoID)
+		UNION SELECT device_id FROM working_copy_versions WHERE repository_id = $1
+		UNION SELECT to_device FROM moves WHERE repository_id = $1) ORDER BY name`, st.RepoID)
 	if err != nil {
 		return nil, fmt.Errorf("read the copies of %s: %w", name, err)
 	}
