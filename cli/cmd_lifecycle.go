@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 
@@ -91,19 +93,35 @@ func (a *app) deviceSetURLCommand() *cli.Command {
 	}
 }
 
-// tidyHolders asks each device in devs to do its disk tasks now (rename
-// or remove its copy of repo) and says which did and which will on their
-// return: asking is best effort, the task is recorded already.
+// tidyHolders asks each device in devs, all at once, to do its disk tasks
+// now (rename or remove its copy of repo) and says which did and which
+// will on their return: asking is best effort, the task is recorded
+// already. Each is given lock_timeout (its read lock) and three connect
+// timeouts (the request over ssh).
 func (a *app) tidyHolders(c *cli.Context, d *sql.DB, repo string, devs []version.Device, did, verb string) string {
+	ctx, cancel := context.WithTimeout(c.Context, a.settings.LockTimeout.D()+3*a.settings.ConnectTimeout.D())
+	defer cancel()
 	node := serve.NewNode(a.settings, d, a.log, func(string, ...any) {})
+	failed := make([]bool, len(devs))
+	var wg sync.WaitGroup
+	for i, h := range devs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := node.TidyDevice(ctx, h, repo); err != nil {
+				a.log.Warn().Err(err).Str("repo", repo).Str("device", h.Name).Msg("disk task not done yet")
+				failed[i] = true
+			}
+		}()
+	}
+	wg.Wait()
 	var ok, later []string
-	for _, h := range devs {
-		if err := node.TidyDevice(c.Context, h, repo); err != nil {
-			a.log.Warn().Err(err).Str("repo", repo).Str("device", h.Name).Msg("disk task not done yet")
+	for i, h := range devs {
+		if failed[i] {
 			later = append(later, h.Name)
-			continue
+		} else {
+			ok = append(ok, h.Name)
 		}
-		ok = append(ok, h.Name)
 	}
 	var parts []string
 	if len(ok) > 0 {
