@@ -82,6 +82,7 @@ func clonesAt(t *testing.T, c *meshtest.Cluster, repo, want string, devs ...stri
 func TestRenameMovesTheNameOnEveryDevice(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b", "c")
 	work, acked := pushed(t, c)
+	meshtest.WaitDetached(t) // every holder has its copy, and no catch-up runs behind the test's back
 	c.User("bob")
 	c.MustAdmin("grant", "bob", "team/*", "read")
 	for _, d := range []string{"a", "b", "c"} { // each copy marked, to tell a rename from a rebuild
@@ -127,6 +128,7 @@ func TestRenameWhileAHolderIsDown(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			c := meshtest.NewCluster(t, "a", "b", "c")
 			_, acked := pushed(t, c)
+			meshtest.WaitDetached(t) // every holder has its copy, and no catch-up runs behind the test's back
 			mark := filepath.Join(c.Devices["c"].Root, "team/app.git", "gitmesh-test-mark")
 			if err := os.WriteFile(mark, nil, 0o644); err != nil {
 				t.Fatal(err)
@@ -203,6 +205,7 @@ func TestRenameRefusals(t *testing.T) {
 func TestDeleteRemovesEveryCopy(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b", "c")
 	_, acked := pushed(t, c)
+	meshtest.WaitDetached(t) // every holder has its copy, and no catch-up runs behind the test's back
 	r := c.Admin("repo", "delete", "team/app")
 	if r.Code != 2 || !strings.Contains(r.Stderr, "--yes") {
 		t.Fatalf("delete without --yes: exit %d, %q; want exit 2 asking for --yes", r.Code, r.Stderr)
@@ -402,6 +405,7 @@ func TestSSHRenameAndDeleteReachEveryHolder(t *testing.T) {
 func TestRenameBackWhileAHolderIsDown(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b", "c")
 	_, acked := pushed(t, c)
+	meshtest.WaitDetached(t) // every holder has its copy, and no catch-up runs behind the test's back
 	mark := filepath.Join(c.Devices["c"].Root, "team/app.git", "gitmesh-test-mark")
 	if err := os.WriteFile(mark, nil, 0o644); err != nil {
 		t.Fatal(err)
