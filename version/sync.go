@@ -105,7 +105,11 @@ func (n *Node) CatchUp(ctx context.Context, st State) error {
 	}
 	defer n.unlock(conn, st.Repo, key)
 	// Another reader may have fetched while this one waited.
+	was := st.RepoID
 	st, err = n.reload(ctx, conn, st.Repo)
+	if err == nil && st.RepoID != was {
+		err = ErrNotFound // renamed or deleted meanwhile, the name taken again
+	}
 	if err != nil {
 		return err
 	}
