@@ -437,3 +437,30 @@ func TestRenameBackWhileAHolderIsDown(t *testing.T) {
 	}
 	goneEverywhere(t, c, "web/final", "a", "b", "c")
 }
+
+// A holder back from an outage, its copy still under the old name, may be
+// the only one another device can catch up from: the fetch from it first
+// moves its copy into place (when its read lock is free).
+func TestCatchUpFromAHolderThatHasNotRenamedYet(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	_, acked := pushed(t, c)
+	meshtest.WaitDetached(t)
+	backB := unmount(t, c, "b")
+	c.MustAdmin("repo", "rename", "team/app", "web/site")
+	backB() // b is back, its copy still under team/app
+	if err := os.RemoveAll(filepath.Join(c.Devices["c"].Root, "web/site.git")); err != nil { // c lost its copy
+		t.Fatal(err)
+	}
+	unmount(t, c, "a") // and a is down: b is the only source
+	clonesAt(t, c, "web/site", acked, "c")
+	if copyAt(c, "b", "team/app") || !copyAt(c, "b", "web/site") {
+		t.Errorf("b's copy was not moved into place")
+	}
+	var left int
+	if err := c.DB().QueryRow(`SELECT count(*) FROM disk_tasks t JOIN devices d ON d.id = t.device_id WHERE d.name = 'b'`).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Errorf("b still has %d disk tasks", left)
+	}
+}

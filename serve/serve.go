@@ -279,7 +279,10 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 	}
 	switch cmd.Verb {
 	case gitexec.UploadPack:
-		if err := admitCluster(ctx, s, "cluster", cmd.Repo, func(context.Context, *sql.DB) error {
+		if err := admitCluster(ctx, s, "cluster", cmd.Repo, func(ctx context.Context, dbh *sql.DB) error {
+			if !gitexec.Exists(dir) {
+				renameIfDue(ctx, s, dbh, cmd.Repo, c.Log) // renamed while this device was away
+			}
 			if !gitexec.Exists(dir) {
 				return version.ErrNotFound
 			}
@@ -299,6 +302,21 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 		return clusterSync(ctx, s, cmd.Repo, c)
 	}
 	return fmt.Errorf("%w: the cluster key may not run %s", gitexec.ErrBadCommand, cmd.Verb)
+}
+
+// renameIfDue moves this device's copy of repo into place for a peer's
+// fetch when a rename done while this device was away left it under its
+// old name (version.Node.RenameIfDue).
+func renameIfDue(ctx context.Context, s config.Settings, dbh *sql.DB, repo string, log zerolog.Logger) {
+	st, err := version.Load(ctx, dbh, repo)
+	if err != nil {
+		return
+	}
+	for _, h := range st.Holders {
+		if h.Name == s.Device {
+			NewNode(s, dbh, log, func(string, ...any) {}).RenameIfDue(ctx, st.RepoID, h.ID, h.Name, s.RepoRoot, repo)
+		}
+	}
 }
 
 // clusterDB opens the database for one cluster hop (op: cluster, replica

@@ -222,6 +222,9 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 	sort.SliceStable(leaders, func(i, j int) bool { return !leaders[i].IsWriting && leaders[j].IsWriting })
 	noPeer := &NoPeerError{Repo: st.Repo, Version: st.Highest()}
 	for _, peer := range leaders {
+		if !strings.Contains(peer.URL, "://") { // a local path: its copy may wait for a rename
+			n.RenameIfDue(ctx, st.RepoID, peer.DeviceID, peer.Device, peer.URL, st.Repo)
+		}
 		start := time.Now()
 		n.tellCatchUp(st, peer)
 		err := n.fetchFrom(ctx, dir, st.Repo, peer)

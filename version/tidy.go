@@ -251,3 +251,31 @@ func (n *Node) RenamePending(ctx context.Context, repo string) error {
 	n.Log.Info().Str("repo", repo).Str("from", t.Name).Msg("renamed this device's copy (a rename done while it was away)")
 	return n.doneTasks(ctx, n.DB, chain)
 }
+
+// RenameIfDue does, for device dev (id devID, copies under root) whose
+// copy of repo is missing, the renames due on it that end in repo, if
+// its read lock on the repository is free now: a holder back from an
+// outage may be fetched from before it has done them. Best effort, and
+// never a wait: a fetch from it fails as before when this cannot be done.
+func (n *Node) RenameIfDue(ctx context.Context, repoID, devID int32, dev, root, repo string) {
+	if gitexec.Exists(PeerURL(root, repo)) {
+		return
+	}
+	conn, err := n.DB.Conn(ctx)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	key := lock.Read(repoID, devID)
+	bctx, cancel := db.Bound(ctx, n.LockTimeout)
+	defer cancel()
+	if ok, err := lock.Try(bctx, conn, key); !ok || err != nil {
+		return
+	}
+	defer n.unlock(conn, repo, key)
+	as := *n
+	as.Device, as.RepoRoot = dev, root
+	if err := as.RenamePending(bctx, repo); err != nil {
+		n.Log.Warn().Err(err).Str("repo", repo).Str("device", dev).Msg("rename a copy left under its old name")
+	}
+}
