@@ -447,7 +447,7 @@ func TestCatchUpFromAHolderThatHasNotRenamedYet(t *testing.T) {
 	meshtest.WaitDetached(t)
 	backB := unmount(t, c, "b")
 	c.MustAdmin("repo", "rename", "team/app", "web/site")
-	backB() // b is back, its copy still under team/app
+	backB()                                                                                  // b is back, its copy still under team/app
 	if err := os.RemoveAll(filepath.Join(c.Devices["c"].Root, "web/site.git")); err != nil { // c lost its copy
 		t.Fatal(err)
 	}
