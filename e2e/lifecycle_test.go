@@ -447,8 +447,9 @@ func TestCatchUpFromAHolderThatHasNotRenamedYet(t *testing.T) {
 	meshtest.WaitDetached(t)
 	backB := unmount(t, c, "b")
 	c.MustAdmin("repo", "rename", "team/app", "web/site")
-	backB()                                                                                  // b is back, its copy still under team/app
-	if err := os.RemoveAll(filepath.Join(c.Devices["c"].Root, "web/site.git")); err != nil { // c lost its copy
+	backB() // b is back, its copy still under team/app
+	// c lost its copy.
+	if err := os.RemoveAll(filepath.Join(c.Devices["c"].Root, "web/site.git")); err != nil {
 		t.Fatal(err)
 	}
 	unmount(t, c, "a") // and a is down: b is the only source
