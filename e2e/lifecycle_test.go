@@ -465,3 +465,19 @@ func TestCatchUpFromAHolderThatHasNotRenamedYet(t *testing.T) {
 		t.Errorf("b still has %d disk tasks", left)
 	}
 }
+
+// A device holding no copy answers for a renamed or deleted repository
+// as the holders do: the old name not found, the new one passed on.
+func TestRenameAndDeleteSeenFromADeviceWithoutACopy(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c", "d")
+	_, acked := pushed(t, c) // three copies: a, b, c
+	meshtest.WaitDetached(t)
+	c.MustAdmin("repo", "rename", "team/app", "web/site")
+	goneEverywhere(t, c, "team/app", "d")
+	clonesAt(t, c, "web/site", acked, "d")
+	if copyAt(c, "d", "web/site") || copyAt(c, "d", "team/app") {
+		t.Errorf("d, which holds no copy, made one")
+	}
+	c.MustAdmin("repo", "delete", "web/site", "--yes")
+	goneEverywhere(t, c, "web/site", "a", "b", "c", "d")
+}
