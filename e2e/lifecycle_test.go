@@ -481,3 +481,36 @@ func TestRenameAndDeleteSeenFromADeviceWithoutACopy(t *testing.T) {
 	c.MustAdmin("repo", "delete", "web/site", "--yes")
 	goneEverywhere(t, c, "web/site", "a", "b", "c", "d")
 }
+
+// Over real sshd: a holder whose sshd was down at the rename still has
+// its copy under the old name when it is back; a peer that can fetch
+// only from it gets the copy, moved into place by the holder itself.
+func TestSSHCatchUpFromAHolderThatHasNotRenamedYet(t *testing.T) {
+	c := meshtest.NewSSHCluster(t, "a", "b", "c")
+	c.CreateRepo("a", "team/app", "alice")
+	work := c.Work("alice")
+	acked := c.Commit(work, "README", "acknowledged\n")
+	c.Hosts["a"].MustGit("alice", work, "push", "-q", c.Hosts["a"].URL("team/app"), "main")
+	c.WaitConverged("team/app")
+
+	c.Hosts["b"].StopSSHD()
+	if out := c.MustAdmin("repo", "rename", "team/app", "web/site"); !strings.Contains(out, "b could not be reached and will rename its copy on its return") {
+		t.Errorf("rename with b's sshd down said %q", out)
+	}
+	c.Hosts["b"].StartSSHD()
+	if !copyAt(c.Cluster, "b", "team/app") {
+		t.Fatalf("b renamed its copy while its sshd was down")
+	}
+	// c lost its copy, and a is down: b is the only source.
+	if err := os.RemoveAll(filepath.Join(c.Devices["c"].Root, "web/site.git")); err != nil {
+		t.Fatal(err)
+	}
+	c.Hosts["a"].StopSSHD()
+	cc := c.Hosts["c"]
+	if out := cc.MustGit("alice", "", "ls-remote", cc.URL("web/site"), "refs/heads/main"); !strings.HasPrefix(out, acked) {
+		t.Errorf("web/site on c: %q, want %s", out, acked)
+	}
+	if copyAt(c.Cluster, "b", "team/app") || !copyAt(c.Cluster, "b", "web/site") {
+		t.Errorf("b's copy was not moved into place")
+	}
+}
