@@ -54,8 +54,9 @@ func (e *StaleCopyError) Error() string {
 
 // lifecycleLocks takes repo's write lock, then every holder's read lock,
 // on conn, each bounded by limit. It returns the state read under them
-// and a release for every lock taken (also on error).
-func lifecycleLocks(ctx context.Context, conn *sql.Conn, repo, what string, limit time.Duration) (version.State, func(), error) {
+// and a release for every lock taken (also on error). A wait past a
+// second is told (tell), with the lock's holder.
+func lifecycleLocks(ctx context.Context, conn *sql.Conn, repo, what string, limit time.Duration, tell func(string, ...any)) (version.State, func(), error) {
 	var held []lock.Key
 	release := func() {
 		for i := len(held) - 1; i >= 0; i-- {
@@ -78,7 +79,14 @@ func lifecycleLocks(ctx context.Context, conn *sql.Conn, repo, what string, limi
 	for _, k := range keys {
 		// One bound for all of them: lock_timeout in total.
 		left := limit - time.Since(start)
-		if err := lock.Acquire(ctx, conn, k, max(left, time.Millisecond), nil); err != nil {
+		notify := func(h *lock.Holder) {
+			by := "a push or catch-up"
+			if h != nil {
+				by = fmt.Sprintf("%q", h.Application)
+			}
+			tell("waiting for the %s of %s, held by %s (at most lock_timeout, %s)", k.Describe(), repo, by, limit)
+		}
+		if err := lock.Acquire(ctx, conn, k, max(left, time.Millisecond), notify); err != nil {
 			if errors.Is(err, lock.ErrTimeout) {
 				err = &BusyError{What: what, Waited: time.Since(start)}
 			}
@@ -188,7 +196,7 @@ func renamedInto(tasks []version.DiskTask, name, own string) bool {
 // higher level); glob grants stay as they are. It refuses new when it is
 // a bad name (exit 2) or already a repository, old when unknown (exit
 // 3), and waits for the locks at most limit (exit 5).
-func RenameRepo(ctx context.Context, d *sql.DB, limit time.Duration, old, new string) (*Renamed, error) {
+func RenameRepo(ctx context.Context, d *sql.DB, limit time.Duration, old, new string, tell func(string, ...any)) (*Renamed, error) {
 	if err := gitexec.ValidateName(new); err != nil {
 		return nil, err
 	}
@@ -214,7 +222,7 @@ func RenameRepo(ctx context.Context, d *sql.DB, limit time.Duration, old, new st
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close()
-	st, release, err := lifecycleLocks(ctx, conn, old, "rename "+old, limit)
+	st, release, err := lifecycleLocks(ctx, conn, old, "rename "+old, limit, tell)
 	defer release()
 	if err != nil {
 		return nil, err
@@ -287,7 +295,7 @@ type Renamed struct {
 // versions, holders, moves and logs go with the row, and so do the
 // grants on exactly its name; glob grants stay. It waits for the locks
 // (a push in flight) at most limit, and then changes nothing (exit 5).
-func DeleteRepo(ctx context.Context, d *sql.DB, limit time.Duration, name string) ([]version.Device, error) {
+func DeleteRepo(ctx context.Context, d *sql.DB, limit time.Duration, name string, tell func(string, ...any)) ([]version.Device, error) {
 	cctx, cancel := db.Bound(ctx, limit)
 	defer cancel()
 	if err := CheckRepo(cctx, d, name); err != nil {
@@ -298,7 +306,7 @@ func DeleteRepo(ctx context.Context, d *sql.DB, limit time.Duration, name string
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close()
-	st, release, err := lifecycleLocks(ctx, conn, name, "delete "+name, limit)
+	st, release, err := lifecycleLocks(ctx, conn, name, "delete "+name, limit, tell)
 	defer release()
 	if err != nil {
 		return nil, err

@@ -36,7 +36,7 @@ func (a *app) repoRenameCommand() *cli.Command {
 				return err
 			}
 			old, nw := repoArg(v[0]), repoArg(v[1])
-			r, err := admin.RenameRepo(c.Context, d, a.settings.LockTimeout.D(), old, nw)
+			r, err := admin.RenameRepo(c.Context, d, a.settings.LockTimeout.D(), old, nw, tell)
 			if err != nil {
 				return err
 			}
@@ -66,7 +66,7 @@ func (a *app) repoDeleteCommand() *cli.Command {
 			if !v.bools["yes"] {
 				return usageError{fmt.Errorf("deleting %s removes its history and every copy for good, on every device; nothing was deleted: run 'gitmesh repo delete %s --yes' to confirm", repo, repo)}
 			}
-			devs, err := admin.DeleteRepo(c.Context, d, a.settings.LockTimeout.D(), repo)
+			devs, err := admin.DeleteRepo(c.Context, d, a.settings.LockTimeout.D(), repo, tell)
 			if err != nil {
 				return err
 			}

@@ -264,7 +264,7 @@ func TestDeleteWhileAPushIsInFlight(t *testing.T) {
 	waitFor(t, "the push to hold the write lock", held.reached)
 	r := c.Devices["b"].Run([]string{"GITMESH_LOCK_TIMEOUT=2s"}, "repo", "delete", "team/app", "--yes")
 	if r.Code != 5 || !strings.Contains(r.Stderr, "did not delete team/app: a push or catch-up held the repository") ||
-		!strings.Contains(r.Stderr, "nothing changed") {
+		!strings.Contains(r.Stderr, "nothing changed") || !strings.Contains(r.Stderr, "gitmesh: waiting for the write lock of team/app, held by") {
 		t.Errorf("delete during a push: exit %d, %q; want exit 5 and its sentence", r.Code, r.Stderr)
 	}
 	held.let()
