@@ -115,10 +115,10 @@ func (a *app) tidyFirst(next func(*cli.Context, *sql.DB) error) func(*cli.Contex
 		}
 		n, tidyErr := serve.NewNode(a.settings, d, a.log, tell).Tidy(c.Context)
 		if n > 0 {
-			fmt.Fprintf(c.App.Writer, "disk tasks done on %s: %d (copies of renamed, deleted or moved repositories renamed or removed)\n", a.settings.Device, n)
+			fmt.Fprintf(c.App.Writer, "did %d disk tasks (copies moved away, deleted or renamed) on %s\n", n, a.settings.Device)
 		}
 		if tidyErr != nil {
-			fmt.Fprintf(c.App.ErrWriter, "gitmesh: a copy to rename or remove on %s: %s\n", a.settings.Device, message(tidyErr))
+			fmt.Fprintf(c.App.ErrWriter, "gitmesh: %s\n", message(fmt.Errorf("remove or rename the copies this device no longer holds: %w", tidyErr)))
 		}
 		if err := next(c, d); err != nil {
 			return err

@@ -146,7 +146,7 @@ func TestRenameWhileAHolderIsDown(t *testing.T) {
 			}
 			if how == "sync" {
 				r := c.Devices["c"].Run(nil, "sync")
-				if r.Code != 0 || !strings.Contains(r.Stdout, "disk tasks done on c: 1 (copies of renamed") {
+				if r.Code != 0 || !strings.Contains(r.Stdout, "did 1 disk tasks (copies moved away, deleted or renamed) on c") {
 					t.Errorf("sync on c: exit %d, %q, %q", r.Code, r.Stdout, r.Stderr)
 				}
 			} else {
@@ -232,7 +232,7 @@ func TestDeleteRemovesEveryCopy(t *testing.T) {
 	}
 	back()
 	goneEverywhere(t, c, "team/app", "c")
-	if r := c.Devices["c"].Run(nil, "sync"); r.Code != 0 || !strings.Contains(r.Stdout, "disk tasks done on c: 1 (copies of renamed") {
+	if r := c.Devices["c"].Run(nil, "sync"); r.Code != 0 || !strings.Contains(r.Stdout, "did 1 disk tasks (copies moved away, deleted or renamed) on c") {
 		t.Errorf("sync on c: exit %d, %q, %q", r.Code, r.Stdout, r.Stderr)
 	}
 	if copyAt(c, "c", "team/app") {
