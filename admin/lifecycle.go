@@ -48,7 +48,7 @@ type StaleCopyError struct {
 }
 
 func (e *StaleCopyError) Error() string {
-	return fmt.Sprintf("device %s still holds an old copy named %s, to be removed or renamed on its return; run 'gitmesh sync' there (or 'gitmesh device remove' it), then try again",
+	return fmt.Sprintf("device %s still holds an old copy named %s, to be removed or renamed on its return; run 'gitmesh sync' there, or remove the device if it is gone for good, then try again",
 		strings.Join(e.Devices, ", "), e.Repo)
 }
 
