@@ -85,6 +85,8 @@ func TestRenameMovesTheNameOnEveryDevice(t *testing.T) {
 	meshtest.WaitDetached(t) // every holder has its copy, and no catch-up runs behind the test's back
 	c.User("bob")
 	c.MustAdmin("grant", "bob", "team/*", "read")
+	c.MustAdmin("group", "add", "ops")
+	c.MustAdmin("grant", "--group", "ops", "team/app", "read")
 	for _, d := range []string{"a", "b", "c"} { // each copy marked, to tell a rename from a rebuild
 		if err := os.WriteFile(filepath.Join(c.Devices[d].Root, "team/app.git", "gitmesh-test-mark"), nil, 0o644); err != nil {
 			t.Fatal(err)
@@ -110,9 +112,17 @@ func TestRenameMovesTheNameOnEveryDevice(t *testing.T) {
 	if n := diskTasks(t, c); n != 0 {
 		t.Errorf("%d disk tasks left after every holder renamed", n)
 	}
-	grants := c.MustAdmin("grants")
-	if !strings.Contains(grants, "web/site") || strings.Contains(grants, "team/app") || !strings.Contains(grants, "team/*") {
-		t.Errorf("grants after the rename:\n%s\nwant alice's on web/site, none on team/app, bob's team/* kept", grants)
+	grants := c.MustAdmin("grants", "--json")
+	for _, want := range []string{`"who": "user alice",
+    "pattern": "web/site"`, `"who": "user bob",
+    "pattern": "team/*"`, `"who": "group ops",
+    "pattern": "web/site"`} {
+		if !strings.Contains(grants, want) {
+			t.Errorf("grants after the rename lack %s:\n%s", want, grants)
+		}
+	}
+	if strings.Contains(grants, `"team/app"`) {
+		t.Errorf("grants after the rename: want none left on team/app:\n%s", grants)
 	}
 	// The same repository: pushes go on under the new name.
 	next := c.Commit(work, "README", "after the rename\n")
