@@ -1632,6 +1632,7 @@ func (fw *freezeWatch) thawIfCannotHeal(repo, dev string, started time.Time, pid
 		}
 		return
 	}
+	fw.db.QueryRow(`SELECT name FROM repositories WHERE id = $1`, id).Scan(&repo) // its name now
 	var r meshtest.Result
 	if fw.rng.IntN(2) == 0 {
 		r = fw.c.Devices["b"].Run(nil, "thaw", repo, "--demote", dev)
