@@ -86,6 +86,7 @@ func (a *app) deviceCommand() *cli.Command {
 					return err
 				}),
 			},
+			a.deviceSetURLCommand(),
 		},
 	}
 }
@@ -138,6 +139,8 @@ func (a *app) repoCommand() *cli.Command {
 					return err
 				}),
 			},
+			a.repoRenameCommand(),
+			a.repoDeleteCommand(),
 		},
 	}
 }
