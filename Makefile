@@ -46,6 +46,7 @@ FUZZTIME ?= 30s
 fuzz: setup
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzParseCommand -fuzztime $(FUZZTIME) ./gitexec/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzValidateName -fuzztime $(FUZZTIME) ./gitexec/
+	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzParseClusterCommand -fuzztime $(FUZZTIME) ./gitexec/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzParseKey -fuzztime $(FUZZTIME) ./access/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzReadPush -fuzztime $(FUZZTIME) ./hook/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzMeterLine -fuzztime $(FUZZTIME) ./gitexec/
@@ -56,7 +57,7 @@ fuzz: setup
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzSideband -fuzztime $(FUZZTIME) ./httpgit/
 
 demo: setup build
-	@scripts/demo.sh start
+	@DEVICES="$(DEVICES)" scripts/demo.sh start
 
 demo-stop:
 	@scripts/demo.sh stop

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -65,6 +66,18 @@ type Request struct {
 	Client io.Reader
 	// spoke, when set (SSH), is set once git has this process's stdout.
 	spoke *bool
+	// PassedOn: another device passed the request on (gitmesh-as,
+	// gitmesh-as-http); it is never passed on again.
+	PassedOn bool
+	// HTTP, set by the HTTP door, lets a request that reached a device
+	// holding no copy be passed on: a holder's HTTP door answers it whole.
+	HTTP *HTTPHop
+}
+
+// HTTPHop is what passing a smart HTTP request on needs from the door.
+type HTTPHop struct {
+	Body io.Reader // the request body as git sent it (inflated); nil for info/refs
+	Out  io.Writer // where the holder's CGI answer (header and body) goes, as it is
 }
 
 // User serves a user's connection: reads catch up first, pushes run under
@@ -77,12 +90,38 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	if err != nil {
 		return err // not a git client's request: stderr only
 	}
+	return handleConn(ctx, s, c, Request{User: c.User, Cmd: cmd, Environ: c.Environ})
+}
+
+// handleConn is Handle for an SSH connection (the user's own, or one
+// passed on by another device), marking a refusal before git spoke.
+func handleConn(ctx context.Context, s config.Settings, c Conn, r Request) error {
 	spoke := false
-	err = Handle(ctx, s, Request{User: c.User, Cmd: cmd, Environ: c.Environ, Log: c.Log, Tell: c.Tell, Stderr: c.Stderr, spoke: &spoke})
+	r.Log, r.Tell, r.Stderr, r.spoke = c.Log, c.Tell, c.Stderr, &spoke
+	err := Handle(ctx, s, r)
 	if err != nil && !spoke {
 		return refusal{err}
 	}
 	return err
+}
+
+// servePassedOn serves a user's request that a device holding no copy
+// passed on (gitmesh-as): as the user, with the client's GIT_PROTOCOL,
+// through the whole user path (access again, this device's limits), and
+// never passed on again.
+func servePassedOn(ctx context.Context, s config.Settings, c Conn, cmd gitexec.Command) error {
+	env := make([]string, 0, len(c.Environ)+1)
+	for _, kv := range c.Environ {
+		if !strings.HasPrefix(kv, "GIT_PROTOCOL=") {
+			env = append(env, kv)
+		}
+	}
+	if cmd.Protocol != "" {
+		env = append(env, "GIT_PROTOCOL="+cmd.Protocol)
+	}
+	c.Log = c.Log.With().Bool("passed_on", true).Logger()
+	return handleConn(ctx, s, c, Request{User: cmd.User, Cmd: gitexec.Command{Verb: cmd.Verb, Repo: cmd.Repo},
+		Environ: env, PassedOn: true})
 }
 
 // refusal marks an error that ended a git client's request before git
@@ -144,6 +183,17 @@ func Handle(ctx context.Context, s config.Settings, r Request) error {
 	}
 	if err != nil {
 		return err
+	}
+	if !st.Holds() {
+		// Any device answers: passed on to a holder, no copy made here.
+		dbh.Close()
+		if r.PassedOn {
+			return errMovedMeanwhile(cmd.Repo, s.Device)
+		}
+		if (r.Run != nil || r.Receive != nil) && r.HTTP == nil {
+			return errHTTPNotHolder(st)
+		}
+		return passOn(ctx, s, r, st, log)
 	}
 	// Only after the access check, so that a path's fate tells nothing to
 	// someone who may not use it.
@@ -207,6 +257,9 @@ func Handle(ctx context.Context, s config.Settings, r Request) error {
 	if err := node.CatchUp(ctx, st); err != nil {
 		return err
 	}
+	if err := goneMeanwhile(ctx, dbh, cmd.Repo, dir, s.LockTimeout.D()); err != nil {
+		return err
+	}
 	run := r.Run
 	if run == nil {
 		run = func(dir string, env []string) error {
@@ -240,6 +293,22 @@ func execGit(dbh *sql.DB, dir string, env []string, log zerolog.Logger, run func
 	return run(dir, env)
 }
 
+// goneMeanwhile answers "not found" (as the next request will) when the
+// copy left the disk because the repository was renamed or deleted after
+// this request looked it up: the rename moved the copy, the delete
+// removed it. A copy missing otherwise is execGit's to report.
+func goneMeanwhile(ctx context.Context, dbh *sql.DB, repo, dir string, bound time.Duration) error {
+	if gitexec.Exists(dir) {
+		return nil
+	}
+	bctx, cancel := db.Bound(ctx, bound)
+	defer cancel()
+	if ok, err := version.Registered(bctx, dbh, repo); err == nil && !ok {
+		return version.ErrNotFound
+	}
+	return nil
+}
+
 // Cluster serves a peer device: a fetch (upload-pack, staged refs
 // included), a staging push (receive-pack that may write only the staged
 // namespace), a request to catch up on a repository now, or a probe (a
@@ -252,6 +321,12 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 	if err != nil {
 		return err
 	}
+	if cmd.PassedOn() {
+		if cmd.HTTP != "" {
+			return fmt.Errorf("%w: a passed-on HTTP request is the HTTP door's", gitexec.ErrBadCommand)
+		}
+		return servePassedOn(ctx, s, c, cmd)
+	}
 	if s.RepoRoot == "" {
 		return config.UnsetError(config.NoRepoRoot)
 	}
@@ -261,7 +336,10 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 	}
 	switch cmd.Verb {
 	case gitexec.UploadPack:
-		if err := admitCluster(ctx, s, "cluster", cmd.Repo, func(context.Context, *sql.DB) error {
+		if err := admitCluster(ctx, s, "cluster", cmd.Repo, func(ctx context.Context, dbh *sql.DB) error {
+			if !gitexec.Exists(dir) {
+				renameIfDue(ctx, s, dbh, cmd.Repo, c.Log) // renamed while this device was away
+			}
 			if !gitexec.Exists(dir) {
 				return version.ErrNotFound
 			}
@@ -281,6 +359,21 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 		return clusterSync(ctx, s, cmd.Repo, c)
 	}
 	return fmt.Errorf("%w: the cluster key may not run %s", gitexec.ErrBadCommand, cmd.Verb)
+}
+
+// renameIfDue moves this device's copy of repo into place for a peer's
+// fetch when a rename done while this device was away left it under its
+// old name (version.Node.RenameIfDue).
+func renameIfDue(ctx context.Context, s config.Settings, dbh *sql.DB, repo string, log zerolog.Logger) {
+	st, err := version.Load(ctx, dbh, repo)
+	if err != nil {
+		return
+	}
+	for _, h := range st.Holders {
+		if h.Name == s.Device {
+			NewNode(s, dbh, log, func(string, ...any) {}).RenameIfDue(ctx, st.RepoID, h.ID, h.Name, s.RepoRoot, repo)
+		}
+	}
 }
 
 // clusterDB opens the database for one cluster hop (op: cluster, replica
