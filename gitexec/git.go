@@ -24,11 +24,10 @@ import (
 // Git runs git for gitmesh's own bookkeeping: creating copies, fetching from
 // peers and reading refs.
 type Git struct {
-	// SSHCommand is GIT_SSH_COMMAND for fetches from ssh:// peers.
-	SSHCommand string
-	// SSH, when SSHCommand is empty, builds it on the first hop to an
-	// ssh:// peer (reading the cluster key and known_hosts): a git run
-	// that reaches no peer never calls it.
+	// SSH builds GIT_SSH_COMMAND for hops to ssh:// peers (reading the
+	// cluster key and known_hosts); it is called at the first hop only
+	// (see SSHCommand), so a git run that reaches no peer never reads
+	// them. nil is plain ssh.
 	SSH func() string
 	// Timeout bounds one fetch from a peer.
 	Timeout time.Duration
@@ -456,7 +455,7 @@ func (g Git) runWith(ctx context.Context, dir, input string, progress *Progress,
 	}
 	cmd.Env = Env(os.Environ())
 	if hops(args) {
-		if ssh := g.sshCommand(); ssh != "" {
+		if ssh := g.SSHCommand(); ssh != "" {
 			cmd.Env = append(cmd.Env, "GIT_SSH_COMMAND="+ssh)
 		}
 	}
@@ -488,12 +487,13 @@ func (g Git) runWith(ctx context.Context, dir, input string, progress *Progress,
 	return out, nil
 }
 
-// sshCommand is GIT_SSH_COMMAND for a hop to an ssh:// peer.
-func (g Git) sshCommand() string {
-	if g.SSHCommand == "" && g.SSH != nil {
-		return g.SSH()
+// SSHCommand is GIT_SSH_COMMAND for a hop to an ssh:// peer ("" for
+// plain ssh).
+func (g Git) SSHCommand() string {
+	if g.SSH == nil {
+		return ""
 	}
-	return g.SSHCommand
+	return g.SSH()
 }
 
 // hops reports whether a git run names a URL (an ssh:// peer): only

@@ -150,7 +150,7 @@ func (g Git) PassOnSSH(base, remote string) (*exec.Cmd, error) {
 		args = append(args, "-p", p)
 	}
 	args = append(args, "--", dest, remote)
-	ssh := g.SSHCommand
+	ssh := g.SSHCommand()
 	if ssh == "" {
 		ssh = "ssh"
 	}

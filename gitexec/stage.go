@@ -405,7 +405,7 @@ func (g Git) RequestSync(ctx context.Context, rawURL string) error {
 		sshArgs = append(sshArgs, "-p", p)
 	}
 	sshArgs = append(sshArgs, "--", dest, string(SyncRequest)+" '"+u.Path+"'")
-	ssh := g.sshCommand()
+	ssh := g.SSHCommand()
 	if ssh == "" {
 		ssh = "ssh"
 	}
