@@ -18,8 +18,8 @@ func init() {
 			Name:      "sync",
 			Usage:     "bring this device's copies up to date now, as a read would (a new device, say)",
 			ArgsUsage: "[REPO]",
-			Action: a.withDB("sync", a.onEachCopy("brought up to date", "current on",
-				func(ctx context.Context, n *version.Node, repo string) error { return n.Sync(ctx, repo) }, atRest)),
+			Action: a.withDB("sync", a.tidyFirst(a.onEachCopy("brought up to date", "current on",
+				func(ctx context.Context, n *version.Node, repo string) error { return n.Sync(ctx, repo) }, atRest))),
 		}
 	})
 	register(func(a *app) *cli.Command {

@@ -100,7 +100,7 @@ func TestAdminMutationsSayWhatTheyDid(t *testing.T) {
 		{[]string{"group", "remove", "devs"}, "removed group devs"},
 		{[]string{"key", "remove", fp}, "removed key " + fp},
 		{[]string{"user", "remove", "bob"}, "removed user bob"},
-		{[]string{"device", "remove", "b"}, "removed device b"},
+		{[]string{"device", "remove", "b", "--force"}, "removed device b"}, // a holder: --force
 	} {
 		r := c.Admin(tc.args...)
 		what := strings.Join(tc.args, " ")
