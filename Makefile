@@ -56,7 +56,7 @@ fuzz: setup
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzSideband -fuzztime $(FUZZTIME) ./httpgit/
 
 demo: setup build
-	@scripts/demo.sh start
+	@DEVICES="$(DEVICES)" scripts/demo.sh start
 
 demo-stop:
 	@scripts/demo.sh stop

@@ -64,6 +64,7 @@ push_idle_timeout = "90s"
 max_push_bytes    = 104857600
 max_push_refs     = 500
 log_retention     = "720h"
+copies            = 5
 `)
 	s := Defaults()
 	if err := LoadFile(&s, path); err != nil {
@@ -92,6 +93,7 @@ log_retention     = "720h"
 		MaxPushBytes:    100 << 20,
 		MaxPushRefs:     500,
 		LogRetention:    Duration(720 * time.Hour),
+		Copies:          5,
 	}
 	if s != want {
 		t.Errorf("LoadFile =\n %+v\nwant\n %+v", s, want)

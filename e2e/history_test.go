@@ -193,8 +193,12 @@ const (
 // each writer's and reader's operations in order, and the faults with
 // the pause before each. Only the interleaving is left to the machine.
 type schedule struct {
-	Seed    uint64       `json:"seed"`
-	Ops     int          `json:"ops"`
+	Seed uint64 `json:"seed"`
+	Ops  int    `json:"ops"`
+	// Devs are the devices (a, b, c when empty); Copies how many hold each
+	// repository (0: every device).
+	Devs    []string     `json:"devs,omitempty"`
+	Copies  int          `json:"copies,omitempty"`
 	Writers []writerPlan `json:"writers"`
 	Readers [][]readOp   `json:"readers"`
 	Faults  []faultStep  `json:"faults"`
@@ -249,8 +253,14 @@ var (
 // readers' ls-remote and, one in five, clones), and faults enough to
 // last longer than the run.
 func newSchedule(seed uint64, ops int, mix faultMix) schedule {
+	return newScheduleOn(seed, ops, mix, historyDevs, 0)
+}
+
+// newScheduleOn is newSchedule on devs, each repository on copies of them.
+func newScheduleOn(seed uint64, ops int, mix faultMix, devs []string, copies int) schedule {
 	rng := rand.New(rand.NewPCG(seed, 1))
-	s := schedule{Seed: seed, Ops: ops}
+	s := schedule{Seed: seed, Ops: ops, Devs: devs, Copies: copies}
+	historyDevs := devs
 	s.Writers = []writerPlan{{Name: "lin0", Kind: "linear"}, {Name: "lin1", Kind: "linear"},
 		{Name: "s0", Kind: "shared"}, {Name: "s1", Kind: "shared"}, {Name: "o0", Kind: "once"}}
 	pick := func(l []string) string { return l[rng.IntN(len(l))] }
@@ -281,7 +291,8 @@ func newSchedule(seed uint64, ops int, mix faultMix) schedule {
 		}
 		s.Readers[i%3] = append(s.Readers[i%3], readOp{Repo: pick(historyRepos), Dev: pick(historyDevs), How: how})
 	}
-	kinds := []string{faultKillServe, faultKillRelay, faultKillAnswer, faultCutDatabase, faultURL, faultRootAway, faultWipe, faultWipeAck, faultFailover}
+	kinds := []string{faultKillServe, faultKillRelay, faultKillAnswer, faultCutDatabase, faultURL, faultRootAway, faultWipe, faultWipeAck, faultFailover,
+		faultMove, faultMoveKilled, faultDrain, faultRename}
 	for i := 0; i < ops; i++ {
 		step := faultStep{AfterMS: 200 + rng.IntN(600), Kind: faultRestoreURLs, Pick: rng.IntN(1000)}
 		k := rng.IntN(40)
@@ -311,6 +322,8 @@ type historyRun struct {
 	pushOK   int64
 	readOK   int64
 	ackedOnC int64
+	// placed is how many moves, drains and renames completed.
+	placed int64
 	// failovers is how many times the primary was killed and its standby
 	// promoted.
 	failovers int
@@ -518,11 +531,12 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 
 	var c *meshtest.Cluster
 	var proxy *meshtest.Proxy
+	devs := sched.devices()
 	if opt.ha != nil {
 		// No proxy: the failover cuts every connection itself.
-		c = meshtest.NewClusterHA(t, opt.ha, "a", "b", "c")
+		c = meshtest.NewClusterHA(t, opt.ha, devs...)
 	} else {
-		c = meshtest.NewCluster(t, "a", "b", "c")
+		c = meshtest.NewCluster(t, devs...)
 		u, _ := url.Parse(c.DBURL)
 		proxy = meshtest.NewProxy(t, u.Host)
 		proxied := *u
@@ -530,20 +544,24 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 		c.Devices["a"].DBURL = proxied.String()
 	}
 	c.Bin = opt.bin
+	copies := len(devs)
+	if sched.Copies > 0 {
+		copies = sched.Copies
+	}
 	for _, d := range c.Devices {
-		d.WriteConfig("lock_timeout = \"20s\"\nrecord_timeout = \"3s\"\nfetch_timeout = \"20s\"")
+		d.WriteConfig(fmt.Sprintf("lock_timeout = \"20s\"\nrecord_timeout = \"3s\"\nfetch_timeout = \"20s\"\ncopies = %d", copies))
 	}
 	// Device c serves with TMPDIR on a noexec filesystem: its pushes must
 	// be recorded exactly like the others.
 	noexec := noexecDir(t, filepath.Join(c.Dir, "noexec-tmp"))
 	c.Devices["c"].Env = []string{"TMPDIR=" + noexec}
 	repos := historyRepos
+	names := newRepoNames(repos)
 	c.User("alice")
 	for _, r := range repos {
 		c.CreateRepo("a", r)
 		c.MustAdmin("grant", "alice", r, "write")
 	}
-	devs := historyDevs
 	h := newHistory()
 	v := &violations{}
 	run := &historyRun{sched: sched, v: v}
@@ -563,15 +581,18 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 		}
 	})
 
-	inj := &injector{t: t, c: c, proxy: proxy, ha: opt.ha, repos: repos, v: v, verbose: verbose,
+	inj := &injector{t: t, c: c, proxy: proxy, ha: opt.ha, repos: repos, names: names, devs: devs, v: v, verbose: verbose,
 		steps: sched.Faults, noexec: noexec, counts: map[string]int{}}
 	var pushOK, pushFail, readOK, readFail, excused atomic.Int64
-	ackedOn := map[string]*atomic.Int64{"a": {}, "b": {}, "c": {}}
+	ackedOn := map[string]*atomic.Int64{}
+	for _, d := range devs {
+		ackedOn[d] = &atomic.Int64{}
+	}
 	// reading runs one read and checks it; a failed read must be excused
 	// by a fault in force.
 	reading := func(repo, dev, how, work string, kind string) {
 		before := h.snapshot()
-		rd, r, code, err := readRefs(c, h, repo, dev, how, work)
+		rd, r, code, err := readRefs(c, h, repo, names.cur(repo), dev, how, work)
 		if verbose && rd.end.Sub(rd.start) > 3*time.Second {
 			t.Logf("%s slow %s %s on %s took %s: exit %d %s", stamp(), how, repo, dev, rd.end.Sub(rd.start), r.Code, flat(r.Stderr))
 		}
@@ -632,7 +653,7 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 				}
 				tips[op.Repo] = id
 				h.wrote(k, id, parent)
-				args := []string{"push", "-q", meshtest.URL(op.Repo), id + ":" + op.Ref}
+				args := []string{"push", "-q", meshtest.URL(names.cur(op.Repo)), id + ":" + op.Ref}
 				if force {
 					args = append(args, "--force")
 				}
@@ -699,7 +720,7 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 	}
 	restoreURLs(t, c)
 	meshtest.WaitDetached(t)
-	syncAll(c, repos, nil)
+	syncAll(c, devs, names.all(), nil)
 	frozen := frozenCopies(t, c)
 	var truth int
 	if err := fw.db.QueryRow(`SELECT count(*) FROM working_copy_versions WHERE is_writing`).Scan(&truth); err != nil {
@@ -716,8 +737,8 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 	if left := frozenCopies(t, c); len(left) != 0 {
 		v.add(frozenBad, "still frozen at the end: %v", left)
 	}
-	syncAll(c, repos, v)
-	for _, repo := range repos {
+	syncAll(c, devs, names.all(), v)
+	for _, repo := range names.all() {
 		if opt.converge == 0 {
 			opt.converge = 20 * time.Second
 		}
@@ -734,9 +755,11 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 	final := h.snapshot()
 	for _, repo := range repos {
 		var first map[string]string
+		name := names.cur(repo)
+		holders := holdersOf(t, c, name)
 		for _, dev := range devs {
 			dir := filepath.Join(c.Dir, fmt.Sprintf("final-%s-%s", dev, strings.ReplaceAll(repo, "/", "-")))
-			r, code := c.Devices[dev].GitReporting("alice", "", "clone", "-q", "--mirror", meshtest.URL(repo), dir)
+			r, code := c.Devices[dev].GitReporting("alice", "", "clone", "-q", "--mirror", meshtest.URL(name), dir)
 			if r.Code != 0 {
 				// Nothing acknowledged is served there.
 				n := 0
@@ -752,9 +775,13 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 			if out, err := localGit(c, dir, "fsck", "--strict", "--no-progress"); err != nil {
 				v.add(other, "git fsck --strict of a clone of %s from %s: %v %s", repo, dev, err, out)
 			}
-			copyDir := filepath.Join(c.Devices[dev].Root, repo+".git")
-			if out, err := localGit(c, copyDir, "fsck", "--connectivity-only", "--no-progress"); err != nil {
-				v.add(other, "git fsck --connectivity-only of %s's copy of %s: %v %s", dev, repo, err, out)
+			copyDir := filepath.Join(c.Devices[dev].Root, name+".git")
+			if !contains(holders, dev) {
+				if _, err := os.Stat(copyDir); err == nil {
+					v.add(other, "%s holds no copy of %s (its holders: %v), yet its disk has one", dev, name, holders)
+				}
+			} else if out, err := localGit(c, copyDir, "fsck", "--connectivity-only", "--no-progress"); err != nil {
+				v.add(other, "git fsck --connectivity-only of %s's copy of %s: %v %s", dev, name, err, out)
 			}
 			refs, err := forEachRef(c, dir, "refs/")
 			if err != nil {
@@ -770,7 +797,7 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 			}
 		}
 	}
-	for _, repo := range repos {
+	for _, repo := range names.all() {
 		if r := c.Devices["b"].Run(nil, "verify", repo); r.Code != 0 {
 			v.add(other, "verify %s: exit %d: %s%s", repo, r.Code, r.Stdout, r.Stderr)
 		}
@@ -789,6 +816,7 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 		}
 	}
 	run.pushOK, run.readOK, run.ackedOnC = pushOK.Load(), readOK.Load(), ackedOn["c"].Load()
+	run.placed = inj.placed.Load()
 	inj.mu.Lock()
 	run.failovers = inj.counts[faultFailover]
 	inj.mu.Unlock()
@@ -857,7 +885,8 @@ func forEachRef(c *meshtest.Cluster, dir, prefix string) (map[string]string, err
 // readRefs reads repo's refs on dev the way how says (ls-remote; a fresh
 // mirror clone; a fetch into work's refs/seen/) and returns what it served,
 // git's result and serve's exit status. err is the harness failing.
-func readRefs(c *meshtest.Cluster, h *history, repo, dev, how, work string) (servedRead, meshtest.Result, int, error) {
+// readRefs reads repo (the model's name) through the name it has now.
+func readRefs(c *meshtest.Cluster, h *history, repo, name, dev, how, work string) (servedRead, meshtest.Result, int, error) {
 	rd := servedRead{start: time.Now(), dev: dev, how: how, refs: map[string]string{}}
 	d := c.Devices[dev]
 	var r meshtest.Result
@@ -865,7 +894,7 @@ func readRefs(c *meshtest.Cluster, h *history, repo, dev, how, work string) (ser
 	var err error
 	switch how {
 	case "ls-remote":
-		r, code = d.GitReporting("alice", "", "ls-remote", meshtest.URL(repo))
+		r, code = d.GitReporting("alice", "", "ls-remote", meshtest.URL(name))
 		rd.end = time.Now()
 		for _, line := range strings.Split(r.Stdout, "\n") {
 			if id, ref, ok := strings.Cut(line, "\t"); ok && ref != "HEAD" && !strings.HasSuffix(ref, "^{}") {
@@ -878,13 +907,13 @@ func readRefs(c *meshtest.Cluster, h *history, repo, dev, how, work string) (ser
 			return rd, r, 0, derr
 		}
 		defer os.RemoveAll(dir)
-		r, code = d.GitReporting("alice", "", "clone", "-q", "--mirror", meshtest.URL(repo), dir)
+		r, code = d.GitReporting("alice", "", "clone", "-q", "--mirror", meshtest.URL(name), dir)
 		rd.end = time.Now()
 		if r.Code == 0 {
 			rd.refs, err = forEachRef(c, dir, "refs/")
 		}
 	case "fetch":
-		r, code = d.GitReporting("alice", work, "fetch", "-q", "--prune", "--no-tags", meshtest.URL(repo),
+		r, code = d.GitReporting("alice", work, "fetch", "-q", "--prune", "--no-tags", meshtest.URL(name),
 			"+refs/heads/*:refs/seen/heads/*", "+refs/tags/*:refs/seen/tags/*")
 		rd.end = time.Now()
 		if r.Code == 0 {
@@ -937,7 +966,7 @@ func checkServed(h *history, v *violations, rd servedRead, repo string, acked ma
 	}
 }
 
-// waitConverged waits until every device shows the newest version of
+// waitConverged waits until every holder shows the newest version of
 // repo (recorded, not merely staged) and no write is in progress.
 func waitConverged(c *meshtest.Cluster, repo string, bound time.Duration) error {
 	d := c.DB()
@@ -945,9 +974,9 @@ func waitConverged(c *meshtest.Cluster, repo string, bound time.Duration) error 
 	var err error
 	for deadline := time.Now().Add(bound); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		err = d.QueryRow(`
-			SELECT count(*) FROM devices dv WHERE NOT EXISTS (
+			SELECT count(*) FROM holders h JOIN repositories hr ON hr.id = h.repository_id WHERE hr.name = $1 AND NOT EXISTS (
 			  SELECT 1 FROM working_copy_versions w JOIN repositories r ON r.id = w.repository_id
-			  WHERE r.name = $1 AND w.device_id = dv.id AND NOT w.refs_pending AND NOT w.is_writing
+			  WHERE r.name = $1 AND w.device_id = h.device_id AND NOT w.refs_pending AND NOT w.is_writing
 			    AND w.version = (SELECT max(version) FROM working_copy_versions m WHERE m.repository_id = r.id))`, repo).Scan(&lagging)
 		if err == nil && lagging == 0 {
 			return nil
@@ -1025,8 +1054,8 @@ func noexecDir(t *testing.T, dir string) string {
 // syncAll brings every device's copies up to date, as an administrator
 // (or `gitmesh replicate`) would after an outage; v, when set, counts a
 // failure.
-func syncAll(c *meshtest.Cluster, repos []string, v *violations) {
-	for _, d := range historyDevs {
+func syncAll(c *meshtest.Cluster, devs, repos []string, v *violations) {
+	for _, d := range devs {
 		for _, repo := range repos {
 			if r := c.Devices[d].Run(nil, "sync", repo); r.Code != 0 && v != nil {
 				v.add(other, "sync %s on %s after the faults: exit %d: %s", repo, d, r.Code, r.Stderr)
@@ -1057,6 +1086,8 @@ type readExcuse struct {
 // readExcuses are the failures a read may show, with the faults that
 // explain each; any other failure is a violation.
 var readExcuses = []readExcuse{
+	// A name used just as the repository was renamed.
+	{3, "not found", false, []string{faultRename}, 0},
 	// A serve killed by SIGKILL (128+9, as sh reports it).
 	{137, "", false, []string{faultKillServe, faultKillAnswer}, 0},
 	// No current peer could be fetched from. One lost disk is not enough:
@@ -1111,11 +1142,17 @@ type injector struct {
 	proxy   *meshtest.Proxy // nil on an HA pair
 	ha      *meshtest.HA    // nil unless the run has a standby to fail over to
 	db      *sql.DB
-	repos   []string
+	repos   []string   // the model's names
+	names   *repoNames // what each is called now
+	devs    []string
 	v       *violations
 	verbose bool
 	noexec  string
 	steps   []faultStep
+
+	placing atomic.Bool    // a placement fault is being played
+	placeWG sync.WaitGroup // the placement fault being played
+	placed  atomic.Int64   // placement faults that completed
 
 	mu        sync.Mutex // the state below; acked only tries it
 	counts    map[string]int
@@ -1204,11 +1241,13 @@ func (f *injector) summary() string {
 	for _, k := range []string{faultKillServe, faultKillAnswer, faultKillRelay, faultCutDatabase, faultFailover, faultURL, faultRootAway, faultWipe, faultWipeAck} {
 		parts = append(parts, fmt.Sprintf("%s %d", k, f.counts[k]))
 	}
+	parts = append(parts, f.placementSummary())
 	return strings.Join(parts, ", ") + fmt.Sprintf(" (%d of %d steps played; relays seen with the noexec TMPDIR: %d)", f.played, len(f.steps), f.relaysNoexec)
 }
 
 func (f *injector) run(stop chan struct{}) {
 	f.db = f.c.DB()
+	defer f.placeWG.Wait()
 	defer func() {
 		f.mu.Lock()
 		f.comeBack()
@@ -1270,6 +1309,8 @@ func (f *injector) run(stop chan struct{}) {
 			}
 		case faultWipeAck:
 			f.armed = true
+		case faultMove, faultMoveKilled, faultDrain, faultRename:
+			f.place(step)
 		}
 		f.mu.Unlock()
 	}
@@ -1452,7 +1493,11 @@ func (f *injector) checkWiped() {
 		return
 	}
 	f.checked = time.Now()
-	for _, repo := range f.repos {
+	for _, logical := range f.repos {
+		repo := f.names.cur(logical)
+		if !contains(holdersOf(f.t, f.c, repo), f.wiped) {
+			continue // placed elsewhere now: nothing to hold again
+		}
 		// Only the wiped device's copy matters here: verify also counts
 		// pushes in progress and peers unreachable now. The version is
 		// read after it, so a copy verify skipped (no version) fails.
@@ -1468,9 +1513,9 @@ func (f *injector) checkWiped() {
 		err := f.db.QueryRow(`SELECT w.version FROM working_copy_versions w
 			JOIN repositories r ON r.id = w.repository_id JOIN devices d ON d.id = w.device_id
 			WHERE r.name = $1 AND d.name = $2`, repo, f.wiped).Scan(&v)
-		if err != nil || v < f.wipedAt[repo] {
+		if err != nil || v < f.wipedAt[logical] {
 			if f.verbose {
-				f.t.Logf("%s %s not back yet: %s at version %d (%v), %d at the wipe", stamp(), f.wiped, repo, v, err, f.wipedAt[repo])
+				f.t.Logf("%s %s not back yet: %s at version %d (%v), %d at the wipe", stamp(), f.wiped, repo, v, err, f.wipedAt[logical])
 			}
 			return
 		}
@@ -1486,7 +1531,7 @@ func (f *injector) newest() map[string]int64 {
 	for _, repo := range f.repos {
 		var v sql.NullInt64
 		f.db.QueryRow(`SELECT max(w.version) FROM working_copy_versions w
-			JOIN repositories r ON r.id = w.repository_id WHERE r.name = $1`, repo).Scan(&v)
+			JOIN repositories r ON r.id = w.repository_id WHERE r.name = $1`, f.names.cur(repo)).Scan(&v)
 		out[repo] = v.Int64
 	}
 	return out

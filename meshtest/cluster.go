@@ -248,9 +248,15 @@ type Result struct {
 
 // Run runs gitmesh with this device's settings and extra environment.
 func (d *Device) Run(env []string, args ...string) Result {
+	return run(d.Command(env, args...))
+}
+
+// Command is gitmesh with this device's settings and extra environment,
+// to start (and perhaps kill) rather than run.
+func (d *Device) Command(env []string, args ...string) *exec.Cmd {
 	cmd := exec.Command(d.c.binary(), append([]string{"--config", d.Config}, args...)...)
 	cmd.Env = append(cleanEnv(), env...)
-	return run(cmd)
+	return cmd
 }
 
 // Admin runs a gitmesh admin command on the first device's settings.

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// WaitConverged waits until every registered device shows the newest
+// WaitConverged waits until every holder of repo shows the newest
 // version of repo (recorded, not merely staged) and no write is in
 // progress, and fails the test after 30 seconds. It returns that version.
 func (c *Cluster) WaitConverged(repo string) int64 {
@@ -19,9 +19,9 @@ func (c *Cluster) WaitConverged(repo string) int64 {
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		var lagging int
 		err := d.QueryRow(`
-			SELECT (SELECT count(*) FROM devices dv WHERE NOT EXISTS (
+			SELECT (SELECT count(*) FROM holders h WHERE h.repository_id = r.id AND NOT EXISTS (
 			          SELECT 1 FROM working_copy_versions w
-			          WHERE w.repository_id = r.id AND w.device_id = dv.id AND NOT w.refs_pending AND NOT w.is_writing
+			          WHERE w.repository_id = r.id AND w.device_id = h.device_id AND NOT w.refs_pending AND NOT w.is_writing
 			            AND w.version = (SELECT max(version) FROM working_copy_versions m WHERE m.repository_id = r.id))),
 			       (SELECT max(version) FROM working_copy_versions m WHERE m.repository_id = r.id)
 			FROM repositories r WHERE r.name = $1`, repo).Scan(&lagging, &v)

@@ -2,7 +2,7 @@
 # make demo / make demo-stop: a throwaway gitmesh cluster on 127.0.0.1.
 #
 #   scripts/demo.sh start     PostgreSQL, PgBouncer (session mode) in front of
-#                             it, and three devices (a, b, c), each its own
+#                             it, and DEVICES devices (default 3: a, b, c), each its own
 #                             sshd asking gitmesh for keys (AuthorizedKeysCommand)
 #                             and, with nginx and fcgiwrap installed, its HTTP
 #                             front door (gitmesh http-backend, tokens checked
@@ -34,13 +34,29 @@ BASE=$DEMO
 [ -r "$DEMO/base" ] && BASE=$(cat "$DEMO/base")
 RUN=$BASE/run
 KEEP=$BASE/keep
-DEVICES=(a b c)
+# How many devices: DEVICES=N (make demo DEVICES=5), 1 to 9, named a, b,
+# c...; a running demo's own number is in demo/run/devices.
+ALL_DEVICES=(a b c d e f g h i)
+COUNT=${DEVICES:-3}
+[ -r "$RUN/devices" ] && [ "${1:-}" != start ] && COUNT=$(tr -dc 0-9 <"$RUN/devices")
+[[ $COUNT =~ ^[1-9]$ ]] || {
+  echo "demo: DEVICES must be a number of devices from 1 to 9, not '$COUNT'" >&2
+  exit 2
+}
+DEVICES=("${ALL_DEVICES[@]:0:$COUNT}")
 REPO=team/app
+# More repositories when there are more devices than copies (three each),
+# so that placement has something to spread.
+EXTRA_REPOS=(team/api team/web team/docs team/ops)
 # Fixed ports below the ephemeral range, so URLs stay the same run after run.
-declare -A DEFAULT_PORT=([a]=22201 [b]=22202 [c]=22203 [postgres]=25432 [pgbouncer]=26432
-  [httpa]=28081 [httpb]=28082 [httpc]=28083 [fcgi]=28080)
+declare -A DEFAULT_PORT=([postgres]=25432 [pgbouncer]=26432 [fcgi]=28080)
 declare -A PORT
-PORT_NAMES=("${DEVICES[@]}" postgres pgbouncer httpa httpb httpc fcgi)
+PORT_NAMES=("${DEVICES[@]}" postgres pgbouncer fcgi)
+for i in "${!ALL_DEVICES[@]}"; do
+  DEFAULT_PORT[${ALL_DEVICES[$i]}]=$((22201 + i))
+  DEFAULT_PORT[http${ALL_DEVICES[$i]}]=$((28081 + i))
+done
+for d in "${DEVICES[@]}"; do PORT_NAMES+=("http$d"); done
 
 say() { echo "demo: $*" >&2; }
 die() {
@@ -85,7 +101,7 @@ stop_processes() {
     stop_pid "$pid" TERM "fcgiwrap"
     for d in $workers; do stop_pid "$d" TERM "fcgiwrap worker"; done
   fi
-  for d in "${DEVICES[@]}"; do
+  for d in "${ALL_DEVICES[@]}"; do
     if pid=$(pid_of "$RUN/$d/sshd.pid" "$RUN/$d/sshd_config"); then
       stop_pid "$pid" TERM "sshd of device $d"
     fi
@@ -547,12 +563,17 @@ start() {
 
   local gm=("$GM" --config "$RUN/admin.toml")
   "${gm[@]}" migrate >/dev/null
+  echo "$COUNT" >"$RUN/devices"
   for d in "${DEVICES[@]}"; do
     "${gm[@]}" device add "$d" --url "ssh://$LOGIN@127.0.0.1:${PORT[$d]}" >/dev/null
   done
   "${gm[@]}" key add --cluster "$KEEP/cluster_key.pub" >/dev/null
   # A repository's first copy is made by its device, as the login account.
   as_login "$GM" --config "$RUN/a/gitmesh.toml" repo create "$REPO" >/dev/null
+  if [ "$COUNT" -gt 3 ]; then
+    local r
+    for r in "${EXTRA_REPOS[@]}"; do as_login "$GM" --config "$RUN/a/gitmesh.toml" repo create "$r" >/dev/null; done
+  fi
   "${gm[@]}" user add alice >/dev/null
   "${gm[@]}" key add alice "$KEEP/alice.pub" >/dev/null
   "${gm[@]}" grant alice "$REPO" write >/dev/null
@@ -579,6 +600,12 @@ start() {
   [ "$(git -C "$RUN/work" rev-parse HEAD)" = "$(git -C "$RUN/clone-c" rev-parse HEAD)" ] ||
     die "the clone from c does not hold the commit pushed to a"
   say "cloned from device c: it serves the push a acknowledged"
+  if [ "$COUNT" -gt 3 ]; then
+    git clone -q "${URL[d]}" "$RUN/clone-d"
+    [ "$(git -C "$RUN/work" rev-parse HEAD)" = "$(git -C "$RUN/clone-d" rev-parse HEAD)" ] ||
+      die "the clone from d does not hold the commit pushed to a"
+    say "cloned from device d, which holds no copy of $REPO (three copies: a, b, c): d passed the request on to a holder"
+  fi
   start_web
   if [ -n "$WEB" ]; then
     echo "over http too" >>"$RUN/work/README"
@@ -601,20 +628,25 @@ start() {
   summary
 }
 
+# placement: which devices hold the demo's repositories.
+placement() {
+  if [ "$COUNT" -le 3 ]; then
+    echo "every device holds a copy"
+    return
+  fi
+  echo "three copies of each repository, spread over the $COUNT devices: see gitmesh status"
+}
+
 summary() {
   cat <<EOF
-gitmesh demo is running: PostgreSQL, PgBouncer and three devices on 127.0.0.1.
+gitmesh demo is running: PostgreSQL, PgBouncer and $COUNT devices on 127.0.0.1.
 Ports, host keys and keys stay the same in the next run ($KEEP), so clones keep working.
 ${LOGIN_NOTE:+Note: $LOGIN_NOTE.
 }
-  clone URLs of $REPO (user alice; every device serves every push):
-    a: ${URL[a]}
-    b: ${URL[b]}
-    c: ${URL[c]}
+  clone URLs of $REPO (user alice; every device serves every push; $(placement)):
+$(for d in "${DEVICES[@]}"; do echo "    $d: ${URL[$d]}"; done)
 ${WEB:+  over HTTP (the token of alice, made by gitmesh token add alice; nginx + fcgiwrap, config in $RUN/web/nginx.conf):
-    a: http://alice:$TOKEN@127.0.0.1:${PORT[httpa]}/git/$REPO.git
-    b: http://alice:$TOKEN@127.0.0.1:${PORT[httpb]}/git/$REPO.git
-    c: http://alice:$TOKEN@127.0.0.1:${PORT[httpc]}/git/$REPO.git
+$(for d in "${DEVICES[@]}"; do echo "    $d: http://alice:$TOKEN@127.0.0.1:${PORT[http$d]}/git/$REPO.git"; done)
 }
   with alice's key:   source $KEEP/env.sh     (sets GIT_SSH_COMMAND)
     git clone ${URL[b]} /tmp/app-from-b
