@@ -18,24 +18,6 @@ import (
 	"gitmesh/meshtest"
 )
 
-// holdersOf lists repo's holders, by name.
-func holdersOf(t *testing.T, c *meshtest.Cluster, repo string) []string {
-	t.Helper()
-	rows, err := c.DB().Query(`SELECT d.name FROM holders h JOIN devices d ON d.id = h.device_id
-		JOIN repositories r ON r.id = h.repository_id WHERE r.name = $1 ORDER BY d.name`, repo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		rows.Scan(&n)
-		out = append(out, n)
-	}
-	return out
-}
-
 // copyDir is device dev's copy of repo on its disk.
 func copyDir(c *meshtest.Cluster, dev, repo string) string {
 	return filepath.Join(c.Devices[dev].Root, repo+".git")
