@@ -301,6 +301,11 @@ func (m *Mover) Drop(ctx context.Context, repo string, id int32, name string) er
 // logs to sync_log.
 func (m *Mover) settle(ctx context.Context, repo string, p pendingMove, drop, need int32, result string) error {
 	start := time.Now()
+	// A write mark whose writer died is repaired by its device first (it
+	// takes the write lock itself); a live push's mark is waited for below.
+	if st, err := m.loadDB(ctx, repo); err == nil {
+		m.Node.HealFrozen(ctx, st)
+	}
 	conn, err := m.DB.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
