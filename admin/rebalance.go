@@ -132,7 +132,11 @@ func (e *DrainError) Error() string {
 	if e.Failed {
 		what = "see the reasons above; run the drain again"
 	}
-	return fmt.Sprintf("device %s still holds %d copies (%s): %s", e.Device, len(e.Left), strings.Join(e.Left, ", "), what)
+	noun := "copies"
+	if len(e.Left) == 1 {
+		noun = "copy"
+	}
+	return fmt.Sprintf("device %s still holds %d %s (%s): %s", e.Device, len(e.Left), noun, strings.Join(e.Left, ", "), what)
 }
 
 // Drain moves every copy off device name, each to a device placement

@@ -359,6 +359,14 @@ func TestRepoMoveToADeviceThatIsDown(t *testing.T) {
 	if statusMove(t, c, "team/app") != nil || !onDisk(c, "c", "team/app") {
 		t.Fatalf("the undone move left: %s", c.MustAdmin("status", "team/app"))
 	}
+	// A drain whose only possible target is down keeps the copy: exit 6.
+	r = c.Admin("device", "drain", "c")
+	if r.Code != 6 || !strings.Contains(r.Stderr, "device d could not catch up on team/app") || !strings.Contains(r.Stderr, "device c still holds 1 copy (team/app)") {
+		t.Fatalf("drain to a device that is down: exit %d, %s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if got := strings.Join(holdersOf(t, c, "team/app"), ","); got != "a,b,c" {
+		t.Fatalf("after the failed drain team/app is on %s, want a,b,c", got)
+	}
 	acked := c.Commit(work, "README", "after the undone move\n")
 	c.Devices["a"].MustGit("alice", work, "push", "-q", meshtest.URL("team/app"), "main")
 	if got := c.Devices["c"].MustGit("alice", "", "ls-remote", meshtest.URL("team/app"), "refs/heads/main"); !strings.HasPrefix(got, acked) {
