@@ -307,9 +307,28 @@ func TestRepoMoveKilledIsResumed(t *testing.T) {
 	if got := strings.Join(holdersOf(t, c, "team/app"), ","); got != "a,b,c,d" {
 		t.Fatalf("mid-move holders %s, want a,b,c,d", got)
 	}
-	// A push meanwhile is acknowledged by a majority of the four holders.
+	// A push meanwhile needs a majority of the four holders: with b and c
+	// down, a and d are not enough (they would be 2 of a, b, c).
+	for _, dev := range []string{"b", "c"} {
+		if err := os.Rename(c.Devices[dev].Root, c.Devices[dev].Root+".away"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refused := c.Commit(work, "README", "refused during the move\n")
+	if r := c.Devices["a"].Git("alice", work, "push", "-q", meshtest.URL("team/app"), "main"); r.Code == 0 ||
+		!strings.Contains(r.Stderr, "only 2 of 4 devices could store the push (3 needed)") {
+		t.Fatalf("push with 2 of the 4 holders mid-move: exit %d, %s", r.Code, r.Stderr)
+	}
+	for _, dev := range []string{"b", "c"} {
+		if err := os.Rename(c.Devices[dev].Root+".away", c.Devices[dev].Root); err != nil {
+			t.Fatal(err)
+		}
+	}
 	acked2 := c.Commit(work, "README", "during the move\n")
 	c.Devices["a"].MustGit("alice", work, "push", "-q", meshtest.URL("team/app"), "main")
+	if r := c.Devices["b"].Git("alice", "", "ls-remote", meshtest.URL("team/app")); strings.Contains(r.Stdout, refused) {
+		t.Fatalf("the refused push is served: %s", r.Stdout)
+	}
 
 	// Killed while it waits for the write lock (its last step).
 	held = takeLock(t, c, lock.Write(rid))
