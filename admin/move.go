@@ -80,11 +80,13 @@ type pendingMove struct {
 // Move moves repo's copy on device from to device to: to becomes a
 // holder, catches up, then from stops being one and removes its copy.
 func (m *Mover) Move(ctx context.Context, repo, from, to string) error {
-	if err := CheckRepo(ctx, m.DB, repo); err != nil {
+	bctx, cancel := db.Bound(ctx, m.Node.LockTimeout)
+	defer cancel()
+	if err := CheckRepo(bctx, m.DB, repo); err != nil {
 		return err
 	}
 	for _, d := range []string{from, to} {
-		if err := CheckDevice(ctx, m.DB, d); err != nil {
+		if err := CheckDevice(bctx, m.DB, d); err != nil {
 			return err
 		}
 	}
@@ -292,8 +294,9 @@ func (m *Mover) Drop(ctx context.Context, repo string, id int32, name string) er
 }
 
 // settle is a move's last step, under the repository's write lock (no
-// push in flight: pushes read the holders under it) and the read lock of
-// the device dropped (no catch-up of its copy in flight): need (when set)
+// push in flight: pushes read the holders under it) and the read locks
+// of its holders (no catch-up in flight, of the dropped copy or from
+// it): need (when set)
 // must hold the newest version, and so must a quorum of the holders that
 // remain (the lagging ones are asked to catch up first); then one
 // transaction drops the device (its holder row, its recorded copy, a
@@ -306,7 +309,9 @@ func (m *Mover) settle(ctx context.Context, repo string, p pendingMove, drop, ne
 	if st, err := m.loadDB(ctx, repo); err == nil {
 		m.Node.HealFrozen(ctx, st)
 	}
-	conn, err := m.DB.Conn(ctx)
+	cctx, cancel := db.Bound(ctx, m.Node.LockTimeout)
+	conn, err := m.DB.Conn(cctx)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
@@ -348,11 +353,25 @@ func (m *Mover) settle(ctx context.Context, repo string, p pendingMove, drop, ne
 		if st, err = m.enough(ctx, conn, st, drop); err != nil {
 			return err
 		}
-		rkey := lock.Read(p.RepoID, drop)
-		if err := lock.Acquire(ctx, conn, rkey, m.Node.LockTimeout, m.waiting(repo, rkey)); err != nil {
-			return err
+		// Every holder's read lock, the dropped one's included, in device
+		// order (nothing else takes two of them without the write lock):
+		// no catch-up is in flight that read the old state, so none
+		// fetches from the dropped copy after it is gone, nor records the
+		// dropped device's version after its row is deleted.
+		ids := []int32{drop}
+		for _, h := range st.Holders {
+			if h.ID != drop {
+				ids = append(ids, h.ID)
+			}
 		}
-		defer m.unlock(conn, repo, rkey)
+		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+		for _, id := range ids {
+			rkey := lock.Read(p.RepoID, id)
+			if err := lock.Acquire(ctx, conn, rkey, m.Node.LockTimeout, m.waiting(repo, rkey)); err != nil {
+				return err
+			}
+			defer m.unlock(conn, repo, rkey)
+		}
 	}
 	return m.commit(ctx, conn, st, p, drop, need, start, result)
 }

@@ -38,7 +38,9 @@ func (m *Mover) candidates(ctx context.Context) ([]Candidate, error) {
 // first, then the one on the most loaded device; never below a quorum of
 // holders at the newest version.
 func (m *Mover) SetCopies(ctx context.Context, repo string, n int) error {
-	if err := CheckRepo(ctx, m.DB, repo); err != nil {
+	bctx, cancel := db.Bound(ctx, m.Node.LockTimeout)
+	defer cancel()
+	if err := CheckRepo(bctx, m.DB, repo); err != nil {
 		return err
 	}
 	cands, err := m.candidates(ctx)
@@ -145,10 +147,11 @@ func (e *DrainError) Error() string {
 // refused, with a sentence, and the drain goes on; so does one whose
 // move fails. report gets each refusal or failure.
 func (m *Mover) Drain(ctx context.Context, name string, report func(repo string, err error)) error {
-	if err := CheckDevice(ctx, m.DB, name); err != nil {
+	bctx, cancel := db.Bound(ctx, m.Node.LockTimeout)
+	if err := CheckDevice(bctx, m.DB, name); err != nil {
+		cancel()
 		return err
 	}
-	bctx, cancel := db.Bound(ctx, m.Node.LockTimeout)
 	repos, err := db.Strings(bctx, m.DB, `SELECT r.name FROM holders h JOIN repositories r ON r.id = h.repository_id
 		JOIN devices d ON d.id = h.device_id WHERE d.name = $1
 		UNION SELECT r.name FROM moves mv JOIN repositories r ON r.id = mv.repository_id

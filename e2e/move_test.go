@@ -166,17 +166,18 @@ func TestRepoMoveUnderPushesAndReads(t *testing.T) {
 		}()
 	}
 	var acked []string
-	push := func(i int) {
+	push := func(i int) bool {
 		id := c.Commit(work, "README", fmt.Sprintf("push %d\n", i))
 		mu.Lock()
 		order[id] = i
 		mu.Unlock()
-		if r := c.Devices["a"].Git("alice", work, "push", "-q", url, "main"); r.Code == 0 {
-			acked = append(acked, id)
-		} else {
-			t.Logf("push %d refused: exit %d, %s", i, r.Code, r.Stderr)
+		if r := c.Devices["a"].Git("alice", work, "push", "-q", url, "main"); r.Code != 0 {
+			t.Errorf("push %d refused during the moves: exit %d, %s", i, r.Code, r.Stderr)
 			c.LocalGit(work, "reset", "-q", "--hard", "HEAD~1")
+			return false
 		}
+		acked = append(acked, id)
+		return true
 	}
 	push(1)
 	// Back and forth: c to d, d to c, c to d, each under pushes.
@@ -189,7 +190,7 @@ func TestRepoMoveUnderPushesAndReads(t *testing.T) {
 		}
 		return r
 	})
-	i := 2
+	i, during := 2, 0
 	var r meshtest.Result
 	for done := false; !done; i++ {
 		select {
@@ -197,7 +198,9 @@ func TestRepoMoveUnderPushesAndReads(t *testing.T) {
 			done = true
 		default:
 		}
-		push(i)
+		if push(i) && !done {
+			during++
+		}
 	}
 	push(i)
 	close(stop)
@@ -208,10 +211,10 @@ func TestRepoMoveUnderPushesAndReads(t *testing.T) {
 	for _, b := range backwards {
 		t.Error(b)
 	}
-	if len(acked) < 3 {
-		t.Fatalf("only %d pushes were acknowledged during the move", len(acked))
+	if during == 0 {
+		t.Fatalf("no push was acknowledged while the moves ran (%d in all): the test checked nothing", len(acked))
 	}
-	t.Logf("%d pushes acknowledged, %d during the move", len(acked), i-2)
+	t.Logf("%d pushes acknowledged, %d while the moves ran", len(acked), during)
 	last := acked[len(acked)-1]
 	if got := strings.Join(holdersOf(t, c, "team/app"), ","); got != "a,b,d" {
 		t.Fatalf("after the move team/app is on %s, want a,b,d", got)
