@@ -296,12 +296,11 @@ func (m *Mover) Drop(ctx context.Context, repo string, id int32, name string) er
 // settle is a move's last step, under the repository's write lock (no
 // push in flight: pushes read the holders under it) and the read locks
 // of its holders (no catch-up in flight, of the dropped copy or from
-// it): need (when set)
-// must hold the newest version, and so must a quorum of the holders that
-// remain (the lagging ones are asked to catch up first); then one
-// transaction drops the device (its holder row, its recorded copy, a
-// disk task to remove its copy), ends the move (p.From or p.To set) and
-// logs to sync_log.
+// it): need (when set) must hold the newest version, and so must a
+// quorum of the holders that remain (the lagging ones are asked to catch
+// up first); then one transaction drops the device (its holder row, its
+// recorded copy, a disk task to remove its copy), ends the move (p.To
+// set) and logs to sync_log.
 func (m *Mover) settle(ctx context.Context, repo string, p pendingMove, drop, need int32, result string) error {
 	start := time.Now()
 	// A write mark whose writer died is repaired by its device first (it
