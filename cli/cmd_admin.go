@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 
@@ -120,7 +122,7 @@ func (a *app) repoCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					a.makeCopies(c, d, name, holders)
+					a.makeCopies(c, d, name)
 					return done(c, "created repository %s on %s; give access with 'gitmesh grant USER %s read|write'", name, strings.Join(holders, ", "), name)
 				}),
 			},
@@ -198,20 +200,29 @@ func copiesArg(v string) (int, error) {
 }
 
 // makeCopies asks each holder of a new repository to make its copy now
-// (as its first read would), so that the copies exist before anyone uses
-// them; a holder that cannot be reached makes its copy on first use.
-func (a *app) makeCopies(c *cli.Context, d *sql.DB, repo string, holders []string) {
+// (as its first read would), all at once and each within three connect
+// timeouts, so that the copies exist before anyone uses them; a holder
+// that cannot be reached in time makes its copy on first use.
+func (a *app) makeCopies(c *cli.Context, d *sql.DB, repo string) {
 	st, err := version.Load(c.Context, d, repo)
 	if err != nil {
 		return
 	}
+	ctx, cancel := context.WithTimeout(c.Context, 3*a.settings.ConnectTimeout.D())
+	defer cancel()
 	node := serve.NewNode(a.settings, d, a.log, func(string, ...any) {})
+	var wg sync.WaitGroup
 	for _, h := range st.Holders {
 		if h.Name == a.settings.Device {
 			continue // made by CreateRepo
 		}
-		if err := node.SyncDevice(c.Context, h, repo); err != nil {
-			a.log.Warn().Err(err).Str("repo", repo).Str("holder", h.Name).Msg("make copy")
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := node.SyncDevice(ctx, h, repo); err != nil {
+				a.log.Warn().Err(err).Str("repo", repo).Str("holder", h.Name).Msg("make copy")
+			}
+		}()
 	}
+	wg.Wait()
 }

@@ -92,7 +92,9 @@ func TestMetricsParsedByPrometheus(t *testing.T) {
 	c.WaitConverged("team/app")
 	c.Commit(work, "README", "c is away for this one\n")
 	pushWithout(t, c, "a", work, []string{"c"}, url, "main")
-	c.CreateRepo("a", "team/frozen", "alice") // a alone holds it
+	// One copy, on a: no other device holds its version to repair it from.
+	c.MustAdmin("repo", "create", "team/frozen", "--copies", "1")
+	c.MustAdmin("grant", "alice", "team/frozen", "write")
 	frozenForGood(t, c, "team/frozen", "a", work)
 
 	m := scrape(t, c)

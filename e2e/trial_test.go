@@ -16,7 +16,7 @@ func TestAFreshRepositoryIsNotBelowQuorum(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b", "c")
 	c.CreateRepo("a", "team/app")
 	st := c.MustAdmin("status", "team/app")
-	if strings.Contains(st, "BELOW QUORUM") || !strings.Contains(st, "team/app: 1 of 3 devices hold the newest version, quorum 2 (nothing pushed yet)") {
+	if strings.Contains(st, "BELOW QUORUM") || !strings.Contains(st, "team/app: 3 of 3 devices hold the newest version, quorum 2 (nothing pushed yet)") {
 		t.Errorf("status of a fresh repository:\n%s", st)
 	}
 	if r := c.Admin("check", "--no-probe"); r.Code != 0 || !strings.HasPrefix(r.Stdout, "OK:") {

@@ -73,7 +73,7 @@ func TestQuickStartAsWritten(t *testing.T) {
 		t.Fatalf("the Quick start failed: %v\n%s", err, out)
 	}
 	text := string(out)
-	for _, want := range []string{"team/app: 1 of 2 devices hold the newest version, quorum 2 (nothing pushed yet)", "OK: 2 devices, 1 repository: nothing frozen, below quorum"} {
+	for _, want := range []string{"team/app: 2 of 2 devices hold the newest version, quorum 2 (nothing pushed yet)", "OK: 2 devices, 1 repository: nothing frozen, below quorum"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the Quick start's output lacks %q:\n%s", want, text)
 		}
