@@ -381,6 +381,9 @@ func TestRepoMoveToADeviceThatIsDown(t *testing.T) {
 	if statusMove(t, c, "team/app") != nil || !onDisk(c, "c", "team/app") {
 		t.Fatalf("the undone move left: %s", c.MustAdmin("status", "team/app"))
 	}
+	if log := c.MustAdmin("sync-log", "team/app"); !strings.Contains(log, "move to d undone: d could not catch up") {
+		t.Fatalf("sync-log does not show the undone move:\n%s", log)
+	}
 	// A drain whose only possible target is down keeps the copy: exit 6.
 	r = c.Admin("device", "drain", "c")
 	if r.Code != 6 || !strings.Contains(r.Stderr, "device d could not catch up on team/app") || !strings.Contains(r.Stderr, "device c still holds 1 copy (team/app)") {
