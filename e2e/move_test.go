@@ -574,3 +574,34 @@ func TestRepoMoveOverSSH(t *testing.T) {
 		t.Fatalf("ls-remote on d: %q", got)
 	}
 }
+
+// When even the undo cannot be made (the write lock stays busy), the
+// move is left in progress: exit 6, one sentence, status shows it, and
+// running the move again once the new device is back finishes it.
+func TestRepoMoveLeftInProgressWhenItCannotBeUndone(t *testing.T) {
+	c, _, acked := movedCluster(t)
+	d := c.Devices["d"]
+	if err := os.Rename(d.Root, d.Root+".away"); err != nil {
+		t.Fatal(err)
+	}
+	held := takeLock(t, c, lock.Write(repoID(t, c, "team/app")))
+	r := c.Devices["a"].Run([]string{"GITMESH_LOCK_TIMEOUT=2s"}, "repo", "move", "team/app", "--from", "c", "--to", "d")
+	held.release(t)
+	if r.Code != 6 || !strings.Contains(r.Stderr, "device d could not catch up on team/app") ||
+		!strings.Contains(r.Stderr, "the move is left in progress") || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 {
+		t.Fatalf("move that cannot be undone: exit %d, stderr %q; want 6 and one sentence", r.Code, r.Stderr)
+	}
+	if st := c.MustAdmin("status", "team/app"); !strings.Contains(st, "team/app: moving from c to d since ") {
+		t.Fatalf("status does not show the move left in progress:\n%s", st)
+	}
+	if err := os.Rename(d.Root+".away", d.Root); err != nil {
+		t.Fatal(err)
+	}
+	out := c.MustAdmin("repo", "move", "team/app", "--from", "c", "--to", "d")
+	if !strings.Contains(out, "moved team/app from c to d") {
+		t.Fatalf("the move run again said %q", out)
+	}
+	if got := c.Rev("d", "team/app", "refs/heads/main"); got != acked || onDisk(c, "c", "team/app") {
+		t.Fatalf("after the resumed move d shows %q (want %s), c's copy on disk: %v", got, acked, onDisk(c, "c", "team/app"))
+	}
+}
