@@ -256,6 +256,23 @@ func (m *Mover) Plan(ctx context.Context) ([]Planned, error) {
 		return nil, fmt.Errorf("read the holders: %w", err)
 	}
 	defer rows.Close()
+	var pairs [][2]string // repository, device
+	for rows.Next() {
+		var r, d string
+		if err := rows.Scan(&r, &d); err != nil {
+			return nil, err
+		}
+		pairs = append(pairs, [2]string{r, d})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return PlanMoves(cands, pairs), nil
+}
+
+// PlanMoves is Plan's rule on the devices and the (repository, device)
+// holder pairs, sorted by repository.
+func PlanMoves(cands []Candidate, pairs [][2]string) []Planned {
 	zone := map[string]string{}
 	count := map[string]int{}
 	for _, c := range cands {
@@ -264,11 +281,8 @@ func (m *Mover) Plan(ctx context.Context) ([]Planned, error) {
 	held := map[string]map[string]bool{} // repo -> devices
 	byDev := map[string][]string{}       // device -> repos, by name
 	var repos []string
-	for rows.Next() {
-		var r, d string
-		if err := rows.Scan(&r, &d); err != nil {
-			return nil, err
-		}
+	for _, p := range pairs {
+		r, d := p[0], p[1]
 		if held[r] == nil {
 			held[r] = map[string]bool{}
 			repos = append(repos, r)
@@ -276,9 +290,6 @@ func (m *Mover) Plan(ctx context.Context) ([]Planned, error) {
 		held[r][d] = true
 		byDev[d] = append(byDev[d], r)
 		count[d]++
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
 	}
 	zones := func(r string, drop, add string) int {
 		z := map[string]bool{}
@@ -330,7 +341,7 @@ func (m *Mover) Plan(ctx context.Context) ([]Planned, error) {
 		count[next.From]--
 		count[next.To]++
 	}
-	return plan, nil
+	return plan
 }
 
 // Rebalance finishes the moves in progress, then makes the planned
