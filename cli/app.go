@@ -246,9 +246,14 @@ func settingFlags() []cli.Flag {
 // load reads the settings once: defaults, then the file, then environment
 // and flags.
 func (a *app) load(c *cli.Context) error {
-	a.servingUser = c.Args().First() == "serve" && !slices.Contains(c.Args().Slice(), "--cluster") ||
-		c.Args().First() == "http-backend" || c.Args().First() == "http-auth"
-	a.httpDoor = c.Args().First() == "http-backend" || c.Args().First() == "http-auth"
+	// A user's request passed on by another device (gitmesh-as, or
+	// gitmesh-as-http) is answered as `serve USER` (or the HTTP door)
+	// answers: the user reads it.
+	cluster := c.Args().First() == "serve" && slices.Contains(c.Args().Slice(), "--cluster")
+	passedOnHTTP := cluster && gitexec.IsPassedOnHTTP(os.Getenv("SSH_ORIGINAL_COMMAND"))
+	a.servingUser = c.Args().First() == "serve" && (!cluster || gitexec.IsPassedOn(os.Getenv("SSH_ORIGINAL_COMMAND"))) ||
+		c.Args().First() == "http-backend" || c.Args().First() == "http-auth" || passedOnHTTP
+	a.httpDoor = c.Args().First() == "http-backend" || c.Args().First() == "http-auth" || passedOnHTTP
 	a.dsns = []string{c.String("database-url"), os.Getenv("GITMESH_DATABASE_URL")}
 	s := config.Defaults()
 	if p := c.String("config"); p != "" {

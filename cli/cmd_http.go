@@ -16,6 +16,7 @@ import (
 
 	"gitmesh/access"
 	"gitmesh/db"
+	"gitmesh/gitexec"
 	"gitmesh/httpgit"
 )
 
@@ -35,17 +36,34 @@ func (a *app) httpBackendCommand() *cli.Command {
 			if _, err := args(c); err != nil {
 				return err
 			}
-			signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
-			a.httpAnswered = true // from here on, by resp
-			resp := httpgit.NewResponse(os.Stdout)
-			err := httpgit.Serve(c.Context, a.settings, httpgit.FromEnv(os.Environ()), os.Stdin, resp,
-				httpgit.Options{Log: a.log, Anonymous: a.settings.HTTPAnonymousUser})
-			if err != nil {
-				httpgit.Refused(resp, httpStatus(err), a.httpMessage(err), err)
-			}
-			return err
+			return a.answerHTTP(c, httpgit.FromEnv(os.Environ()), false)
 		},
 	}
+}
+
+// answerHTTP answers one smart HTTP request on stdout: a web server's
+// (CGI), or one a device holding no copy passed on (passedOn).
+func (a *app) answerHTTP(c *cli.Context, cgi httpgit.CGI, passedOn bool) error {
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	a.httpAnswered = true // from here on, by resp
+	resp := httpgit.NewResponse(os.Stdout)
+	err := httpgit.Serve(c.Context, a.settings, cgi, os.Stdin, resp,
+		httpgit.Options{Log: a.log, Anonymous: a.settings.HTTPAnonymousUser, PassedOn: passedOn})
+	if err != nil {
+		httpgit.Refused(resp, httpStatus(err), a.httpMessage(err), err)
+	}
+	return err
+}
+
+// httpPassedOn answers a smart HTTP request that a device holding no copy
+// passed on with the cluster key (gitmesh-as-http), as this device's HTTP
+// door would: its whole answer goes back through the hop.
+func (a *app) httpPassedOn(c *cli.Context, original string) error {
+	cmd, err := gitexec.ParseClusterCommand(original)
+	if err != nil {
+		return err
+	}
+	return a.answerHTTP(c, httpgit.PassedOnCGI(cmd), true)
 }
 
 func (a *app) httpAuthCommand() *cli.Command {

@@ -27,6 +27,9 @@ func (a *app) serveCommand() *cli.Command {
 				if _, err := args(c); err != nil {
 					return err
 				}
+				if a.httpDoor {
+					return a.httpPassedOn(c, conn.Original) // gitmesh-as-http
+				}
 				return serve.Cluster(c.Context, a.settings, conn)
 			}
 			switch {

@@ -31,7 +31,16 @@ func (v Verb) IsWrite() bool { return v == ReceivePack }
 type Command struct {
 	Verb Verb
 	Repo string // normalised repository name, e.g. "team/app"
+	// User and Protocol are set for a user's request passed on by a
+	// device that holds no copy (gitmesh-as, see PassOnCommand): the user
+	// to serve it as, and the client's GIT_PROTOCOL ("" for none).
+	User, Protocol string
+	// HTTP is set for a smart HTTP request passed on (gitmesh-as-http).
+	HTTP HTTPMode
 }
+
+// PassedOn reports whether the command is a user's request passed on.
+func (c Command) PassedOn() bool { return c.User != "" }
 
 // ErrBadCommand marks every rejection of SSH_ORIGINAL_COMMAND.
 var ErrBadCommand = errors.New("bad command")
@@ -70,8 +79,24 @@ func init() {
 	}
 }
 
-// ParseClusterCommand parses the command a peer device sends.
+// ParseClusterCommand parses the command a peer device sends: a fetch,
+// a staging push, a sync request, or a user's request passed on
+// (gitmesh-as USER PROTOCOL VERB 'REPO.git', or gitmesh-as-http with a
+// mode, see PassOnCommand).
 func ParseClusterCommand(s string) (Command, error) {
+	for verb, http := range map[string]bool{PassOnVerb: false, PassOnHTTPVerb: true} {
+		rest, ok := strings.CutPrefix(s, verb+" ")
+		if !ok {
+			continue
+		}
+		if len(s) > MaxCommandLen {
+			return Command{}, badCommand("command is longer than %d bytes", MaxCommandLen)
+		}
+		if i := strings.IndexFunc(s, isControl); i >= 0 {
+			return Command{}, badCommand("command contains a control character")
+		}
+		return parsePassedOn(rest, http)
+	}
 	return parse(s, clusterVerbs)
 }
 

@@ -59,6 +59,20 @@ func (r *Response) Write(p []byte) (int, error) {
 	return r.out.Write(p)
 }
 
+// Passthrough is a writer for an answer made whole elsewhere (a holder's
+// HTTP door, header included): from its first byte on, this response
+// counts as sent.
+func (r *Response) Passthrough() io.Writer { return passthrough{r} }
+
+type passthrough struct{ r *Response }
+
+func (p passthrough) Write(b []byte) (int, error) {
+	p.r.mu.Lock()
+	defer p.r.mu.Unlock()
+	p.r.sent = true
+	return p.r.out.Write(b)
+}
+
 // Sent reports whether the header went out (a status can no longer be
 // chosen).
 func (r *Response) Sent() bool {

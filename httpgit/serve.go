@@ -46,6 +46,9 @@ type Options struct {
 	// Anonymous is the gitmesh user a request without REMOTE_USER reads
 	// as (http_anonymous_user); "" answers such a request 401.
 	Anonymous string
+	// PassedOn: a device holding no copy passed the request on to this
+	// one (PassedOnCGI); it is never passed on again.
+	PassedOn bool
 }
 
 // MaxUploadRequest bounds an inflated fetch request (wants and haves),
@@ -79,7 +82,9 @@ func Serve(ctx context.Context, s config.Settings, c CGI, body io.Reader, resp *
 	var err error
 	log := o.Log.With().Str("door", "http").Logger()
 	req := serve.Request{User: user, Cmd: gitexec.Command{Verb: route.Verb, Repo: route.Repo}, Environ: environ,
-		Log: log, Advertise: route.Advertise}
+		Log: log, Advertise: route.Advertise, PassedOn: o.PassedOn}
+	// On a device holding no copy, a holder's HTTP door answers it all.
+	req.HTTP = &serve.HTTPHop{Out: resp.Passthrough()}
 	// Over HTTP, a read's lines (a catch-up, a lock wait) cannot reach the
 	// user before git's answer: they go to the log.
 	req.Tell = func(format string, args ...any) {
@@ -104,6 +109,7 @@ func Serve(ctx context.Context, s config.Settings, c CGI, body io.Reader, resp *
 		if err != nil {
 			return err
 		}
+		req.HTTP.Body = io.LimitReader(in, MaxUploadRequest)
 		req.Run = func(dir string, env []string) error {
 			if err := resp.Start("application/x-git-upload-pack-result"); err != nil {
 				return err
@@ -120,6 +126,7 @@ func Serve(ctx context.Context, s config.Settings, c CGI, body io.Reader, resp *
 		}
 		br := bufio.NewReaderSize(in, 65536)
 		band = &sideband{out: resp, on: asksSideband(br)}
+		req.HTTP.Body = br
 		resp.Lazy("application/x-git-receive-pack-result")
 		req.Client = br
 		req.Tell = func(format string, args ...any) {
@@ -209,4 +216,18 @@ func asksSideband(br *bufio.Reader) bool {
 		}
 	}
 	return false
+}
+
+// PassedOnCGI is the request a device holding no copy passed on
+// (gitexec.PassOnHTTPVerb), as this device's HTTP door reads it: the
+// body comes inflated.
+func PassedOnCGI(cmd gitexec.Command) CGI {
+	c := CGI{RemoteUser: cmd.User, Protocol: cmd.Protocol}
+	if cmd.HTTP == gitexec.HTTPAdvertise {
+		c.Method, c.PathInfo, c.Query = http.MethodGet, "/"+cmd.Repo+".git/info/refs", "service="+string(cmd.Verb)
+		return c
+	}
+	c.Method, c.PathInfo = http.MethodPost, "/"+cmd.Repo+".git/"+string(cmd.Verb)
+	c.ContentType = "application/x-" + string(cmd.Verb) + "-request"
+	return c
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -64,6 +65,18 @@ type Request struct {
 	Client io.Reader
 	// spoke, when set (SSH), is set once git has this process's stdout.
 	spoke *bool
+	// PassedOn: another device passed the request on (gitmesh-as,
+	// gitmesh-as-http); it is never passed on again.
+	PassedOn bool
+	// HTTP, set by the HTTP door, lets a request that reached a device
+	// holding no copy be passed on: a holder's HTTP door answers it whole.
+	HTTP *HTTPHop
+}
+
+// HTTPHop is what passing a smart HTTP request on needs from the door.
+type HTTPHop struct {
+	Body io.Reader // the request body as git sent it (inflated); nil for info/refs
+	Out  io.Writer // where the holder's CGI answer (header and body) goes, as it is
 }
 
 // User serves a user's connection: reads catch up first, pushes run under
@@ -76,12 +89,38 @@ func User(ctx context.Context, s config.Settings, c Conn) error {
 	if err != nil {
 		return err // not a git client's request: stderr only
 	}
+	return handleConn(ctx, s, c, Request{User: c.User, Cmd: cmd, Environ: c.Environ})
+}
+
+// handleConn is Handle for an SSH connection (the user's own, or one
+// passed on by another device), marking a refusal before git spoke.
+func handleConn(ctx context.Context, s config.Settings, c Conn, r Request) error {
 	spoke := false
-	err = Handle(ctx, s, Request{User: c.User, Cmd: cmd, Environ: c.Environ, Log: c.Log, Tell: c.Tell, Stderr: c.Stderr, spoke: &spoke})
+	r.Log, r.Tell, r.Stderr, r.spoke = c.Log, c.Tell, c.Stderr, &spoke
+	err := Handle(ctx, s, r)
 	if err != nil && !spoke {
 		return refusal{err}
 	}
 	return err
+}
+
+// servePassedOn serves a user's request that a device holding no copy
+// passed on (gitmesh-as): as the user, with the client's GIT_PROTOCOL,
+// through the whole user path (access again, this device's limits), and
+// never passed on again.
+func servePassedOn(ctx context.Context, s config.Settings, c Conn, cmd gitexec.Command) error {
+	env := make([]string, 0, len(c.Environ)+1)
+	for _, kv := range c.Environ {
+		if !strings.HasPrefix(kv, "GIT_PROTOCOL=") {
+			env = append(env, kv)
+		}
+	}
+	if cmd.Protocol != "" {
+		env = append(env, "GIT_PROTOCOL="+cmd.Protocol)
+	}
+	c.Log = c.Log.With().Bool("passed_on", true).Logger()
+	return handleConn(ctx, s, c, Request{User: cmd.User, Cmd: gitexec.Command{Verb: cmd.Verb, Repo: cmd.Repo},
+		Environ: env, PassedOn: true})
 }
 
 // refusal marks an error that ended a git client's request before git
@@ -143,6 +182,17 @@ func Handle(ctx context.Context, s config.Settings, r Request) error {
 	}
 	if err != nil {
 		return err
+	}
+	if !st.Holds() {
+		// Any device answers: passed on to a holder, no copy made here.
+		dbh.Close()
+		if r.PassedOn {
+			return errMovedMeanwhile(cmd.Repo, s.Device)
+		}
+		if (r.Run != nil || r.Receive != nil) && r.HTTP == nil {
+			return errHTTPNotHolder(st)
+		}
+		return passOn(ctx, s, r, st, log)
 	}
 	// Only after the access check, so that a path's fate tells nothing to
 	// someone who may not use it.
@@ -250,6 +300,12 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 	cmd, err := gitexec.ParseClusterCommand(c.Original)
 	if err != nil {
 		return err
+	}
+	if cmd.PassedOn() {
+		if cmd.HTTP != "" {
+			return fmt.Errorf("%w: a passed-on HTTP request is the HTTP door's", gitexec.ErrBadCommand)
+		}
+		return servePassedOn(ctx, s, c, cmd)
 	}
 	if s.RepoRoot == "" {
 		return config.UnsetError(config.NoRepoRoot)
