@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -603,5 +606,54 @@ func TestRepoMoveLeftInProgressWhenItCannotBeUndone(t *testing.T) {
 	}
 	if got := c.Rev("d", "team/app", "refs/heads/main"); got != acked || onDisk(c, "c", "team/app") {
 		t.Fatalf("after the resumed move d shows %q (want %s), c's copy on disk: %v", got, acked, onDisk(c, "c", "team/app"))
+	}
+}
+
+// A clone served from the old holder's copy as the move removes it still
+// finishes: the copy is renamed aside at once and deleted only when the
+// git serving from it is done.
+func TestRepoMoveLetsAReadInFlightFinish(t *testing.T) {
+	c, _, acked := movedCluster(t)
+	up := exec.Command("git", "upload-pack", copyDir(c, "c", "team/app"))
+	up.Env = meshtest.GitEnv(c.Dir)
+	stdin, err := up.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := up.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer up.Process.Kill()
+	r := bufio.NewReader(stdout)
+	for { // the ref advertisement, up to its flush
+		var n int
+		if _, err := fmt.Fscanf(r, "%04x", &n); err != nil {
+			t.Fatalf("read the advertisement: %v", err)
+		}
+		if n == 0 {
+			break
+		}
+		if _, err := io.ReadFull(r, make([]byte, n-4)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	moved := start(func() meshtest.Result { return c.Admin("repo", "move", "team/app", "--from", "c", "--to", "d") })
+	waitFor(t, "c's copy to be renamed aside", func() bool { return !onDisk(c, "c", "team/app") })
+	want := "want " + acked + "\n"
+	fmt.Fprintf(stdin, "%04x%s00000009done\n", len(want)+4, want)
+	stdin.Close()
+	pack, err := io.ReadAll(r)
+	if err != nil || up.Wait() != nil || !bytes.Contains(pack, []byte("PACK")) {
+		t.Fatalf("the read in flight as c's copy was removed failed: %v, %d bytes", err, len(pack))
+	}
+	if res := outcome(t, "the move", moved); res.Code != 0 {
+		t.Fatalf("move: exit %d, %s%s", res.Code, res.Stdout, res.Stderr)
+	}
+	if _, err := os.Stat(copyDir(c, "c", "team/app") + ".gitmesh-gone"); !os.IsNotExist(err) {
+		t.Fatalf("c's copy set aside is still on its disk after the read ended: %v", err)
 	}
 }
