@@ -657,3 +657,39 @@ func TestRepoMoveLetsAReadInFlightFinish(t *testing.T) {
 		t.Fatalf("c's copy set aside is still on its disk after the read ended: %v", err)
 	}
 }
+
+// A push that reached the old holder and waited for the write lock while
+// the move took it away is refused (nothing changed: the old copy may not
+// count in the quorum), and the same push again is passed on to a holder.
+func TestPushWaitingOnTheOldHolderDuringAMoveIsRefused(t *testing.T) {
+	c, work, _ := movedCluster(t)
+	rid, cid := ids(t, c, "team/app", "c")
+	c.Devices["c"].MustGit("alice", "", "ls-remote", meshtest.URL("team/app")) // c shows what it holds
+	held := takeLock(t, c, lock.Read(rid, cid))                                // the mover waits with the write lock held
+	moved := start(func() meshtest.Result { return c.Admin("repo", "move", "team/app", "--from", "c", "--to", "d") })
+	waitForLockWaiter(t, c, held.key, "the mover", moved)
+	next := c.Commit(work, "README", "pushed to c during the move\n")
+	pushed := start(func() meshtest.Result {
+		return c.Devices["c"].Git("alice", work, "push", "-q", meshtest.URL("team/app"), "main")
+	})
+	waitForLockWaiter(t, c, lock.Write(rid), "the push on c", pushed)
+	held.release(t)
+	if r := outcome(t, "the move", moved); r.Code != 0 {
+		t.Fatalf("move: exit %d, %s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	r := outcome(t, "the push on c", pushed)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "no longer holds the repository (its copies moved meanwhile)") {
+		t.Fatalf("push on c as it was moved away: exit %d, %s", r.Code, r.Stderr)
+	}
+	var rows int
+	c.DB().QueryRow(`SELECT count(*) FROM working_copy_versions v JOIN devices d ON d.id = v.device_id WHERE d.name = 'c'`).Scan(&rows)
+	if rows != 0 || onDisk(c, "c", "team/app") {
+		t.Fatalf("after the refused push c has %d recorded copies, a copy on disk: %v", rows, onDisk(c, "c", "team/app"))
+	}
+	c.Devices["c"].MustGit("alice", work, "push", "-q", meshtest.URL("team/app"), "main") // passed on
+	for _, dev := range []string{"a", "b", "d"} {
+		if got := c.Devices[dev].MustGit("alice", "", "ls-remote", meshtest.URL("team/app"), "refs/heads/main"); !strings.HasPrefix(got, next) {
+			t.Errorf("ls-remote on %s: %q, want %s", dev, got, next)
+		}
+	}
+}
