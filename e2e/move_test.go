@@ -693,3 +693,54 @@ func TestPushWaitingOnTheOldHolderDuringAMoveIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A read that reached the old holder and waited for its read lock while
+// the move took the copy away is passed on to a holder: the user notices
+// nothing.
+func TestReadWaitingOnTheOldHolderDuringAMoveIsPassedOn(t *testing.T) {
+	c, work, _ := movedCluster(t)
+	c.WaitConverged("team/app")
+	// c misses a push (its disk away): its next read catches up, under its
+	// read lock.
+	cdev := c.Devices["c"]
+	if err := os.Rename(cdev.Root, cdev.Root+".away"); err != nil {
+		t.Fatal(err)
+	}
+	acked := c.Commit(work, "README", "c missed this\n")
+	c.Devices["a"].MustGit("alice", work, "push", "-q", meshtest.URL("team/app"), "main")
+	meshtest.WaitDetached(t) // the push's converge gave up on c
+	if err := os.Rename(cdev.Root+".away", cdev.Root); err != nil {
+		t.Fatal(err)
+	}
+	rid, cid := ids(t, c, "team/app", "c")
+	held := takeLock(t, c, lock.Read(rid, cid))
+	db := c.DB()
+	waiting := func(who string) func() bool {
+		return func() bool {
+			for _, app := range lockWaiters(t, db, held.key) {
+				if strings.Contains(app, who) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	moved := start(func() meshtest.Result { return c.Admin("repo", "move", "team/app", "--from", "c", "--to", "d") })
+	waitFor(t, "the mover to wait for c's read lock", waiting("move"))
+	read := start(func() meshtest.Result {
+		return cdev.Git("alice", "", "ls-remote", meshtest.URL("team/app"), "refs/heads/main")
+	})
+	waitFor(t, "the read on c to wait for c's read lock", waiting("fetch"))
+	held.release(t)
+	if r := outcome(t, "the move", moved); r.Code != 0 {
+		t.Fatalf("move: exit %d, %s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if r := outcome(t, "the read on c", read); r.Code != 0 || !strings.HasPrefix(r.Stdout, acked) {
+		t.Fatalf("read on c as it was moved away: exit %d, %q %s", r.Code, r.Stdout, r.Stderr)
+	}
+	var rows int
+	db.QueryRow(`SELECT count(*) FROM working_copy_versions v JOIN devices d ON d.id = v.device_id WHERE d.name = 'c'`).Scan(&rows)
+	if rows != 0 || onDisk(c, "c", "team/app") {
+		t.Fatalf("after the read c has %d recorded copies, a copy on disk: %v", rows, onDisk(c, "c", "team/app"))
+	}
+}
