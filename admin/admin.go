@@ -137,6 +137,9 @@ func CreateRepo(ctx context.Context, d *sql.DB, g gitexec.Git, root, device, nam
 	} else if err != nil {
 		return nil, err
 	}
+	if err := staleCopies(ctx, tx, name, ""); err != nil {
+		return nil, err // a deleted or renamed repository's copy, not yet gone
+	}
 	existed := gitexec.Exists(dir)
 	chosen := placeNew(cands, devID, copies, existed)
 	self := false

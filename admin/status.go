@@ -12,20 +12,25 @@ import (
 	"gitmesh/version"
 )
 
-// CopyStatus is one device's copy of one repository, as `status` shows it.
+// CopyStatus is one holder's copy of one repository, as `status` shows it.
 type CopyStatus struct {
 	Repository string `json:"repository"`
 	Device     string `json:"device"`
-	Version    int64  `json:"version"`
-	Lag        int64  `json:"lag"`
-	IsWriting  bool   `json:"is_writing"`
+	// Version is -1 for a holder with no version recorded yet (just
+	// placed, or its record forgotten by heal): it lags every version,
+	// version 0 included, until it catches up.
+	Version   int64 `json:"version"`
+	Lag       int64 `json:"lag"`
+	IsWriting bool  `json:"is_writing"`
 	// Frozen: a write mark whose writer's database session is gone
 	// (version.WriterSessionOpen; a push in progress is writing, not
 	// frozen).
 	Frozen bool `json:"frozen"`
 	// Pending: this device holds the version staged; its next read shows it.
-	Pending   bool      `json:"pending"`
-	Writer    *Writer   `json:"writer"` // null when no write is marked
+	Pending bool    `json:"pending"`
+	Writer  *Writer `json:"writer"` // null when no write is marked
+	// UpdatedAt is when the version was recorded; for a holder with none,
+	// when it was placed.
 	UpdatedAt time.Time `json:"updated_at"`
 	// Per repository: how many of its holders (placed devices) hold the
 	// newest version, against the write quorum.
@@ -46,23 +51,55 @@ type Writer struct {
 	Started time.Time `json:"started"`
 }
 
+// statusQuery lists every holder's copy (the holders table LEFT JOIN its
+// recorded version): a holder just placed, with no version recorded yet,
+// is listed at version -1 and lagging by newest+1; a recorded version of
+// a device that is no holder is not a copy of the repository and is left
+// out. One join and one sort by (repository, device) serve everything:
+// the per-repository figures (the newest version among the holders, how
+// many holders, how many at the newest) are windows over each
+// repository's rows, so there is no statement, subquery or second pass
+// per repository. With a repository named, only its rows are read.
 const statusQuery = `
-WITH top AS (SELECT repository_id, max(version) AS version FROM working_copy_versions GROUP BY repository_id),
-     held AS (SELECT repository_id, count(*) AS n FROM holders GROUP BY repository_id)
-SELECT r.name, d.name, v.version, t.version - v.version,
-       v.is_writing, v.is_writing AND NOT ` + version.WriterSessionOpen + `,
-       v.refs_pending, v.write_properties, v.updated_at,
-       count(*) FILTER (WHERE v.version = t.version) OVER (PARTITION BY r.id),
-       COALESCE(held.n, 0)
-FROM working_copy_versions v
-JOIN repositories r ON r.id = v.repository_id
-JOIN devices d ON d.id = v.device_id
-JOIN top t ON t.repository_id = v.repository_id
-LEFT JOIN held ON held.repository_id = v.repository_id
-WHERE $1 = '' OR r.name = $1
-ORDER BY r.name, d.name`
+SELECT c.name, c.device, c.version, c.newest - c.version, c.is_writing, c.frozen, c.pending, c.props, c.updated_at,
+       count(*) FILTER (WHERE c.recorded = c.newest) OVER w, c.holders
+FROM (
+  SELECT r.name, d.name AS device, v.version AS recorded, COALESCE(v.version, -1) AS version,
+         COALESCE(max(v.version) OVER w, -1) AS newest, count(*) OVER w AS holders,
+         COALESCE(v.is_writing, false) AS is_writing,
+         COALESCE(v.is_writing AND NOT ` + version.WriterSessionOpen + `, false) AS frozen,
+         COALESCE(v.refs_pending, false) AS pending, v.write_properties AS props,
+         COALESCE(v.updated_at, h.created_at) AS updated_at
+  FROM holders h
+  JOIN repositories r ON r.id = h.repository_id
+  JOIN devices d ON d.id = h.device_id
+  LEFT JOIN working_copy_versions v ON v.repository_id = h.repository_id AND v.device_id = h.device_id
+  WHERE $1 = '' OR r.name = $1
+  WINDOW w AS (PARTITION BY r.name ORDER BY d.name ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) c
+WINDOW w AS (PARTITION BY c.name ORDER BY c.device ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+ORDER BY c.name, c.device`
 
-// Status lists every recorded copy, of one repository or of all; quorum
+// ReadTx begins a read-only transaction with JIT compilation off, for the
+// admin reads over every copy (status, check, metrics). Their plans are
+// priced by row counts the planner overestimates (statusQuery's writer
+// check is costed for every copy, though only a write mark runs it): at
+// 10,000 repositories x 3 copies statusQuery is priced at about 90,000,
+// just under jit_above_cost, and a little more crosses it and pays
+// 0.07-0.5 s of compiling for a query that runs in less (see
+// docs/DESIGN.md). The caller rolls it back when done.
+func ReadTx(ctx context.Context, d *sql.DB) (*sql.Tx, error) {
+	tx, err := d.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `SET LOCAL jit = off`); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	return tx, nil
+}
+
+// Status lists every holder's copy, of one repository or of all; quorum
 // is the write_quorum setting (0: a majority).
 func Status(ctx context.Context, d *sql.DB, repo string, quorum int) ([]CopyStatus, error) {
 	if repo != "" {
@@ -70,7 +107,12 @@ func Status(ctx context.Context, d *sql.DB, repo string, quorum int) ([]CopyStat
 			return nil, err
 		}
 	}
-	rows, err := d.QueryContext(ctx, statusQuery, repo)
+	tx, err := ReadTx(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, statusQuery, repo)
 	if err != nil {
 		return nil, err
 	}

@@ -12,10 +12,13 @@ import (
 	"gitmesh/version"
 )
 
-// Verify reads every recorded copy of repo from its device and reports, on
-// out, each copy whose refs differ from the digest recorded with its
-// version, and each copy at the newest version that differs from another
-// one there. It returns how many problems it found.
+// Verify reads every holder's recorded copy of repo from its device and
+// reports, on out, each copy whose refs differ from the digest recorded
+// with its version, and each copy at the newest version that differs from
+// another one there. A device that is no holder is not read; a holder
+// with no version recorded yet (placed, not caught up) is named, but is
+// no problem: there is nothing to compare. It returns how many problems
+// it found.
 func Verify(ctx context.Context, d *sql.DB, g gitexec.Git, repo string, out io.Writer) (int, error) {
 	st, err := version.Load(ctx, d, repo)
 	if errors.Is(err, version.ErrNotFound) {
@@ -54,6 +57,11 @@ func Verify(ctx context.Context, d *sql.DB, g gitexec.Git, repo string, out io.W
 			newest[c.Device] = read.digest
 		}
 	}
+	for _, h := range st.Holders {
+		if !recorded(st.Copies, h.ID) {
+			fmt.Fprintf(out, "%s on %s: no version recorded yet (placed, not caught up); nothing to compare\n", repo, h.Name)
+		}
+	}
 	var first, firstDigest string
 	for dev, dg := range newest {
 		if first == "" || dev < first {
@@ -70,4 +78,14 @@ func Verify(ctx context.Context, d *sql.DB, g gitexec.Git, repo string, out io.W
 		fmt.Fprintf(out, "%s: %d copies match their recorded versions\n", repo, len(st.Copies))
 	}
 	return problems, nil
+}
+
+// recorded reports whether copies hold a recorded version of device id.
+func recorded(copies []version.Copy, id int32) bool {
+	for _, c := range copies {
+		if c.DeviceID == id {
+			return true
+		}
+	}
+	return false
 }

@@ -87,6 +87,7 @@ func (a *app) deviceCommand() *cli.Command {
 				}),
 			},
 			a.drainCommand(),
+			a.deviceSetURLCommand(),
 		},
 	}
 }
@@ -141,6 +142,8 @@ func (a *app) repoCommand() *cli.Command {
 			},
 			a.moveCommand(),
 			a.copiesCommand(),
+			a.repoRenameCommand(),
+			a.repoDeleteCommand(),
 		},
 	}
 }

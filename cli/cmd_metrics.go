@@ -16,7 +16,7 @@ func init() {
 			Name:      "metrics",
 			Usage:     "print the cluster's versions, lags, fetches and pushes in the Prometheus text format",
 			ArgsUsage: "[--probe]",
-			Flags:     []cli.Flag{&cli.BoolFlag{Name: "probe", Usage: "also try to reach every device, as check does (gitmesh_device_up)"}},
+			Flags:     []cli.Flag{&cli.BoolFlag{Name: "probe", Usage: "also try to reach every device, as check does (gitmesh_device_up, gitmesh_repository_holders_up)"}},
 			Action: a.withDB("metrics", func(c *cli.Context, d *sql.DB) error {
 				v, err := parseArgs(c, nil, nil, []string{"probe"})
 				if err != nil {

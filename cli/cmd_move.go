@@ -160,21 +160,3 @@ type exitWith struct {
 func (e exitWith) Error() string  { return e.err.Error() }
 func (e exitWith) ExitCode() int  { return e.code }
 func (e exitWith) String() string { return e.err.Error() }
-
-// tidyFirst makes `gitmesh sync` do this device's disk tasks (copies
-// moved away, deleted or renamed) before it catches up, as replicate's
-// sweep does: a device that was down during a move removes its old copy
-// on its return.
-func (a *app) tidyFirst(f func(*cli.Context, *sql.DB) error) func(*cli.Context, *sql.DB) error {
-	return func(c *cli.Context, d *sql.DB) error {
-		if a.settings.Device != "" && a.settings.RepoRoot != "" {
-			n := serve.NewNode(a.settings, d, a.log, tell)
-			if done, err := n.Tidy(c.Context); err != nil {
-				fmt.Fprintf(c.App.ErrWriter, "gitmesh: %s\n", message(fmt.Errorf("remove or rename the copies this device no longer holds: %w", err)))
-			} else if done > 0 {
-				fmt.Fprintf(c.App.Writer, "did %d disk tasks (copies moved away, deleted or renamed) on %s\n", done, a.settings.Device)
-			}
-		}
-		return f(c, d)
-	}
-}

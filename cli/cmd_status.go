@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -50,7 +51,11 @@ func (a *app) statusCommand() *cli.Command {
 	}
 }
 
-func printStatus(w io.Writer, rows []admin.CopyStatus, locks []admin.LockHolder) {
+func printStatus(out io.Writer, rows []admin.CopyStatus, locks []admin.LockHolder) {
+	// One write per buffer, not per cell: tabwriter writes each cell on
+	// its own, 300,000 write calls for 10,000 repositories x 3 copies.
+	w := bufio.NewWriter(out)
+	defer w.Flush()
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REPOSITORY\tDEVICE\tVERSION\tLAG\tWRITING")
 	for _, r := range rows {
@@ -68,7 +73,11 @@ func printStatus(w io.Writer, rows []admin.CopyStatus, locks []admin.LockHolder)
 				writing = fmt.Sprintf("%s: push by %s since %s", state, r.Writer.User, r.Writer.Started.UTC().Format(time.RFC3339))
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", r.Repository, r.Device, r.Version, r.Lag, writing)
+		ver := fmt.Sprint(r.Version)
+		if r.Version < 0 {
+			ver, writing = "-", "no (no version recorded yet: placed, not caught up)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", r.Repository, r.Device, ver, r.Lag, writing)
 	}
 	tw.Flush()
 	for i, r := range rows {

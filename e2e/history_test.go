@@ -1550,6 +1550,7 @@ func restoreURLs(t *testing.T, c *meshtest.Cluster) {
 // freezeEpisode is one write mark seen frozen (its writer's session gone).
 type freezeEpisode struct {
 	repo, dev string
+	id        int // the repository's id: a rename keeps it
 	started   time.Time
 	pid       int
 	alive     bool // its writer's process still ran when first seen
@@ -1602,20 +1603,24 @@ const cannotHeal = "no other device holds it"
 // at started, if and only if dev recorded that it cannot heal it; atEnd,
 // a freeze without that reason is a violation.
 func (fw *freezeWatch) thawIfCannotHeal(repo, dev string, started time.Time, pid int, atEnd bool) {
-	key := fmt.Sprintf("%s %s %s", repo, dev, started.Format(time.RFC3339Nano))
+	var id int
+	if err := fw.db.QueryRow(`SELECT id FROM repositories WHERE name = $1`, repo).Scan(&id); err != nil {
+		return // renamed since status listed it: the next look finds it
+	}
+	key := fmt.Sprintf("%d %s %s", id, dev, started.Format(time.RFC3339Nano))
 	ep, ok := fw.seen[key]
 	if !ok {
-		ep = &freezeEpisode{repo: repo, dev: dev, started: started, pid: pid, alive: pid > 0 && running(pid)}
+		ep = &freezeEpisode{repo: repo, id: id, dev: dev, started: started, pid: pid, alive: pid > 0 && running(pid)}
 		fw.seen[key] = ep
 	}
 	if ep.thawed {
 		return
 	}
 	var why string
-	err := fw.db.QueryRow(`SELECT s.result FROM sync_log s JOIN repositories r ON r.id = s.repository_id
+	err := fw.db.QueryRow(`SELECT s.result FROM sync_log s
 		JOIN devices d ON d.id = s.device_id
-		WHERE r.name = $1 AND d.name = $2 AND s.kind = 'heal' AND s.created_at >= $3 ORDER BY s.id DESC LIMIT 1`,
-		repo, dev, started).Scan(&why)
+		WHERE s.repository_id = $1 AND d.name = $2 AND s.kind = 'heal' AND s.created_at >= $3 ORDER BY s.id DESC LIMIT 1`,
+		id, dev, started).Scan(&why)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		fw.v.add(other, "read sync_log: %v", err)
 		return
@@ -1627,6 +1632,7 @@ func (fw *freezeWatch) thawIfCannotHeal(repo, dev string, started time.Time, pid
 		}
 		return
 	}
+	fw.db.QueryRow(`SELECT name FROM repositories WHERE id = $1`, id).Scan(&repo) // its name now
 	var r meshtest.Result
 	if fw.rng.IntN(2) == 0 {
 		r = fw.c.Devices["b"].Run(nil, "thaw", repo, "--demote", dev)
@@ -1655,15 +1661,15 @@ func (fw *freezeWatch) account() {
 	for _, ep := range fw.seen {
 		next := time.Now().Add(time.Hour)
 		for _, o := range fw.seen {
-			if o.repo == ep.repo && o.dev == ep.dev && o.started.After(ep.started) && o.started.Before(next) {
+			if o.id == ep.id && o.dev == ep.dev && o.started.After(ep.started) && o.started.Before(next) {
 				next = o.started
 			}
 		}
 		var healed bool
-		err := db.QueryRow(`SELECT EXISTS (SELECT 1 FROM sync_log s JOIN repositories r ON r.id = s.repository_id
+		err := db.QueryRow(`SELECT EXISTS (SELECT 1 FROM sync_log s
 			JOIN devices d ON d.id = s.device_id
-			WHERE r.name = $1 AND d.name = $2 AND s.kind = 'heal' AND s.result LIKE 'ok:%' AND s.created_at >= $3 AND s.created_at < $4)`,
-			ep.repo, ep.dev, ep.started, next).Scan(&healed)
+			WHERE s.repository_id = $1 AND d.name = $2 AND s.kind = 'heal' AND s.result LIKE 'ok:%' AND s.created_at >= $3 AND s.created_at < $4)`,
+			ep.id, ep.dev, ep.started, next).Scan(&healed)
 		if err != nil {
 			fw.v.add(other, "read sync_log: %v", err)
 		}

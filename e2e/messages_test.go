@@ -27,6 +27,10 @@ func TestHelpIsNeverAName(t *testing.T) {
 		{"revoke", "help", "team/app"},
 		{"device", "add", "help", "--url", "/srv/x"},
 		{"repo", "create", "help"},
+		{"repo", "rename", "team/app", "help"},
+		{"repo", "rename", "help", "team/new"},
+		{"repo", "delete", "help", "--yes"},
+		{"device", "set-url", "help", "/srv/x"},
 		{"key", "add", "alice", "help"},
 		{"access", "help", "team/app"},
 		{"log", "help"},
@@ -100,7 +104,10 @@ func TestAdminMutationsSayWhatTheyDid(t *testing.T) {
 		{[]string{"group", "remove", "devs"}, "removed group devs"},
 		{[]string{"key", "remove", fp}, "removed key " + fp},
 		{[]string{"user", "remove", "bob"}, "removed user bob"},
-		{[]string{"device", "remove", "b", "--force"}, "removed device b"}, // a holder: --force
+		{[]string{"repo", "rename", "team/app", "team/web"}, "renamed repository team/app to team/web; copies renamed on a"},
+		{[]string{"repo", "delete", "team/web", "--yes"}, "deleted repository team/web and the grants on its name; copies removed from a"},
+		{[]string{"device", "set-url", "b", "/srv/b2"}, "device b is now reached at /srv/b2"},
+		{[]string{"device", "remove", "b"}, "removed device b"},
 	} {
 		r := c.Admin(tc.args...)
 		what := strings.Join(tc.args, " ")
@@ -124,6 +131,8 @@ func TestUnknownNamesGetTheSameSentence(t *testing.T) {
 		{"thaw", "team/nothing", "--promote", "a"},
 		{"sync", "/team/nothing.git"},
 		{"gc", "team/nothing"},
+		{"repo", "rename", "team/nothing", "team/new"},
+		{"repo", "delete", "team/nothing"},
 	} {
 		r := c.Admin(args...)
 		if r.Code != 3 || r.Stdout != "" || r.Stderr != want {

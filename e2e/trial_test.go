@@ -14,10 +14,23 @@ import (
 // is not below the quorum, for status, check and the metrics alike.
 func TestAFreshRepositoryIsNotBelowQuorum(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b", "c")
-	c.CreateRepo("a", "team/app")
+	c.CreateRepo("a", "team/app") // every holder recorded empty at version 0
 	st := c.MustAdmin("status", "team/app")
 	if strings.Contains(st, "BELOW QUORUM") || !strings.Contains(st, "team/app: 3 of 3 devices hold the newest version, quorum 2 (nothing pushed yet)") {
 		t.Errorf("status of a fresh repository:\n%s", st)
+	}
+	// An adopted copy (not empty) is the only version 0: the other holders have none
+	// recorded yet, and are listed lagging, but nothing is below quorum.
+	old := c.Devices["a"].Root + "/team/old.git"
+	c.LocalGit("", "init", "-q", "--bare", old)
+	work := c.Work("alice")
+	c.Commit(work, "README", "from before gitmesh\n")
+	c.LocalGit(work, "push", "-q", old, "main")
+	c.CreateRepo("a", "team/old")
+	st = c.MustAdmin("status", "team/old")
+	if strings.Contains(st, "BELOW QUORUM") || !strings.Contains(st, "team/old: 1 of 3 devices hold the newest version, quorum 2 (nothing pushed yet)") ||
+		!strings.Contains(st, "no version recorded yet") {
+		t.Errorf("status of an adopted repository:\n%s", st)
 	}
 	if r := c.Admin("check", "--no-probe"); r.Code != 0 || !strings.HasPrefix(r.Stdout, "OK:") {
 		t.Errorf("check of a fresh repository: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)

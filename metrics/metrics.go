@@ -43,13 +43,18 @@ func Write(ctx context.Context, d *sql.DB, quorum int, probe Probe, w io.Writer)
 		return fmt.Errorf("the database lacks migrations %s; run 'gitmesh migrate'", strings.Join(pending, ", "))
 	}
 	c := &collector{}
-	for _, f := range []func(context.Context, *sql.DB, int, *collector) error{copies, syncs, pushes} {
+	rows, err := admin.Status(ctx, d, "", quorum)
+	if err != nil {
+		return fmt.Errorf("read versions: %w", err)
+	}
+	copies(rows, c)
+	for _, f := range []func(context.Context, *sql.DB, int, *collector) error{syncs, pushes} {
 		if err := f(ctx, d, quorum, c); err != nil {
 			return err
 		}
 	}
 	if probe != nil {
-		if err := probes(ctx, d, probe, c); err != nil {
+		if err := probes(ctx, d, probe, rows, c); err != nil {
 			return err
 		}
 	}
@@ -68,21 +73,19 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// copies: each recorded copy's version, lag and state, as `status` sees
-// them, and per repository the quorum figures.
-func copies(ctx context.Context, d *sql.DB, quorum int, c *collector) error {
-	rows, err := admin.Status(ctx, d, "", quorum)
-	if err != nil {
-		return fmt.Errorf("read versions: %w", err)
-	}
-	ver := c.desc("gitmesh_copy_version", "Recorded version of the repository's copy on the device.", "repository", "device")
+// copies: each holder's copy's version, lag and state, as `status` sees
+// them (a holder with no version recorded yet at -1, lagging), and per
+// repository the quorum figures.
+func copies(rows []admin.CopyStatus, c *collector) {
+	ver := c.desc("gitmesh_copy_version", "Recorded version of the repository's copy on the device, a holder; -1 for a holder with none recorded yet (placed, not yet caught up).", "repository", "device")
 	lag := c.desc("gitmesh_copy_version_lag", "Versions the copy is behind the repository's newest recorded version.", "repository", "device")
 	frozen := c.desc("gitmesh_copy_frozen", "1 when a write on this copy never finished and its writer's session is gone: the repository is frozen for writes.", "repository", "device")
 	writing := c.desc("gitmesh_copy_writing", "1 while a write mark is set on this copy (a push in progress, or frozen).", "repository", "device")
 	pending := c.desc("gitmesh_copy_pending", "1 when the copy holds its version staged but not yet shown; its next read shows it.", "repository", "device")
 	below := c.desc("gitmesh_repository_below_quorum", "1 when fewer devices hold the newest version than the write quorum.", "repository")
-	newest := c.desc("gitmesh_repository_hold_newest", "Devices that hold the repository's newest version.", "repository")
+	newest := c.desc("gitmesh_repository_hold_newest", "Holders that hold the repository's newest version.", "repository")
 	need := c.desc("gitmesh_repository_quorum", "Devices a push must reach to be acknowledged (write_quorum).", "repository")
+	held := c.desc("gitmesh_repository_holders", "Devices placed to hold the repository (its holders): the quorum is counted over them.", "repository")
 	for i, r := range rows {
 		c.add(ver, float64(r.Version), r.Repository, r.Device)
 		c.add(lag, float64(r.Lag), r.Repository, r.Device)
@@ -95,25 +98,32 @@ func copies(ctx context.Context, d *sql.DB, quorum int, c *collector) error {
 		c.add(below, b2f(r.BelowQuorum), r.Repository)
 		c.add(newest, float64(r.HoldNewest), r.Repository)
 		c.add(need, float64(r.Quorum), r.Repository)
+		c.add(held, float64(r.Holders), r.Repository)
 	}
-	return nil
 }
 
 // syncQuery sums sync_log in one pass, per repository and device:
 // catch-up fetches, their time and failures, heals, and the last
-// successful fetch. Every registered device gets a row.
+// successful fetch. It groups by ids first and names the groups after,
+// so that only the groups are sorted (by name), not every row. Every
+// registered device gets a row. Its cost grows with the rows sync_log
+// keeps (log_retention), not with the repositories.
 const syncQuery = `
-SELECT d.name, COALESCE(r.name, ''),
-       count(s.id) FILTER (WHERE s.kind = 'fetch'),
-       COALESCE(sum(s.duration_ms) FILTER (WHERE s.kind = 'fetch'), 0),
-       count(s.id) FILTER (WHERE s.kind = 'fetch' AND s.result <> 'ok'),
-       count(s.id) FILTER (WHERE s.kind = 'heal' AND s.result LIKE 'ok%'),
-       count(s.id) FILTER (WHERE s.kind = 'heal' AND s.result LIKE 'frozen: %'),
-       COALESCE(extract(epoch FROM max(s.created_at) FILTER (WHERE s.kind = 'fetch' AND s.result = 'ok'))::float8, 0)
+WITH s AS (
+  SELECT device_id, repository_id,
+         count(*) FILTER (WHERE kind = 'fetch') AS fetches,
+         COALESCE(sum(duration_ms) FILTER (WHERE kind = 'fetch'), 0) AS ms,
+         count(*) FILTER (WHERE kind = 'fetch' AND result <> 'ok') AS fails,
+         count(*) FILTER (WHERE kind = 'heal' AND result LIKE 'ok%') AS heals,
+         count(*) FILTER (WHERE kind = 'heal' AND result LIKE 'frozen: %') AS refused,
+         max(created_at) FILTER (WHERE kind = 'fetch' AND result = 'ok') AS last
+  FROM sync_log GROUP BY device_id, repository_id)
+SELECT d.name, COALESCE(r.name, ''), COALESCE(s.fetches, 0), COALESCE(s.ms, 0), COALESCE(s.fails, 0),
+       COALESCE(s.heals, 0), COALESCE(s.refused, 0), COALESCE(extract(epoch FROM s.last)::float8, 0)
 FROM devices d
-LEFT JOIN sync_log s ON s.device_id = d.id
+LEFT JOIN s ON s.device_id = d.id
 LEFT JOIN repositories r ON r.id = s.repository_id
-GROUP BY d.name, r.name ORDER BY d.name, r.name`
+ORDER BY d.name, r.name`
 
 func syncs(ctx context.Context, d *sql.DB, _ int, c *collector) error {
 	n := c.desc("gitmesh_fetches_total", "Fetches this device made from a peer to catch up (sync_log, kind fetch).", "device")
@@ -232,13 +242,17 @@ func contains(list []string, s string) bool {
 
 // probes probes every device at once, as `check` does: 1 when it answered,
 // 0 when not; no series for a device this host cannot probe (no cluster
-// key or known_hosts for an ssh:// device).
-func probes(ctx context.Context, d *sql.DB, probe Probe, c *collector) error {
+// key or known_hosts for an ssh:// device). Per repository, how many of
+// its holders answered (copies are status's rows, one per holder), for a
+// repository whose holders were all probed: fewer than its quorum, and
+// pushes to it are refused (as `check` says, health.Unreachable).
+func probes(ctx context.Context, d *sql.DB, probe Probe, copies []admin.CopyStatus, c *collector) error {
 	devs, err := admin.Devices(ctx, d)
 	if err != nil {
 		return fmt.Errorf("read devices: %w", err)
 	}
 	up := c.desc("gitmesh_device_up", "1 when the device answered a probe (its repo root readable, over ssh with the cluster key for an ssh:// device), 0 when not.", "device")
+	holdersUp := c.desc("gitmesh_repository_holders_up", "Holders of the repository that answered the probe; fewer than gitmesh_repository_quorum and pushes to it are refused.", "repository")
 	errs := make([]error, len(devs))
 	var wg sync.WaitGroup
 	for i, dev := range devs {
@@ -249,10 +263,25 @@ func probes(ctx context.Context, d *sql.DB, probe Probe, c *collector) error {
 		}()
 	}
 	wg.Wait()
+	answered := map[string]bool{}
+	probed := map[string]bool{}
 	for i, dev := range devs {
 		if !errors.Is(errs[i], health.ErrNotProbed) {
 			c.add(up, b2f(errs[i] == nil), dev.Name)
+			probed[dev.Name], answered[dev.Name] = true, errs[i] == nil
 		}
+	}
+	n, all := 0, true
+	for i, r := range copies {
+		n += int(b2f(answered[r.Device]))
+		all = all && probed[r.Device]
+		if i+1 < len(copies) && copies[i+1].Repository == r.Repository {
+			continue
+		}
+		if all {
+			c.add(holdersUp, float64(n), r.Repository)
+		}
+		n, all = 0, true
 	}
 	return nil
 }

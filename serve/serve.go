@@ -270,6 +270,9 @@ func Handle(ctx context.Context, s config.Settings, r Request) error {
 		dbh.Close()
 		return passOn(ctx, s, r, moved, log)
 	}
+	if err := goneMeanwhile(ctx, dbh, cmd.Repo, dir, s.LockTimeout.D()); err != nil {
+		return err
+	}
 	run := r.Run
 	if run == nil {
 		run = func(dir string, env []string) error {
@@ -303,6 +306,22 @@ func execGit(dbh *sql.DB, dir string, env []string, log zerolog.Logger, run func
 	return run(dir, env)
 }
 
+// goneMeanwhile answers "not found" (as the next request will) when the
+// copy left the disk because the repository was renamed or deleted after
+// this request looked it up: the rename moved the copy, the delete
+// removed it. A copy missing otherwise is execGit's to report.
+func goneMeanwhile(ctx context.Context, dbh *sql.DB, repo, dir string, bound time.Duration) error {
+	if gitexec.Exists(dir) {
+		return nil
+	}
+	bctx, cancel := db.Bound(ctx, bound)
+	defer cancel()
+	if ok, err := version.Registered(bctx, dbh, repo); err == nil && !ok {
+		return version.ErrNotFound
+	}
+	return nil
+}
+
 // Cluster serves a peer device: a fetch (upload-pack, staged refs
 // included), a staging push (receive-pack that may write only the staged
 // namespace), a request to catch up on a repository now, or a probe (a
@@ -330,7 +349,10 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 	}
 	switch cmd.Verb {
 	case gitexec.UploadPack:
-		if err := admitCluster(ctx, s, "cluster", cmd.Repo, func(context.Context, *sql.DB) error {
+		if err := admitCluster(ctx, s, "cluster", cmd.Repo, func(ctx context.Context, dbh *sql.DB) error {
+			if !gitexec.Exists(dir) {
+				renameIfDue(ctx, s, dbh, cmd.Repo, c.Log) // renamed while this device was away
+			}
 			if !gitexec.Exists(dir) {
 				return version.ErrNotFound
 			}
@@ -350,6 +372,21 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 		return clusterSync(ctx, s, cmd.Repo, c)
 	}
 	return fmt.Errorf("%w: the cluster key may not run %s", gitexec.ErrBadCommand, cmd.Verb)
+}
+
+// renameIfDue moves this device's copy of repo into place for a peer's
+// fetch when a rename done while this device was away left it under its
+// old name (version.Node.RenameIfDue).
+func renameIfDue(ctx context.Context, s config.Settings, dbh *sql.DB, repo string, log zerolog.Logger) {
+	st, err := version.Load(ctx, dbh, repo)
+	if err != nil {
+		return
+	}
+	for _, h := range st.Holders {
+		if h.Name == s.Device {
+			NewNode(s, dbh, log, func(string, ...any) {}).RenameIfDue(ctx, st.RepoID, h.ID, h.Name, s.RepoRoot, repo)
+		}
+	}
 }
 
 // clusterDB opens the database for one cluster hop (op: cluster, replica

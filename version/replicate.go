@@ -140,7 +140,7 @@ func (r *replication) stageOn(ctx context.Context, p Device) error {
 	local := !strings.Contains(p.URL, "://")
 	if local {
 		r.mu.Lock()
-		err := w.n.prepareLocal(ctx, w.conn, w.st.RepoID, p, url)
+		err := w.n.prepareLocal(ctx, w.conn, w.st.RepoID, w.st.Repo, p, url)
 		r.mu.Unlock()
 		if err != nil {
 			return err
@@ -213,11 +213,18 @@ func (r *replication) failedNames() []string {
 // prepareLocal makes a local-path peer's copy ready to receive a stage:
 // created if missing (forgotten first, see ForgetCopy), freed of a killed
 // git's lock files. The caller holds its read lock.
-func (n *Node) prepareLocal(ctx context.Context, q execer, repoID int32, peer Device, dir string) error {
+func (n *Node) prepareLocal(ctx context.Context, q execer, repoID int32, repo string, peer Device, dir string) error {
 	if !gitexec.Exists(dir) {
 		if err := gitexec.CheckRoot(peer.URL); err != nil {
 			return err
 		}
+		as := *n // the peer, renaming its copy as it would itself
+		as.Device, as.RepoRoot = peer.Name, peer.URL
+		if err := as.RenamePending(ctx, repo); err != nil {
+			return err
+		}
+	}
+	if !gitexec.Exists(dir) {
 		bctx, cancel := db.Bound(ctx, n.LockTimeout)
 		err := ForgetCopy(bctx, q, repoID, peer.ID)
 		if stall := db.Stalled(bctx, "forget a missing copy", n.LockTimeout); stall != nil {

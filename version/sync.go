@@ -105,7 +105,11 @@ func (n *Node) CatchUp(ctx context.Context, st State) error {
 	}
 	defer n.unlock(conn, st.Repo, key)
 	// Another reader may have fetched while this one waited.
+	was := st.RepoID
 	st, err = n.reload(ctx, conn, st.Repo)
+	if err == nil && st.RepoID != was {
+		err = ErrNotFound // renamed or deleted meanwhile, the name taken again
+	}
 	if err != nil {
 		return err
 	}
@@ -173,6 +177,15 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 	final := gitexec.RepoDir(n.RepoRoot, st.Repo)
 	dir := final
 	if !gitexec.Exists(final) {
+		// Renamed while this device was away: its copy is under the old name.
+		if err := n.RenamePending(ctx, st.Repo); err != nil {
+			return err
+		}
+		if n.Current(st) {
+			return nil
+		}
+	}
+	if !gitexec.Exists(final) {
 		// A missing copy (a lost disk) is built aside and renamed into
 		// place only once it shows a recorded version: an empty copy never
 		// passes for one, even when every fetch fails.
@@ -212,6 +225,9 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 	sort.SliceStable(leaders, func(i, j int) bool { return !leaders[i].IsWriting && leaders[j].IsWriting })
 	noPeer := &NoPeerError{Repo: st.Repo, Version: st.Highest()}
 	for _, peer := range leaders {
+		if !strings.Contains(peer.URL, "://") { // a local path: its copy may wait for a rename
+			n.RenameIfDue(ctx, st.RepoID, peer.DeviceID, peer.Device, peer.URL, st.Repo)
+		}
 		start := time.Now()
 		n.tellCatchUp(st, peer)
 		err := n.fetchFrom(ctx, dir, st.Repo, peer)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lib/pq"
+
 	"gitmesh/db"
 	"gitmesh/gitexec"
 	"gitmesh/lock"
@@ -48,14 +50,38 @@ func (n *Node) Tidy(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	done := 0
-	for _, t := range tasks {
-		if err := n.tidyOne(ctx, t); err != nil {
-			n.Log.Warn().Err(err).Str("repo", t.Name).Str("action", t.Action).Msg("disk task")
+	for len(tasks) > 0 {
+		var chain []DiskTask
+		chain, tasks = nextChain(tasks)
+		if err := n.tidyOne(ctx, chain); err != nil {
+			n.Log.Warn().Err(err).Str("repo", chain[0].Name).Str("action", chain[0].Action).Msg("disk task")
 			return done, err
 		}
-		done++
+		done += len(chain)
 	}
 	return done, nil
+}
+
+// nextChain takes the oldest task and, when it is a rename, every later
+// rename of the same copy (A -> B, then B -> C): one rename, A -> C, does
+// them all, so the copy never passes through a name it no longer has, and
+// a rename back (A -> B -> A) leaves it where it is.
+func nextChain(tasks []DiskTask) (chain, rest []DiskTask) {
+	chain = []DiskTask{tasks[0]}
+	at, follow := tasks[0].NewName, tasks[0].Action == "rename"
+	for _, u := range tasks[1:] {
+		if follow && u.Name == at {
+			if u.Action != "rename" {
+				follow = false // removed where it is then: a task of its own
+			} else {
+				chain = append(chain, u)
+				at = u.NewName
+				continue
+			}
+		}
+		rest = append(rest, u)
+	}
+	return chain, rest
 }
 
 func (n *Node) diskTasks(ctx context.Context) ([]DiskTask, error) {
@@ -78,9 +104,12 @@ func (n *Node) diskTasks(ctx context.Context) ([]DiskTask, error) {
 	return out, rows.Err()
 }
 
-// tidyOne does one task under the read lock of the repository the task's
-// copy belongs to (by its current name), if it still exists.
-func (n *Node) tidyOne(ctx context.Context, t DiskTask) error {
+// tidyOne does one task (a chain of renames as one) under the read lock
+// of the repository the task's copy belongs to (by its current name), if
+// it still exists.
+func (n *Node) tidyOne(ctx context.Context, chain []DiskTask) error {
+	t := chain[0]
+	t.NewName = chain[len(chain)-1].NewName
 	conn, err := n.DB.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
@@ -108,10 +137,21 @@ func (n *Node) tidyOne(ctx context.Context, t DiskTask) error {
 	if err := n.doTask(t, st); err != nil {
 		return err
 	}
+	return n.doneTasks(ctx, conn, chain)
+}
+
+// doneTasks deletes tasks done.
+func (n *Node) doneTasks(ctx context.Context, q execer, tasks []DiskTask) error {
+	ids := make([]int64, len(tasks))
+	for i, t := range tasks {
+		ids[i] = t.ID
+	}
 	bctx, cancel := db.Bound(ctx, n.LockTimeout)
 	defer cancel()
-	_, err = conn.ExecContext(bctx, `DELETE FROM disk_tasks WHERE id = $1`, t.ID)
-	return err
+	if _, err := q.ExecContext(bctx, `DELETE FROM disk_tasks WHERE id = ANY($1)`, pq.Array(ids)); err != nil {
+		return fmt.Errorf("record disk tasks done: %w", err)
+	}
+	return nil
 }
 
 // doTask changes the disk. A copy the device holds again (moved back) is
@@ -127,6 +167,9 @@ func (n *Node) doTask(t DiskTask, st State) error {
 		return nil // held again: the copy is in use
 	case t.Action == "remove":
 		return RemoveCopy(n.RepoRoot, old)
+	}
+	if t.NewName == t.Name {
+		return nil // renamed away and back: the copy is where it was
 	}
 	dst, err := gitexec.ConfinedRepoDir(n.RepoRoot, t.NewName)
 	if err != nil {
@@ -206,4 +249,64 @@ func (n *Node) TidyDevice(ctx context.Context, h Device, repo string) error {
 	peer.Device, peer.RepoRoot = h.Name, h.URL
 	_, err := peer.Tidy(ctx)
 	return err
+}
+
+// RenamePending does the renames still due on this device (a repository
+// renamed while it was away) that end in repo, oldest first, so that its
+// copy is moved into place rather than built anew: a read, a catch-up or
+// a stage that finds no copy under repo's name calls it first. The
+// caller holds this device's read lock on repo; each rename done is
+// crossed off.
+func (n *Node) RenamePending(ctx context.Context, repo string) error {
+	tasks, err := n.diskTasks(ctx)
+	if err != nil {
+		return err
+	}
+	// The chain that ends in repo: ... -> x, x -> repo.
+	var chain []DiskTask
+	target := repo
+	for i := len(tasks) - 1; i >= 0; i-- {
+		if t := tasks[i]; t.Action == "rename" && t.NewName == target {
+			chain = append([]DiskTask{t}, chain...)
+			target = t.Name
+		}
+	}
+	if len(chain) == 0 {
+		return nil
+	}
+	// One rename from where the copy is to repo does the whole chain.
+	t := DiskTask{Action: "rename", Name: chain[0].Name, NewName: repo}
+	if err := n.doTask(t, State{}); err != nil {
+		return fmt.Errorf("rename the copy of %s to %s: %w", t.Name, repo, err)
+	}
+	n.Log.Info().Str("repo", repo).Str("from", t.Name).Msg("renamed this device's copy (a rename done while it was away)")
+	return n.doneTasks(ctx, n.DB, chain)
+}
+
+// RenameIfDue does, for device dev (id devID, copies under root) whose
+// copy of repo is missing, the renames due on it that end in repo, if
+// its read lock on the repository is free now: a holder back from an
+// outage may be fetched from before it has done them. Best effort, and
+// never a wait: a fetch from it fails as before when this cannot be done.
+func (n *Node) RenameIfDue(ctx context.Context, repoID, devID int32, dev, root, repo string) {
+	if gitexec.Exists(PeerURL(root, repo)) {
+		return
+	}
+	conn, err := n.DB.Conn(ctx)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	key := lock.Read(repoID, devID)
+	bctx, cancel := db.Bound(ctx, n.LockTimeout)
+	defer cancel()
+	if ok, err := lock.Try(bctx, conn, key); !ok || err != nil {
+		return
+	}
+	defer n.unlock(conn, repo, key)
+	as := *n
+	as.Device, as.RepoRoot = dev, root
+	if err := as.RenamePending(bctx, repo); err != nil {
+		n.Log.Warn().Err(err).Str("repo", repo).Str("device", dev).Msg("rename a copy left under its old name")
+	}
 }

@@ -164,6 +164,9 @@ func (w *write) lock(ctx context.Context) error {
 	}
 	w.locked = true
 	st, err := n.reload(ctx, w.conn, w.st.Repo)
+	if err == nil && st.RepoID != w.st.RepoID {
+		err = ErrNotFound // renamed or deleted meanwhile, the name taken again
+	}
 	if err != nil {
 		return err
 	}
