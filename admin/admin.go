@@ -207,8 +207,10 @@ func Repos(ctx context.Context, d *sql.DB) ([]string, error) {
 }
 
 // RemoveDevice forgets a device and its recorded copies. It refuses while
-// the device holds the only copy of some repository's newest version, or a
-// write mark, unless force: its peers could not catch up without it.
+// the device is a holder of some repository (drain it first), or holds
+// the only copy of some repository's newest version, or a write mark,
+// unless force (a dead device whose copies are elsewhere): its peers
+// could not catch up without it.
 func RemoveDevice(ctx context.Context, d *sql.DB, name string, force bool) error {
 	tx, err := d.BeginTx(ctx, nil)
 	if err != nil {
@@ -233,6 +235,14 @@ func RemoveDevice(ctx context.Context, d *sql.DB, name string, force bool) error
 		return fmt.Errorf("device %s holds the only newest copy (or a write mark) of %s; let another device catch up (a read there), thaw, or use --force to lose it",
 			name, strings.Join(sole, ", "))
 	}
+	held, err := db.Strings(ctx, tx, `SELECT r.name FROM holders h JOIN repositories r ON r.id = h.repository_id
+		JOIN devices dv ON dv.id = h.device_id WHERE dv.name = $1 ORDER BY r.name`, name)
+	if err != nil {
+		return err
+	}
+	if len(held) > 0 && !force {
+		return &HoldsCopiesError{Device: name, Repos: held}
+	}
 	res, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE name = $1`, name)
 	if err != nil {
 		return err
@@ -242,3 +252,24 @@ func RemoveDevice(ctx context.Context, d *sql.DB, name string, force bool) error
 	}
 	return tx.Commit()
 }
+
+// HoldsCopiesError refuses to forget a device that still holds copies:
+// `gitmesh device drain` moves them first. It is an access.ErrInvalid
+// (exit 2): nothing was changed.
+type HoldsCopiesError struct {
+	Device string
+	Repos  []string
+}
+
+func (e *HoldsCopiesError) Error() string {
+	list := e.Repos
+	more := ""
+	if len(list) > 5 {
+		list, more = list[:5], fmt.Sprintf(" and %d more", len(e.Repos)-5)
+	}
+	return fmt.Sprintf("device %s still holds copies of %d repositories (%s%s); run 'gitmesh device drain %s' first to move them, or --force for a dead device whose copies are elsewhere",
+		e.Device, len(e.Repos), strings.Join(list, ", "), more, e.Device)
+}
+
+// Unwrap makes errors.Is(err, access.ErrInvalid) hold.
+func (e *HoldsCopiesError) Unwrap() error { return access.ErrInvalid }

@@ -38,6 +38,9 @@ type CopyStatus struct {
 	HoldNewest  int  `json:"hold_newest"`
 	Quorum      int  `json:"quorum"`
 	BelowQuorum bool `json:"below_quorum"`
+	// Moving is the repository's move in progress (gitmesh repo move,
+	// copies, device drain, rebalance); null when none.
+	Moving *MoveStatus `json:"moving"`
 }
 
 // Writer is who set is_writing, and when.
@@ -134,7 +137,10 @@ func Status(ctx context.Context, d *sql.DB, repo string, quorum int) ([]CopyStat
 		}
 		out = append(out, c)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, addMoves(ctx, d, repo, out)
 }
 
 // LockHolder is a gitmesh session holding or awaiting an advisory lock.

@@ -60,8 +60,8 @@ func (a *app) deviceCommand() *cli.Command {
 				}),
 			},
 			{
-				Name: "remove", Usage: "forget a device and its recorded copies", ArgsUsage: "NAME [--force]",
-				Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Usage: "even if it holds the only newest copy of a repository"}},
+				Name: "remove", Usage: "forget a device (drained first: refused while it holds copies)", ArgsUsage: "NAME [--force]",
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Usage: "even if it holds copies (a dead device), or the only newest copy of a repository"}},
 				Action: a.withDB("device-remove", func(c *cli.Context, d *sql.DB) error {
 					v, err := parseArgs(c, []string{"NAME"}, nil, []string{"force"})
 					if err != nil {
@@ -86,6 +86,7 @@ func (a *app) deviceCommand() *cli.Command {
 					return err
 				}),
 			},
+			a.drainCommand(),
 			a.deviceSetURLCommand(),
 		},
 	}
@@ -139,6 +140,8 @@ func (a *app) repoCommand() *cli.Command {
 					return err
 				}),
 			},
+			a.moveCommand(),
+			a.copiesCommand(),
 			a.repoRenameCommand(),
 			a.repoDeleteCommand(),
 		},

@@ -92,6 +92,9 @@ func printStatus(out io.Writer, rows []admin.CopyStatus, locks []admin.LockHolde
 			flag = " (nothing pushed yet)"
 		}
 		fmt.Fprintf(w, "%s: %d of %d devices hold the newest version, quorum %d%s\n", r.Repository, r.HoldNewest, r.Holders, r.Quorum, flag)
+		if r.Moving != nil {
+			fmt.Fprintf(w, "%s: %s\n", r.Repository, r.Moving.Describe())
+		}
 	}
 	for _, l := range locks {
 		if l.WaitingSince == nil {

@@ -1088,6 +1088,12 @@ type readExcuse struct {
 var readExcuses = []readExcuse{
 	// A name used just as the repository was renamed.
 	{3, "not found", false, []string{faultRename}, 0},
+	// Passed on by a device without a copy while every holder was
+	// unreachable (its URL, or its repo root, away).
+	{6, "could be reached from device", false, []string{faultURL, faultRootAway}, 0},
+	// A request that waited on (or was passed on to) a holder just as a
+	// move or drain dropped it.
+	{6, "no longer holds", false, []string{faultMove, faultMoveKilled, faultDrain}, 0},
 	// A serve killed by SIGKILL (128+9, as sh reports it).
 	{137, "", false, []string{faultKillServe, faultKillAnswer}, 0},
 	// No current peer could be fetched from. One lost disk is not enough:

@@ -26,7 +26,7 @@ func TestStatusJSONWriterIsNullWhenIdle(t *testing.T) {
 		t.Fatalf("status --json has %d rows, want 2:\n%s", len(rows), out)
 	}
 	documented := []string{"repository", "device", "version", "lag", "is_writing", "frozen", "pending",
-		"writer", "updated_at", "holders", "hold_newest", "quorum", "below_quorum"}
+		"writer", "updated_at", "holders", "hold_newest", "quorum", "below_quorum", "moving"}
 	for _, row := range rows {
 		for _, k := range documented {
 			if _, ok := row[k]; !ok {
@@ -35,6 +35,9 @@ func TestStatusJSONWriterIsNullWhenIdle(t *testing.T) {
 		}
 		if w, ok := row["writer"]; ok && string(w) != "null" {
 			t.Errorf("idle copy has writer %s, want null", w)
+		}
+		if m, ok := row["moving"]; ok && string(m) != "null" {
+			t.Errorf("a repository nobody moves has moving %s, want null", m)
 		}
 	}
 }

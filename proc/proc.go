@@ -1,6 +1,7 @@
 // Package proc says whether a process of this device still runs: the one
 // test self-repair uses for a dead writer and the hook relay for a dead
-// serve's leftovers. It knows nothing else of gitmesh.
+// serve's leftovers; and which processes work in a directory (a copy
+// about to be removed). It knows nothing else of gitmesh.
 package proc
 
 import (
@@ -8,6 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -30,4 +34,34 @@ func Alive(pid int) bool {
 	// "pid (comm) S ...": the state follows the last ')'.
 	i := bytes.LastIndexByte(stat, ')')
 	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
+}
+
+// Using lists the processes of this device whose working directory is
+// dir or lies under it (a git serving a copy chdirs into it, and its
+// children inherit that). Processes whose /proc entry cannot be read
+// (another user's) are not listed. Without /proc, none are.
+func Using(dir string) ([]int, error) {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, nil
+	}
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+		if err != nil {
+			continue
+		}
+		if cwd == real || strings.HasPrefix(cwd, real+"/") {
+			out = append(out, pid)
+		}
+	}
+	return out, nil
 }

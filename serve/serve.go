@@ -255,7 +255,21 @@ func Handle(ctx context.Context, s config.Settings, r Request) error {
 		}
 	}
 	if err := node.CatchUp(ctx, st); err != nil {
-		return err
+		// The copy moved away while this read waited for its read lock:
+		// passed on to a holder as if it had arrived now (an archive
+		// request was read already, so it hears "try again").
+		if !errors.As(err, new(version.MovedError)) || cmd.Verb == gitexec.UploadArchive || r.PassedOn ||
+			(r.Run != nil || r.Receive != nil) && r.HTTP == nil {
+			return err
+		}
+		lctx, cancel := db.Bound(ctx, s.LockTimeout.D())
+		moved, lerr := version.Lookup(lctx, dbh, cmd.Repo, r.User, s.Device, need)
+		cancel()
+		if lerr != nil || moved.Holds() {
+			return err
+		}
+		dbh.Close()
+		return passOn(ctx, s, r, moved, log)
 	}
 	if err := goneMeanwhile(ctx, dbh, cmd.Repo, dir, s.LockTimeout.D()); err != nil {
 		return err

@@ -1,7 +1,9 @@
 // Package synclog reads the replication history: one sync_log row per
 // push's staging on another device (kind "stage"), per fetch a device made
 // from a peer to catch up (kind "fetch"), and per repair gitmesh made by
-// itself after a writer died (kind "heal"), as
+// itself after a writer died (kind "heal"), per copy moved, added,
+// removed or whose move was undone (kind "move", logged on the device
+// that received it, or the one that lost it), as
 // the read and write protocols (package version) record them.
 // It only reads; it knows nothing of locks or git.
 package synclog
@@ -23,7 +25,7 @@ type Entry struct {
 	FromVersion *int64 `json:"from_version"`
 	ToVersion   *int64 `json:"to_version"`
 	DurationMS  int64  `json:"duration_ms"`
-	Kind        string `json:"kind"`   // "stage", "fetch" or "heal"
+	Kind        string `json:"kind"`   // "stage", "fetch", "heal" or "move"
 	Result      string `json:"result"` // "ok", or what went wrong
 }
 

@@ -113,6 +113,9 @@ func (n *Node) CatchUp(ctx context.Context, st State) error {
 	if err != nil {
 		return err
 	}
+	if err := n.stillHolds(st); err != nil {
+		return err
+	}
 	return n.syncLocked(ctx, conn, st)
 }
 

@@ -8,12 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/lib/pq"
 
 	"gitmesh/db"
 	"gitmesh/gitexec"
 	"gitmesh/lock"
+	"gitmesh/proc"
 )
 
 // DiskTask is work only one device can do on its own disk: remove a copy
@@ -186,15 +188,21 @@ func (n *Node) doTask(t DiskTask, st State) error {
 }
 
 // RemoveCopy deletes the copy at dir: first renamed aside (a git already
-// serving from it keeps its working directory), then removed. A missing
-// copy is no error; a missing root is (an unmounted disk).
+// serving from it keeps its working directory), then removed once no
+// process of this device works in it any more (a clone served from the
+// copy as it was moved away finishes), waiting at most GoneWait. A copy
+// still in use then stays aside and the error says so: the task stays,
+// and the next Tidy removes it. A missing copy is no error; a missing
+// root is (an unmounted disk).
 func RemoveCopy(root, dir string) error {
 	if err := gitexec.CheckRoot(root); err != nil {
 		return err
 	}
 	gone := dir + ".gitmesh-gone"
-	if err := os.RemoveAll(gone); err != nil {
-		return err
+	if _, err := os.Lstat(gone); err == nil {
+		if err := removeUnused(gone, 0); err != nil {
+			return err
+		}
 	}
 	if err := os.Rename(dir, gone); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -202,7 +210,30 @@ func RemoveCopy(root, dir string) error {
 		}
 		return err
 	}
-	return os.RemoveAll(gone)
+	return removeUnused(gone, GoneWait)
+}
+
+// GoneWait bounds how long RemoveCopy waits for the gits still serving a
+// copy it renamed aside.
+var GoneWait = 30 * time.Second
+
+// removeUnused removes dir once no process works in it, polling for at
+// most wait.
+func removeUnused(dir string, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		pids, err := proc.Using(dir)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if len(pids) == 0 {
+			return os.RemoveAll(dir)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the removed copy %s is still in use by process %d; it is removed at the next tidy", dir, pids[0])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // TidyDevice asks device h to do its disk tasks now: a device whose

@@ -170,6 +170,10 @@ func (w *write) lock(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Moved away while it waited: this copy may not count in the quorum.
+	if err := n.stillHolds(st); err != nil {
+		return err
+	}
 	if st, err = n.healLocked(ctx, w.conn, st); err != nil {
 		return err
 	}
@@ -407,6 +411,8 @@ func refusedAtLock(err error) string {
 		return "another push held the write lock too long; nothing was changed"
 	case errors.As(err, &frozen):
 		return "the repository is frozen for writes"
+	case errors.As(err, new(MovedError)):
+		return "this device no longer holds the repository (its copies moved meanwhile); nothing was changed, try again"
 	}
 	return "gitmesh could not prepare the push; nothing was changed"
 }

@@ -1,0 +1,29 @@
+package version
+
+import (
+	"fmt"
+
+	"gitmesh/public"
+)
+
+// MovedError refuses a request that reached a holder of its repository
+// which stopped being one while the request waited for a lock (a move, or
+// fewer copies): it is neither served from nor written to a copy outside
+// the placement, and no copy is made there. The user tries again (and
+// reaches, or is passed on to, a holder). Exit 6, like an unreachable
+// holder.
+type MovedError struct{ error }
+
+// ExitCode is the documented exit status (unavailable: try again).
+func (MovedError) ExitCode() int { return 6 }
+
+func (e MovedError) Unwrap() error { return e.error }
+
+// stillHolds refuses, with a MovedError, a state read under a lock that
+// shows this device no longer a holder.
+func (n *Node) stillHolds(st State) error {
+	if st.SelfID == 0 || st.Holds() {
+		return nil
+	}
+	return MovedError{public.New(fmt.Sprintf("device %s no longer holds %s (its copies moved while your request waited); try again", n.Device, st.Repo))}
+}
