@@ -1088,6 +1088,8 @@ type readExcuse struct {
 var readExcuses = []readExcuse{
 	// A name used just as the repository was renamed.
 	{3, "not found", false, []string{faultRename}, 0},
+	// Passed on to a holder whose repo root is away.
+	{1, "cannot open its copy", false, []string{faultRootAway}, 0},
 	// Passed on by a device without a copy while every holder was
 	// unreachable (its URL, or its repo root, away).
 	{6, "could be reached from device", false, []string{faultURL, faultRootAway}, 0},
@@ -1420,12 +1422,16 @@ func running(pid int) bool {
 // serve and its peers find no root, as with an unmounted disk.
 func (f *injector) goAway(dev string, d time.Duration) {
 	root := f.c.Devices[dev].Root
+	// The event first: a read the move ends may look for its excuse
+	// before the rename returns here.
+	ev := f.event(faultRootAway, dev, true)
 	if err := os.Rename(root, root+".away"); err != nil {
+		f.end(ev)
 		f.v.add(other, "move the repo root of %s away: %v", dev, err)
 		return
 	}
 	f.away, f.awayUntil = dev, time.Now().Add(d)
-	f.awayEv = f.event(faultRootAway, dev, true)
+	f.awayEv = ev
 	f.log(faultRootAway, "%s for %s", dev, d)
 }
 
@@ -1479,13 +1485,14 @@ func (f *injector) wipe(dev, kind string) {
 		return
 	}
 	at := stamp()
+	ev := f.event(kind, dev, true) // before the loss, as for a kill
 	for _, e := range entries {
 		if err := os.Rename(filepath.Join(root, e.Name()), filepath.Join(trash, e.Name())); err != nil {
 			f.v.add(other, "wipe %s: %v", dev, err)
 		}
 	}
 	f.wiped, f.checked, f.wipedAt = dev, time.Now(), f.newest()
-	f.wipedEv = f.event(kind, dev, true)
+	f.wipedEv = ev
 	f.log(kind, "%s at %s", dev, at)
 }
 
