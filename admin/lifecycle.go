@@ -217,23 +217,18 @@ func RenameRepo(ctx context.Context, d *sql.DB, limit time.Duration, old, new st
 	if err != nil {
 		return nil, err
 	}
-	conn, err := d.Conn(cctx)
-	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close()
-	st, release, err := lifecycleLocks(ctx, conn, old, "rename "+old, limit, tell)
-	defer release()
-	if err != nil {
-		return nil, err
-	}
-	bctx, cancel := db.Bound(ctx, limit)
-	defer cancel()
-	tx, err := conn.BeginTx(bctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
+	var done *Renamed
+	err = underLocks(ctx, d, old, "rename", limit, tell, func(bctx context.Context, tx *sql.Tx, st version.State) error {
+		var err error
+		done, err = renameLocked(bctx, tx, st, old, new, regex)
+		return err
+	})
+	return done, err
+}
+
+// renameLocked is the rename's transaction: the row, the grants on the
+// exact name and each holder's disk task.
+func renameLocked(bctx context.Context, tx *sql.Tx, st version.State, old, new, regex string) (*Renamed, error) {
 	var moving bool
 	if err := tx.QueryRowContext(bctx, `SELECT EXISTS (SELECT 1 FROM moves WHERE repository_id = $1)`, st.RepoID).Scan(&moving); err != nil {
 		return nil, err
@@ -244,7 +239,7 @@ func RenameRepo(ctx context.Context, d *sql.DB, limit time.Duration, old, new st
 	if err := staleCopies(bctx, tx, new, old); err != nil {
 		return nil, err
 	}
-	_, err = tx.ExecContext(bctx, `UPDATE repositories SET name = $2 WHERE id = $1`, st.RepoID, new)
+	_, err := tx.ExecContext(bctx, `UPDATE repositories SET name = $2 WHERE id = $1`, st.RepoID, new)
 	if access.IsUniqueViolation(err) {
 		return nil, fmt.Errorf("repository %s %w; choose another name, or delete it first", new, access.ErrExists)
 	} else if err != nil {
@@ -275,9 +270,6 @@ func RenameRepo(ctx context.Context, d *sql.DB, limit time.Duration, old, new st
 	if err != nil {
 		return nil, fmt.Errorf("read the grants by pattern: %w", err)
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("rename %s: %w", old, err)
-	}
 	return &Renamed{Holders: st.Holders, Globs: globs}, nil
 }
 
@@ -301,23 +293,18 @@ func DeleteRepo(ctx context.Context, d *sql.DB, limit time.Duration, name string
 	if err := CheckRepo(cctx, d, name); err != nil {
 		return nil, err
 	}
-	conn, err := d.Conn(cctx)
-	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close()
-	st, release, err := lifecycleLocks(ctx, conn, name, "delete "+name, limit, tell)
-	defer release()
-	if err != nil {
-		return nil, err
-	}
-	bctx, cancel := db.Bound(ctx, limit)
-	defer cancel()
-	tx, err := conn.BeginTx(bctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
+	var devs []version.Device
+	err := underLocks(ctx, d, name, "delete", limit, tell, func(bctx context.Context, tx *sql.Tx, st version.State) error {
+		var err error
+		devs, err = deleteLocked(bctx, tx, st, name)
+		return err
+	})
+	return devs, err
+}
+
+// deleteLocked is the delete's transaction: a remove task for every
+// device with a copy, the grants on the exact name, the row.
+func deleteLocked(bctx context.Context, tx *sql.Tx, st version.State, name string) ([]version.Device, error) {
 	// The holders, and any other device with a copy: a recorded one (a
 	// move's old holder whose removal is not yet written), or one a move
 	// in progress is making.
@@ -352,10 +339,41 @@ func DeleteRepo(ctx context.Context, d *sql.DB, limit time.Duration, name string
 	if _, err := tx.ExecContext(bctx, `DELETE FROM repositories WHERE id = $1`, st.RepoID); err != nil {
 		return nil, fmt.Errorf("delete %s: %w", name, err)
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("delete %s: %w", name, err)
-	}
 	return devs, nil
+}
+
+// underLocks runs change in one transaction, committed, while this
+// process holds repo's write lock and every holder's read lock
+// (lifecycleLocks); each step is bounded by limit. what names the change
+// (rename, delete) in the lock waits and errors.
+func underLocks(ctx context.Context, d *sql.DB, repo, what string, limit time.Duration, tell func(string, ...any),
+	change func(context.Context, *sql.Tx, version.State) error) error {
+	cctx, cancel := db.Bound(ctx, limit)
+	defer cancel()
+	conn, err := d.Conn(cctx)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close()
+	st, release, err := lifecycleLocks(ctx, conn, repo, what+" "+repo, limit, tell)
+	defer release()
+	if err != nil {
+		return err
+	}
+	bctx, cancel := db.Bound(ctx, limit)
+	defer cancel()
+	tx, err := conn.BeginTx(bctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := change(bctx, tx, st); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s %s: %w", what, repo, err)
+	}
+	return nil
 }
 
 // SetDeviceURL changes where peers reach device name (validated as by
