@@ -135,7 +135,7 @@ func ExecFlags(verb Verb, dir string, env, flags []string) error {
 // Service is a git service running as a child of gitmesh.
 type Service struct {
 	cmd  *exec.Cmd
-	done chan error
+	done <-chan error
 }
 
 // StartService runs the git service as a child reading stdin and
@@ -159,11 +159,19 @@ func StartServiceIO(verb Verb, dir string, env, gitConfig, flags []string, stdin
 	cmd.Env = env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	s := &Service{cmd: cmd, done: make(chan error, 1)}
-	started := make(chan error, 1)
+	done, err := StartTied(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("start git %s: %w", verb, err)
+	}
+	return &Service{cmd: cmd, done: done}, nil
+}
+
+// StartTied starts cmd from a thread locked until the child is done:
+// Pdeathsig (set by the caller) fires when the thread that started the
+// child exits. The channel gets cmd.Wait's result.
+func StartTied(cmd *exec.Cmd) (<-chan error, error) {
+	started, done := make(chan error, 1), make(chan error, 1)
 	go func() {
-		// Pdeathsig fires when the thread that started the child exits, so
-		// that thread stays locked until the child is done.
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		if err := cmd.Start(); err != nil {
@@ -171,12 +179,9 @@ func StartServiceIO(verb Verb, dir string, env, gitConfig, flags []string, stdin
 			return
 		}
 		started <- nil
-		s.done <- cmd.Wait()
+		done <- cmd.Wait()
 	}()
-	if err := <-started; err != nil {
-		return nil, fmt.Errorf("start git %s: %w", verb, err)
-	}
-	return s, nil
+	return done, <-started
 }
 
 // ExitError carries git's own exit status; git has already told the user

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -247,19 +246,7 @@ func runHop(ctx context.Context, cmd *exec.Cmd, stdin io.Reader, stdout io.Write
 	defer pr.Close()
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, pw, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	started, done := make(chan error, 1), make(chan error, 1)
-	go func() {
-		// Pdeathsig fires when the thread that started the child exits.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		done <- cmd.Wait()
-	}()
-	err = <-started
+	done, err := gitexec.StartTied(cmd)
 	pw.Close()
 	if err != nil {
 		return false, &hopUnreachable{err.Error()}
