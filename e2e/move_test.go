@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"gitmesh/lock"
 	"gitmesh/meshtest"
@@ -742,5 +743,48 @@ func TestReadWaitingOnTheOldHolderDuringAMoveIsPassedOn(t *testing.T) {
 	db.QueryRow(`SELECT count(*) FROM working_copy_versions v JOIN devices d ON d.id = v.device_id WHERE d.name = 'c'`).Scan(&rows)
 	if rows != 0 || onDisk(c, "c", "team/app") {
 		t.Fatalf("after the read c has %d recorded copies, a copy on disk: %v", rows, onDisk(c, "c", "team/app"))
+	}
+}
+
+// check warns of a move left in progress by a killed mover, and of copies
+// a device that was away has still to remove, each with the command that
+// ends it; once that ran, check is OK again.
+func TestCheckNamesStuckMovesAndDiskTasks(t *testing.T) {
+	c, _, _ := movedCluster(t)
+	rid, did := ids(t, c, "team/app", "d")
+	held := takeLock(t, c, lock.Read(rid, did))
+	killMoverAt(t, c, held.key, "repo", "move", "team/app", "--from", "c", "--to", "d")
+	held.release(t)
+	// b's copies cannot be reached while team/app is deleted.
+	db := c.DB()
+	if _, err := db.Exec(`UPDATE devices SET url = '/nonexistent/b' WHERE name = 'b'`); err != nil {
+		t.Fatal(err)
+	}
+	c.CreateRepo("a", "team/gone", "alice")
+	c.MustAdmin("repo", "delete", "team/gone", "--yes")
+	time.Sleep(1100 * time.Millisecond) // older than --lag-warn 1s
+	r := c.Admin("check", "--no-probe", "--lag-warn", "1s")
+	for _, want := range []string{
+		"team/app: a move of a copy from c to d has been in progress since ",
+		"run 'gitmesh repo move team/app --from c --to d' again to finish it",
+		"device b has 1 copy to remove or rename since ",
+		"it does them when 'gitmesh sync' or 'gitmesh replicate' runs there",
+	} {
+		if r.Code != 1 || !strings.Contains(r.Stdout, want) {
+			t.Fatalf("check with a stuck move and a disk task left: exit %d, want %q in:\n%s%s", r.Code, want, r.Stdout, r.Stderr)
+		}
+	}
+	if _, err := db.Exec(`UPDATE devices SET url = $1 WHERE name = 'b'`, c.Devices["b"].Root); err != nil {
+		t.Fatal(err)
+	}
+	c.MustAdmin("repo", "move", "team/app", "--from", "c", "--to", "d")
+	if out := c.Devices["b"].Run(nil, "sync"); out.Code != 0 {
+		t.Fatalf("sync on b: exit %d %s", out.Code, out.Stderr)
+	}
+	if r := c.Admin("check", "--no-probe", "--lag-warn", "1s"); r.Code != 0 {
+		t.Fatalf("check after the move and b's sync: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if _, err := os.Stat(filepath.Join(c.Devices["b"].Root, "team/gone.git")); err == nil {
+		t.Fatal("b kept the deleted repository's copy after its sync")
 	}
 }

@@ -39,7 +39,7 @@ func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil
 // Problem is one thing an operator should look at.
 type Problem struct {
 	Severity   Severity `json:"severity"`
-	Kind       string   `json:"kind"` // database, frozen, below_quorum, lagging, unreachable, not_probed, migrations
+	Kind       string   `json:"kind"` // database, frozen, below_quorum, lagging, unreachable, not_probed, migrations, moving, disk_tasks
 	Repository string   `json:"repository,omitempty"`
 	Device     string   `json:"device,omitempty"`
 	Message    string   `json:"message"`
@@ -85,6 +85,9 @@ func Check(ctx context.Context, d *sql.DB, o Options) (Report, error) {
 	copies, err := r.copies(ctx, d, o)
 	if err == nil {
 		err = r.lagging(ctx, d, o.LagWarn)
+	}
+	if err == nil {
+		err = r.stuck(ctx, d, o.LagWarn)
 	}
 	if err == nil {
 		err = r.devices(ctx, d, o, copies)
@@ -296,4 +299,54 @@ func Unreachable(copies []admin.CopyStatus, down map[string]bool) []string {
 		up = 0
 	}
 	return out
+}
+
+// stuckQuery lists, older than $1 seconds, the moves in progress (a
+// mover killed, or one that could neither finish nor undo) and each
+// device's disk tasks (copies to remove or rename, left while it was
+// down or its disk failed).
+const stuckQuery = `
+SELECT 'moving', r.name, COALESCE(f.name, ''), t.name, m.step, m.started_at, 1
+FROM moves m JOIN repositories r ON r.id = m.repository_id
+LEFT JOIN devices f ON f.id = m.from_device JOIN devices t ON t.id = m.to_device
+WHERE m.updated_at < now() - make_interval(secs => $1)
+UNION ALL
+SELECT 'disk_tasks', '', '', d.name, '', min(k.created_at), count(*)
+FROM disk_tasks k JOIN devices d ON d.id = k.device_id
+GROUP BY d.name HAVING min(k.created_at) < now() - make_interval(secs => $1)
+ORDER BY 1, 2, 4`
+
+// stuck warns of moves left in progress and disk tasks left undone for
+// longer than limit, each with the command that finishes it.
+func (r *Report) stuck(ctx context.Context, d *sql.DB, limit time.Duration) error {
+	rows, err := d.QueryContext(ctx, stuckQuery, limit.Seconds())
+	if err != nil {
+		return fmt.Errorf("read moves and disk tasks: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var kind, repo, from, dev, step string
+		var since time.Time
+		var n int
+		if err := rows.Scan(&kind, &repo, &from, &dev, &step, &since, &n); err != nil {
+			return fmt.Errorf("read moves and disk tasks: %w", err)
+		}
+		at := since.UTC().Format(time.RFC3339)
+		if kind == "moving" && from == "" {
+			r.add(Problem{Severity: Warning, Kind: kind, Repository: repo, Device: dev,
+				Message: fmt.Sprintf("%s: adding a copy on %s has been in progress since %s (%s); run the 'gitmesh repo copies %s N' that started it again to finish it",
+					repo, dev, at, step, repo)})
+			continue
+		}
+		if kind == "moving" {
+			r.add(Problem{Severity: Warning, Kind: kind, Repository: repo, Device: dev,
+				Message: fmt.Sprintf("%s: a move of a copy from %s to %s has been in progress since %s (%s); run 'gitmesh repo move %s --from %s --to %s' again to finish it",
+					repo, from, dev, at, step, repo, from, dev)})
+			continue
+		}
+		r.add(Problem{Severity: Warning, Kind: kind, Device: dev,
+			Message: fmt.Sprintf("device %s has %d cop%s to remove or rename since %s (it was down?); it does them when 'gitmesh sync' or 'gitmesh replicate' runs there",
+				dev, n, map[bool]string{true: "y", false: "ies"}[n == 1], at)})
+	}
+	return rows.Err()
 }
