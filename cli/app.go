@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -73,8 +74,25 @@ const Umask = 0o027
 // Main runs gitmesh with os.Args and exits with its documented code.
 func Main() {
 	syscall.Umask(Umask)
+	closeInherited()
 	a := &app{}
 	os.Exit(a.run(os.Args))
+}
+
+// closeInherited marks every descriptor gitmesh inherited beyond stdin,
+// stdout and stderr close-on-exec: fcgiwrap hands its FastCGI connection
+// to its CGI as fd 3, and a detached converge that kept it would hold the
+// web server's socket (and its port) long after the request.
+func closeInherited() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
 }
 
 // run runs gitmesh with args and returns its exit code, having told the

@@ -127,13 +127,21 @@ stop() {
 # port_busy PORT: something answers on 127.0.0.1:PORT.
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# port_taken PORT: a server without SO_REUSEADDR could not bind
+# 127.0.0.1:PORT now: something answers there, or a socket of a finished
+# run still holds it (TIME-WAIT, after a demo stopped and started again).
+port_taken() {
+  port_busy "$1" && return 0
+  command -v ss >/dev/null && ss -Htan "( sport = :$1 )" 2>/dev/null | grep -q .
+}
+
 # free_port: a loopback TCP port nobody answers on, not handed out before.
 free_port() {
   local p i
   for i in $(seq 1 500); do
     p=$((20000 + RANDOM % 10000))
     case " ${PORT[*]} " in *" $p "*) continue ;; esac
-    port_busy "$p" || {
+    port_taken "$p" || {
       echo "$p"
       return 0
     }
@@ -152,7 +160,9 @@ choose_ports() {
   fi
   for name in "${PORT_NAMES[@]}"; do
     PORT[$name]=${PORT[$name]:-${DEFAULT_PORT[$name]}}
-    if port_busy "${PORT[$name]}"; then
+    # sshd, nginx, PostgreSQL and PgBouncer bind over TIME-WAIT; fcgiwrap
+    # does not, and its port is the demo's own business.
+    if port_busy "${PORT[$name]}" || { [ "$name" = fcgi ] && port_taken "${PORT[$name]}"; }; then
       v=$(free_port)
       case "$name" in
       postgres | pgbouncer | fcgi) say "port ${PORT[$name]} ($name) is taken by another program; using $v" ;;
