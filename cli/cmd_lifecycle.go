@@ -52,8 +52,8 @@ func (a *app) repoRenameCommand() *cli.Command {
 
 func (a *app) repoDeleteCommand() *cli.Command {
 	return &cli.Command{
-		Name: "delete", Usage: "delete a repository, its history and every copy, on every device (needs --yes)", ArgsUsage: "REPO --yes",
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "yes", Usage: "yes, delete it and every copy for good"}},
+		Name: "delete", Usage: "delete a repository, its history and every copy, on every device, for good", ArgsUsage: "REPO",
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "yes", Usage: "accepted for scripts that confirm; not needed"}},
 		Action: a.withDB("repo-delete", func(c *cli.Context, d *sql.DB) error {
 			v, err := parseArgs(c, []string{"REPO"}, nil, []string{"yes"})
 			if err != nil {
@@ -62,9 +62,6 @@ func (a *app) repoDeleteCommand() *cli.Command {
 			repo := repoArg(v.pos[0])
 			if err := admin.CheckRepo(c.Context, d, repo); err != nil {
 				return err
-			}
-			if !v.bools["yes"] {
-				return usageError{fmt.Errorf("deleting %s removes its history and every copy for good, on every device; nothing was deleted: run 'gitmesh repo delete %s --yes' to confirm", repo, repo)}
 			}
 			devs, err := admin.DeleteRepo(c.Context, d, a.settings.LockTimeout.D(), repo, tell)
 			if err != nil {

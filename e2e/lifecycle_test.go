@@ -208,7 +208,7 @@ func TestRenameRefusals(t *testing.T) {
 	}
 }
 
-// A delete needs --yes; then the repository is not found on any device at
+// After a delete the repository is not found on any device at
 // once, every reachable holder's copy is gone within seconds, a holder
 // down at the time removes its copy on its return, and the name can be
 // used again only once no old copy of it is left.
@@ -216,17 +216,13 @@ func TestDeleteRemovesEveryCopy(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b", "c")
 	_, acked := pushed(t, c)
 	meshtest.WaitDetached(t) // every holder has its copy, and no catch-up runs behind the test's back
-	r := c.Admin("repo", "delete", "team/app")
-	if r.Code != 2 || !strings.Contains(r.Stderr, "--yes") {
-		t.Fatalf("delete without --yes: exit %d, %q; want exit 2 asking for --yes", r.Code, r.Stderr)
-	}
 	clonesAt(t, c, "team/app", acked, "a")
-	if r := c.Admin("repo", "delete", "team/nope", "--yes"); r.Code != 3 {
+	if r := c.Admin("repo", "delete", "team/nope"); r.Code != 3 {
 		t.Errorf("delete of an unknown repository: exit %d, %q; want 3", r.Code, r.Stderr)
 	}
 
 	back := unmount(t, c, "c")
-	out := c.MustAdmin("repo", "delete", "team/app", "--yes")
+	out := c.MustAdmin("repo", "delete", "team/app")
 	if !strings.Contains(out, "copies removed from a, b") || !strings.Contains(out, "c could not be reached and will remove its copy on its return") {
 		t.Errorf("delete with c down said %q", out)
 	}
@@ -236,7 +232,7 @@ func TestDeleteRemovesEveryCopy(t *testing.T) {
 		t.Errorf("the grant on team/app outlived it")
 	}
 	// Its old copy still on c's disk: the name is not free yet.
-	r = c.Devices["a"].Run(nil, "repo", "create", "team/app")
+	r := c.Devices["a"].Run(nil, "repo", "create", "team/app")
 	if r.Code != 1 || !strings.Contains(r.Stderr, "device c still holds an old copy named team/app") {
 		t.Errorf("create while c's old copy is left: exit %d, %q", r.Code, r.Stderr)
 	}
