@@ -39,7 +39,11 @@ var placementDevs = []string{"a", "b", "c", "d", "e"}
 func TestRandomisedHistoryWithPlacement(t *testing.T) {
 	sched := historySchedule(t, placementMix)
 	if os.Getenv("GITMESH_HISTORY_SCHEDULE") == "" { // a replay has its own
-		sched = newScheduleOn(sched.Seed, sched.Ops, placementMix, placementDevs, 3)
+		ops := sched.Ops
+		if os.Getenv("GITMESH_HISTORY_OPS") == "" {
+			ops = 500 // its operations are quick: more of them, so more moves play
+		}
+		sched = newScheduleOn(sched.Seed, ops, placementMix, placementDevs, 3)
 	}
 	run := runHistory(t, sched, historyOptions{})
 	for _, s := range run.summary {
