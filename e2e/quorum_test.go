@@ -233,6 +233,15 @@ func logSize(c *meshtest.Cluster, dev string) int {
 	return int(st.Size())
 }
 
+// logSince is what dev's gitmesh log gained after its first from bytes.
+func logSince(c *meshtest.Cluster, dev string, from int) string {
+	b, err := os.ReadFile(c.Devices[dev].Log)
+	if err != nil || from > len(b) {
+		return fmt.Sprint(err)
+	}
+	return string(b[from:])
+}
+
 // relayPIDs are the running `gitmesh hook proc-receive` relays of this
 // test binary's gitmesh working in a copy under dir.
 func relayPIDs(t *testing.T, dir string) []int {
