@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -1217,13 +1218,20 @@ func (f *injector) excuse(dev string, start, end time.Time, code int, stderr str
 			continue
 		}
 		for _, e := range f.events {
-			if !contains(x.faults, e.kind) || x.own && e.dev != dev || e.from.After(end) || !e.to.IsZero() && e.to.Before(start.Add(-x.before)) {
+			if !contains(x.faults, e.kind) || x.own && e.dev != dev && !namesDevice(stderr, e.dev) || e.from.After(end) || !e.to.IsZero() && e.to.Before(start.Add(-x.before)) {
 				continue
 			}
 			return fmt.Sprintf("%s (%s at %s)", e.kind, e.dev, e.from.Format("15:04:05.000")), true
 		}
 	}
 	return "", false
+}
+
+// namesDevice reports whether a sentence names device dev ("from device
+// e: ..."): a read passed on to a holder fails for that holder's own
+// faults, and says which device it was.
+func namesDevice(stderr, dev string) bool {
+	return regexp.MustCompile(`\bdevice ` + regexp.QuoteMeta(dev) + `\b`).MatchString(stderr)
 }
 
 func contains(l []string, s string) bool {
