@@ -271,9 +271,6 @@ func Handle(ctx context.Context, s config.Settings, r Request) error {
 		dbh.Close()
 		return passOn(ctx, s, r, moved, log)
 	}
-	if err := goneMeanwhile(ctx, dbh, cmd.Repo, dir, s.LockTimeout.D()); err != nil {
-		return err
-	}
 	run := r.Run
 	if run == nil {
 		run = func(dir string, env []string) error {
@@ -283,7 +280,7 @@ func Handle(ctx context.Context, s config.Settings, r Request) error {
 			return gitexec.Exec(cmd.Verb, dir, env)
 		}
 	}
-	return execGit(dbh, dir, env, log, run)
+	return execGit(ctx, dbh, s.LockTimeout.D(), cmd.Repo, dir, env, log, run)
 }
 
 // confined is the repository's directory; the user hears why a path is
@@ -298,29 +295,24 @@ func confined(root, repo string, log zerolog.Logger) (string, error) {
 }
 
 // execGit closes the database and becomes git (or runs it, over HTTP).
-func execGit(dbh *sql.DB, dir string, env []string, log zerolog.Logger, run func(dir string, env []string) error) error {
-	dbh.Close()
+// A copy missing now was renamed or deleted after this request looked it
+// up (the rename moved it, the delete removed it): "not found", as the
+// next request will hear; missing otherwise, the administrator's to
+// restore. The database is asked only then, within bound.
+func execGit(ctx context.Context, dbh *sql.DB, bound time.Duration, repo, dir string, env []string, log zerolog.Logger, run func(dir string, env []string) error) error {
 	if !gitexec.Exists(dir) {
+		bctx, cancel := db.Bound(ctx, bound)
+		ok, err := version.Registered(bctx, dbh, repo)
+		cancel()
+		dbh.Close()
+		if err == nil && !ok {
+			return version.ErrNotFound
+		}
 		log.Error().Str("dir", dir).Msg("copy missing although recorded as current")
 		return public.New("this device's copy of the repository is missing and no other device holds the newest version; an administrator must restore it")
 	}
+	dbh.Close()
 	return run(dir, env)
-}
-
-// goneMeanwhile answers "not found" (as the next request will) when the
-// copy left the disk because the repository was renamed or deleted after
-// this request looked it up: the rename moved the copy, the delete
-// removed it. A copy missing otherwise is execGit's to report.
-func goneMeanwhile(ctx context.Context, dbh *sql.DB, repo, dir string, bound time.Duration) error {
-	if gitexec.Exists(dir) {
-		return nil
-	}
-	bctx, cancel := db.Bound(ctx, bound)
-	defer cancel()
-	if ok, err := version.Registered(bctx, dbh, repo); err == nil && !ok {
-		return version.ErrNotFound
-	}
-	return nil
 }
 
 // Cluster serves a peer device: a fetch (upload-pack, staged refs

@@ -119,7 +119,9 @@ func (n *Node) tidyOne(ctx context.Context, chain []DiskTask) error {
 	if t.Action == "rename" {
 		current = t.NewName
 	}
-	st, err := load(ctx, conn, current, "", n.Device)
+	lctx, cancel := db.Bound(ctx, n.LockTimeout)
+	st, err := load(lctx, conn, current, "", n.Device)
+	cancel()
 	switch {
 	case errors.Is(err, ErrNotFound): // deleted: nobody else uses the copy
 	case err != nil:
