@@ -24,6 +24,12 @@ const (
 // repository now (sent by a writer after its push); never a user's.
 const SyncRequest Verb = "gitmesh-sync"
 
+// StageVerb is the cluster key's staging push of many refs: git's
+// receive-pack (as for git-receive-pack from a peer) with the refs
+// written unsynced and the filesystem synced once before it reports
+// (gitexec.PushStage). Never a user's.
+const StageVerb Verb = "gitmesh-stage"
+
 // IsWrite reports whether the verb changes the repository.
 func (v Verb) IsWrite() bool { return v == ReceivePack }
 
@@ -69,9 +75,9 @@ func ParseCommand(s string) (Command, error) {
 	return parse(s, verbs)
 }
 
-// clusterVerbs are what the cluster key may run: git's verbs and a sync
-// request.
-var clusterVerbs = map[string]Verb{"gitmesh-sync": SyncRequest}
+// clusterVerbs are what the cluster key may run: git's verbs, a staging
+// push of many refs and a sync request.
+var clusterVerbs = map[string]Verb{"gitmesh-sync": SyncRequest, "gitmesh-stage": StageVerb}
 
 func init() {
 	for k, v := range verbs {

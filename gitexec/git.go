@@ -34,6 +34,11 @@ type Git struct {
 	// Progress, when set, gets the meter of fetches from peers (a user
 	// waiting for a catch-up sees it).
 	Progress *Progress
+	// StageHooks is the directory of the syncing reference-transaction
+	// hook (hook.StageDir) that a local-path peer's staging receive-pack
+	// runs with for a push of many refs (see PushStage); "" syncs each
+	// ref instead.
+	StageHooks string
 }
 
 // keptEnv are the variables git and the repositories' hooks get; anything
@@ -105,13 +110,14 @@ func ExecCluster(dir string, env []string) error {
 }
 
 // ExecReplica replaces this process with the receive-pack of a staging
-// push from a peer device (see ReplicaReceivePack).
-func ExecReplica(dir string, env []string) error {
+// push from a peer device (see ReplicaReceivePack; syncHooks "" syncs
+// each ref).
+func ExecReplica(dir string, env []string, syncHooks string) error {
 	bin, err := exec.LookPath("git")
 	if err != nil {
 		return fmt.Errorf("find git: %w", err)
 	}
-	return syscall.Exec(bin, append(append([]string{"git"}, ReplicaReceivePack()...), dir), env)
+	return syscall.Exec(bin, append(append([]string{"git"}, ReplicaReceivePack(syncHooks)...), dir), env)
 }
 
 // Exec replaces this process with the git service; it returns only on error.

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
 )
 
 // Hidden is the namespace gitmesh keeps for itself in every copy: never
@@ -37,6 +39,36 @@ var fsyncConfig = []string{"core.fsync=committed", "core.fsyncMethod=fsync"}
 
 // FsyncConfig is fsyncConfig as `git -c` settings, for services.
 func FsyncConfig() []string { return append([]string(nil), fsyncConfig...) }
+
+// unsyncedRefs keeps the sync of every object git writes but not of each
+// ref file: a ref transaction run with it is made durable afterwards by
+// one syncfs of the copy's filesystem (Syncfs), which also covers the
+// renames that put the ref files in place. ("committed,-reference" would
+// not do: git adds the listed components back after removing.)
+const unsyncedRefs = "core.fsync=objects"
+
+// BatchSyncRefs is the number of changed refs from which a ref
+// transaction skips the sync of each ref file and syncs the copy's
+// filesystem once instead. One syncfs cost 0.6 to 3 ms here against 0.5
+// to 0.8 ms for one fsync (it also waits for whatever else is dirty on
+// that filesystem), and git's update-ref spent 1.4 to 2.2 ms per synced
+// ref: below this a push of a few refs keeps git's own syncs.
+const BatchSyncRefs = 8
+
+// Syncfs makes everything written to the filesystem holding dir durable
+// (syncfs(2)): the ref files a transaction run with unsyncedRefs wrote,
+// and the directory entries naming them.
+func Syncfs(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync the copy's filesystem: %w", err)
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("sync the copy's filesystem: %w", err)
+	}
+	return nil
+}
 
 // RefSet maps a ref name to its object id.
 type RefSet map[string]string
@@ -146,7 +178,9 @@ func sortedNames(r RefSet) []string {
 }
 
 // UpdateRefs applies cmds to dir in one transaction (all or nothing),
-// synced to disk. With hooks false the repository's own hooks do not run
+// synced to disk before it returns: each ref file as git writes it, or,
+// from BatchSyncRefs commands on, the whole filesystem once after the
+// transaction. With hooks false the repository's own hooks do not run
 // (gitmesh's bookkeeping on a replica is not a push there).
 func (g Git) UpdateRefs(ctx context.Context, dir string, cmds []string, hooks bool) error {
 	if len(cmds) == 0 {
@@ -156,9 +190,18 @@ func (g Git) UpdateRefs(ctx context.Context, dir string, cmds []string, hooks bo
 	if !hooks {
 		args = append(args, "-c", "core.hooksPath=/dev/null")
 	}
+	batch := len(cmds) >= BatchSyncRefs
+	if batch {
+		args = append(args, "-c", unsyncedRefs) // after fsyncConfig: the last one wins
+	}
 	args = append(args, "update-ref", "--stdin")
-	_, err := g.runInput(ctx, dir, strings.Join(cmds, "\n")+"\n", args...)
-	return err
+	if _, err := g.runInput(ctx, dir, strings.Join(cmds, "\n")+"\n", args...); err != nil {
+		return err
+	}
+	if batch {
+		return Syncfs(dir)
+	}
+	return nil
 }
 
 // ObjectTypes returns the type of each object id ("missing" when absent).
@@ -232,19 +275,29 @@ func ConfigBool(v string) (bool, error) {
 }
 
 // ReplicaReceivePack is the receive-pack a peer runs for a staging push:
-// only the staged namespace is shown and writable, no hooks run (a
-// replica is not a push to that device), and everything is synced.
-func ReplicaReceivePack() []string {
+// only the staged namespace is shown and writable, none of the
+// repository's hooks run (a replica is not a push to that device), and
+// everything is synced before it reports. With syncHooks "" git syncs
+// each ref file; otherwise syncHooks is the directory of gitmesh's
+// syncing reference-transaction hook (hook.StageDir), and the refs are
+// written unsynced and made durable by that hook's one syncfs, which
+// receive-pack waits for before it reports (a push of many refs).
+func ReplicaReceivePack(syncHooks string) []string {
 	var args []string
-	for _, c := range replicaConfig() {
+	for _, c := range replicaConfig(syncHooks) {
 		args = append(args, "-c", c)
 	}
 	return append(args, "receive-pack")
 }
 
-func replicaConfig() []string {
-	return append(FsyncConfig(), "receive.hideRefs=refs/", "receive.hideRefs=!"+Stage,
-		"core.hooksPath=/dev/null", "receive.autogc=false", ReceiveFsck)
+func replicaConfig(syncHooks string) []string {
+	cfg := FsyncConfig()
+	hooks := "/dev/null"
+	if syncHooks != "" {
+		cfg, hooks = append(cfg, unsyncedRefs), syncHooks
+	}
+	return append(cfg, "receive.hideRefs=refs/", "receive.hideRefs=!"+Stage,
+		"core.hooksPath="+hooks, "receive.autogc=false", ReceiveFsck)
 }
 
 // ReceiveFsck makes receive-pack check every object it receives (git's
@@ -283,13 +336,25 @@ func sortedKeys(m map[string]string) []string {
 
 // PushStage mirrors dir's staged refs into url's staged refs, atomically:
 // objects first, then every staged ref, pruning the ones dir lacks.
-// local says url is a path (its receive-pack runs here).
-func (g Git) PushStage(ctx context.Context, dir, url string, local bool) error {
+// local says url is a path (its receive-pack runs here). batch asks the
+// peer for one sync of its filesystem instead of one per ref (a push of
+// BatchSyncRefs refs or more): a local peer's receive-pack runs with
+// g.StageHooks (per ref without it), an ssh:// peer is sent StageVerb,
+// for which its cluster entry point runs its own. Either way the peer's
+// receive-pack has synced before it reports: a push that returns nil
+// left the peer's stage on its disk.
+func (g Git) PushStage(ctx context.Context, dir, url string, local, batch bool) error {
 	args := []string{"push", "--quiet", "--atomic", "--prune", "--force", "--no-verify"}
-	if local {
+	switch {
+	case local && batch && g.StageHooks != "":
+		args = append(args, "--receive-pack=git "+strings.Join(ReplicaReceivePack(g.StageHooks), " "))
+	case local:
 		// Not through the environment: git clears GIT_CONFIG_* for a
 		// local transport's receive-pack.
-		args = append(args, "--receive-pack=git "+strings.Join(ReplicaReceivePack(), " "))
+		args = append(args, "--receive-pack=git "+strings.Join(ReplicaReceivePack(""), " "))
+	case batch:
+		// ssh runs "gitmesh-stage '<path>'" there.
+		args = append(args, "--receive-pack="+string(StageVerb))
 	}
 	args = append(args, url, "+"+Stage+"*:"+Stage+"*")
 	_, err := g.run(ctx, dir, args...)
@@ -300,7 +365,10 @@ func (g Git) PushStage(ctx context.Context, dir, url string, local bool) error {
 // when fromStage (a peer whose visible refs still lag its version),
 // otherwise its visible ones. Atomic: a failed fetch changes nothing.
 func (g Git) FetchToStage(ctx context.Context, dir, url string, fromStage bool) error {
-	args := append(g.fetchFsck(ctx, dir), "fetch", "--atomic", "--prune", "--force", "--no-tags",
+	// The refs are written unsynced and the filesystem synced once after
+	// the fetch: a catch-up may bring any number of refs (a new copy all
+	// of them).
+	args := append(g.fetchFsck(ctx, dir), "-c", unsyncedRefs, "fetch", "--atomic", "--prune", "--force", "--no-tags",
 		"--no-write-fetch-head", "--no-auto-maintenance")
 	if g.Progress != nil {
 		// Not --quiet, which also silences the receiving side's meter
@@ -316,8 +384,10 @@ func (g Git) FetchToStage(ctx context.Context, dir, url string, fromStage bool) 
 	} else {
 		args = append(args, "+refs/*:"+Stage+"*", "^"+Hidden+"*")
 	}
-	_, err := g.runWith(ctx, dir, "", g.Progress, args...)
-	return err
+	if _, err := g.runWith(ctx, dir, "", g.Progress, args...); err != nil {
+		return err
+	}
+	return Syncfs(dir)
 }
 
 // ValidRefName applies git's check-ref-format rules to a pushed ref, and

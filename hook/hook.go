@@ -54,23 +54,59 @@ func Dir(root, bin string) (string, error) {
 		scripts[name] = fmt.Sprintf("#!/bin/sh\nunset %s\nh=\"${GIT_DIR:-.}/hooks/%s\"\n[ -x \"$h\" ] || { cat >/dev/null; exit 0; }\nexec \"$h\" \"$@\"\n", SocketEnv, name)
 	}
 	for name, body := range scripts {
-		path := filepath.Join(dir, name)
-		if old, err := os.ReadFile(path); err == nil && string(old) == body && executable(path) {
-			continue
-		}
-		// Written aside and renamed: a concurrent push never runs half a file.
-		tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
-		if err := os.WriteFile(tmp, []byte(body), 0o755); err != nil {
-			return "", fmt.Errorf("hook dir: %v", err)
-		}
-		if err := os.Chmod(tmp, 0o755); err != nil { // whatever the umask
-			return "", fmt.Errorf("hook dir: %v", err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
+		if err := writeHook(filepath.Join(dir, name), body); err != nil {
 			return "", fmt.Errorf("hook dir: %v", err)
 		}
 	}
 	return dir, nil
+}
+
+// StageScript is the reference-transaction hook of a staging push of
+// many refs (gitexec.PushStage): receive-pack wrote the refs without a
+// sync each, and runs this hook once the transaction is committed and
+// before it reports to the writer, which counts the copy as stored only
+// on that report. The hook syncs the copy's filesystem once (coreutils'
+// `sync -f`, syncfs(2)); if that fails it kills receive-pack, so nothing
+// is reported and the writer does not count this copy (git ignores the
+// exit status of a hook run for "committed").
+const StageScript = `#!/bin/sh
+cat >/dev/null
+[ "$1" = committed ] || exit 0
+sync -f "${GIT_DIR:-.}" && exit 0
+kill -9 "$PPID"
+exit 1
+`
+
+// StageDir writes (or refreshes) the hook directory of staging pushes
+// of many refs under root, holding only the reference-transaction hook
+// StageScript, and returns it.
+func StageDir(root string) (string, error) {
+	dir := filepath.Join(root, ".gitmesh", "stage-hooks")
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("stage hook dir: %v", err)
+		}
+	}
+	if err := writeHook(filepath.Join(dir, "reference-transaction"), StageScript); err != nil {
+		return "", fmt.Errorf("stage hook dir: %v", err)
+	}
+	return dir, nil
+}
+
+// writeHook puts body at path unless it is there already, written aside
+// and renamed: a concurrent push never runs half a file.
+func writeHook(path, body string) error {
+	if old, err := os.ReadFile(path); err == nil && string(old) == body && executable(path) {
+		return nil
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	if err := os.WriteFile(tmp, []byte(body), 0o755); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil { // whatever the umask
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // executable reports whether git would run path as a hook.

@@ -23,6 +23,8 @@ command -v java >/dev/null || need+=(default-jre-headless)
 [ -x /usr/sbin/nginx ] || need+=(nginx)
 [ -x /usr/sbin/fcgiwrap ] || need+=(fcgiwrap)
 command -v openssl >/dev/null || need+=(openssl)
+# gitexec's durability test watches git's fsync and syncfs calls.
+command -v strace >/dev/null || need+=(strace)
 # make deb and its test (packaging/): lintian checks the package;
 # promtool (in Debian's prometheus package) the alert rules in contrib/.
 command -v adduser >/dev/null || need+=(adduser)   # the package's postinst

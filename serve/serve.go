@@ -26,6 +26,7 @@ import (
 	"gitmesh/config"
 	"gitmesh/db"
 	"gitmesh/gitexec"
+	"gitmesh/hook"
 	"gitmesh/public"
 	"gitmesh/version"
 )
@@ -354,13 +355,21 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 			return err
 		}
 		return gitexec.ExecCluster(dir, gitexec.Env(c.Environ))
-	case gitexec.ReceivePack:
+	case gitexec.ReceivePack, gitexec.StageVerb:
 		if err := admitCluster(ctx, s, "replica", cmd.Repo, func(ctx context.Context, dbh *sql.DB) error {
 			return replicaCopy(ctx, s, dbh, cmd.Repo, dir)
 		}); err != nil {
 			return err
 		}
-		return gitexec.ExecReplica(dir, gitexec.Env(c.Environ))
+		syncHooks := ""
+		if cmd.Verb == gitexec.StageVerb {
+			// Many refs: written unsynced, one syncfs before the report.
+			var err error
+			if syncHooks, err = hook.StageDir(s.RepoRoot); err != nil {
+				return err
+			}
+		}
+		return gitexec.ExecReplica(dir, gitexec.Env(c.Environ), syncHooks)
 	case gitexec.SyncRequest:
 		return clusterSync(ctx, s, cmd.Repo, c)
 	}

@@ -138,7 +138,7 @@ func (r *replication) stageOn(ctx context.Context, p Device) error {
 			return err
 		}
 	}
-	return w.n.Git.PushStage(ctx, w.dir, url, local)
+	return w.n.Git.PushStage(ctx, w.dir, url, local, w.batchSync)
 }
 
 // lockPeer polls for key on the shared connection until LockTimeout: a

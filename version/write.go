@@ -229,6 +229,7 @@ type write struct {
 	started    bool          // receive-pack ran: git, not serve, reports to the client
 	stored     []Device
 	rep        *replication // the staging on the peers, logged after the answer
+	batchSync  bool         // the stage changes many refs: peers sync once (PushStage)
 	guard      *guard.Guard // bounds receive-pack except while recording
 	// notes, while the relay is connected, carries lines for the client
 	// as `remote:` progress (every client shows those; not all show
@@ -241,6 +242,11 @@ func (w *write) run(ctx context.Context, start Receiver) error {
 	if err != nil {
 		w.finish(ctx)
 		return err
+	}
+	// A local-path peer's staging receive-pack of many refs runs with
+	// this one (PushStage); without it, it syncs each ref.
+	if w.n.Git.StageHooks, err = hook.StageDir(w.n.RepoRoot); err != nil {
+		w.n.Log.Warn().Err(err).Msg("stage hook dir; local peers sync each staged ref")
 	}
 	srv, err := hook.Listen()
 	if err != nil {
@@ -482,7 +488,9 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 		}
 		return results
 	}
-	if err := w.n.Git.UpdateRefs(ctx, w.dir, gitexec.StageCommands(staged, want), false); err != nil {
+	stage := gitexec.StageCommands(staged, want)
+	w.batchSync = len(stage) >= gitexec.BatchSyncRefs // the peers change about as many
+	if err := w.n.Git.UpdateRefs(ctx, w.dir, stage, false); err != nil {
 		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("stage refs")
 		return fail("gitmesh could not stage the refs on this device; nothing was changed")
 	}
@@ -540,7 +548,7 @@ func (w *write) unstage(ctx context.Context, staged, visible gitexec.RefSet, rep
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := w.n.Git.PushStage(ctx, w.dir, PeerURL(p.URL, w.st.Repo), !strings.Contains(p.URL, "://"))
+			err := w.n.Git.PushStage(ctx, w.dir, PeerURL(p.URL, w.st.Repo), !strings.Contains(p.URL, "://"), w.batchSync)
 			if err != nil {
 				w.n.Log.Warn().Err(err).Str("repo", w.st.Repo).Str("peer", p.Name).Msg("unstage a refused push on a peer")
 			}
