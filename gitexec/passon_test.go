@@ -39,6 +39,7 @@ func TestParsePassedOnRejects(t *testing.T) {
 		"gitmesh-as alice -",
 		"gitmesh-as alice - sh 'app.git'",
 		"gitmesh-as alice - gitmesh-sync 'app.git'",
+		"gitmesh-as alice - gitmesh-stage 'app.git'",
 		"gitmesh-as alice - gitmesh-as bob - git-upload-pack 'app.git'",
 		"gitmesh-as -alice - git-upload-pack 'app.git'",
 		"gitmesh-as .alice - git-upload-pack 'app.git'",
@@ -60,6 +61,13 @@ func TestParsePassedOnRejects(t *testing.T) {
 		} else if !errors.Is(err, ErrBadCommand) && !errors.Is(err, ErrBadName) {
 			t.Errorf("ParseClusterCommand(%q): %v is neither ErrBadCommand nor ErrBadName", in, err)
 		}
+	}
+	// The staging push of many refs is the cluster key's alone.
+	if cmd, err := ParseClusterCommand("gitmesh-stage '/team/app.git'"); err != nil || cmd != (Command{Verb: StageVerb, Repo: "team/app"}) {
+		t.Errorf("ParseClusterCommand(gitmesh-stage) = %+v, %v", cmd, err)
+	}
+	if cmd, err := ParseCommand("gitmesh-stage 'team/app.git'"); err == nil {
+		t.Errorf("ParseCommand accepted a staging push from a user: %+v", cmd)
 	}
 	// A user's own command line never carries a user to serve as.
 	if cmd, err := ParseCommand("gitmesh-as alice - git-upload-pack 'app.git'"); err == nil {
