@@ -106,6 +106,7 @@ func BenchmarkPushHundredBranches(b *testing.B) {
 	loop := newSlowLoop(b, 20)
 	var viaGitmesh, viaShell, converge time.Duration
 	var batch []string
+	from := logSize(c, "a")
 	b.ResetTimer()
 	for i := 0; loop.next(); i++ {
 		b.StopTimer()
@@ -127,6 +128,7 @@ func BenchmarkPushHundredBranches(b *testing.B) {
 		expectEverywhere(b, c, "team/app", "refs/heads/"+name, want)
 	}
 	report(b, loop.n, viaGitmesh, viaShell, converge)
+	stepTimes(b, c, "a", from)
 }
 
 // BenchmarkFirstReadAfterPush times the first `git ls-remote` on device c

@@ -77,3 +77,51 @@ func TestManyRefsAreStoredOnlyOnceSynced(t *testing.T) {
 		t.Errorf("verify after the push of 1,000 refs:\n%s", out)
 	}
 }
+
+// Over ssh:// peers a push of many refs asks each peer's cluster entry
+// point for gitmesh-stage, which runs receive-pack with gitmesh's syncing
+// hook (written under that device's repo root): the 1,000 refs are
+// stored on both peers, recorded and shown everywhere with equal digests.
+func TestManyRefsOverSSHPeers(t *testing.T) {
+	c := meshtest.NewSSHCluster(t, "a", "b", "c")
+	a := c.Hosts["a"]
+	c.CreateRepo("a", "team/app", "alice")
+	work := c.Work("alice")
+	c.Commit(work, "README", "hello\n")
+	a.MustGit("alice", work, "push", "-q", a.URL("team/app"), "main")
+	c.WaitConverged("team/app")
+	meshtest.WaitDetached(t)
+
+	r := a.Git("alice", work, append([]string{"push", a.URL("team/app")}, thousandRefspecs("many")...)...)
+	if r.Code != 0 || !strings.Contains(r.Stderr, "stored on") {
+		t.Fatalf("push of 1,000 refs: exit %d:\n%s", r.Code, r.Stderr)
+	}
+	c.WaitConverged("team/app")
+	meshtest.WaitDetached(t)
+	want := strings.TrimSpace(c.LocalGit(work, "rev-parse", "main"))
+	for _, d := range []string{"a", "b", "c"} {
+		out := c.Hosts[d].MustGit("alice", "", "ls-remote", c.Hosts[d].URL("team/app"), "refs/heads/many/*")
+		if n := strings.Count(out, want); n != 1000 {
+			t.Errorf("%s shows %d of the 1,000 new branches at main", d, n)
+		}
+	}
+	stored := 0
+	for _, d := range []string{"b", "c"} {
+		var result string
+		err := c.DB().QueryRow(`SELECT s.result FROM sync_log s JOIN devices d ON d.id = s.device_id
+			WHERE d.name = $1 AND s.kind = 'stage' ORDER BY s.id DESC LIMIT 1`, d).Scan(&result)
+		if err == nil && result == "ok" {
+			stored++
+			hook := filepath.Join(c.Devices[d].Root, ".gitmesh", "stage-hooks", "reference-transaction")
+			if _, err := os.Stat(hook); err != nil {
+				t.Errorf("%s stored the push without its cluster entry point's syncing hook: %v", d, err)
+			}
+		}
+	}
+	if stored == 0 {
+		t.Error("no ssh peer stored the push of 1,000 refs")
+	}
+	if out := c.MustAdmin("verify", "team/app"); !strings.Contains(out, "3 copies match") {
+		t.Errorf("verify after the push of 1,000 refs:\n%s", out)
+	}
+}

@@ -183,8 +183,21 @@ func sortedNames(r RefSet) []string {
 // transaction. With hooks false the repository's own hooks do not run
 // (gitmesh's bookkeeping on a replica is not a push there).
 func (g Git) UpdateRefs(ctx context.Context, dir string, cmds []string, hooks bool) error {
+	sync, err := g.UpdateRefsSyncLater(ctx, dir, cmds, hooks)
+	if err != nil {
+		return err
+	}
+	return sync()
+}
+
+// UpdateRefsSyncLater is UpdateRefs whose caller makes the transaction
+// durable itself, by calling sync (which syncs the filesystem for many
+// refs and does nothing for a few, which git synced), before anything
+// depends on it: the writer's stage syncs while the peers store it.
+func (g Git) UpdateRefsSyncLater(ctx context.Context, dir string, cmds []string, hooks bool) (sync func() error, err error) {
+	synced := func() error { return nil }
 	if len(cmds) == 0 {
-		return nil
+		return synced, nil
 	}
 	args := []string{}
 	if !hooks {
@@ -196,12 +209,12 @@ func (g Git) UpdateRefs(ctx context.Context, dir string, cmds []string, hooks bo
 	}
 	args = append(args, "update-ref", "--stdin")
 	if _, err := g.runInput(ctx, dir, strings.Join(cmds, "\n")+"\n", args...); err != nil {
-		return err
+		return nil, err
 	}
-	if batch {
-		return Syncfs(dir)
+	if !batch {
+		return synced, nil
 	}
-	return nil
+	return func() error { return Syncfs(dir) }, nil
 }
 
 // ObjectTypes returns the type of each object id ("missing" when absent).

@@ -490,16 +490,28 @@ func (w *write) apply(ctx context.Context, push hook.Push) []hook.Result {
 	}
 	stage := gitexec.StageCommands(staged, want)
 	w.batchSync = len(stage) >= gitexec.BatchSyncRefs // the peers change about as many
-	if err := w.n.Git.UpdateRefs(ctx, w.dir, stage, false); err != nil {
+	syncStage, err := w.n.Git.UpdateRefsSyncLater(ctx, w.dir, stage, false)
+	if err != nil {
 		w.n.Log.Error().Err(err).Str("repo", w.st.Repo).Msg("stage refs")
 		return fail("gitmesh could not stage the refs on this device; nothing was changed")
 	}
 	stagedAt := time.Now()
+	// This copy's stage reaches its disk while the peers store it; both
+	// are done before anything is recorded.
+	synced := make(chan error, 1)
+	go func() { synced <- syncStage() }()
 	rep := w.replicate(ctx)
 	w.rep = rep
+	syncErr := <-synced
 	replicated := time.Now()
 	defer rep.release()
 	q := w.st.Quorum(w.n.WriteQuorum)
+	if syncErr != nil {
+		w.n.Log.Error().Err(syncErr).Str("repo", w.st.Repo).Msg("sync the staged refs")
+		w.outcome = fmt.Errorf("sync the staged refs: %w", syncErr)
+		w.unstage(ctx, want, visible, rep)
+		return fail("gitmesh could not stage the refs on this device; nothing was changed")
+	}
 	if 1+len(rep.stored) < q {
 		if err := rep.dbLost(); err != nil {
 			// The peers were fine; the database went (a failover): its
