@@ -283,8 +283,9 @@ func (a *app) load(c *cli.Context) error {
 	// exits 1. A flag on the command line is the command line: exit 2.
 	// Flags win over the environment, so they are applied second.
 	onCmdline := a.commandLineFlags(c)
+	isSet := setFlags(c)
 	for _, cmdline := range []bool{false, true} {
-		set := func(name string) bool { return c.IsSet(name) && onCmdline[name] == cmdline }
+		set := func(name string) bool { return isSet[name] && onCmdline[name] == cmdline }
 		if err := applyFlags(c, &s, set); err != nil {
 			if cmdline {
 				return usageError{err}
@@ -310,6 +311,26 @@ func (a *app) load(c *cli.Context) error {
 		a.toSyslog()
 	}
 	return nil
+}
+
+// setFlags names the global flags set on the command line or through
+// their environment variables: what c.IsSet says, worked out in one pass.
+// c.IsSet of a flag that is not set walks every flag's names through a
+// regular expression (urfave/cli), and load asks for every flag twice:
+// that was a tenth of the CPU time of a `serve` that answers a read.
+func setFlags(c *cli.Context) map[string]bool {
+	set := map[string]bool{}
+	for _, name := range c.FlagNames() { // the command line's
+		set[name] = true
+	}
+	for _, f := range c.App.Flags {
+		if f.IsSet() { // from its environment variable
+			for _, name := range f.Names() {
+				set[name] = true
+			}
+		}
+	}
+	return set
 }
 
 // applyFlags sets s from the flags and environment variables set
