@@ -20,6 +20,7 @@ import (
 	"github.com/lib/pq"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"gitmesh/access"
 	"gitmesh/config"
@@ -84,6 +85,11 @@ func Main() {
 // to its CGI as fd 3, and a detached converge that kept it would hold the
 // web server's socket (and its port) long after the request.
 func closeInherited() {
+	// One close_range(2) call (Linux 5.11 and later) where the kernel has
+	// it: reading /proc/self/fd costs every serve a tenth of a millisecond.
+	if unix.CloseRange(3, ^uint(0), closeRangeCloexec) == nil {
+		return
+	}
 	entries, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return
@@ -94,6 +100,10 @@ func closeInherited() {
 		}
 	}
 }
+
+// closeRangeCloexec is close_range(2)'s CLOSE_RANGE_CLOEXEC flag: mark
+// the descriptors close-on-exec instead of closing them.
+const closeRangeCloexec = 1 << 2
 
 // run runs gitmesh with args and returns its exit code, having told the
 // user and the log why it failed.
