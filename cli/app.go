@@ -243,7 +243,7 @@ func unknownCommand(cmds []*cli.Command, word string) error {
 
 func settingFlags() []cli.Flag {
 	def := config.Defaults() // shown in --help; applied by load, not by the flags
-	return []cli.Flag{
+	return namedOnce([]cli.Flag{
 		&cli.StringFlag{Name: "config", EnvVars: []string{"GITMESH_CONFIG"}, Usage: "TOML settings file"},
 		&cli.StringFlag{Name: "database-url", EnvVars: []string{"GITMESH_DATABASE_URL"}, Usage: "PostgreSQL URL or DSN"},
 		&cli.StringFlag{Name: "device", EnvVars: []string{"GITMESH_DEVICE"}, Usage: "this device's name"},
@@ -268,7 +268,7 @@ func settingFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "log-retention", EnvVars: []string{"GITMESH_LOG_RETENTION"}, Value: def.LogRetention.D(), Usage: "how long push_log, sync_log and push_attempts keep a row (0: forever)"},
 		&cli.StringFlag{Name: "cluster-from", EnvVars: []string{"GITMESH_CLUSTER_FROM"}, Usage: "addresses the cluster key may log in from (sshd from= patterns, comma-separated)"},
 		&cli.StringFlag{Name: "http-anonymous-user", EnvVars: []string{"GITMESH_HTTP_ANONYMOUS_USER"}, Usage: "the user an HTTP request without REMOTE_USER reads as (default: none, such requests get 401)"},
-	}
+	})
 }
 
 // load reads the settings once: defaults, then the file, then environment
