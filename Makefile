@@ -40,7 +40,7 @@ test: setup vet
 # As a dedicated account when root (scripts/bench.sh says why).
 BENCH ?= .
 bench: setup
-	scripts/bench.sh -tags $(TAGS) -run '^$$' -bench '$(BENCH)' -benchtime 200x -count 1
+	scripts/bench.sh -tags $(TAGS) -run '^$$' -bench '$(BENCH)' -benchtime 200x -count 1 -timeout 90m
 
 FUZZTIME ?= 30s
 fuzz: setup

@@ -82,6 +82,12 @@ func manyBranches(b *testing.B, n int) (*meshtest.Cluster, client, client, strin
 
 // benchPushOn pushes one new commit to main per iteration, to both sides.
 func benchPushOn(b *testing.B, c *meshtest.Cluster, mesh, shell client, work string, loop *slowLoop) {
+	benchPushOnBranch(b, c, mesh, shell, work, "main", loop)
+}
+
+// benchPushOnBranch pushes one new commit to branch per iteration, to
+// both sides, and reports the writer's step times beside the ratio.
+func benchPushOnBranch(b *testing.B, c *meshtest.Cluster, mesh, shell client, work, branch string, loop *slowLoop) {
 	var viaGitmesh, viaShell, converge time.Duration
 	var last string
 	from := logSize(c, "a")
@@ -90,14 +96,14 @@ func benchPushOn(b *testing.B, c *meshtest.Cluster, mesh, shell client, work str
 		b.StopTimer()
 		last = c.Commit(work, "README", fmt.Sprintf("%d\n", i+1))
 		b.StartTimer()
-		viaShell += shell.mustRun(b, work, "push", "-q", shell.url, "main")
-		viaGitmesh += mesh.mustRun(b, work, "push", "-q", mesh.url, "main")
+		viaShell += shell.mustRun(b, work, "push", "-q", shell.url, branch)
+		viaGitmesh += mesh.mustRun(b, work, "push", "-q", mesh.url, branch)
 		b.StopTimer()
 		converge += waitConverge(b)
 		b.StartTimer()
 	}
 	b.StopTimer()
-	expectEverywhere(b, c, "team/app", "refs/heads/main", last)
+	expectEverywhere(b, c, "team/app", "refs/heads/"+branch, last)
 	report(b, loop.n, viaGitmesh, viaShell, converge)
 	stepTimes(b, c, "a", from)
 }
