@@ -56,11 +56,11 @@ func BenchmarkPushThreeDevicesSSH(b *testing.B) {
 }
 
 // sshThree is a cluster of three devices, each behind its own sshd with
-// ssh:// peers (write quorum 2), holding team/app for alice, and alice's
-// way to it through a's sshd.
-func sshThree(b *testing.B) (*meshtest.SSHCluster, client) {
+// ssh:// peers (write quorum 2, and the settings given), holding team/app
+// for alice, and alice's way to it through a's sshd.
+func sshThree(b *testing.B, settings ...string) (*meshtest.SSHCluster, client) {
 	c := meshtest.NewSSHCluster(b, "a", "b", "c")
-	c.Settings += writeQuorum(2)
+	c.Settings += writeQuorum(2) + strings.Join(settings, "")
 	for n := range c.Hosts {
 		c.SetPeerSettings(n, c.ClusterKey, c.KnownHosts)
 	}

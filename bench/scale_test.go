@@ -91,10 +91,13 @@ func benchPushOnBranch(b *testing.B, c *meshtest.Cluster, mesh, shell client, wo
 	var viaGitmesh, viaShell, converge time.Duration
 	var last string
 	from := logSize(c, "a")
+	// Unique across runs: a sub-benchmark runs this again on the same
+	// work tree for each b.N.
+	round := time.Now().UnixNano()
 	b.ResetTimer()
 	for i := 0; loop.next(); i++ {
 		b.StopTimer()
-		last = c.Commit(work, "README", fmt.Sprintf("%d\n", i+1))
+		last = c.Commit(work, "README", fmt.Sprintf("%d.%d\n", round, i+1))
 		b.StartTimer()
 		viaShell += shell.mustRun(b, work, "push", "-q", shell.url, branch)
 		viaGitmesh += mesh.mustRun(b, work, "push", "-q", mesh.url, branch)
