@@ -31,7 +31,7 @@ done
 # it. Unset, that benchmark fails saying so.
 gitgit=${GITMESH_BENCH_GITGIT:-}
 if [ -n "$gitgit" ] && ! runuser -u "$account" -- test -r "$gitgit/HEAD" -a -x "$gitgit/objects"; then
-  echo "bench: $account cannot read GITMESH_BENCH_GITGIT=$gitgit; make it readable (chmod -R o+rX)" >&2
+  echo "bench: $account cannot read a repository at GITMESH_BENCH_GITGIT=$gitgit (missing, or not readable by it: chmod -R o+rX)" >&2
   exit 1
 fi
 exec runuser -u "$account" -- env -i PATH="$PATH" HOME="$home" \
