@@ -6,11 +6,48 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"sync"
 
 	"gitmesh/gitexec"
 	"gitmesh/termsafe"
 	"gitmesh/version"
 )
+
+// Verifier reads copies for Verify, at most Jobs at once across every
+// repository it is given: a copy on a local-path device from its
+// directory (one git for-each-ref, as a write reads it), one on an ssh://
+// device with git ls-remote over the shared connection (see
+// gitexec.SharedSSHCommand). Devices is read once, for every repository.
+type Verifier struct {
+	DB      *sql.DB
+	Git     gitexec.Git
+	Devices []Device
+	Jobs    int
+
+	once  sync.Once
+	slots chan struct{}
+}
+
+// read reads repo's copy on dev, holding one of the Jobs slots.
+func (v *Verifier) read(ctx context.Context, dev Device, repo string) copyRefs {
+	v.once.Do(func() { v.slots = make(chan struct{}, max(v.Jobs, 1)) })
+	select {
+	case v.slots <- struct{}{}:
+	case <-ctx.Done():
+		return copyRefs{device: dev.Name, err: ctx.Err()}
+	}
+	defer func() { <-v.slots }()
+	if strings.Contains(dev.URL, "://") {
+		return Thaw{Git: v.Git}.read(ctx, dev, repo)
+	}
+	visible, staged, head, err := v.Git.CopyRefSets(ctx, version.PeerURL(dev.URL, repo))
+	c := copyRefs{device: dev.Name, err: err, refs: visible}
+	if err == nil {
+		c.digest, c.staged = visible.Digest(head), staged.Digest(head)
+	}
+	return c
+}
 
 // Verify reads every holder's recorded copy of repo from its device and
 // reports, on out, each copy whose refs differ from the digest recorded
@@ -18,24 +55,30 @@ import (
 // another one there. A device that is no holder is not read; a holder
 // with no version recorded yet (placed, not caught up) is named, but is
 // no problem: there is nothing to compare. It returns how many problems
-// it found.
-func Verify(ctx context.Context, d *sql.DB, g gitexec.Git, repo string, out io.Writer) (int, error) {
-	st, err := version.Load(ctx, d, repo)
+// it found. The copies are read at once (within the Jobs bound).
+func (v *Verifier) Verify(ctx context.Context, repo string, out io.Writer) (int, error) {
+	st, err := version.Load(ctx, v.DB, repo)
 	if errors.Is(err, version.ErrNotFound) {
 		return 0, &UnknownRepoError{Repo: repo}
 	}
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", repo, err)
 	}
-	devs, err := Devices(ctx, d)
-	if err != nil {
-		return 0, err
+	reads := make([]copyRefs, len(st.Copies))
+	var wg sync.WaitGroup
+	for i, c := range st.Copies {
+		dev, _ := findDevice(v.Devices, c.Device)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reads[i] = v.read(ctx, dev, repo)
+		}()
 	}
+	wg.Wait()
 	problems := 0
 	newest := map[string]string{} // device -> digest read, at the newest version
-	for _, c := range st.Copies {
-		dev, _ := findDevice(devs, c.Device)
-		read := Thaw{Git: g}.read(ctx, dev, repo)
+	for i, c := range st.Copies {
+		read := reads[i]
 		switch {
 		case read.err != nil:
 			fmt.Fprintf(out, "%s on %s: cannot read the copy: %s\n", repo, c.Device, termsafe.Escape(read.err.Error()))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"database/sql"
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/urfave/cli/v2"
@@ -18,15 +19,16 @@ func init() {
 			Name:      "verify",
 			Usage:     "read every copy from its device and compare it with what was recorded",
 			ArgsUsage: "[REPO]",
-			Flags: []cli.Flag{&cli.IntFlag{Name: "jobs", Value: 8,
-				Usage: "repositories verified at once (each reads its copies one after another)"}},
+			Flags: []cli.Flag{&cli.IntFlag{Name: "jobs", Value: 2 * runtime.NumCPU(),
+				DefaultText: "twice the number of CPUs",
+				Usage:       "copies read at once, over every repository (1 to 256)"}},
 			Action: a.withDB("verify", a.verify),
 		}
 	})
 }
 
-// verify checks the repositories, --jobs at a time, and prints each one's
-// report whole and in name order.
+// verify checks the repositories, reading --jobs copies at a time, and
+// prints each one's report whole and in name order.
 func (a *app) verify(c *cli.Context, d *sql.DB) error {
 	jobs := c.Int("jobs")
 	if jobs < 1 || jobs > 256 {
@@ -37,7 +39,11 @@ func (a *app) verify(c *cli.Context, d *sql.DB) error {
 		return err
 	}
 	d.SetMaxOpenConns(jobs)
-	g := serve.Git(a.settings, a.log)
+	devs, err := admin.Devices(c.Context, d)
+	if err != nil {
+		return err
+	}
+	v := &admin.Verifier{DB: d, Git: serve.Git(a.settings, a.log), Devices: devs, Jobs: jobs}
 	type report struct {
 		out      bytes.Buffer
 		problems int
@@ -52,7 +58,7 @@ func (a *app) verify(c *cli.Context, d *sql.DB) error {
 			defer wg.Done()
 			for i := range next {
 				r := &reports[i]
-				r.problems, r.err = admin.Verify(c.Context, d, g, repos[i], &r.out)
+				r.problems, r.err = v.Verify(c.Context, repos[i], &r.out)
 			}
 		}()
 	}
