@@ -16,9 +16,10 @@ import (
 
 // Verifier reads copies for Verify, at most Jobs at once across every
 // repository it is given: a copy on a local-path device from its
-// directory (one git for-each-ref, as a write reads it), one on an ssh://
-// device with git ls-remote over the shared connection (see
-// gitexec.SharedSSHCommand). Devices is read once, for every repository.
+// directory (one git for-each-ref, as a write reads it); the copies on an
+// ssh:// device with one digests request for many repositories
+// (Prefetch), over the shared connection (gitexec.SharedSSHCommand), or
+// else with git ls-remote. Devices is read once, for every repository.
 type Verifier struct {
 	DB      *sql.DB
 	Git     gitexec.Git
@@ -27,10 +28,59 @@ type Verifier struct {
 
 	once  sync.Once
 	slots chan struct{}
+	mu    sync.Mutex
+	// digests is what Prefetch read: device -> repository -> digests.
+	digests map[string]map[string]gitexec.CopyDigest
 }
 
-// read reads repo's copy on dev, holding one of the Jobs slots.
+// Prefetch reads the copies of repos on every ssh:// device with one
+// digests request per device (gitexec.PeerDigests; the devices at once),
+// so that Verify finds them read. An old device that does not know the
+// request gets ErrDigestsUnsupported for every copy, named by Verify.
+func (v *Verifier) Prefetch(ctx context.Context, repos []string) {
+	var wg sync.WaitGroup
+	for _, dev := range v.Devices {
+		if !strings.Contains(dev.URL, "://") {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := v.Git.PeerDigests(ctx, dev.URL, repos)
+			if err != nil {
+				got = make(map[string]gitexec.CopyDigest, len(repos))
+				for _, r := range repos {
+					got[r] = gitexec.CopyDigest{Err: err}
+				}
+			}
+			v.mu.Lock()
+			defer v.mu.Unlock()
+			if v.digests == nil {
+				v.digests = map[string]map[string]gitexec.CopyDigest{}
+			}
+			v.digests[dev.Name] = got
+		}()
+	}
+	wg.Wait()
+}
+
+// prefetched is what Prefetch read of repo's copy on dev, if it did.
+func (v *Verifier) prefetched(dev Device, repo string) (copyRefs, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	d, ok := v.digests[dev.Name][repo]
+	if !ok {
+		return copyRefs{}, false
+	}
+	return copyRefs{device: dev.Name, err: d.Err, digest: d.Visible, staged: d.Staged}, true
+}
+
+// read reads repo's copy on dev, holding one of the Jobs slots, unless
+// Prefetch read it already.
 func (v *Verifier) read(ctx context.Context, dev Device, repo string) copyRefs {
+	if c, ok := v.prefetched(dev, repo); ok {
+		return c
+	}
 	v.once.Do(func() { v.slots = make(chan struct{}, max(v.Jobs, 1)) })
 	select {
 	case v.slots <- struct{}{}:

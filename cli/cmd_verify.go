@@ -27,6 +27,12 @@ func init() {
 	})
 }
 
+// verifyChunk is how many repositories verify reads from each ssh://
+// device in one digests request before comparing them with their
+// records: one request per peer per chunk, within fetch_timeout, and the
+// time between a copy's read and its record's load stays short.
+const verifyChunk = 1000
+
 // verify checks the repositories, reading --jobs copies at a time, and
 // prints each one's report whole and in name order.
 func (a *app) verify(c *cli.Context, d *sql.DB) error {
@@ -50,23 +56,27 @@ func (a *app) verify(c *cli.Context, d *sql.DB) error {
 		err      error
 	}
 	reports := make([]report, len(repos))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < min(jobs, len(repos)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				r := &reports[i]
-				r.problems, r.err = v.Verify(c.Context, repos[i], &r.out)
-			}
-		}()
+	for from := 0; from < len(repos); from += verifyChunk {
+		chunk := repos[from:min(from+verifyChunk, len(repos))]
+		v.Prefetch(c.Context, chunk)
+		next := make(chan int)
+		var wg sync.WaitGroup
+		for w := 0; w < min(jobs, len(chunk)); w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					r := &reports[from+i]
+					r.problems, r.err = v.Verify(c.Context, chunk[i], &r.out)
+				}
+			}()
+		}
+		for i := range chunk {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
 	}
-	for i := range repos {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
 	problems := 0
 	for i := range reports {
 		c.App.Writer.Write(reports[i].out.Bytes())

@@ -39,6 +39,10 @@ type Conn struct {
 	Tell     func(format string, args ...any)
 	// Stderr, when set, gets the progress of a catch-up from a peer.
 	Stderr io.Writer
+	// In and Out carry a cluster request's data that git does not
+	// (gitmesh-digests): the session's stdin and stdout.
+	In  io.Reader
+	Out io.Writer
 }
 
 // Request is one user's request, as a front door parsed it (SSH's
@@ -326,6 +330,9 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 	cmd, err := gitexec.ParseClusterCommand(c.Original)
 	if err != nil {
 		return err
+	}
+	if cmd.Verb == gitexec.DigestsRequest {
+		return clusterDigests(ctx, s, c)
 	}
 	if cmd.PassedOn() {
 		if cmd.HTTP != "" {
