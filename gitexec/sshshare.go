@@ -31,6 +31,10 @@ import (
 // ones are told to stop. So no master outlives a revoked key or a replaced
 // host key by more than one slot, and a busy master is still renewed.
 
+// maxControlPath bounds a control socket's path: sun_path holds 108
+// bytes, and ssh first binds the path with a suffix of 17 (".XXXXXXXXXXXXXXXX").
+const maxControlPath = 108 - 1 - 17
+
 // controlSlot bounds how long one master may live, busy or not.
 const controlSlot = 10 * time.Minute
 
@@ -45,6 +49,12 @@ func SharedSSHCommand(key, knownHosts string, connectTimeout, persist time.Durat
 	dir, err := controlDir(base, key, knownHosts, now)
 	if err != nil {
 		return cmd, err
+	}
+	// %C expands to 40 characters; a socket's path must fit in
+	// sun_path (108 bytes, less ssh's temporary suffix), or ssh fails
+	// every hop instead of sharing.
+	if n := len(dir) + 1 + 40; n > maxControlPath {
+		return cmd, fmt.Errorf("ssh control directory %s is too long for a socket path (%d bytes, at most %d)", base, n, maxControlPath)
 	}
 	alive := max(int(connectTimeout.Seconds())/3, 1)
 	return cmd + fmt.Sprintf(" -o ControlMaster=auto -o ControlPath=%s -o ControlPersist=%d -o ServerAliveInterval=%d -o ServerAliveCountMax=3",
@@ -78,7 +88,9 @@ func controlDir(base, key, knownHosts string, now time.Time) (string, error) {
 }
 
 // privateDir makes dir with mode 0700, or checks that the one there is a
-// real directory of this account that nobody else may enter.
+// real directory of this account that nobody else may enter, and that
+// this account may write (a master's socket goes there: ssh fails a hop
+// whose master cannot make its socket, rather than go unshared).
 func privateDir(dir string) error {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("ssh control directory %s: %w", dir, err)
@@ -95,6 +107,8 @@ func privateDir(dir string) error {
 		return fmt.Errorf("ssh control directory %s belongs to another account", dir)
 	case fi.Mode().Perm()&0o077 != 0:
 		return fmt.Errorf("ssh control directory %s may be entered by other accounts (mode %#o)", dir, fi.Mode().Perm())
+	case syscall.Access(dir, 0o3) != nil: // W_OK|X_OK: ssh could not make its socket there
+		return fmt.Errorf("ssh control directory %s is not writable (mode %#o)", dir, fi.Mode().Perm())
 	}
 	return nil
 }

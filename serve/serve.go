@@ -497,6 +497,7 @@ func SettingsEnv(s config.Settings) []string {
 		"GITMESH_WRITE_QUORUM=" + s.WriteQuorum.String(), "GITMESH_CLUSTER_FROM=" + s.ClusterFrom,
 		"GITMESH_LOG_RETENTION=" + s.LogRetention.D().String(),
 		"GITMESH_SSH_CONTROL_PERSIST=" + s.SSHControlPersist.D().String(),
+		"GITMESH_SSH_CONTROL_DIR=" + s.SSHControlDir,
 		"GITMESH_COPIES=" + strconv.Itoa(s.Copies),
 	}
 	if s.Path != "" {
@@ -521,8 +522,12 @@ func NewNode(s config.Settings, dbh *sql.DB, log zerolog.Logger, tell func(strin
 // why in the log): sharing is a saving, never a reason to fail.
 func Git(s config.Settings, log zerolog.Logger) gitexec.Git {
 	ssh := sync.OnceValue(func() string {
+		base := s.SSHControlDir
+		if base == "" {
+			base = gitexec.ControlBase()
+		}
 		ssh, err := gitexec.SharedSSHCommand(s.ClusterKey, s.KnownHosts, s.ConnectTimeout.D(),
-			s.SSHControlPersist.D(), gitexec.ControlBase(), time.Now())
+			s.SSHControlPersist.D(), base, time.Now())
 		if err != nil {
 			log.Warn().Err(err).Msg("ssh connections to peers are not shared")
 		}
