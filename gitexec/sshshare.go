@@ -46,6 +46,9 @@ func SharedSSHCommand(key, knownHosts string, connectTimeout, persist time.Durat
 	if cmd == "" || base == "" || persist <= 0 {
 		return cmd, nil
 	}
+	if !filepath.IsAbs(base) {
+		return cmd, fmt.Errorf("ssh control directory %s is not an absolute path", base)
+	}
 	dir, err := controlDir(base, key, knownHosts, now)
 	if err != nil {
 		return cmd, err
@@ -62,11 +65,20 @@ func SharedSSHCommand(key, knownHosts string, connectTimeout, persist time.Durat
 }
 
 // ControlBase is where this account's control sockets go: a directory of
-// its own under the temporary directory. The path stays short, since a
-// socket's path must fit in 108 bytes.
+// its own under the temporary directory, or under /tmp when that one's
+// path is too long: a socket's path must fit in 108 bytes.
 func ControlBase() string {
-	return filepath.Join(os.TempDir(), "gitmesh-ssh-"+strconv.Itoa(os.Getuid()))
+	base := filepath.Join(os.TempDir(), "gitmesh-ssh-"+strconv.Itoa(os.Getuid()))
+	if len(base) > maxControlBase {
+		// A long TMPDIR: /tmp, checked like any other base.
+		base = filepath.Join("/tmp", "gitmesh-ssh-"+strconv.Itoa(os.Getuid()))
+	}
+	return base
 }
+
+// maxControlBase is the longest base whose sockets' paths fit
+// maxControlPath: base/family(8)/generation(16)/%C(40).
+const maxControlBase = maxControlPath - (1 + 8 + 1 + 16 + 1 + 40)
 
 // controlDir makes (or checks) base, the family's and the current
 // generation's directories, and retires the family's other generations.
