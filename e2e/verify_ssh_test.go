@@ -47,6 +47,15 @@ func TestVerifyAsksEachSSHPeerOnce(t *testing.T) {
 		!strings.Contains(r.Stdout, "team/one: 3 copies match") {
 		t.Fatalf("verify after a change by hand on b: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
+
+	// A device whose gitmesh does not know the request answers "unknown
+	// command", as any serve that is not --cluster does: here a's
+	// requests log in with a user's key, whose forced command is serve.
+	c.SetPeerSettings("a", c.UserKey("alice"), c.KnownHosts)
+	r = a.Run(nil, "verify", "team/one")
+	if r.Code != 1 || !strings.Contains(r.Stdout, "team/one on b: cannot read the copy: the device's gitmesh is too old to answer verify's digests request; upgrade it") {
+		t.Fatalf("verify against a gitmesh that does not know the digests request: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
 }
 
 // The digests request answers for registered repositories only, with the
