@@ -289,3 +289,37 @@ func TestWriterKilledWhileRetryingToRecordHealsOnceTheDatabaseIsBack(t *testing.
 	}
 	healsAfterKill(t, c, work, base, "b", cut, nil, func() { proxy.SetDown(false) })
 }
+
+// A repair clears the mark and writes its sync_log row in one
+// transaction: when the row cannot be written (here a trigger refuses
+// it; in life, a failover between two transactions), the mark stays and
+// the next try repairs it with its row. A freeze never ends unexplained.
+func TestHealClearsTheMarkOnlyWithItsRecord(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	work, _ := pushed(t, c)
+	c.WaitConverged("team/app")
+	held := holdHook(t, c, "a", "team/app", "update")
+	c.Commit(work, "README", "killed before the repair\n")
+	killWriter(t, c, "a", work, held.reached, held.let)
+	os.Remove(filepath.Join(c.Devices["a"].Root, "team/app.git", "hooks", "update"))
+	d := c.DB()
+	if _, err := d.Exec(`CREATE FUNCTION refuse_heal_rows() RETURNS trigger LANGUAGE plpgsql AS
+		$$ BEGIN IF NEW.kind = 'heal' THEN RAISE EXCEPTION 'no heal rows today'; END IF; RETURN NEW; END $$;
+		CREATE TRIGGER refuse_heal_rows BEFORE INSERT ON sync_log FOR EACH ROW EXECUTE FUNCTION refuse_heal_rows()`); err != nil {
+		t.Fatal(err)
+	}
+	c.Devices["a"].Run(nil, "sync", "team/app")
+	if !statusOf(t, c, "team/app")["a"].IsWriting {
+		t.Fatal("the repair cleared a's mark although its sync_log row could not be written")
+	}
+	if _, err := d.Exec(`DROP TRIGGER refuse_heal_rows ON sync_log`); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Devices["a"].Run(nil, "sync", "team/app"); r.Code != 0 {
+		t.Fatalf("sync on a: exit %d, %s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	writable(t, c, "team/app")
+	if h := heals(t, c); len(h) != 1 || !strings.HasPrefix(h[0], "a: ok: ") {
+		t.Fatalf("heal events: %q, want one by a", h)
+	}
+}

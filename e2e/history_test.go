@@ -747,7 +747,7 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 			v.add(other, "%v", err)
 		}
 	}
-	fw.account(inj.failedOverSince)
+	fw.account()
 
 	// Every acknowledged push is on every device: a clone from each
 	// passes git fsck --strict, each copy passes fsck --connectivity-only,
@@ -823,8 +823,8 @@ func runHistory(t *testing.T, sched schedule, opt historyOptions) *historyRun {
 	inj.mu.Unlock()
 	run.summary = []string{
 		fmt.Sprintf("seed %d: faults played: %s", seed, inj.summary()),
-		fmt.Sprintf("seed %d: freezes seen: %d; self-repairs (sync_log heal ok): %d, refusals recorded: %d; thaws after a cannot-heal reason: %d; cleared by their own live writer: %d; ended across a failover without a heal row: %d",
-			seed, len(fw.seen), healed, healRefused, fw.thaws, fw.byWriter, fw.byFailover),
+		fmt.Sprintf("seed %d: freezes seen: %d; self-repairs (sync_log heal ok): %d, refusals recorded: %d; thaws after a cannot-heal reason: %d; cleared by their own live writer: %d",
+			seed, len(fw.seen), healed, healRefused, fw.thaws, fw.byWriter),
 		fmt.Sprintf("seed %d: %d operations in %s (+%s to repair and check): pushes %d acknowledged (a %d, b %d, c with noexec TMPDIR %d), %d failed; reads %d served, %d failed (%d excused by a fault in force); %d refs acknowledged (%d one-shot refs and tags); %d stale reads, %d backwards reads, %d lost acknowledged pushes, %d unexcused failed reads, %d freezes unaccounted for, %d other violations",
 			seed, sched.Ops, faulted.Round(time.Second), (time.Since(began) - faulted).Round(time.Second),
 			pushOK.Load(), ackedOn["a"].Load(), ackedOn["b"].Load(), ackedOn["c"].Load(), pushFail.Load(),
@@ -1227,18 +1227,6 @@ func (f *injector) excuse(dev string, start, end time.Time, code int, stderr str
 	return "", false
 }
 
-// failedOverSince reports whether the database failed over after t.
-func (f *injector) failedOverSince(t time.Time) bool {
-	f.evMu.Lock()
-	defer f.evMu.Unlock()
-	for _, e := range f.events {
-		if e.kind == faultFailover && !e.from.Before(t) {
-			return true
-		}
-	}
-	return false
-}
-
 // namesDevice reports whether a sentence names device dev ("from device
 // e: ..."): a read passed on to a holder fails for that holder's own
 // faults, and says which device it was.
@@ -1586,7 +1574,7 @@ type freezeEpisode struct {
 	id        int // the repository's id: a rename keeps it
 	started   time.Time
 	pid       int
-	alive     bool // its writer's process still ran when first seen
+	alive     bool // its writer's process still ran when first seen, or had cleared its mark
 	thawed    bool
 }
 
@@ -1608,9 +1596,6 @@ type freezeWatch struct {
 	seen     map[string]*freezeEpisode
 	thaws    int
 	byWriter int
-	// byFailover: marks gone with no heal row, a failover since their
-	// freeze (the row may have gone with the old primary).
-	byFailover int
 }
 
 func (fw *freezeWatch) run(stop chan struct{}) {
@@ -1646,7 +1631,7 @@ func (fw *freezeWatch) thawIfCannotHeal(repo, dev string, started time.Time, pid
 	key := fmt.Sprintf("%d %s %s", id, dev, started.Format(time.RFC3339Nano))
 	ep, ok := fw.seen[key]
 	if !ok {
-		ep = &freezeEpisode{repo: repo, id: id, dev: dev, started: started, pid: pid, alive: pid > 0 && running(pid)}
+		ep = &freezeEpisode{repo: repo, id: id, dev: dev, started: started, pid: pid, alive: pid > 0 && (running(pid) || fw.markGone(id, dev, pid))}
 		fw.seen[key] = ep
 	}
 	if ep.thawed {
@@ -1690,9 +1675,20 @@ func (fw *freezeWatch) thawIfCannotHeal(repo, dev string, started time.Time, pid
 	fw.thaws++
 }
 
+// markGone reports whether the mark of writer pid on dev is gone: status
+// listed it a moment ago, so a writer found dead now cleared its own
+// mark (a refused push does, retrying across a failover) and exited
+// between status's query and the look at its pid.
+func (fw *freezeWatch) markGone(id int, dev string, pid int) bool {
+	var marked bool
+	err := fw.db.QueryRow(`SELECT EXISTS (SELECT 1 FROM working_copy_versions w JOIN devices d ON d.id = w.device_id
+		WHERE w.repository_id = $1 AND d.name = $2 AND w.is_writing AND (w.write_properties->>'pid')::int = $3)`, id, dev, pid).Scan(&marked)
+	return err == nil && !marked
+}
+
 // account checks how each freeze seen ended: a self-repair counts for
 // the freeze of its copy that it follows, and no later one.
-func (fw *freezeWatch) account(failedOverSince func(time.Time) bool) {
+func (fw *freezeWatch) account() {
 	db := fw.db
 	for _, ep := range fw.seen {
 		next := time.Now().Add(time.Hour)
@@ -1711,12 +1707,6 @@ func (fw *freezeWatch) account(failedOverSince func(time.Time) bool) {
 		}
 		switch {
 		case healed, ep.thawed:
-		case failedOverSince(ep.started):
-			// A heal clears the mark, then writes its sync_log row in a
-			// transaction of its own: a failover between them may lose
-			// the row with the old primary. What was pushed is checked
-			// apart; the mark is gone, as the end checked.
-			fw.byFailover++
 		case ep.alive:
 			fw.byWriter++
 		default:

@@ -464,3 +464,36 @@ func TestPushAnswersBeforeItsRecords(t *testing.T) {
 		t.Errorf("after two pushes: %d ok attempts and %d stagings recorded, want 2 and 4 (each push on b and c)", attempts, staged)
 	}
 }
+
+// A straggler cut once a quorum held the push is not a fault: sync-log
+// says it was left to the catch-up after the answer, not that git died.
+func TestSyncLogTellsAStragglerFromAFailure(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	url := meshtest.URL("team/app")
+	work, _ := pushed(t, c)
+	c.WaitConverged("team/app")
+	meshtest.WaitDetached(t)
+	conn, err := c.DB().Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// c's read lock held: its staging waits until the grace ends.
+	if _, err := conn.ExecContext(t.Context(), `SELECT pg_advisory_lock(-d.id, r.id) FROM devices d, repositories r
+		WHERE d.name = 'c' AND r.name = 'team/app'`); err != nil {
+		t.Fatal(err)
+	}
+	c.Commit(work, "README", "c is slow\n")
+	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
+	conn.ExecContext(t.Context(), `SELECT pg_advisory_unlock_all()`)
+	meshtest.WaitDetached(t)
+	var result string
+	if err := c.DB().QueryRow(`SELECT s.result FROM sync_log s JOIN devices d ON d.id = s.device_id
+		WHERE s.kind = 'stage' AND d.name = 'c' ORDER BY s.id DESC LIMIT 1`).Scan(&result); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(result, "a quorum held the push first") {
+		t.Errorf("c's staging row after it was cut at the grace's end: %q, want it left to the catch-up", result)
+	}
+	c.WaitConverged("team/app")
+}

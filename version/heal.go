@@ -82,9 +82,9 @@ func (n *Node) healLocked(ctx context.Context, conn *sql.Conn, st State) (State,
 		return st, err // the write lock went with a failover: a writer may run
 	}
 	start := time.Now()
-	done, from, err := n.repair(ctx, conn, st, c)
+	done, err := n.repair(ctx, conn, st, c, start)
 	after, loadErr := n.reload(ctx, conn, st.Repo)
-	n.logHeal(ctx, conn, st, c, from, after, done, time.Since(start), err)
+	n.logHeal(ctx, conn, st, c, done, time.Since(start), err)
 	var stall *db.StallError
 	if errors.As(err, &stall) {
 		return st, err // not frozen for good: it heals once the database commits
@@ -170,30 +170,33 @@ func SessionAlive(ctx context.Context, q interface {
 // repair clears the mark when this copy shows its recorded version, else
 // drops this copy's record with the mark and catches it up from a device
 // that holds the version. It returns what was done and from which device.
-func (n *Node) repair(ctx context.Context, conn *sql.Conn, st State, c Copy) (string, *Copy, error) {
+func (n *Node) repair(ctx context.Context, conn *sql.Conn, st State, c Copy, start time.Time) (string, error) {
 	dir := gitexec.RepoDir(n.RepoRoot, st.Repo)
 	if n.shows(ctx, dir, c) {
 		if err := n.removeStaleLocks(dir); err != nil {
-			return "", nil, err
+			return "", err
 		}
 		// The dead push may have staged refs here: they go, so nothing
 		// unrecorded stays reachable from a ref.
 		if visible, staged, err := n.Git.ReadRefs(ctx, dir); err == nil {
 			if err := n.Git.UpdateRefs(ctx, dir, gitexec.StageCommands(staged, visible), false); err != nil {
-				return "", nil, err
+				return "", err
 			}
 		}
-		if err := clearMark(ctx, conn, st, c, healClearQuery, n.LockTimeout); err != nil {
-			return "", nil, err
-		}
-		return fmt.Sprintf("this copy still shows version %d, so nothing was lost; writes are open again", c.Version), nil, nil
+		done := fmt.Sprintf("this copy still shows version %d, so nothing was lost; writes are open again", c.Version)
+		row := healRow{Result: "ok: " + done, To: sql.NullInt64{Int64: c.Version, Valid: true}, Took: time.Since(start)}
+		_, err := clearMark(ctx, conn, st, c, healClearQuery, n.LockTimeout, row)
+		return done, err
 	}
 	from, ok := otherHolder(st, c)
 	if !ok {
-		return "", nil, fmt.Errorf("its copy does not show version %d and no other device holds it", c.Version)
+		return "", fmt.Errorf("its copy does not show version %d and no other device holds it", c.Version)
 	}
-	if err := clearMark(ctx, conn, st, c, healForgetQuery, n.LockTimeout); err != nil {
-		return "", nil, err
+	done := fmt.Sprintf("this copy did not show version %d; it was set aside and catches up from %s on its next read; writes are open again", c.Version, from.Device)
+	row := healRow{Result: "ok: " + done, From: sql.NullInt32{Int32: from.DeviceID, Valid: true}, Took: time.Since(start)}
+	rowID, err := clearMark(ctx, conn, st, c, healForgetQuery, n.LockTimeout, row)
+	if err != nil {
+		return "", err
 	}
 	after, err := n.reload(ctx, conn, st.Repo)
 	if err == nil {
@@ -201,9 +204,11 @@ func (n *Node) repair(ctx context.Context, conn *sql.Conn, st State, c Copy) (st
 	}
 	if err != nil {
 		n.Log.Warn().Err(err).Str("repo", st.Repo).Msg("heal: catch up after dropping this copy's record")
-		return fmt.Sprintf("this copy did not show version %d; it was set aside and catches up from %s on its next read; writes are open again", c.Version, from.Device), &from, nil
+		return done, nil
 	}
-	return fmt.Sprintf("this copy did not show version %d and was rewound from %s; writes are open again", c.Version, from.Device), &from, nil
+	done = fmt.Sprintf("this copy did not show version %d and was rewound from %s; writes are open again", c.Version, from.Device)
+	n.amendHealRow(ctx, conn, st.Repo, rowID, "ok: "+done, time.Since(start))
+	return done, nil
 }
 
 // shows reports whether dir's visible refs are c's recorded version.
@@ -238,54 +243,95 @@ const (
 WHERE repository_id = $1 AND device_id = $2 AND is_writing AND COALESCE(write_properties->>'token', '') = $3`
 	healForgetQuery = `DELETE FROM working_copy_versions
 WHERE repository_id = $1 AND device_id = $2 AND is_writing AND COALESCE(write_properties->>'token', '') = $3`
+	healRowQuery = `INSERT INTO sync_log
+		(repository_id, device_id, from_device, from_version, to_version, duration_ms, result, kind)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, 'heal') RETURNING id`
 )
 
-func clearMark(ctx context.Context, conn *sql.Conn, st State, c Copy, query string, bound time.Duration) error {
+// healRow is the sync_log row (kind 'heal') of a repair.
+type healRow struct {
+	Result string
+	From   sql.NullInt32
+	To     sql.NullInt64
+	Took   time.Duration
+}
+
+// clearMark runs query (healClearQuery or healForgetQuery) and writes
+// row in the same transaction, so that no failover keeps the one without
+// the other: a repaired freeze always has its heal row. It returns the
+// row's id.
+func clearMark(ctx context.Context, conn *sql.Conn, st State, c Copy, query string, bound time.Duration, row healRow) (int64, error) {
 	token := ""
 	if c.Writer != nil {
 		token = c.Writer.Token
 	}
 	bctx, cancel := db.Bound(ctx, bound)
 	defer cancel()
-	res, err := conn.ExecContext(bctx, query, st.RepoID, st.SelfID, token)
+	id, err := clearMarkTx(bctx, conn, st, c, query, token, row)
 	if stall := db.Stalled(bctx, "clear the write mark", bound); stall != nil {
-		return stall
+		return 0, stall
 	}
-	if err != nil {
-		return fmt.Errorf("clear the write mark: %w", err)
-	}
-	if k, _ := res.RowsAffected(); k != 1 {
-		return errors.New("the write mark changed meanwhile")
-	}
-	return nil
+	return id, err
 }
 
-// logHeal records a repair, or why there was none, in the log and in
-// sync_log (kind 'heal').
-func (n *Node) logHeal(ctx context.Context, conn *sql.Conn, st State, c Copy, from *Copy, after State, done string, d time.Duration, err error) {
+func clearMarkTx(ctx context.Context, conn *sql.Conn, st State, c Copy, query, token string, row healRow) (int64, error) {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("clear the write mark: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, query, st.RepoID, st.SelfID, token)
+	if err != nil {
+		return 0, fmt.Errorf("clear the write mark: %w", err)
+	}
+	if k, _ := res.RowsAffected(); k != 1 {
+		return 0, errors.New("the write mark changed meanwhile")
+	}
+	var id int64
+	if err := tx.QueryRowContext(ctx, healRowQuery, st.RepoID, st.SelfID, row.From, c.Version, row.To,
+		row.Took.Milliseconds(), row.Result).Scan(&id); err != nil {
+		return 0, fmt.Errorf("clear the write mark: sync log: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("clear the write mark: %w", err)
+	}
+	return id, nil
+}
+
+// amendHealRow tells a repair's row that the copy was rewound at once. A
+// failure leaves the row saying it catches up on its next read, which
+// is what happens then.
+func (n *Node) amendHealRow(ctx context.Context, conn *sql.Conn, repo string, id int64, result string, took time.Duration) {
+	ctx, cancel := db.Bound(ctx, n.LockTimeout)
+	defer cancel()
+	_, err := conn.ExecContext(ctx, `UPDATE sync_log SET result = $2, duration_ms = $3,
+		to_version = (SELECT version FROM working_copy_versions w WHERE w.repository_id = sync_log.repository_id AND w.device_id = sync_log.device_id)
+		WHERE id = $1`, id, result, took.Milliseconds())
+	if err != nil {
+		n.Log.Warn().Err(err).Str("repo", repo).Msg("sync log")
+	}
+}
+
+// logHeal logs a repair, or why there was none; a refusal also goes to
+// sync_log (kind 'heal'), once per mark and reason. A repair's row was
+// written with the mark's clearing.
+func (n *Node) logHeal(ctx context.Context, conn *sql.Conn, st State, c Copy, done string, d time.Duration, err error) {
 	result := "ok: " + done
 	if err != nil {
 		result = "frozen: " + err.Error()
 	}
 	n.Log.Info().Str("op", "heal").Str("repo", st.Repo).Str("writer", writerName(c.Writer)).
 		Int64("version", c.Version).Dur("duration", d).AnErr("error", err).Msg(result)
-	var fromID sql.NullInt32
-	if from != nil {
-		fromID = sql.NullInt32{Int32: from.DeviceID, Valid: true}
+	if err == nil {
+		return
 	}
-	if last, ok := lastHealRefusal(ctx, conn, st.RepoID, c); err != nil && ok && last == result {
+	if last, ok := lastHealRefusal(ctx, conn, st.RepoID, c); ok && last == result {
 		return // replicate retries every few seconds: record a refusal once
-	}
-	to := sql.NullInt64{}
-	if self, ok := after.Self(); ok {
-		to = sql.NullInt64{Int64: self.Version, Valid: true}
 	}
 	ctx, cancel := db.Bound(ctx, n.LockTimeout)
 	defer cancel()
-	_, dbErr := conn.ExecContext(ctx, `INSERT INTO sync_log
-		(repository_id, device_id, from_device, from_version, to_version, duration_ms, result, kind)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, 'heal')`,
-		st.RepoID, st.SelfID, fromID, c.Version, to, d.Milliseconds(), result)
+	var id int64
+	dbErr := conn.QueryRowContext(ctx, healRowQuery, st.RepoID, st.SelfID, nil, c.Version, nil, d.Milliseconds(), result).Scan(&id)
 	if dbErr != nil {
 		n.Log.Warn().Err(dbErr).Str("repo", st.Repo).Msg("sync log")
 	}

@@ -3,6 +3,7 @@ package version
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -78,8 +79,14 @@ func (w *write) replicate(ctx context.Context) *replication {
 			cancel() // stragglers are left to the catch-up after the answer
 			d = <-results
 		}
+		if d.err != nil && pctx.Err() != nil && ctx.Err() == nil {
+			d.err = errLeftBehind
+		}
 		r.tried = append(r.tried, staging{d.peer, d.took, d.err})
-		if d.err != nil {
+		if d.err == errLeftBehind {
+			r.failed[d.peer.Name] = d.err.Error()
+			w.n.Log.Info().Str("repo", w.st.Repo).Str("peer", d.peer.Name).Dur("took", d.took).Msg("stage on peer: left to the catch-up after the answer")
+		} else if d.err != nil {
 			r.failed[d.peer.Name] = d.err.Error()
 			w.n.Log.Warn().Str("repo", w.st.Repo).Str("peer", d.peer.Name).Dur("took", d.took).Err(d.err).Msg("stage on peer")
 		} else {
@@ -89,6 +96,10 @@ func (w *write) replicate(ctx context.Context) *replication {
 	}
 	return r
 }
+
+// errLeftBehind is a straggler's staging, cut once a quorum held the
+// push and the grace ended: not a fault, it catches up after the answer.
+var errLeftBehind = errors.New("not staged in time: a quorum held the push first; it catches up after the answer")
 
 // stages are each peer's staging of this push, for sync_log (kind
 // 'stage', from the writer): whether it holds the new version, or why
