@@ -226,6 +226,21 @@ func TestSSHControlDirNotPrivateTurnsSharingOff(t *testing.T) {
 			t.Fatalf("%s: revert: %v", tc.name, err)
 		}
 	}
+
+	// A directory whose sockets' paths would not fit in sun_path: ssh
+	// would fail every hop ("ControlPath too long"), so gitmesh does not
+	// share there, and pushes land.
+	long := filepath.Join(short, strings.Repeat("x", 40))
+	c.Settings = fmt.Sprintf("write_quorum = 3\nssh_control_dir = %q", long)
+	for name := range c.Hosts {
+		c.SetPeerSettings(name, c.ClusterKey, c.KnownHosts)
+	}
+	if r := push("team/app"); r.Code != 0 {
+		t.Fatalf("control directory too long for a socket path: push: exit %d\n%s", r.Code, r.Stderr)
+	}
+	if log := readFile(t, c.Devices["a"].Log); !strings.Contains(log, "too long for a socket path") {
+		t.Fatal("control directory too long for a socket path: a's log does not say why hops are not shared")
+	}
 }
 
 // A peer's host key changes while a master to it is open and known_hosts
