@@ -34,7 +34,7 @@ func init() {
 const verifyChunk = 1000
 
 // verify checks the repositories, reading --jobs copies at a time, and
-// prints each one's report whole and in name order.
+// prints each one's report whole and in name order, a chunk at a time.
 func (a *app) verify(c *cli.Context, d *sql.DB) error {
 	jobs := c.Int("jobs")
 	if jobs < 1 || jobs > 256 {
@@ -56,6 +56,7 @@ func (a *app) verify(c *cli.Context, d *sql.DB) error {
 		err      error
 	}
 	reports := make([]report, len(repos))
+	problems := 0
 	for from := 0; from < len(repos); from += verifyChunk {
 		chunk := repos[from:min(from+verifyChunk, len(repos))]
 		v.Prefetch(c.Context, chunk)
@@ -76,14 +77,14 @@ func (a *app) verify(c *cli.Context, d *sql.DB) error {
 		}
 		close(next)
 		wg.Wait()
-	}
-	problems := 0
-	for i := range reports {
-		c.App.Writer.Write(reports[i].out.Bytes())
-		if reports[i].err != nil {
-			return reports[i].err
+		for i := range chunk {
+			r := &reports[from+i]
+			c.App.Writer.Write(r.out.Bytes())
+			if r.err != nil {
+				return r.err
+			}
+			problems += r.problems
 		}
-		problems += reports[i].problems
 	}
 	if problems > 0 {
 		return fmt.Errorf("verify found %d problem(s), listed above", problems)
