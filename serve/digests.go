@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 
 	"gitmesh/config"
 	"gitmesh/db"
@@ -23,6 +24,7 @@ func clusterDigests(ctx context.Context, s config.Settings, c Conn) error {
 	if s.RepoRoot == "" {
 		return config.UnsetError(config.NoRepoRoot)
 	}
+	start := time.Now()
 	// The whole answer is bounded by fetch_timeout, the peer's bound on it.
 	ctx, cancel := context.WithTimeout(ctx, s.FetchTimeout.D())
 	defer cancel()
@@ -79,6 +81,7 @@ func clusterDigests(ctx context.Context, s config.Settings, c Conn) error {
 	}
 	close(next)
 	wg.Wait()
+	c.Log.Info().Str("op", "digests").Int("repos", len(names)).Dur("duration", time.Since(start)).Msg("digests request")
 	out := bufio.NewWriter(c.Out)
 	for i, name := range names {
 		if err := gitexec.WriteDigest(out, name, answers[i], missing[i]); err != nil {
