@@ -81,6 +81,11 @@ func (v *Verifier) read(ctx context.Context, dev Device, repo string) copyRefs {
 	if c, ok := v.prefetched(dev, repo); ok {
 		return c
 	}
+	return v.readNow(ctx, dev, repo)
+}
+
+// readNow reads repo's copy on dev, holding one of the Jobs slots.
+func (v *Verifier) readNow(ctx context.Context, dev Device, repo string) copyRefs {
 	v.once.Do(func() { v.slots = make(chan struct{}, max(v.Jobs, 1)) })
 	select {
 	case v.slots <- struct{}{}:
@@ -122,6 +127,12 @@ func (v *Verifier) Verify(ctx context.Context, repo string, out io.Writer) (int,
 		go func() {
 			defer wg.Done()
 			reads[i] = v.read(ctx, dev, repo)
+			// A prefetched copy was read before its record was loaded: a
+			// push in between would look like a difference. Such a copy
+			// is read again, after the load, as every copy used to be.
+			if _, early := v.prefetched(dev, repo); early && !c.IsWriting && differs(c, reads[i]) {
+				reads[i] = v.readNow(ctx, dev, repo)
+			}
 		}()
 	}
 	wg.Wait()
@@ -171,6 +182,18 @@ func (v *Verifier) Verify(ctx context.Context, repo string, out io.Writer) (int,
 		fmt.Fprintf(out, "%s: %d copies match their recorded versions\n", repo, len(st.Copies))
 	}
 	return problems, nil
+}
+
+// differs reports whether a copy read (without error) differs from its
+// record.
+func differs(c version.Copy, read copyRefs) bool {
+	if read.err != nil {
+		return false
+	}
+	if c.Pending {
+		return read.staged != c.Digest
+	}
+	return read.digest != c.Digest
 }
 
 // recorded reports whether copies hold a recorded version of device id.
