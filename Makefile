@@ -16,8 +16,11 @@ LDFLAGS := -X gitmesh/cli.stampVersion=$(VERSION) -X gitmesh/cli.stampCommit=$(C
 
 all: build
 
+# Without cgo: a static binary, which `gitmesh serve` (one process per SSH
+# connection) starts about a millisecond of CPU sooner than a dynamically
+# linked one (README "Speed").
 build:
-	$(GO) build -tags $(TAGS) -ldflags "$(LDFLAGS)" -o gitmesh .
+	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -ldflags "$(LDFLAGS)" -o gitmesh .
 
 # The linker flags build uses (the version test builds with exactly these).
 ldflags:

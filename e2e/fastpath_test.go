@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,57 @@ func TestFastPathUsesOneConnectionAndOneRoundTrip(t *testing.T) {
 	if st.Conns != 1 || st.Bursts > 3 {
 		t.Fatalf("ls-remote against current a: %d connections, %d client writes to PostgreSQL; want 1 connection and at most 3 writes (startup, one query, terminate)",
 			st.Conns, st.Bursts)
+	}
+}
+
+// Through PgBouncer in session mode (the README's recommendation for a
+// device that answers many small reads) a read from a current device is
+// still one connection and one query round trip, and PgBouncer answers it
+// with a PostgreSQL backend it already holds: no backend starts per read.
+// lib/pq asks the server for transaction_read_only (extra queries) when
+// the startup does not report it, which PgBouncer must pass on.
+func TestFastPathThroughPgBouncerIsOneRoundTripOnAPooledBackend(t *testing.T) {
+	bouncer := meshtest.StartPgBouncer(t)
+	c := meshtest.NewCluster(t, "a", "b")
+	_, acked := pushed(t, c)
+	c.WaitConverged("team/app")
+	meshtest.WaitDetached(t)
+	proxy := meshtest.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", bouncer.Port))
+	a := c.Devices["a"]
+	u, err := neturl.Parse(bouncer.URL(c.DBURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = proxy.Addr
+	a.DBURL = u.String()
+	a.WriteConfig("")
+	url := meshtest.URL("team/app")
+	a.MustGit("alice", "", "ls-remote", url) // the bouncer opens its backend
+
+	before, err := bouncer.ServerPIDs()
+	if err != nil || len(before) == 0 {
+		t.Fatalf("pgbouncer holds no backend after a read through it (%v)", err)
+	}
+	proxy.ResetStats()
+	for i := 0; i < 3; i++ {
+		if out := a.MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, acked) {
+			t.Fatalf("a served %q through pgbouncer, want %s", out, acked)
+		}
+	}
+	st := proxy.Stats()
+	t.Logf("3 ls-remote against current a through pgbouncer: %d connection(s), %d client writes", st.Conns, st.Bursts)
+	if st.Conns != 3 || st.Bursts > 9 {
+		t.Fatalf("3 ls-remote through pgbouncer: %d connections, %d client writes; want 3 connections and at most 9 writes (startup, one query, terminate each)",
+			st.Conns, st.Bursts)
+	}
+	after, err := bouncer.ServerPIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for pid := range after {
+		if !before[pid] {
+			t.Fatalf("a read through pgbouncer started PostgreSQL backend %d although it held %v", pid, before)
+		}
 	}
 }
 

@@ -65,8 +65,8 @@ func build() (string, error) {
 	return out, nil
 }
 
-// goBuild builds gitmesh into out with the Makefile's tag (serve starts
-// without urfave/cli's docs code) and any extra build tags.
+// goBuild builds gitmesh into out as the Makefile does (tag: serve starts
+// without urfave/cli's docs code; no cgo) with any extra build tags.
 func goBuild(out, extraTags string) error {
 	root, err := moduleRoot()
 	if err != nil {
@@ -78,6 +78,9 @@ func goBuild(out, extraTags string) error {
 	}
 	cmd := exec.Command("go", "build", "-tags", tags, "-o", out, ".")
 	cmd.Dir = root
+	// Without cgo, as the Makefile and the Debian package build it: a
+	// static binary that starts without the dynamic loader.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build -tags %s: %w: %s", tags, err, b)
 	}

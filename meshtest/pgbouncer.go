@@ -156,6 +156,14 @@ func (b *PgBouncer) waitReady(limit time.Duration) error {
 	}
 }
 
+// PID is the bouncer's process id.
+func (b *PgBouncer) PID() int {
+	if b.cmd == nil || b.cmd.Process == nil {
+		return 0
+	}
+	return b.cmd.Process.Pid
+}
+
 // URL is dbURL (a postgres:// URL of the test server) reached through the
 // bouncer instead.
 func (b *PgBouncer) URL(dbURL string) string {
