@@ -50,6 +50,7 @@ fuzz: setup
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzParseCommand -fuzztime $(FUZZTIME) ./gitexec/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzValidateName -fuzztime $(FUZZTIME) ./gitexec/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzParseClusterCommand -fuzztime $(FUZZTIME) ./gitexec/
+	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzReadDigestsRequest -fuzztime $(FUZZTIME) ./gitexec/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzParseKey -fuzztime $(FUZZTIME) ./access/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzReadPush -fuzztime $(FUZZTIME) ./hook/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzMeterLine -fuzztime $(FUZZTIME) ./gitexec/

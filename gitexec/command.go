@@ -24,6 +24,11 @@ const (
 // repository now (sent by a writer after its push); never a user's.
 const SyncRequest Verb = "gitmesh-sync"
 
+// DigestsRequest is the cluster key's request for the refs digests of many
+// repositories' copies at once (verify's one request per peer; see
+// ReadDigestsRequest); it takes no argument: the names come on stdin.
+const DigestsRequest Verb = "gitmesh-digests"
+
 // IsWrite reports whether the verb changes the repository.
 func (v Verb) IsWrite() bool { return v == ReceivePack }
 
@@ -96,6 +101,9 @@ func ParseClusterCommand(s string) (Command, error) {
 			return Command{}, badCommand("command contains a control character")
 		}
 		return parsePassedOn(rest, http)
+	}
+	if s == string(DigestsRequest) {
+		return Command{Verb: DigestsRequest}, nil
 	}
 	return parse(s, clusterVerbs)
 }
