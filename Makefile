@@ -43,13 +43,14 @@ test: setup vet
 # As a dedicated account when root (scripts/bench.sh says why).
 BENCH ?= .
 bench: setup
-	scripts/bench.sh -tags $(TAGS) -run '^$$' -bench '$(BENCH)' -benchtime 200x -count 1
+	scripts/bench.sh -tags $(TAGS) -run '^$$' -bench '$(BENCH)' -benchtime 200x -count 1 -timeout 90m
 
 FUZZTIME ?= 30s
 fuzz: setup
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzParseCommand -fuzztime $(FUZZTIME) ./gitexec/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzValidateName -fuzztime $(FUZZTIME) ./gitexec/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzParseClusterCommand -fuzztime $(FUZZTIME) ./gitexec/
+	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzReadDigestsRequest -fuzztime $(FUZZTIME) ./gitexec/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzParseKey -fuzztime $(FUZZTIME) ./access/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzReadPush -fuzztime $(FUZZTIME) ./hook/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzMeterLine -fuzztime $(FUZZTIME) ./gitexec/

@@ -85,22 +85,31 @@ func manyBranches(b *testing.B, n int) (*meshtest.Cluster, client, client, strin
 
 // benchPushOn pushes one new commit to main per iteration, to both sides.
 func benchPushOn(b *testing.B, c *meshtest.Cluster, mesh, shell client, work string, loop *slowLoop) {
+	benchPushOnBranch(b, c, mesh, shell, work, "main", loop)
+}
+
+// benchPushOnBranch pushes one new commit to branch per iteration, to
+// both sides, and reports the writer's step times beside the ratio.
+func benchPushOnBranch(b *testing.B, c *meshtest.Cluster, mesh, shell client, work, branch string, loop *slowLoop) {
 	var viaGitmesh, viaShell, converge time.Duration
 	var last string
 	from := logSize(c, "a")
+	// Unique across runs: a sub-benchmark runs this again on the same
+	// work tree for each b.N.
+	round := time.Now().UnixNano()
 	b.ResetTimer()
 	for i := 0; loop.next(); i++ {
 		b.StopTimer()
-		last = c.Commit(work, "README", fmt.Sprintf("%d\n", i+1))
+		last = c.Commit(work, "README", fmt.Sprintf("%d.%d\n", round, i+1))
 		b.StartTimer()
-		viaShell += shell.mustRun(b, work, "push", "-q", shell.url, "main")
-		viaGitmesh += mesh.mustRun(b, work, "push", "-q", mesh.url, "main")
+		viaShell += shell.mustRun(b, work, "push", "-q", shell.url, branch)
+		viaGitmesh += mesh.mustRun(b, work, "push", "-q", mesh.url, branch)
 		b.StopTimer()
 		converge += waitConverge(b)
 		b.StartTimer()
 	}
 	b.StopTimer()
-	expectEverywhere(b, c, "team/app", "refs/heads/main", last)
+	expectEverywhere(b, c, "team/app", "refs/heads/"+branch, last)
 	report(b, loop.n, viaGitmesh, viaShell, converge)
 	stepTimes(b, c, "a", from)
 }
@@ -109,8 +118,10 @@ func benchPushOn(b *testing.B, c *meshtest.Cluster, mesh, shell client, work str
 // repositories are all current, against `gitmesh status` (one query over
 // every copy) on the same cluster: sync with nothing to do should cost
 // about as much.
-func BenchmarkSyncIdle(b *testing.B) {
-	c := manyRepos(b, 2000)
+func BenchmarkSyncIdle(b *testing.B) { benchSyncIdle(b, 2000) }
+
+func benchSyncIdle(b *testing.B, repos int) {
+	c := manyRepos(b, repos)
 	a := c.Devices["a"]
 	var viaSync, viaStatus time.Duration
 	b.ResetTimer()
@@ -128,8 +139,10 @@ func BenchmarkSyncIdle(b *testing.B) {
 // BenchmarkVerify times `gitmesh verify` over 2,000 repositories on three
 // devices against the floor it cannot beat by much: one `git
 // for-each-ref` per copy, one after another.
-func BenchmarkVerify(b *testing.B) {
-	c := manyRepos(b, 2000)
+func BenchmarkVerify(b *testing.B) { benchVerify(b, 2000) }
+
+func benchVerify(b *testing.B, repos int) {
+	c := manyRepos(b, repos)
 	var dirs []string
 	for _, d := range c.Devices {
 		found, _ := filepath.Glob(filepath.Join(d.Root, "t", "*.git"))
@@ -167,7 +180,7 @@ func manyRepos(b *testing.B, n int) *meshtest.Cluster {
 		}
 	}
 	d := c.DB()
-	if _, err := d.Exec(`INSERT INTO repositories (name) SELECT format('t/r%s', lpad(i::text, 4, '0')) FROM generate_series(1, $1 - 1) i`, n); err != nil {
+	if _, err := d.Exec(`INSERT INTO repositories (name) SELECT format('t/r%s', lpad(i::text, 5, '0')) FROM generate_series(1, $1 - 1) i`, n); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := d.Exec(`INSERT INTO working_copy_versions (repository_id, device_id, version, refs_digest)
@@ -176,16 +189,79 @@ func manyRepos(b *testing.B, n int) *meshtest.Cluster {
 		WHERE r.name <> 't/r0000'`); err != nil {
 		b.Fatal(err)
 	}
+	// Every device holds every repository, as placement would have it
+	// with three devices: status, sync and verify speak of holders.
+	if _, err := d.Exec(`INSERT INTO holders (repository_id, device_id)
+		SELECT r.id, h.device_id FROM repositories r
+		CROSS JOIN holders h JOIN repositories o ON o.id = h.repository_id AND o.name = 't/r0000'
+		WHERE r.name <> 't/r0000'`); err != nil {
+		b.Fatal(err)
+	}
 	for _, dev := range c.Devices {
 		src := filepath.Join(dev.Root, "t", "r0000.git")
+		tree := readTree(b, src)
 		for i := 1; i < n; i++ {
-			dst := filepath.Join(dev.Root, "t", fmt.Sprintf("r%04d.git", i))
-			if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
-				b.Fatalf("cp: %v: %s", err, out)
-			}
+			writeTree(b, tree, filepath.Join(dev.Root, "t", fmt.Sprintf("r%05d.git", i)))
 		}
 	}
 	return c
+}
+
+// treeEntry is one directory or file of a small tree read into memory.
+type treeEntry struct {
+	rel  string
+	mode os.FileMode
+	data []byte // nil for a directory
+}
+
+// readTree reads the tree at root (a fresh repository: directories and
+// small files only), to copy it many times without a cp per copy.
+func readTree(b *testing.B, root string) []treeEntry {
+	var out []treeEntry
+	err := filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if strings.HasSuffix(rel, ".sample") {
+			return nil // git's sample hooks: half the files, never run
+		}
+		e := treeEntry{rel: rel, mode: fi.Mode()}
+		switch {
+		case fi.IsDir():
+		case fi.Mode().IsRegular():
+			if e.data, err = os.ReadFile(p); err != nil {
+				return err
+			}
+			if e.data == nil {
+				e.data = []byte{}
+			}
+		default:
+			return fmt.Errorf("%s: neither a file nor a directory", p)
+		}
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
+
+// writeTree writes a tree readTree read under dst.
+func writeTree(b *testing.B, tree []treeEntry, dst string) {
+	for _, e := range tree {
+		p := filepath.Join(dst, e.rel)
+		var err error
+		if e.data == nil {
+			err = os.Mkdir(p, e.mode.Perm())
+		} else {
+			err = os.WriteFile(p, e.data, e.mode.Perm())
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // timeGitmesh runs a gitmesh admin command on dev and times it.

@@ -271,6 +271,7 @@ func settingFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "fetch-timeout", EnvVars: []string{"GITMESH_FETCH_TIMEOUT"}, Value: def.FetchTimeout.D(), Usage: "longest fetch from a peer"},
 		&cli.DurationFlag{Name: "connect-timeout", EnvVars: []string{"GITMESH_CONNECT_TIMEOUT"}, Value: def.ConnectTimeout.D(), Usage: "longest connect to PostgreSQL or a peer"},
 		&cli.DurationFlag{Name: "ssh-control-persist", EnvVars: []string{"GITMESH_SSH_CONTROL_PERSIST"}, Value: def.SSHControlPersist.D(), Usage: "how long a shared ssh connection to a peer stays open after its last use (0: no sharing)"},
+		&cli.StringFlag{Name: "ssh-control-dir", EnvVars: []string{"GITMESH_SSH_CONTROL_DIR"}, Usage: "directory of this account's (mode 0700) for the shared ssh connections' sockets (default: $TMPDIR/gitmesh-ssh-UID)"},
 		&cli.StringFlag{Name: "write-quorum", EnvVars: []string{"GITMESH_WRITE_QUORUM"}, Value: "majority", Usage: "devices that must hold a push before it is acknowledged: majority, or a number"},
 		&cli.IntFlag{Name: "copies", EnvVars: []string{"GITMESH_COPIES"}, Value: def.Copies, Usage: "devices that hold a new repository (all of them when fewer are registered)"},
 		&cli.DurationFlag{Name: "record-timeout", EnvVars: []string{"GITMESH_RECORD_TIMEOUT"}, Value: def.RecordTimeout.D(), Usage: "how long a push retries recording its version"},
@@ -364,7 +365,8 @@ func setFlags(c *cli.Context) map[string]bool {
 func applyFlags(c *cli.Context, s *config.Settings, set func(string) bool) error {
 	for name, dst := range map[string]*string{"database-url": &s.DatabaseURL, "device": &s.Device,
 		"repo-root": &s.RepoRoot, "log-file": &s.LogFile, "cluster-key": &s.ClusterKey, "known-hosts": &s.KnownHosts,
-		"keys-database-url": &s.KeysDatabaseURL, "cluster-from": &s.ClusterFrom, "http-anonymous-user": &s.HTTPAnonymousUser} {
+		"keys-database-url": &s.KeysDatabaseURL, "cluster-from": &s.ClusterFrom, "http-anonymous-user": &s.HTTPAnonymousUser,
+		"ssh-control-dir": &s.SSHControlDir} {
 		if set(name) {
 			*dst = c.String(name)
 		}

@@ -22,7 +22,7 @@ func (a *app) serveCommand() *cli.Command {
 			// next line on stderr (mid-write, say): the write fails instead.
 			// Caught, not ignored, so git exec'd later has the default.
 			signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
-			conn := serve.Conn{Original: os.Getenv("SSH_ORIGINAL_COMMAND"), Environ: os.Environ(), Log: a.log, Tell: tell, Stderr: os.Stderr}
+			conn := serve.Conn{Original: os.Getenv("SSH_ORIGINAL_COMMAND"), Environ: os.Environ(), Log: a.log, Tell: tell, Stderr: os.Stderr, In: os.Stdin, Out: os.Stdout}
 			if c.Bool("cluster") {
 				if _, err := args(c); err != nil {
 					return err

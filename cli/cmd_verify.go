@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"database/sql"
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/urfave/cli/v2"
@@ -18,15 +19,22 @@ func init() {
 			Name:      "verify",
 			Usage:     "read every copy from its device and compare it with what was recorded",
 			ArgsUsage: "[REPO]",
-			Flags: []cli.Flag{&cli.IntFlag{Name: "jobs", Value: 8,
-				Usage: "repositories verified at once (each reads its copies one after another)"}},
+			Flags: []cli.Flag{&cli.IntFlag{Name: "jobs", Value: 2 * runtime.NumCPU(),
+				DefaultText: "twice the number of CPUs",
+				Usage:       "copies read at once, over every repository (1 to 256)"}},
 			Action: a.withDB("verify", a.verify),
 		}
 	})
 }
 
-// verify checks the repositories, --jobs at a time, and prints each one's
-// report whole and in name order.
+// verifyChunk is how many repositories verify reads from each ssh://
+// device in one digests request before comparing them with their
+// records: one request per peer per chunk, within fetch_timeout, and the
+// time between a copy's read and its record's load stays short.
+const verifyChunk = 1000
+
+// verify checks the repositories, reading --jobs copies at a time, and
+// prints each one's report whole and in name order, a chunk at a time.
 func (a *app) verify(c *cli.Context, d *sql.DB) error {
 	jobs := c.Int("jobs")
 	if jobs < 1 || jobs > 256 {
@@ -37,37 +45,46 @@ func (a *app) verify(c *cli.Context, d *sql.DB) error {
 		return err
 	}
 	d.SetMaxOpenConns(jobs)
-	g := serve.Git(a.settings, a.log)
+	devs, err := admin.Devices(c.Context, d)
+	if err != nil {
+		return err
+	}
+	v := &admin.Verifier{DB: d, Git: serve.Git(a.settings, a.log), Devices: devs, Jobs: jobs}
 	type report struct {
 		out      bytes.Buffer
 		problems int
 		err      error
 	}
 	reports := make([]report, len(repos))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < min(jobs, len(repos)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				r := &reports[i]
-				r.problems, r.err = admin.Verify(c.Context, d, g, repos[i], &r.out)
-			}
-		}()
-	}
-	for i := range repos {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
 	problems := 0
-	for i := range reports {
-		c.App.Writer.Write(reports[i].out.Bytes())
-		if reports[i].err != nil {
-			return reports[i].err
+	for from := 0; from < len(repos); from += verifyChunk {
+		chunk := repos[from:min(from+verifyChunk, len(repos))]
+		v.Prefetch(c.Context, chunk)
+		next := make(chan int)
+		var wg sync.WaitGroup
+		for w := 0; w < min(jobs, len(chunk)); w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					r := &reports[from+i]
+					r.problems, r.err = v.Verify(c.Context, chunk[i], &r.out)
+				}
+			}()
 		}
-		problems += reports[i].problems
+		for i := range chunk {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		for i := range chunk {
+			r := &reports[from+i]
+			c.App.Writer.Write(r.out.Bytes())
+			if r.err != nil {
+				return r.err
+			}
+			problems += r.problems
+		}
 	}
 	if problems > 0 {
 		return fmt.Errorf("verify found %d problem(s), listed above", problems)

@@ -34,6 +34,9 @@ type Settings struct {
 	// SSHControlPersist keeps an intracluster ssh master open this long
 	// after its last use; 0 turns connection sharing off.
 	SSHControlPersist Duration `toml:"ssh_control_persist"`
+	// SSHControlDir is where the shared connections' control sockets go
+	// ("": gitexec.ControlBase, under the temporary directory).
+	SSHControlDir string `toml:"ssh_control_dir"`
 	// Limits: see limits.go.
 	KeysDatabaseURL string   `toml:"keys_database_url"`
 	MaxUserSessions int      `toml:"max_user_sessions"`

@@ -30,6 +30,11 @@ const SyncRequest Verb = "gitmesh-sync"
 // (gitexec.PushStage). Never a user's.
 const StageVerb Verb = "gitmesh-stage"
 
+// DigestsRequest is the cluster key's request for the refs digests of many
+// repositories' copies at once (verify's one request per peer; see
+// ReadDigestsRequest); it takes no argument: the names come on stdin.
+const DigestsRequest Verb = "gitmesh-digests"
+
 // IsWrite reports whether the verb changes the repository.
 func (v Verb) IsWrite() bool { return v == ReceivePack }
 
@@ -102,6 +107,9 @@ func ParseClusterCommand(s string) (Command, error) {
 			return Command{}, badCommand("command contains a control character")
 		}
 		return parsePassedOn(rest, http)
+	}
+	if s == string(DigestsRequest) {
+		return Command{Verb: DigestsRequest}, nil
 	}
 	return parse(s, clusterVerbs)
 }

@@ -525,6 +525,9 @@ func subcommand(args []string) string {
 			i++
 			continue
 		}
+		if strings.HasPrefix(args[i], "--git-dir=") {
+			continue // a server path, not for messages
+		}
 		return args[i]
 	}
 	return "git"

@@ -31,6 +31,10 @@ import (
 // ones are told to stop. So no master outlives a revoked key or a replaced
 // host key by more than one slot, and a busy master is still renewed.
 
+// maxControlPath bounds a control socket's path: sun_path holds 108
+// bytes, and ssh first binds the path with a suffix of 17 (".XXXXXXXXXXXXXXXX").
+const maxControlPath = 108 - 1 - 17
+
 // controlSlot bounds how long one master may live, busy or not.
 const controlSlot = 10 * time.Minute
 
@@ -42,9 +46,18 @@ func SharedSSHCommand(key, knownHosts string, connectTimeout, persist time.Durat
 	if cmd == "" || base == "" || persist <= 0 {
 		return cmd, nil
 	}
+	if !filepath.IsAbs(base) {
+		return cmd, fmt.Errorf("ssh control directory %s is not an absolute path", base)
+	}
 	dir, err := controlDir(base, key, knownHosts, now)
 	if err != nil {
 		return cmd, err
+	}
+	// %C expands to 40 characters; a socket's path must fit in
+	// sun_path (108 bytes, less ssh's temporary suffix), or ssh fails
+	// every hop instead of sharing.
+	if n := len(dir) + 1 + 40; n > maxControlPath {
+		return cmd, fmt.Errorf("ssh control directory %s is too long for a socket path (%d bytes, at most %d)", base, n, maxControlPath)
 	}
 	alive := max(int(connectTimeout.Seconds())/3, 1)
 	return cmd + fmt.Sprintf(" -o ControlMaster=auto -o ControlPath=%s -o ControlPersist=%d -o ServerAliveInterval=%d -o ServerAliveCountMax=3",
@@ -52,11 +65,20 @@ func SharedSSHCommand(key, knownHosts string, connectTimeout, persist time.Durat
 }
 
 // ControlBase is where this account's control sockets go: a directory of
-// its own under the temporary directory. The path stays short, since a
-// socket's path must fit in 108 bytes.
+// its own under the temporary directory, or under /tmp when that one's
+// path is too long: a socket's path must fit in 108 bytes.
 func ControlBase() string {
-	return filepath.Join(os.TempDir(), "gitmesh-ssh-"+strconv.Itoa(os.Getuid()))
+	base := filepath.Join(os.TempDir(), "gitmesh-ssh-"+strconv.Itoa(os.Getuid()))
+	if len(base) > maxControlBase {
+		// A long TMPDIR: /tmp, checked like any other base.
+		base = filepath.Join("/tmp", "gitmesh-ssh-"+strconv.Itoa(os.Getuid()))
+	}
+	return base
 }
+
+// maxControlBase is the longest base whose sockets' paths fit
+// maxControlPath: base/family(8)/generation(16)/%C(40).
+const maxControlBase = maxControlPath - (1 + 8 + 1 + 16 + 1 + 40)
 
 // controlDir makes (or checks) base, the family's and the current
 // generation's directories, and retires the family's other generations.
@@ -78,7 +100,9 @@ func controlDir(base, key, knownHosts string, now time.Time) (string, error) {
 }
 
 // privateDir makes dir with mode 0700, or checks that the one there is a
-// real directory of this account that nobody else may enter.
+// real directory of this account that nobody else may enter, and that
+// this account may write (a master's socket goes there: ssh fails a hop
+// whose master cannot make its socket, rather than go unshared).
 func privateDir(dir string) error {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("ssh control directory %s: %w", dir, err)
@@ -95,6 +119,8 @@ func privateDir(dir string) error {
 		return fmt.Errorf("ssh control directory %s belongs to another account", dir)
 	case fi.Mode().Perm()&0o077 != 0:
 		return fmt.Errorf("ssh control directory %s may be entered by other accounts (mode %#o)", dir, fi.Mode().Perm())
+	case syscall.Access(dir, 0o3) != nil: // W_OK|X_OK: ssh could not make its socket there
+		return fmt.Errorf("ssh control directory %s is not writable (mode %#o)", dir, fi.Mode().Perm())
 	}
 	return nil
 }

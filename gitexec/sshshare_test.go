@@ -37,7 +37,26 @@ func TestSharedSSHCommandRefusesAControlDirectoryOthersCanReach(t *testing.T) {
 		}
 	}
 
-	base := filepath.Join(dir, "ok")
+	// A base too long for a socket path below it would make ssh fail
+	// every hop: refused, so hops go unshared instead.
+	long := filepath.Join(dir, strings.Repeat("x", 30))
+	if cmd, err := SharedSSHCommand(key, kh, 5*time.Second, time.Minute, long, now); err == nil || strings.Contains(cmd, "ControlMaster") {
+		t.Errorf("base %s (%d bytes) accepted: %s", long, len(long), cmd)
+	}
+	short, err := os.MkdirTemp("", "gm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(short) })
+	// A directory this account may not write (root may write anywhere).
+	if os.Geteuid() != 0 {
+		ro := filepath.Join(short, "ro")
+		os.Mkdir(ro, 0o500)
+		if cmd, err := SharedSSHCommand(key, kh, 5*time.Second, time.Minute, ro, now); err == nil || strings.Contains(cmd, "ControlMaster") {
+			t.Errorf("unwritable base %s accepted: %s", ro, cmd)
+		}
+	}
+	base := filepath.Join(short, "ok")
 	cmd, err := SharedSSHCommand(key, kh, 5*time.Second, time.Minute, base, now)
 	if err != nil || !strings.Contains(cmd, "ControlMaster=auto") || !strings.Contains(cmd, "ControlPersist=60") {
 		t.Fatalf("private base: %q, %v", cmd, err)

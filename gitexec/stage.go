@@ -115,6 +115,29 @@ func (g Git) ReadRefs(ctx context.Context, dir string) (visible, staged RefSet, 
 	if err != nil {
 		return nil, nil, err
 	}
+	visible, staged = splitRefs(out)
+	return visible, staged, nil
+}
+
+// CopyRefSets reads the copy at dir as RemoteRefSets reads a peer's: its
+// visible and staged refs and HEAD's target, from one for-each-ref and
+// the HEAD file (verify's read of a local copy: no upload-pack). dir must
+// be a git directory itself; git does not look for one above it.
+func (g Git) CopyRefSets(ctx context.Context, dir string) (visible, staged RefSet, head string, err error) {
+	out, err := g.run(ctx, "", "--git-dir="+dir, "for-each-ref", "--format=%(objectname) %(refname)")
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if head, err = Head(dir); err != nil {
+		return nil, nil, "", fmt.Errorf("read HEAD: %w", err)
+	}
+	visible, staged = splitRefs(string(out))
+	return visible, staged, head, nil
+}
+
+// splitRefs sorts Refs' lines into visible and staged refs (named as they
+// will be shown); other hidden refs are neither.
+func splitRefs(out string) (visible, staged RefSet) {
 	visible, staged = RefSet{}, RefSet{}
 	for _, line := range strings.Split(out, "\n") {
 		obj, name, ok := strings.Cut(line, " ")
@@ -129,7 +152,7 @@ func (g Git) ReadRefs(ctx context.Context, dir string) (visible, staged RefSet, 
 			visible[name] = obj
 		}
 	}
-	return visible, staged, nil
+	return visible, staged
 }
 
 // StageCommands are the update-ref --stdin lines that make dir's staged

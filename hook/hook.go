@@ -39,19 +39,54 @@ var chained = []string{"pre-receive", "post-receive", "post-update"}
 // it. It lives beside the copies, not in TMPDIR: a noexec TMPDIR must not
 // leave the push without its hook.
 func Dir(root, bin string) (string, error) {
-	dir := filepath.Join(root, ".gitmesh", "hooks")
+	scripts := map[string]string{"proc-receive": procReceiveScript(bin)}
+	for _, name := range chained {
+		// The repository's own hook never learns where serve listens.
+		scripts[name] = fmt.Sprintf("#!/bin/sh\nunset %s\nh=\"${GIT_DIR:-.}/hooks/%s\"\n[ -x \"$h\" ] || { cat >/dev/null; exit 0; }\nexec \"$h\" \"$@\"\n", SocketEnv, name)
+	}
+	return writeDir(root, "hooks", scripts)
+}
+
+// DirFor is the hook directory for a push into the copy at copyDir: Dir's
+// when the copy has a pre-receive, post-receive or post-update hook of its
+// own (any file of that name in its hooks directory, whatever its mode),
+// otherwise one holding proc-receive alone, so that receive-pack starts
+// no shell for a hook that would only drain its input: one before the
+// ref commands reach serve and two after the report, while the client
+// still waits for the connection to end. A hook the copy gains during a
+// push runs from the next push on.
+func DirFor(root, bin, copyDir string) (string, error) {
+	for _, name := range chained {
+		if _, err := os.Lstat(filepath.Join(copyDir, "hooks", name)); !errors.Is(err, os.ErrNotExist) {
+			return Dir(root, bin)
+		}
+	}
+	dir, err := writeDir(root, "hooks-bare", map[string]string{"proc-receive": procReceiveScript(bin)})
+	if err != nil {
+		return "", err
+	}
+	for _, name := range chained {
+		// Nothing else runs from it, whatever was put there.
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("hook dir: %v", err)
+		}
+	}
+	return dir, nil
+}
+
+func procReceiveScript(bin string) string {
+	return fmt.Sprintf("#!/bin/sh\nexec %s hook proc-receive\n", shQuote(bin))
+}
+
+// writeDir makes root/.gitmesh/name hold scripts, rewriting only those
+// that differ or lost their executable bits, and returns it.
+func writeDir(root, name string, scripts map[string]string) (string, error) {
+	dir := filepath.Join(root, ".gitmesh", name)
 	// Never MkdirAll: a missing repo root (an unmounted disk) stays missing.
 	for _, d := range []string{filepath.Dir(dir), dir} {
 		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			return "", fmt.Errorf("hook dir: %v", err)
 		}
-	}
-	scripts := map[string]string{
-		"proc-receive": fmt.Sprintf("#!/bin/sh\nexec %s hook proc-receive\n", shQuote(bin)),
-	}
-	for _, name := range chained {
-		// The repository's own hook never learns where serve listens.
-		scripts[name] = fmt.Sprintf("#!/bin/sh\nunset %s\nh=\"${GIT_DIR:-.}/hooks/%s\"\n[ -x \"$h\" ] || { cat >/dev/null; exit 0; }\nexec \"$h\" \"$@\"\n", SocketEnv, name)
 	}
 	for name, body := range scripts {
 		if err := writeHook(filepath.Join(dir, name), body); err != nil {

@@ -519,6 +519,48 @@ func TestRemoveOrphans(t *testing.T) {
 	}
 }
 
+// A copy without hooks of its own gets a hook directory holding
+// proc-receive alone (receive-pack starts no shell per chained hook); a
+// copy with any one of them, whatever its mode, gets the full one, which
+// passes on to it.
+func TestDirFor(t *testing.T) {
+	root, copyDir := t.TempDir(), t.TempDir()
+	if err := os.Mkdir(filepath.Join(copyDir, "hooks"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeScript(t, filepath.Join(copyDir, "hooks", "post-receive.sample"), "#!/bin/sh\n")
+	bare, err := DirFor(root, "/usr/bin/gitmesh", copyDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := makeDir(t, root, "/usr/bin/gitmesh")
+	if bare == full {
+		t.Fatalf("a copy without hooks of its own got the full hook directory %s", bare)
+	}
+	// Whatever was left there, nothing but proc-receive stays.
+	writeScript(t, filepath.Join(bare, "pre-receive"), "#!/bin/sh\nexit 1\n")
+	if again, err := DirFor(root, "/usr/bin/gitmesh", copyDir); err != nil || again != bare {
+		t.Fatalf("DirFor again = %s, %v; want %s", again, err, bare)
+	}
+	entries, _ := os.ReadDir(bare)
+	if len(entries) != 1 || entries[0].Name() != "proc-receive" {
+		t.Fatalf("the bare hook directory holds %v, want proc-receive alone", entries)
+	}
+	if body, _ := os.ReadFile(filepath.Join(bare, "proc-receive")); !strings.Contains(string(body), "'/usr/bin/gitmesh' hook proc-receive") {
+		t.Errorf("bare proc-receive:\n%s", body)
+	}
+	for _, name := range []string{"pre-receive", "post-receive", "post-update"} {
+		path := filepath.Join(copyDir, "hooks", name)
+		if err := os.WriteFile(path, []byte("#!/bin/sh\n"), 0o644); err != nil { // not even executable
+			t.Fatal(err)
+		}
+		if got, err := DirFor(root, "/usr/bin/gitmesh", copyDir); err != nil || got != full {
+			t.Errorf("with the copy's own %s: DirFor = %s, %v; want the full %s", name, got, err, full)
+		}
+		os.Remove(path)
+	}
+}
+
 // A hook script that lost its executable bit would be skipped by git with
 // only a hint (the repository's pre-receive bypassed): Dir restores it.
 func TestDirRestoresExecutableBit(t *testing.T) {

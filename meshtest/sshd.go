@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -472,6 +473,60 @@ func (h *Host) StopSSHD() {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 	h.cmd = nil
+}
+
+// NewHostKey gives this device's sshd a new host key (a rotation, or
+// another machine at its address), restarting only the listener on the
+// same port: connections already open, shared masters' included, go on
+// with the host that proved the old key. known_hosts is left alone.
+func (h *Host) NewHostKey() {
+	t := h.c.T
+	t.Helper()
+	key := filepath.Join(h.Dir, "ssh_host_ed25519_key")
+	os.Remove(key)
+	os.Remove(key + ".pub")
+	h.c.keygen(key, "host-"+h.Name+"-new")
+	h.HostKey = readPub(t, key)
+	if h.cmd != nil {
+		h.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-h.done:
+		case <-time.After(15 * time.Second):
+			syscall.Kill(h.cmd.Process.Pid, syscall.SIGKILL)
+			<-h.done
+		}
+		h.cmd = nil
+	}
+	h.start(t)
+}
+
+// Freeze stops this device's sshd and every process under it (the
+// sessions of connections already open, shared ones included) with
+// SIGSTOP: a peer that died without closing its connections, as a
+// powered-off machine or a cut link would. The returned function (also
+// run at cleanup) lets them go on.
+func (h *Host) Freeze() (thaw func()) {
+	h.c.T.Helper()
+	if h.cmd == nil {
+		h.c.T.Fatalf("meshtest: freeze %s: its sshd is not running", h.Name)
+	}
+	pids := []int{h.cmd.Process.Pid}
+	for i := 0; i < len(pids); i++ {
+		pids = append(pids, children(pids[i])...)
+	}
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	var once sync.Once
+	thaw = func() {
+		once.Do(func() {
+			for _, pid := range pids {
+				syscall.Kill(pid, syscall.SIGCONT)
+			}
+		})
+	}
+	h.c.T.Cleanup(thaw)
+	return thaw
 }
 
 // children lists the processes whose parent is pid.

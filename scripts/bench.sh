@@ -26,7 +26,15 @@ for d in "$PWD" "$(dirname "$PWD")"; do
     exit 1
   fi
 done
+# BenchmarkPushIntoGitGit pushes the git/git clone GITMESH_BENCH_GITGIT
+# names (bench/gitgit_test.go says how to get one); the account must read
+# it. Unset, that benchmark fails saying so.
+gitgit=${GITMESH_BENCH_GITGIT:-}
+if [ -n "$gitgit" ] && ! runuser -u "$account" -- test -r "$gitgit/HEAD" -a -x "$gitgit/objects"; then
+  echo "bench: $account cannot read a repository at GITMESH_BENCH_GITGIT=$gitgit (missing, or not readable by it: chmod -R o+rX)" >&2
+  exit 1
+fi
 exec runuser -u "$account" -- env -i PATH="$PATH" HOME="$home" \
   GOCACHE="$home/.cache/go-build" GOMODCACHE="$home/go/pkg/mod" GOFLAGS=-buildvcs=false \
-  GOPROXY="$(go env GOPROXY)" TMPDIR=/tmp \
+  GOPROXY="$(go env GOPROXY)" TMPDIR=/tmp GITMESH_BENCH_GITGIT="$gitgit" \
   go test "$@" ./bench/

@@ -40,6 +40,10 @@ type Conn struct {
 	Tell     func(format string, args ...any)
 	// Stderr, when set, gets the progress of a catch-up from a peer.
 	Stderr io.Writer
+	// In and Out carry a cluster request's data that git does not
+	// (gitmesh-digests): the session's stdin and stdout.
+	In  io.Reader
+	Out io.Writer
 }
 
 // Request is one user's request, as a front door parsed it (SSH's
@@ -328,6 +332,9 @@ func Cluster(ctx context.Context, s config.Settings, c Conn) error {
 	if err != nil {
 		return err
 	}
+	if cmd.Verb == gitexec.DigestsRequest {
+		return clusterDigests(ctx, s, c)
+	}
 	if cmd.PassedOn() {
 		if cmd.HTTP != "" {
 			return fmt.Errorf("%w: a passed-on HTTP request is the HTTP door's", gitexec.ErrBadCommand)
@@ -499,6 +506,7 @@ func SettingsEnv(s config.Settings) []string {
 		"GITMESH_WRITE_QUORUM=" + s.WriteQuorum.String(), "GITMESH_CLUSTER_FROM=" + s.ClusterFrom,
 		"GITMESH_LOG_RETENTION=" + s.LogRetention.D().String(),
 		"GITMESH_SSH_CONTROL_PERSIST=" + s.SSHControlPersist.D().String(),
+		"GITMESH_SSH_CONTROL_DIR=" + s.SSHControlDir,
 		"GITMESH_COPIES=" + strconv.Itoa(s.Copies),
 	}
 	if s.Path != "" {
@@ -523,8 +531,12 @@ func NewNode(s config.Settings, dbh *sql.DB, log zerolog.Logger, tell func(strin
 // why in the log): sharing is a saving, never a reason to fail.
 func Git(s config.Settings, log zerolog.Logger) gitexec.Git {
 	ssh := sync.OnceValue(func() string {
+		base := s.SSHControlDir
+		if base == "" {
+			base = gitexec.ControlBase()
+		}
 		ssh, err := gitexec.SharedSSHCommand(s.ClusterKey, s.KnownHosts, s.ConnectTimeout.D(),
-			s.SSHControlPersist.D(), gitexec.ControlBase(), time.Now())
+			s.SSHControlPersist.D(), base, time.Now())
 		if err != nil {
 			log.Warn().Err(err).Msg("ssh connections to peers are not shared")
 		}

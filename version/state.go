@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lib/pq"
+
 	"gitmesh/access"
 )
 
@@ -194,6 +196,25 @@ func Registered(ctx context.Context, q queryer, repo string) (bool, error) {
 	defer rows.Close()
 	found := rows.Next()
 	return found, rows.Err()
+}
+
+// RegisteredAmong returns which of names are registered repositories, in
+// one statement.
+func RegisteredAmong(ctx context.Context, q queryer, names []string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT name FROM repositories WHERE name = ANY($1::text[])`, pq.Array(names))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
 }
 
 // Load reads repo's state for an administrator: no user, no device.

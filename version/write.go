@@ -238,7 +238,7 @@ type write struct {
 }
 
 func (w *write) run(ctx context.Context, start Receiver) error {
-	hooks, err := hook.Dir(w.n.RepoRoot, w.n.Bin)
+	hooks, err := hook.DirFor(w.n.RepoRoot, w.n.Bin, w.dir)
 	if err != nil {
 		w.finish(ctx)
 		return err
