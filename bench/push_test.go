@@ -55,6 +55,21 @@ func BenchmarkPushThreeDevicesSSH(b *testing.B) {
 	benchPush(b, c.Cluster, mesh, shell, newSlowLoop(b, 10))
 }
 
+// BenchmarkPushThreeDevicesSSHPgBouncer is BenchmarkPushThreeDevicesSSH
+// with every device reaching PostgreSQL through PgBouncer in session
+// mode, as the README recommends: the writer's and each peer's
+// connection then costs no backend start.
+func BenchmarkPushThreeDevicesSSHPgBouncer(b *testing.B) {
+	c, mesh := sshThree(b)
+	bouncer := meshtest.StartPgBouncer(b)
+	for n, d := range c.Devices {
+		d.DBURL = bouncer.URL(c.DBURL)
+		c.SetPeerSettings(n, c.ClusterKey, c.KnownHosts)
+	}
+	shell := sshShellRepo(b, c, c.Hosts["a"], "team/app")
+	benchPush(b, c.Cluster, mesh, shell, newSlowLoop(b, 10))
+}
+
 // sshThree is a cluster of three devices, each behind its own sshd with
 // ssh:// peers (write quorum 2, and the settings given), holding team/app
 // for alice, and alice's way to it through a's sshd.
