@@ -6,12 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"os"
-	"os/exec"
 	"strings"
-	"syscall"
-	"time"
 )
 
 // The digests request (gitmesh-digests) is verify's read of every copy a
@@ -82,33 +77,15 @@ func (g Git) PeerDigests(ctx context.Context, base string, repos []string) (map[
 	if len(repos) > MaxDigestsRepos {
 		return nil, fmt.Errorf("%d repositories in one digests request, at most %d", len(repos), MaxDigestsRepos)
 	}
-	u, err := url.Parse(base)
-	if err != nil || u.Scheme != "ssh" || u.Host == "" {
-		return nil, fmt.Errorf("not an ssh:// URL")
-	}
 	if g.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, g.Timeout)
 		defer cancel()
 	}
-	dest := u.Hostname()
-	if u.User != nil {
-		dest = u.User.Username() + "@" + dest
+	cmd, err := g.clusterCommand(ctx, base, func(string) string { return string(DigestsRequest) })
+	if err != nil {
+		return nil, err
 	}
-	sshArgs := []string{}
-	if p := u.Port(); p != "" {
-		sshArgs = append(sshArgs, "-p", p)
-	}
-	sshArgs = append(sshArgs, "--", dest, string(DigestsRequest))
-	ssh := g.SSHCommand()
-	if ssh == "" {
-		ssh = "ssh"
-	}
-	cmd := exec.CommandContext(ctx, "sh", append([]string{"-c", ssh + ` "$@"`, "ssh"}, sshArgs...)...)
-	cmd.Env = Env(os.Environ())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
 	cmd.Stdin = strings.NewReader(strings.Join(repos, "\n") + "\n")
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

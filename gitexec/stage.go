@@ -494,33 +494,15 @@ func RunUpdateHook(ctx context.Context, dir, ref, old, new string, out io.Writer
 // there) to catch up on that repository now: one ssh command with the
 // cluster key, which runs `gitmesh serve --cluster` there.
 func (g Git) RequestSync(ctx context.Context, rawURL string) error {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Scheme != "ssh" || u.Host == "" {
-		return fmt.Errorf("not an ssh:// URL")
-	}
 	if g.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, g.Timeout)
 		defer cancel()
 	}
-	dest := u.Hostname()
-	if u.User != nil {
-		dest = u.User.Username() + "@" + dest
+	cmd, err := g.clusterCommand(ctx, rawURL, func(path string) string { return string(SyncRequest) + " '" + path + "'" })
+	if err != nil {
+		return err
 	}
-	sshArgs := []string{}
-	if p := u.Port(); p != "" {
-		sshArgs = append(sshArgs, "-p", p)
-	}
-	sshArgs = append(sshArgs, "--", dest, string(SyncRequest)+" '"+u.Path+"'")
-	ssh := g.SSHCommand()
-	if ssh == "" {
-		ssh = "ssh"
-	}
-	cmd := exec.CommandContext(ctx, "sh", append([]string{"-c", ssh + ` "$@"`, "ssh"}, sshArgs...)...)
-	cmd.Env = Env(os.Environ())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
@@ -530,6 +512,35 @@ func (g Git) RequestSync(ctx context.Context, rawURL string) error {
 		return fmt.Errorf("sync request: %v: %s", err, strings.Join(strings.Fields(stderr.String()), " "))
 	}
 	return nil
+}
+
+// clusterCommand is the ssh command, with the cluster key, that sends
+// request (given the url's path) to the device behind an ssh:// url,
+// where `gitmesh serve --cluster` answers it. ctx kills it whole.
+func (g Git) clusterCommand(ctx context.Context, rawURL string, request func(path string) string) (*exec.Cmd, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "ssh" || u.Host == "" {
+		return nil, fmt.Errorf("not an ssh:// URL")
+	}
+	dest := u.Hostname()
+	if u.User != nil {
+		dest = u.User.Username() + "@" + dest
+	}
+	sshArgs := []string{}
+	if p := u.Port(); p != "" {
+		sshArgs = append(sshArgs, "-p", p)
+	}
+	sshArgs = append(sshArgs, "--", dest, request(u.Path))
+	ssh := g.SSHCommand()
+	if ssh == "" {
+		ssh = "ssh"
+	}
+	cmd := exec.CommandContext(ctx, "sh", append([]string{"-c", ssh + ` "$@"`, "ssh"}, sshArgs...)...)
+	cmd.Env = Env(os.Environ())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	return cmd, nil
 }
 
 // LooseRefs counts dir's loose refs (files under refs/), stopping at
