@@ -1,7 +1,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 )
 
@@ -50,6 +52,9 @@ func (s Settings) CheckLimits() error {
 	}
 	if s.Copies < 1 || s.Copies > MaxCopies {
 		return fmt.Errorf("copies must be a number from 1 to %d, not %d", MaxCopies, s.Copies)
+	}
+	if s.SSHControlDir != "" && !filepath.IsAbs(s.SSHControlDir) {
+		return errors.New("ssh_control_dir must be an absolute path")
 	}
 	if s.LogRetention < 0 {
 		return fmt.Errorf("log_retention must be 0 (keep everything) or a positive duration, not %s", s.LogRetention.D())

@@ -52,6 +52,8 @@ func TestLimits(t *testing.T) {
 		{`log_retention = "0s"`, false, ""},
 		{`log_retention = "720h"`, false, ""},
 		{`log_retention = "-1h"`, true, "log_retention"},
+		{`ssh_control_dir = "/run/gitmesh-ssh"`, false, ""},
+		{`ssh_control_dir = "run/gitmesh-ssh"`, true, "ssh_control_dir must be an absolute path"},
 	} {
 		s := Defaults()
 		err := LoadFile(&s, writeConfig(t, tc.line+"\n"))
