@@ -105,6 +105,26 @@ func TestHousekeepingIsNeitherAVersionNorAPush(t *testing.T) {
 	}
 }
 
+// A `git init` killed half-way (a staging push cut at the grace's end
+// while it made b's copy) leaves a directory without HEAD where the copy
+// goes: b's next read makes the copy anyway, instead of failing on that
+// directory every time.
+func TestAHalfMadeCopyIsReplacedOnTheNextRead(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b")
+	url := meshtest.URL("team/app")
+	_, acked := pushed(t, c)
+	dir := filepath.Join(c.Devices["b"].Root, "team", "app.git")
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "refs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out := c.Devices["b"].MustGit("alice", "", "ls-remote", url, "refs/heads/main"); !strings.HasPrefix(out, acked) {
+		t.Fatalf("b serves %q with a half-made copy in place, want %s", out, acked)
+	}
+}
+
 func TestACurrentDeviceThatLostItsCopyFetchesItAgain(t *testing.T) {
 	c := meshtest.NewCluster(t, "a", "b")
 	url := meshtest.URL("team/app")

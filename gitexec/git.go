@@ -242,14 +242,48 @@ var ErrNoRoot = errors.New("the repo root is missing")
 // InitCopy creates an empty copy at dir under root, which must exist: the
 // directories between are made one by one below it, so a root that
 // vanishes meanwhile is not made again.
+//
+// The copy is made beside dir and renamed into place whole: a `git init`
+// killed half-way (a staging push cut at the grace's end) must not leave a
+// directory at dir without HEAD, which no copy check takes for a copy and
+// every later catch-up's rename into place would meet. Such a directory,
+// left by an older gitmesh, is removed first: it holds no HEAD, so no
+// copy. The caller holds the copy's read lock.
 func (g Git) InitCopy(ctx context.Context, root, dir string) error {
-	if err := MkdirUnder(root, dir); err != nil {
+	if err := RemoveHalfMade(dir); err != nil {
 		return err
 	}
-	// Inside dir (git -C), never by path: `git init PATH` would make the
+	tmp := dir + ".gitmesh-init"
+	os.RemoveAll(tmp) // left by a killed init; the read lock is ours
+	if err := MkdirUnder(root, tmp); err != nil {
+		return err
+	}
+	// Inside tmp (git -C), never by path: `git init PATH` would make the
 	// leading directories again if the root vanished meanwhile.
-	_, err := g.run(ctx, dir, "init", "--quiet", "--bare", "--initial-branch=main")
-	return err
+	if _, err := g.run(ctx, tmp, "init", "--quiet", "--bare", "--initial-branch=main"); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("create copy: %w", err)
+	}
+	return nil
+}
+
+// RemoveHalfMade removes a directory at dir that is not a copy (no HEAD
+// file): what a killed `git init` in place left.
+func RemoveHalfMade(dir string) error {
+	if Exists(dir) {
+		return nil
+	}
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+		return nil
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove a half-made copy: %w", err)
+	}
+	return nil
 }
 
 // NoRootError is ErrNoRoot naming the root, for administrators (serve's

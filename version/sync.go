@@ -199,6 +199,9 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 		if err := gitexec.CheckRoot(n.RepoRoot); err != nil {
 			return fmt.Errorf("create copy of %s: %w", st.Repo, err)
 		}
+		if err := gitexec.RemoveHalfMade(final); err != nil { // else the rename into place fails
+			return fmt.Errorf("create copy of %s: %w", st.Repo, err)
+		}
 		dir = final + ".gitmesh-new"
 		os.RemoveAll(dir) // left by a killed catch-up; the read lock is ours
 		if err := n.Git.InitCopy(ctx, n.RepoRoot, dir); err != nil {
