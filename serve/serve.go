@@ -285,7 +285,7 @@ func Handle(ctx context.Context, s config.Settings, r Request) error {
 			return gitexec.Exec(cmd.Verb, dir, env)
 		}
 	}
-	return execGit(ctx, dbh, s.LockTimeout.D(), cmd.Repo, dir, env, log, run)
+	return execGit(ctx, dbh, s.LockTimeout.D(), cmd.Repo, s.Device, dir, env, log, run)
 }
 
 // confined is the repository's directory; the user hears why a path is
@@ -302,16 +302,19 @@ func confined(root, repo string, log zerolog.Logger) (string, error) {
 // execGit closes the database and becomes git (or runs it, over HTTP).
 // A copy missing now was renamed or deleted after this request looked it
 // up (the rename moved it, the delete removed it): "not found", as the
-// next request will hear; missing otherwise, the administrator's to
-// restore. The database is asked only then, within bound.
-func execGit(ctx context.Context, dbh *sql.DB, bound time.Duration, repo, dir string, env []string, log zerolog.Logger, run func(dir string, env []string) error) error {
+// next request will hear; or moved away (a move's tidy removed it): "try
+// again", exit 6; missing otherwise, the administrator's to restore. The database is asked only then, within bound.
+func execGit(ctx context.Context, dbh *sql.DB, bound time.Duration, repo, device, dir string, env []string, log zerolog.Logger, run func(dir string, env []string) error) error {
 	if !gitexec.Exists(dir) {
 		bctx, cancel := db.Bound(ctx, bound)
-		ok, err := version.Registered(bctx, dbh, repo)
+		registered, holds, err := version.Placed(bctx, dbh, repo, device)
 		cancel()
 		dbh.Close()
-		if err == nil && !ok {
+		switch {
+		case err == nil && !registered:
 			return version.ErrNotFound
+		case err == nil && !holds:
+			return version.ErrMovedAway(repo, device) // removed by a move after the lookup
 		}
 		log.Error().Str("dir", dir).Msg("copy missing although recorded as current")
 		return public.New("this device's copy of the repository is missing and no other device holds the newest version; an administrator must restore it")

@@ -1,6 +1,8 @@
 package version
 
 import (
+	"context"
+	"errors"
 	"fmt"
 
 	"gitmesh/public"
@@ -25,5 +27,26 @@ func (n *Node) stillHolds(st State) error {
 	if st.SelfID == 0 || st.Holds() {
 		return nil
 	}
-	return MovedError{public.New(fmt.Sprintf("device %s no longer holds %s (its copies moved while your request waited); try again", n.Device, st.Repo))}
+	return ErrMovedAway(st.Repo, n.Device)
+}
+
+// Placed reports whether repo is registered and, if so, whether device
+// holds it: what a request that found its copy gone (after its lookup)
+// asks, to tell a rename or delete (not found) and a move away (a
+// MovedError, try again) from a copy lost on disk.
+func Placed(ctx context.Context, q queryer, repo, device string) (registered, holds bool, err error) {
+	st, err := load(ctx, q, repo, "", device)
+	if errors.Is(err, ErrNotFound) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, err
+	}
+	return true, st.SelfID == 0 || st.Holds(), nil
+}
+
+// ErrMovedAway is the MovedError of a request whose copy was removed by a
+// move after its lookup.
+func ErrMovedAway(repo, device string) error {
+	return MovedError{public.New(fmt.Sprintf("device %s no longer holds %s (its copies moved while your request waited); try again", device, repo))}
 }
