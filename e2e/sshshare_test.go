@@ -134,17 +134,7 @@ func TestSSHMasterToADeadPeerFailsWithinConnectTimeout(t *testing.T) {
 // not used: hops go unshared, the log says why, pushes still land, and
 // they still check host keys.
 func TestSSHControlDirNotPrivateTurnsSharingOff(t *testing.T) {
-	short, err := os.MkdirTemp("", "gm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(short) })
-	ctl := filepath.Join(short, "ctl")
-	c := meshtest.NewSSHCluster(t, "a", "b", "c")
-	c.Settings = fmt.Sprintf("write_quorum = 3\nssh_control_dir = %q", ctl)
-	for name := range c.Hosts {
-		c.SetPeerSettings(name, c.ClusterKey, c.KnownHosts)
-	}
+	c, ctl := sshClusterWithControlDir(t, "")
 	a, b := c.Hosts["a"], c.Hosts["b"]
 	work := c.Work("alice")
 	repos := []string{"team/app", "team/one", "team/two", "team/three"}
@@ -230,7 +220,7 @@ func TestSSHControlDirNotPrivateTurnsSharingOff(t *testing.T) {
 	// A directory whose sockets' paths would not fit in sun_path: ssh
 	// would fail every hop ("ControlPath too long"), so gitmesh does not
 	// share there, and pushes land.
-	long := filepath.Join(short, strings.Repeat("x", 40))
+	long := filepath.Join(filepath.Dir(ctl), strings.Repeat("x", 40))
 	c.Settings = fmt.Sprintf("write_quorum = 3\nssh_control_dir = %q", long)
 	for name := range c.Hosts {
 		c.SetPeerSettings(name, c.ClusterKey, c.KnownHosts)
@@ -251,17 +241,7 @@ func TestSSHControlDirNotPrivateTurnsSharingOff(t *testing.T) {
 // push that needs the peer is refused, and the log says why. Once an
 // operator puts the new key into known_hosts, pushes land again.
 func TestSSHPeerHostKeyChangedWhileAMasterIsOpen(t *testing.T) {
-	short, err := os.MkdirTemp("", "gm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(short) })
-	ctl := filepath.Join(short, "ctl")
-	c := meshtest.NewSSHCluster(t, "a", "b", "c")
-	c.Settings = fmt.Sprintf("write_quorum = 3\nssh_control_persist = \"3s\"\nssh_control_dir = %q", ctl)
-	for name := range c.Hosts {
-		c.SetPeerSettings(name, c.ClusterKey, c.KnownHosts)
-	}
+	c, ctl := sshClusterWithControlDir(t, "ssh_control_persist = \"3s\"\n")
 	a, b := c.Hosts["a"], c.Hosts["b"]
 	c.CreateRepo("a", "team/app", "alice")
 	work := c.Work("alice")
@@ -343,4 +323,24 @@ func TestAKilledConvergeLeavesNothingBehind(t *testing.T) {
 	if head := strings.Fields(got); len(head) == 0 || head[0] != c.Rev("a", "team/app", "refs/heads/main") {
 		t.Fatalf("c serves main at %q after the killed converge, want a's %s", got, c.Rev("a", "team/app", "refs/heads/main"))
 	}
+}
+
+// sshClusterWithControlDir is three ssh devices, write quorum 3, whose
+// control sockets go to a short directory of this test's own (so no
+// other test's sockets are touched), with settings added; it returns the
+// cluster and that directory.
+func sshClusterWithControlDir(t *testing.T, settings string) (*meshtest.SSHCluster, string) {
+	t.Helper()
+	short, err := os.MkdirTemp("", "gm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(short) })
+	ctl := filepath.Join(short, "ctl")
+	c := meshtest.NewSSHCluster(t, "a", "b", "c")
+	c.Settings = fmt.Sprintf("write_quorum = 3\n%sssh_control_dir = %q", settings, ctl)
+	for name := range c.Hosts {
+		c.SetPeerSettings(name, c.ClusterKey, c.KnownHosts)
+	}
+	return c, ctl
 }
