@@ -303,7 +303,8 @@ func confined(root, repo string, log zerolog.Logger) (string, error) {
 // A copy missing now was renamed or deleted after this request looked it
 // up (the rename moved it, the delete removed it): "not found", as the
 // next request will hear; or moved away (a move's tidy removed it): "try
-// again", exit 6; missing otherwise, the administrator's to restore. The database is asked only then, within bound.
+// again", exit 6; missing otherwise, the administrator's to restore.
+// The database is asked only then, within bound.
 func execGit(ctx context.Context, dbh *sql.DB, bound time.Duration, repo, device, dir string, env []string, log zerolog.Logger, run func(dir string, env []string) error) error {
 	if !gitexec.Exists(dir) {
 		bctx, cancel := db.Bound(ctx, bound)
