@@ -164,11 +164,12 @@ type Server struct {
 	Refused func(pid int, why string)
 }
 
-// privateDir is this account's own directory in TMPDIR, made 0700 and
+// privateDir is this account's own directory in TMPDIR (in /tmp when
+// TMPDIR's path is too long for the sockets in it), made 0700 and
 // checked to be a directory it owns that no one else may enter: the push
 // sockets live in it, and the search for orphans looks nowhere else.
 func privateDir() (string, error) {
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("gitmesh-%d", os.Getuid()))
+	dir := socketBase(os.TempDir())
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return "", err
 	}
@@ -182,6 +183,22 @@ func privateDir() (string, error) {
 	}
 	return dir, nil
 }
+
+// socketBase is this account's directory of push sockets under tmp, or
+// under /tmp when a socket's path there could pass the 107 bytes that
+// sun_path holds: a long TMPDIR must not fail every push.
+func socketBase(tmp string) string {
+	name := fmt.Sprintf("gitmesh-%d", os.Getuid())
+	if dir := filepath.Join(tmp, name); len(dir) <= maxSocketBase {
+		return dir
+	}
+	return filepath.Join("/tmp", name)
+}
+
+// maxSocketBase is the longest base whose sockets fit in sun_path (107
+// bytes and a NUL) with the longest directory MkdirTemp makes for a pid
+// (pid_max is at most 4194304) and the socket's name.
+const maxSocketBase = 107 - len("/4194304-4294967295/"+sockName)
 
 // Listen creates a private directory holding the socket.
 func Listen() (*Server, error) {

@@ -691,3 +691,34 @@ func TestListenRefusesASharedPrivateDir(t *testing.T) {
 		t.Fatal("Listen followed a symlink planted in TMPDIR")
 	}
 }
+
+// A TMPDIR too long for a socket's path (sun_path holds 107 bytes) puts
+// the push sockets under /tmp instead of failing every push.
+func TestListenUnderALongTMPDIR(t *testing.T) {
+	for _, n := range []int{maxSocketBase - 20, 200} {
+		tmp := t.TempDir()
+		for len(tmp) < n {
+			tmp = filepath.Join(tmp, "a-rather-long-directory-name")
+		}
+		if err := os.MkdirAll(tmp, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("TMPDIR", tmp)
+		s, err := Listen()
+		if err != nil {
+			t.Fatalf("TMPDIR of %d bytes: %v", len(tmp), err)
+		}
+		sock := sockPath(t, s)
+		s.Close()
+		if len(sock) > 107 {
+			t.Errorf("TMPDIR of %d bytes: socket path %s is %d bytes", len(tmp), sock, len(sock))
+		}
+		want := tmp
+		if len(filepath.Join(tmp, fmt.Sprintf("gitmesh-%d", os.Getuid()))) > maxSocketBase {
+			want = "/tmp"
+		}
+		if !strings.HasPrefix(sock, want+"/gitmesh-") {
+			t.Errorf("TMPDIR of %d bytes: socket %s, want it under %s", len(tmp), sock, want)
+		}
+	}
+}
