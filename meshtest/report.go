@@ -118,26 +118,25 @@ func (d *Device) PushAnswered(user, dir string, answered func(servePID int), arg
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		// The report: "push< unpack ok", a line per ref, "push< 0000";
-		// over side-band, git then reads the band's own "sideband< 0000".
-		report, sideband, ended := false, false, false
+		// over side-band, git also reads the band's own "sideband< 0000",
+		// traced by the demultiplexer's thread before or after the report.
+		report, sideband, ended, flushed := false, false, false, false
 		for sc.Scan() {
 			line := sc.Text()
-			fire := false
 			switch {
 			case strings.Contains(line, "sideband< 0000"):
-				fire = ended
+				flushed = true
 			case strings.Contains(line, "sideband<"):
 				sideband = true
 			case strings.Contains(line, "push< unpack "):
 				report = true
 			case report && strings.HasSuffix(line, "push< 0000"):
 				report, ended = false, true
-				fire = !sideband
 			}
-			if !fire {
+			if !ended || (sideband && !flushed) {
 				continue
 			}
-			ended = false
+			ended, flushed = false, false
 			if b, err := os.ReadFile(pidFile); err == nil {
 				if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 					answered(pid)
