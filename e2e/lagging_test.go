@@ -1,6 +1,11 @@
 package e2e
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"gitmesh/meshtest"
@@ -63,5 +68,66 @@ func sshPushWithout(t *testing.T, c *meshtest.SSHCluster, dev, work string, away
 	meshtest.WaitDetached(t)
 	for _, d := range away {
 		c.Hosts[d].StartSSHD()
+	}
+}
+
+// A catch-up overtaken by a push: while device c's read waits in its
+// fetch, a newer version is recorded and shown on every other holder, so
+// no peer's refs are the version c set out for. The read catches up to
+// the newer one instead of failing (a move's catch-up under pushes met
+// this).
+func TestCatchUpOvertakenByAPush(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	url := meshtest.URL("team/app")
+	work, _ := pushed(t, c)
+	c.WaitConverged("team/app")
+	c.Commit(work, "README", "while c was away\n")
+	pushWithout(t, c, "a", work, []string{"c"}, url, "main")
+
+	// serve run as sshd would, with a git on its PATH that holds the
+	// catch-up's fetch at a gate (a client git would put its own
+	// exec-path first).
+	real, err := exec.LookPath("git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	gate, reached := filepath.Join(dir, "gate"), filepath.Join(dir, "reached")
+	script := fmt.Sprintf(`#!/bin/sh
+case " $* " in *" fetch --atomic "*)
+	if [ -e %[1]q ]; then
+		touch %[2]q
+		i=0; while [ -e %[1]q ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+	fi;;
+esac
+exec %[3]q "$@"
+`, gate, reached, real)
+	if err := os.WriteFile(filepath.Join(dir, "git"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(gate)
+	read := start(func() meshtest.Result {
+		env := []string{"SSH_ORIGINAL_COMMAND=git-upload-pack 'team/app.git'", "PATH=" + dir + ":" + os.Getenv("PATH")}
+		cmd := c.Devices["c"].Command(env, "serve", "alice")
+		cmd.Stdin = strings.NewReader("0000") // the client wants nothing
+		return runCmd(cmd)
+	})
+	waitFor(t, "c's catch-up to start its fetch", exists(reached))
+
+	newest := c.Commit(work, "README", "recorded while c fetched\n")
+	c.Devices["a"].MustGit("alice", work, "push", "-q", url, "main")
+	for _, d := range []string{"a", "b"} {
+		waitFor(t, d+" to show the newest push", func() bool {
+			out, err := exec.Command(real, "--git-dir", copyDir(c, d, "team/app"), "rev-parse", "refs/heads/main").Output()
+			return err == nil && strings.TrimSpace(string(out)) == newest
+		})
+	}
+	os.Remove(gate)
+	r := outcome(t, "c's read", read)
+	if r.Code != 0 || !strings.Contains(r.Stdout, newest+" refs/heads/main") {
+		t.Fatalf("read on c overtaken by a push: exit %d, %q, %s; want the newest push %s advertised", r.Code, r.Stdout, r.Stderr, newest)
 	}
 }

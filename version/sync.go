@@ -57,6 +57,15 @@ type Node struct {
 // so there is no way to know which copy is right.
 var ErrNoVersions = errors.New("no device holds a recorded version")
 
+// notThatVersionError is a fetch whose refs were not the version the peer
+// had recorded: a write there is in progress, or a newer version was
+// recorded and shown since.
+type notThatVersionError int64
+
+func (e notThatVersionError) Error() string {
+	return fmt.Sprintf("its refs are not version %d (a write there is in progress)", int64(e))
+}
+
 // NoPeerError means no device at the newest version could be fetched from.
 type NoPeerError struct {
 	Repo    string
@@ -64,6 +73,9 @@ type NoPeerError struct {
 	Tried   []string // "device: error"
 	// Public is Tried for users: "device: what failed", no paths or addresses.
 	Public []string
+	// movedOn: some peer's refs were not the version looked for (a newer
+	// one may have been recorded since the state was read).
+	movedOn bool
 }
 
 // PublicMessage is the error for a user of device: the devices tried and
@@ -174,7 +186,34 @@ func (n *Node) reload(ctx context.Context, conn *sql.Conn, repo string) (State, 
 // fetches a leader's refs into its stage and shows them. Visible refs
 // only ever move to a recorded version. The caller holds this device's
 // read lock on the repository.
+//
+// A push recorded and shown between the state's load and the fetches
+// makes every leader's refs differ from the version looked for: then the
+// state is read again and, when a newer version was recorded, the
+// catch-up goes for that one (at most maxCatchUpRounds in all).
 func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
+	for round := 1; ; round++ {
+		err := n.syncOnce(ctx, conn, st)
+		var np *NoPeerError
+		if !errors.As(err, &np) || !np.movedOn || round == maxCatchUpRounds {
+			return err
+		}
+		newer, rerr := n.reload(ctx, conn, st.Repo)
+		if rerr != nil || newer.RepoID != st.RepoID || newer.Highest() <= st.Highest() {
+			return err
+		}
+		n.Log.Info().Str("repo", st.Repo).Int64("version", st.Highest()).Int64("newer", newer.Highest()).
+			Msg("a newer version was recorded while catching up; catching up to it")
+		st = newer
+	}
+}
+
+// maxCatchUpRounds bounds how often a catch-up that pushes keep
+// overtaking starts again for the newer version.
+const maxCatchUpRounds = 3
+
+// syncOnce is one round of syncLocked, for the version st names.
+func (n *Node) syncOnce(ctx context.Context, conn *sql.Conn, st State) error {
 	if n.Current(st) {
 		return nil
 	}
@@ -243,6 +282,7 @@ func (n *Node) syncLocked(ctx context.Context, conn *sql.Conn, st State) error {
 		err := n.fetchFrom(ctx, dir, st.Repo, peer)
 		n.logSync(ctx, conn, st, peer, time.Since(start), err)
 		if err != nil {
+			noPeer.movedOn = noPeer.movedOn || errors.As(err, new(notThatVersionError))
 			noPeer.Tried = append(noPeer.Tried, fmt.Sprintf("%s: %v", peer.Device, err))
 			why, ok := public.Why(err)
 			if !ok {
@@ -349,7 +389,7 @@ func (n *Node) fetchFrom(ctx context.Context, dir, repo string, peer Copy) error
 	if digest != peer.Digest {
 		n.Log.Warn().Str("repo", repo).Str("peer", peer.Device).Bool("peer_writing", peer.IsWriting).
 			Msg("fetched refs differ from those the peer recorded")
-		err := fmt.Errorf("its refs are not version %d (a write there is in progress)", peer.Version)
+		err := notThatVersionError(peer.Version)
 		return public.Because(err, err.Error())
 	}
 	return nil
