@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"database/sql"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -196,6 +198,7 @@ func newCluster(t testing.TB, dbURL string, names ...string) *Cluster {
 	c := &Cluster{T: t, Dir: t.TempDir(), DBURL: dbURL, Devices: map[string]*Device{}}
 	// Before the directories go: a push's detached catch-up may still write.
 	t.Cleanup(func() { WaitDetached(t) })
+	t.Cleanup(c.logWarnings)
 	for _, n := range names {
 		c.AddDevice(n, "")
 	}
@@ -204,6 +207,29 @@ func newCluster(t testing.TB, dbURL string, names ...string) *Cluster {
 		c.MustAdmin("device", "add", n, "--url", c.Devices[n].Root)
 	}
 	return c
+}
+
+// logWarnings puts the last warnings and errors of each device's log in a
+// failed test's output: what a flaky run in CI leaves to go on.
+func (c *Cluster) logWarnings() {
+	if !c.T.Failed() {
+		return
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Devices)) {
+		b, _ := os.ReadFile(c.Devices[name].Log)
+		var lines []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, `"level":"warn"`) || strings.Contains(l, `"level":"error"`) {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) > 20 {
+			lines = lines[len(lines)-20:]
+		}
+		if len(lines) > 0 {
+			c.T.Logf("device %s's log, its last warnings and errors:\n%s", name, strings.Join(lines, "\n"))
+		}
+	}
 }
 
 // AddDevice creates a device's root, config and log; extra is appended to
