@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"gitmesh/meshtest"
+	"gitmesh/proc"
 )
 
 // Pushes to a stage on b over one shared ssh connection: the second push
@@ -343,4 +345,49 @@ func sshClusterWithControlDir(t *testing.T, settings string) (*meshtest.SSHClust
 		c.SetPeerSettings(name, c.ClusterKey, c.KnownHosts)
 	}
 	return c, ctl
+}
+
+// A master outlives the hop that started it, and git makes its hops from
+// inside a copy: the master must not keep that copy as its working
+// directory, or a removal of the copy (a delete, a move away) waits for
+// the master and gives up ("could not be reached").
+func TestSSHMasterKeepsNoCopyOpen(t *testing.T) {
+	c, ctl := sshClusterWithControlDir(t, "")
+	a := c.Hosts["a"]
+	c.CreateRepo("a", "team/app", "alice")
+	work := c.Work("alice")
+	c.Commit(work, "README", "one\n")
+	a.MustGit("alice", work, "push", "-q", a.URL("team/app"), "main")
+	c.WaitConverged("team/app")
+	meshtest.WaitDetached(t)
+	// Every master ends, so that serve's own staging push starts the next.
+	filepath.Walk(ctl, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode()&os.ModeSocket != 0 {
+			exec.Command("ssh", "-F", "/dev/null", "-o", "ControlPath="+p, "-O", "exit", "peer").Run()
+		}
+		return nil
+	})
+	c.Commit(work, "README", "two\n")
+	a.MustGit("alice", work, "push", "-q", a.URL("team/app"), "main")
+	c.WaitConverged("team/app")
+	meshtest.WaitDetached(t)
+	masters := 0
+	filepath.Walk(ctl, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode()&os.ModeSocket != 0 {
+			masters++
+		}
+		return nil
+	})
+	if masters == 0 {
+		t.Fatal("no master was started by the second push: the test checked nothing")
+	}
+	for _, d := range []string{"a", "b", "c"} {
+		if pids, _ := proc.Using(copyDir(c.Cluster, d, "team/app")); len(pids) > 0 {
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pids[0]))
+			t.Errorf("process %d (%s) works in %s's copy after the push ended", pids[0], strings.ReplaceAll(string(cmdline), "\x00", " "), d)
+		}
+	}
+	if out := c.MustAdmin("repo", "delete", "team/app", "--yes"); !strings.Contains(out, "copies removed from a, b, c") {
+		t.Errorf("delete said %q", out)
+	}
 }

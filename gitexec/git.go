@@ -501,7 +501,9 @@ func (g Git) runWith(ctx context.Context, dir, input string, progress *Progress,
 	cmd.Env = Env(os.Environ())
 	if hops(args) {
 		if ssh := g.SSHCommand(); ssh != "" {
-			cmd.Env = append(cmd.Env, "GIT_SSH_COMMAND="+ssh)
+			// The variant said, since the command may start "cd /": git
+			// would otherwise probe it with an extra `ssh -G` per hop.
+			cmd.Env = append(cmd.Env, "GIT_SSH_COMMAND="+ssh, "GIT_SSH_VARIANT=ssh")
 		}
 	}
 	cmd.Env = append(cmd.Env, "GIT_TERMINAL_PROMPT=0")

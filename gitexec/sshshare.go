@@ -60,7 +60,10 @@ func SharedSSHCommand(key, knownHosts string, connectTimeout, persist time.Durat
 		return cmd, fmt.Errorf("ssh control directory %s is too long for a socket path (%d bytes, at most %d)", base, n, maxControlPath)
 	}
 	alive := max(int(connectTimeout.Seconds())/3, 1)
-	return cmd + fmt.Sprintf(" -o ControlMaster=auto -o ControlPath=%s -o ControlPersist=%d -o ServerAliveInterval=%d -o ServerAliveCountMax=3",
+	// From /: a master outlives the hop that started it, in that hop's
+	// working directory, and git runs a hop inside a copy: a removal of
+	// that copy would wait for the master (proc.Using) and give up.
+	return "cd / && exec " + cmd + fmt.Sprintf(" -o ControlMaster=auto -o ControlPath=%s -o ControlPersist=%d -o ServerAliveInterval=%d -o ServerAliveCountMax=3",
 		shellQuote(filepath.Join(strings.ReplaceAll(dir, "%", "%%"), "%C")), max(int(persist.Seconds()), 1), alive), nil
 }
 
