@@ -154,13 +154,7 @@ func TestSSHControlDirNotPrivateTurnsSharingOff(t *testing.T) {
 		}
 		c.WaitConverged(repo)
 	}
-	var socks []string
-	filepath.Walk(ctl, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode()&os.ModeSocket != 0 {
-			socks = append(socks, p)
-		}
-		return nil
-	})
+	socks := controlSockets(ctl)
 	if len(socks) == 0 || len(socks) > len(c.Hosts) {
 		t.Fatalf("after pushes to %d repositories, %s holds %d control sockets %v; want one per peer (at most %d)", len(repos), ctl, len(socks), socks, len(c.Hosts))
 	}
@@ -260,13 +254,7 @@ func TestSSHPeerHostKeyChangedWhileAMasterIsOpen(t *testing.T) {
 	meshtest.WaitDetached(t)
 	// Every master ends ssh_control_persist after its last hop.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		var socks int
-		filepath.Walk(ctl, func(p string, fi os.FileInfo, err error) error {
-			if err == nil && fi.Mode()&os.ModeSocket != 0 {
-				socks++
-			}
-			return nil
-		})
+		socks := len(controlSockets(ctl))
 		if socks == 0 {
 			break
 		}
@@ -361,24 +349,14 @@ func TestSSHMasterKeepsNoCopyOpen(t *testing.T) {
 	c.WaitConverged("team/app")
 	meshtest.WaitDetached(t)
 	// Every master ends, so that serve's own staging push starts the next.
-	filepath.Walk(ctl, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode()&os.ModeSocket != 0 {
-			exec.Command("ssh", "-F", "/dev/null", "-o", "ControlPath="+p, "-O", "exit", "peer").Run()
-		}
-		return nil
-	})
+	for _, p := range controlSockets(ctl) {
+		exec.Command("ssh", "-F", "/dev/null", "-o", "ControlPath="+p, "-O", "exit", "peer").Run()
+	}
 	c.Commit(work, "README", "two\n")
 	a.MustGit("alice", work, "push", "-q", a.URL("team/app"), "main")
 	c.WaitConverged("team/app")
 	meshtest.WaitDetached(t)
-	masters := 0
-	filepath.Walk(ctl, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode()&os.ModeSocket != 0 {
-			masters++
-		}
-		return nil
-	})
-	if masters == 0 {
+	if len(controlSockets(ctl)) == 0 {
 		t.Fatal("no master was started by the second push: the test checked nothing")
 	}
 	for _, d := range []string{"a", "b", "c"} {
@@ -390,4 +368,16 @@ func TestSSHMasterKeepsNoCopyOpen(t *testing.T) {
 	if out := c.MustAdmin("repo", "delete", "team/app", "--yes"); !strings.Contains(out, "copies removed from a, b, c") {
 		t.Errorf("delete said %q", out)
 	}
+}
+
+// controlSockets lists the masters' sockets under a control directory.
+func controlSockets(ctl string) []string {
+	var socks []string
+	filepath.Walk(ctl, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode()&os.ModeSocket != 0 {
+			socks = append(socks, p)
+		}
+		return nil
+	})
+	return socks
 }
