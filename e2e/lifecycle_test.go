@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -518,5 +519,52 @@ func TestSSHCatchUpFromAHolderThatHasNotRenamedYet(t *testing.T) {
 	}
 	if copyAt(c.Cluster, "b", "team/app") || !copyAt(c.Cluster, "b", "web/site") {
 		t.Errorf("b's copy was not moved into place")
+	}
+}
+
+// A copy that cannot be removed holds back only the tasks on its own
+// name: c cannot remove team/x (a process works in what an earlier
+// removal left aside), and still removes team/y when that is deleted;
+// team/x's task stays until it can be done.
+func TestAStuckDiskTaskHoldsBackNoOther(t *testing.T) {
+	c := meshtest.NewCluster(t, "a", "b", "c")
+	for _, repo := range []string{"team/x", "team/y"} {
+		c.CreateRepo("a", repo, "alice")
+		work := c.Work("alice")
+		c.Commit(work, "README", repo+"\n")
+		c.Devices["a"].MustGit("alice", work, "push", "-q", meshtest.URL(repo), "main")
+		c.WaitConverged(repo)
+	}
+	aside := copyDir(c, "c", "team/x") + ".gitmesh-gone"
+	if err := os.Mkdir(aside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	user := exec.Command("sleep", "120")
+	user.Dir = aside
+	if err := user.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer user.Process.Kill()
+
+	out := c.MustAdmin("repo", "delete", "team/x", "--yes")
+	if !strings.Contains(out, "copies removed from a, b; c could not be reached") {
+		t.Errorf("delete of team/x said %q; want c's removal to wait", out)
+	}
+	out = c.MustAdmin("repo", "delete", "team/y", "--yes")
+	if !strings.Contains(out, "copies removed from a, b, c") {
+		t.Errorf("delete of team/y said %q: c's stuck removal of team/x held it back", out)
+	}
+	if copyAt(c, "c", "team/y") {
+		t.Error("c still has team/y's copy")
+	}
+	if n := diskTasks(t, c); n != 1 {
+		t.Errorf("%d disk tasks left, want team/x's on c alone", n)
+	}
+
+	user.Process.Kill()
+	user.Wait()
+	c.Devices["c"].Run(nil, "sync")
+	if copyAt(c, "c", "team/x") || diskTasks(t, c) != 0 {
+		t.Errorf("after the process ended and a sync on c: team/x's copy there %v, %d disk tasks left", copyAt(c, "c", "team/x"), diskTasks(t, c))
 	}
 }

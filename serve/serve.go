@@ -471,7 +471,7 @@ func clusterSync(ctx context.Context, s config.Settings, repo string, c Conn) er
 	}
 	defer dbh.Close()
 	n := NewNode(s, dbh, c.Log, c.Tell)
-	if _, err := n.Tidy(ctx); err != nil {
+	if err := n.TidyFor(ctx, repo); err != nil {
 		return err
 	}
 	err = n.Sync(ctx, repo)

@@ -43,23 +43,78 @@ func AddDiskTask(ctx context.Context, q execer, deviceID int32, name, newName st
 // Tidy does this device's disk tasks, oldest first, each under this
 // device's read lock on the repository when it still exists (a catch-up
 // or a move back there waits for it). A task is deleted once done; one
-// that fails stays for the next Tidy. It returns how many were done.
+// that fails stays for the next Tidy, and so does every later task on a
+// name it touches (they depend on it), while the others go on: one copy
+// that cannot be removed blocks no other. It returns how many were done,
+// and a *StuckError when any was left.
 func (n *Node) Tidy(ctx context.Context) (int, error) {
 	tasks, err := n.diskTasks(ctx)
 	if err != nil {
 		return 0, err
 	}
 	done := 0
+	var stuck *StuckError
 	for len(tasks) > 0 {
 		var chain []DiskTask
 		chain, tasks = nextChain(tasks)
+		if stuck != nil && (stuck.touches(chain) || ctx.Err() != nil) {
+			stuck.add(chain)
+			continue
+		}
 		if err := n.tidyOne(ctx, chain); err != nil {
 			n.Log.Warn().Err(err).Str("repo", chain[0].Name).Str("action", chain[0].Action).Msg("disk task")
-			return done, err
+			if stuck == nil {
+				stuck = &StuckError{Err: err, Names: map[string]bool{}}
+			}
+			stuck.add(chain)
+			continue
 		}
 		done += len(chain)
 	}
+	if stuck != nil {
+		return done, stuck
+	}
 	return done, nil
+}
+
+// TidyFor is Tidy for a request about repo: tasks left on other names
+// are logged by Tidy and are no error here; repo's own, or a failure to
+// read the tasks at all, are.
+func (n *Node) TidyFor(ctx context.Context, repo string) error {
+	_, err := n.Tidy(ctx)
+	var stuck *StuckError
+	if errors.As(err, &stuck) && !stuck.Names[repo] {
+		return nil
+	}
+	return err
+}
+
+// StuckError is a Tidy that left tasks undone: the first failure, and
+// every name the tasks left undone touch.
+type StuckError struct {
+	Err   error
+	Names map[string]bool
+}
+
+func (e *StuckError) Error() string { return e.Err.Error() }
+func (e *StuckError) Unwrap() error { return e.Err }
+
+func (e *StuckError) add(chain []DiskTask) {
+	for _, t := range chain {
+		e.Names[t.Name] = true
+		if t.NewName != "" {
+			e.Names[t.NewName] = true
+		}
+	}
+}
+
+func (e *StuckError) touches(chain []DiskTask) bool {
+	for _, t := range chain {
+		if e.Names[t.Name] || t.NewName != "" && e.Names[t.NewName] {
+			return true
+		}
+	}
+	return false
 }
 
 // nextChain takes the oldest task and, when it is a rename, every later
@@ -249,8 +304,7 @@ func (n *Node) TidyDevice(ctx context.Context, h Device, repo string) error {
 	}
 	peer := *n
 	peer.Device, peer.RepoRoot = h.Name, h.URL
-	_, err := peer.Tidy(ctx)
-	return err
+	return peer.TidyFor(ctx, repo)
 }
 
 // RenamePending does the renames still due on this device (a repository
