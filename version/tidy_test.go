@@ -1,6 +1,39 @@
 package version
 
-import "testing"
+import (
+	"reflect"
+	"testing"
+)
+
+func TestNextChain(t *testing.T) {
+	ren := func(id int64, from, to string) DiskTask {
+		return DiskTask{ID: id, Action: "rename", Name: from, NewName: to}
+	}
+	rm := func(id int64, name string) DiskTask { return DiskTask{ID: id, Action: "remove", Name: name} }
+	ids := func(ts []DiskTask) []int64 {
+		var out []int64
+		for _, t := range ts {
+			out = append(out, t.ID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		what        string
+		tasks       []DiskTask
+		chain, rest []int64
+	}{
+		{"one removal", []DiskTask{rm(1, "a"), rm(2, "a")}, []int64{1}, []int64{2}},
+		{"renamed twice", []DiskTask{ren(1, "a", "b"), rm(2, "x"), ren(3, "b", "c")}, []int64{1, 3}, []int64{2}},
+		{"renamed and back", []DiskTask{ren(1, "a", "b"), ren(2, "b", "a")}, []int64{1, 2}, nil},
+		{"renamed, then removed", []DiskTask{ren(1, "a", "b"), rm(2, "b"), ren(3, "b", "c")}, []int64{1}, []int64{2, 3}},
+		{"another copy's rename", []DiskTask{ren(1, "a", "b"), ren(2, "x", "y")}, []int64{1}, []int64{2}},
+	} {
+		chain, rest := nextChain(tc.tasks)
+		if !reflect.DeepEqual(ids(chain), tc.chain) || !reflect.DeepEqual(ids(rest), tc.rest) {
+			t.Errorf("%s: chain %v, rest %v; want %v, %v", tc.what, ids(chain), ids(rest), tc.chain, tc.rest)
+		}
+	}
+}
 
 // A task left undone holds back every later task on a name it touches,
 // and no other.
