@@ -191,7 +191,7 @@ func (n *Node) tidyOne(ctx context.Context, chain []DiskTask) error {
 			return err
 		}
 	}
-	if err := n.doTask(t, st); err != nil {
+	if err := n.doTask(ctx, t, st); err != nil {
 		return err
 	}
 	return n.doneTasks(ctx, conn, chain)
@@ -214,7 +214,7 @@ func (n *Node) doneTasks(ctx context.Context, q execer, tasks []DiskTask) error 
 // doTask changes the disk. A copy the device holds again (moved back) is
 // kept; a rename whose target exists already (a copy made meanwhile under
 // the new name) leaves the old one to be removed.
-func (n *Node) doTask(t DiskTask, st State) error {
+func (n *Node) doTask(ctx context.Context, t DiskTask, st State) error {
 	old, err := gitexec.ConfinedRepoDir(n.RepoRoot, t.Name)
 	if err != nil {
 		return err
@@ -223,7 +223,7 @@ func (n *Node) doTask(t DiskTask, st State) error {
 	case t.Action == "remove" && st.RepoID != 0 && st.Holds() && st.Repo == t.Name:
 		return nil // held again: the copy is in use
 	case t.Action == "remove":
-		return RemoveCopy(n.RepoRoot, old)
+		return RemoveCopy(ctx, n.RepoRoot, old)
 	}
 	if t.NewName == t.Name {
 		return nil // renamed away and back: the copy is where it was
@@ -236,7 +236,7 @@ func (n *Node) doTask(t DiskTask, st State) error {
 		return nil
 	}
 	if gitexec.Exists(dst) {
-		return RemoveCopy(n.RepoRoot, old)
+		return RemoveCopy(ctx, n.RepoRoot, old)
 	}
 	if err := gitexec.MkdirUnder(n.RepoRoot, filepath.Dir(dst)); err != nil {
 		return err
@@ -247,17 +247,18 @@ func (n *Node) doTask(t DiskTask, st State) error {
 // RemoveCopy deletes the copy at dir: first renamed aside (a git already
 // serving from it keeps its working directory), then removed once no
 // process of this device works in it any more (a clone served from the
-// copy as it was moved away finishes), waiting at most GoneWait. A copy
+// copy as it was moved away finishes), waiting at most GoneWait (less
+// when ctx ends first: a tidy of many copies stays in its caller's bound). A copy
 // still in use then stays aside and the error says so: the task stays,
 // and the next Tidy removes it. A missing copy is no error; a missing
 // root is (an unmounted disk).
-func RemoveCopy(root, dir string) error {
+func RemoveCopy(ctx context.Context, root, dir string) error {
 	if err := gitexec.CheckRoot(root); err != nil {
 		return err
 	}
 	gone := dir + ".gitmesh-gone"
 	if _, err := os.Lstat(gone); err == nil {
-		if err := removeUnused(gone, 0); err != nil {
+		if err := removeUnused(ctx, gone, 0); err != nil {
 			return err
 		}
 	}
@@ -267,7 +268,7 @@ func RemoveCopy(root, dir string) error {
 		}
 		return err
 	}
-	return removeUnused(gone, GoneWait)
+	return removeUnused(ctx, gone, GoneWait)
 }
 
 // GoneWait bounds how long RemoveCopy waits for the gits still serving a
@@ -275,8 +276,8 @@ func RemoveCopy(root, dir string) error {
 var GoneWait = 30 * time.Second
 
 // removeUnused removes dir once no process works in it, polling for at
-// most wait.
-func removeUnused(dir string, wait time.Duration) error {
+// most wait, and no longer than ctx.
+func removeUnused(ctx context.Context, dir string, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
 		pids, err := proc.Using(dir)
@@ -286,7 +287,7 @@ func removeUnused(dir string, wait time.Duration) error {
 		if len(pids) == 0 {
 			return os.RemoveAll(dir)
 		}
-		if time.Now().After(deadline) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("the removed copy %s is still in use by process %d; it is removed at the next tidy", dir, pids[0])
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -332,7 +333,7 @@ func (n *Node) RenamePending(ctx context.Context, repo string) error {
 	}
 	// One rename from where the copy is to repo does the whole chain.
 	t := DiskTask{Action: "rename", Name: chain[0].Name, NewName: repo}
-	if err := n.doTask(t, State{}); err != nil {
+	if err := n.doTask(ctx, t, State{}); err != nil {
 		return fmt.Errorf("rename the copy of %s to %s: %w", t.Name, repo, err)
 	}
 	n.Log.Info().Str("repo", repo).Str("from", t.Name).Msg("renamed this device's copy (a rename done while it was away)")
