@@ -85,12 +85,7 @@ func TestManyRefsAreStoredOnlyOnceSynced(t *testing.T) {
 func TestManyRefsOverSSHPeers(t *testing.T) {
 	c := meshtest.NewSSHCluster(t, "a", "b", "c")
 	a := c.Hosts["a"]
-	c.CreateRepo("a", "team/app", "alice")
-	work := c.Work("alice")
-	c.Commit(work, "README", "hello\n")
-	a.MustGit("alice", work, "push", "-q", a.URL("team/app"), "main")
-	c.WaitConverged("team/app")
-	meshtest.WaitDetached(t)
+	work := sshPushed(t, c)
 
 	r := a.Git("alice", work, append([]string{"push", a.URL("team/app")}, thousandRefspecs("many")...)...)
 	if r.Code != 0 || !strings.Contains(r.Stderr, "stored on") {

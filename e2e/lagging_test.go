@@ -49,6 +49,21 @@ func pushedAlone(t *testing.T, c *meshtest.Cluster, dev string) (string, string)
 	return work, acked
 }
 
+// sshPushed is pushed on a cluster of real sshd hosts: team/app created
+// on a with one acknowledged commit, held by every device, and no push's
+// catch-up still running. It returns the work tree.
+func sshPushed(t *testing.T, c *meshtest.SSHCluster) string {
+	t.Helper()
+	a := c.Hosts["a"]
+	c.CreateRepo("a", "team/app", "alice")
+	work := c.Work("alice")
+	c.Commit(work, "README", "one\n")
+	a.MustGit("alice", work, "push", "-q", a.URL("team/app"), "main")
+	c.WaitConverged("team/app")
+	meshtest.WaitDetached(t)
+	return work
+}
+
 // sshPushWithout is pushWithout on a cluster of real sshd hosts: the
 // devices in away have their sshd stopped for the push.
 func sshPushWithout(t *testing.T, c *meshtest.SSHCluster, dev, work string, away []string, args ...string) {

@@ -13,11 +13,7 @@ import (
 func TestSSHCatchUpTellsTheUserAndShowsProgress(t *testing.T) {
 	c := meshtest.NewSSHCluster(t, "a", "b", "c")
 	a, cc := c.Hosts["a"], c.Hosts["c"]
-	c.CreateRepo("a", "team/app", "alice")
-	work := c.Work("alice")
-	c.Commit(work, "README", "first\n")
-	a.MustGit("alice", work, "push", "-q", a.URL("team/app"), "main")
-	c.WaitConverged("team/app")
+	work := sshPushed(t, c)
 	second := c.Commit(work, "README", "second\n")
 	sshPushWithout(t, c, "a", work, []string{"c"}, a.URL("team/app"), "main")
 

@@ -283,11 +283,7 @@ func TestSSHPeerHostKeyChangedWhileAMasterIsOpen(t *testing.T) {
 func TestAKilledConvergeLeavesNothingBehind(t *testing.T) {
 	c := meshtest.NewSSHCluster(t, "a", "b", "c")
 	a, cc := c.Hosts["a"], c.Hosts["c"]
-	c.CreateRepo("a", "team/app", "alice")
-	work := c.Work("alice")
-	c.Commit(work, "README", "one\n")
-	a.MustGit("alice", work, "push", "-q", a.URL("team/app"), "main")
-	c.WaitConverged("team/app")
+	work := sshPushed(t, c)
 
 	thaw := cc.Freeze()
 	c.Commit(work, "README", "two\n")
@@ -342,12 +338,7 @@ func sshClusterWithControlDir(t *testing.T, settings string) (*meshtest.SSHClust
 func TestSSHMasterKeepsNoCopyOpen(t *testing.T) {
 	c, ctl := sshClusterWithControlDir(t, "")
 	a := c.Hosts["a"]
-	c.CreateRepo("a", "team/app", "alice")
-	work := c.Work("alice")
-	c.Commit(work, "README", "one\n")
-	a.MustGit("alice", work, "push", "-q", a.URL("team/app"), "main")
-	c.WaitConverged("team/app")
-	meshtest.WaitDetached(t)
+	work := sshPushed(t, c)
 	// Every master ends, so that serve's own staging push starts the next.
 	for _, p := range controlSockets(ctl) {
 		exec.Command("ssh", "-F", "/dev/null", "-o", "ControlPath="+p, "-O", "exit", "peer").Run()
